@@ -1,0 +1,4 @@
+// Umbrella header of the CShim module (imported from Swift as `import CShim`).
+#include "em_dispatch.h"
+#include "em_kernels.h"
+#include "em_image.h"

@@ -1,0 +1,101 @@
+// edge-mrcnn float kernels.
+//
+// Every kernel exists twice: `em_X_ref` is the plain C reference (CShim/ref/), `em_X` is the
+// dispatched entry point (CShim/dispatch.c) that runs the fastest path for the ISA in use
+// (CShim/x86/, CShim/arm/). Tests compare the two.
+//
+// Layout conventions: one image at a time, activations CHW (channel-major, row-major planes),
+// float32. Boxes are (x1, y1, x2, y2) in pixels, as torchvision uses them.
+// Kernels never allocate on their own unless documented: callers pass scratch memory sized by the
+// matching *_scratch_bytes function (so that a planned arena can provide it).
+#ifndef EM_KERNELS_H
+#define EM_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ---------------------------------------------------------------- GEMM
+// C[M x N] (+)= A[M x K] * B[K x N], all row-major with leading dimensions in elements.
+// Then, per row m: C += bias[m] (if bias != NULL), then ReLU (if relu != 0).
+// accumulate == 0 overwrites C; accumulate != 0 adds the product to what C holds.
+void em_sgemm(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+              int ldc, const float *bias, int accumulate, int relu);
+void em_sgemm_ref(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                  int ldc, const float *bias, int accumulate, int relu);
+
+// ---------------------------------------------------------------- convolution
+// 2-D convolution, groups 1, dilation 1, symmetric zero padding `pad`.
+// in [Cin, H, W]; weight [Cout, Cin, KH, KW]; bias [Cout] or NULL;
+// out [Cout, OH, OW] with OH = (H + 2 pad - KH) / stride + 1 (same for OW).
+// If residual != NULL (shape of out): out = act(conv + bias + residual). act = ReLU if relu.
+// scratch: em_conv2d_f32_scratch_bytes(...) bytes (may be 0; then scratch may be NULL).
+size_t em_conv2d_f32_scratch_bytes(int Cin, int H, int W, int Cout, int KH, int KW, int stride,
+                                   int pad);
+void em_conv2d_f32(const float *in, int Cin, int H, int W, const float *weight, const float *bias,
+                   int Cout, int KH, int KW, int stride, int pad, const float *residual, int relu,
+                   float *out, void *scratch);
+void em_conv2d_f32_ref(const float *in, int Cin, int H, int W, const float *weight,
+                       const float *bias, int Cout, int KH, int KW, int stride, int pad,
+                       const float *residual, int relu, float *out);
+
+// Transposed convolution, kernel 2, stride 2, padding 0 (torch ConvTranspose2d(Cin, Cout, 2, 2)).
+// in [Cin, H, W]; weight [Cin, Cout, 2, 2] (torch layout); bias [Cout] or NULL; out [Cout, 2H, 2W].
+size_t em_deconv2x2s2_f32_scratch_bytes(int Cin, int H, int W, int Cout);
+void em_deconv2x2s2_f32(const float *in, int Cin, int H, int W, const float *weight,
+                        const float *bias, int Cout, int relu, float *out, void *scratch);
+void em_deconv2x2s2_f32_ref(const float *in, int Cin, int H, int W, const float *weight,
+                            const float *bias, int Cout, int relu, float *out);
+
+// Fully connected (torch Linear): out[N x M] = in[N x K] * weight[M x K]^T + bias[M]; ReLU if relu.
+void em_linear_f32(const float *in, int N, int K, const float *weight, const float *bias, int M,
+                   int relu, float *out);
+void em_linear_f32_ref(const float *in, int N, int K, const float *weight, const float *bias,
+                       int M, int relu, float *out);
+
+// ---------------------------------------------------------------- small ops
+// Max pooling (square window k, stride, padding treated as -inf). out [C, OH, OW],
+// OH = (H + 2 pad - k) / stride + 1.
+void em_maxpool2d_f32(const float *in, int C, int H, int W, int k, int stride, int pad, float *out);
+
+// FPN top-down step: inout[c, y, x] += top[c, sy, sx] with torch's nearest interpolation from
+// (TH, TW) to (H, W): sy = min((int)floorf(y * (float)TH / (float)H), TH - 1), same for x.
+void em_upsample_nearest_add_f32(const float *top, int C, int TH, int TW, float *inout, int H,
+                                 int W);
+
+// RGB8 interleaved [H, W, 3] -> float CHW [3, H, W]: (v / 255 - mean[c]) / std[c].
+void em_normalize_rgb8_f32(const uint8_t *rgb, int H, int W, const float mean[3],
+                           const float std[3], float *out);
+
+// Bilinear resize of CHW float planes with torch F.interpolate(mode="bilinear",
+// align_corners=False, antialias=False) semantics and scale = in/out (recompute_scale_factor=True):
+// src = max((dst + 0.5) * (in/out) - 0.5, 0); i0 = (int)src; i1 = min(i0 + 1, in - 1).
+void em_resize_bilinear_f32(const float *in, int C, int H, int W, float *out, int OH, int OW);
+
+// ---------------------------------------------------------------- RoIAlign
+// torchvision roi_align on one feature map feat [C, H, W]. rois [R, 4] (x1, y1, x2, y2) in image
+// pixels. For roi i the pooled result [C, PH, PW] is written at out + out_index[i] * C*PH*PW
+// (out_index may be NULL: then slot i). aligned=0 is torchvision's MultiScaleRoIAlign setting.
+void em_roi_align_f32(const float *feat, int C, int H, int W, float spatial_scale,
+                      int sampling_ratio, int aligned, const float *rois, int R,
+                      const int32_t *out_index, int PH, int PW, float *out);
+
+// ---------------------------------------------------------------- mask paste
+// torchvision paste_masks_in_image for one mask: the M x M probability map is padded by one zero
+// pixel on each side, the box scaled about its centre by (M+2)/M and truncated to int, the padded
+// map bilinearly resized (align_corners=False) to the box and pasted into an imgH x imgW image.
+// em_paste_mask_region gives the clipped image region the mask covers: columns [*x0, *x0 + *w),
+// rows [*y0, *y0 + *h) (w or h may be 0). em_paste_mask_f32 writes that region, row-major
+// [h, w], as 0/1 bytes: 1 where the pasted probability > thresh.
+void em_paste_mask_region(const float box[4], int M, int imgH, int imgW, int *x0, int *y0, int *w,
+                          int *h);
+void em_paste_mask_f32(const float *mask, int M, const float box[4], int imgH, int imgW,
+                       float thresh, uint8_t *region_out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,47 @@
+// Values that cross stage boundaries: images in, detections out.
+
+/// An 8-bit RGB image, interleaved, row-major: pixels[(y * width + x) * 3 + c].
+public struct RGBImage {
+    public var width: Int
+    public var height: Int
+    public var pixels: [UInt8]
+
+    public init(width: Int, height: Int, pixels: [UInt8]) {
+        precondition(pixels.count == width * height * 3)
+        self.width = width; self.height = height; self.pixels = pixels
+    }
+}
+
+/// A binary instance mask stored only over the image region its pasted box covers.
+/// bits is row-major [height][width] of 0/1, placed at (x0, y0) in an imageWidth x imageHeight image.
+public struct MaskRegion {
+    public var x0: Int, y0: Int, width: Int, height: Int
+    public var imageWidth: Int, imageHeight: Int
+    public var bits: [UInt8]
+
+    public init(x0: Int, y0: Int, width: Int, height: Int, imageWidth: Int, imageHeight: Int, bits: [UInt8]) {
+        precondition(bits.count == width * height)
+        self.x0 = x0; self.y0 = y0; self.width = width; self.height = height
+        self.imageWidth = imageWidth; self.imageHeight = imageHeight; self.bits = bits
+    }
+
+    /// Pixel (x, y) in image coordinates.
+    @inline(__always) public func contains(x: Int, y: Int) -> Bool {
+        let lx = x - x0, ly = y - y0
+        return lx >= 0 && ly >= 0 && lx < width && ly < height && bits[ly * width + lx] != 0
+    }
+}
+
+/// One detected instance, in original image pixel coordinates.
+public struct Detection {
+    /// (x1, y1, x2, y2), torchvision convention (no +1).
+    public var box: (Float, Float, Float, Float)
+    public var score: Float
+    /// Class index (for COCO models the COCO category id).
+    public var label: Int
+    public var mask: MaskRegion?
+
+    public init(box: (Float, Float, Float, Float), score: Float, label: Int, mask: MaskRegion?) {
+        self.box = box; self.score = score; self.label = label; self.mask = mask
+    }
+}
