@@ -329,3 +329,10 @@ final class ModelConfigMetadataTests: XCTestCase {
         XCTAssertThrowsEdgeError(try ModelConfig(metadata: bad, source: "x.safetensors"), containing: ["'format' is missing"])
     }
 }
+
+final class IoSelfCheckTests: XCTestCase {
+    func testIoSelfChecksPass() {
+        XCTAssertEqual(SelfTest.ioChecks.count, 4)
+        for c in SelfTest.ioChecks { XCTAssertNoThrow(try c.run(), c.name) }
+    }
+}
