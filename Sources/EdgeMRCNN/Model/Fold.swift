@@ -67,10 +67,12 @@ public enum Fold {
             return t
         }
         func checkFinite(_ name: String, _ p: UnsafeBufferPointer<Float>) throws {
-            // max-reduction style loop that the optimiser vectorises: any NaN/Inf makes x - x non-zero (NaN).
-            var acc: Float = 0
-            for x in p { acc += (x - x) }
-            if acc != 0 || acc.isNaN {
+            // Integer max of the exponent bits (vectorisable): all ones means Inf or NaN.
+            var m: UInt32 = 0
+            UnsafeRawBufferPointer(p).withMemoryRebound(to: UInt32.self) { bits in
+                for b in bits { m = max(m, b & 0x7F80_0000) }
+            }
+            if m == 0x7F80_0000 {
                 let bad = p.firstIndex { !$0.isFinite } ?? 0
                 throw EdgeError(file: source, "tensor '\(name)' has a non-finite value (\(p[bad])) at element \(bad)")
             }
