@@ -142,8 +142,8 @@ final class TorchCheckpointTests: XCTestCase {
 }
 
 final class PickleTests: XCTestCase {
-    func run(_ bytes: [UInt8]) throws -> PickleValue {
-        try bytes.withUnsafeBytes { try Pickle.load(ByteSpan($0, source: "test.pkl")).0 }
+    func run(_ bytes: [UInt8], _ body: (PickleValue) throws -> Void = { _ in }) throws {
+        try bytes.withUnsafeBytes { _ = try Pickle.load(ByteSpan($0, source: "test.pkl"), body) }
     }
 
     func testGeneralOpcodes() throws {
@@ -154,12 +154,34 @@ final class PickleTests: XCTestCase {
         b += [0x4E, 0x88, 0x8C, 1, 0x78, 0x65]
         b += [0x58, 1, 0, 0, 0, 0x62, 0x4D, 0x2C, 0x01, 0x4A, 0x70, 0x11, 0x01, 0x00, 0x8A, 6, 0, 0, 0, 0, 0, 1, 0x87]
         b += [0x75, 0x2E]
-        let v = try run(b)
-        guard case .dict(let d) = v, case .list(let l)? = d["a"], case .tuple(let t)? = d["b"] else { return XCTFail("\(v)") }
-        XCTAssertEqual(l.items.count, 6)
-        if case .int(let x) = l.items[1] { XCTAssertEqual(x, -2) } else { XCTFail() }
-        if case .float(let x) = l.items[2] { XCTAssertEqual(x, 3.5) } else { XCTFail() }
-        if case .int(let x) = t[2] { XCTAssertEqual(x, 1 << 40) } else { XCTFail() }
+        try run(b) { v in
+            guard case .dict(let d) = v, case .list(let l)? = d["a"], case .tuple(let t)? = d["b"] else { return XCTFail("\(v)") }
+            XCTAssertEqual(l.items.count, 6)
+            if case .int(let x) = l.items[1] { XCTAssertEqual(x, -2) } else { XCTFail() }
+            if case .float(let x) = l.items[2] { XCTAssertEqual(x, 3.5) } else { XCTFail() }
+            if case .int(let x) = t[2] { XCTAssertEqual(x, 1 << 40) } else { XCTFail() }
+        }
+    }
+
+    /// Deep or cyclic structures must neither overflow the stack nor crash when released.
+    func testDeepAndCyclicStructures() throws {
+        // 100000 nested tuples: refused.
+        var b: [UInt8] = [0x80, 0x02, 0x29] + [UInt8](repeating: 0x85, count: 100_000) + [0x2E]
+        XCTAssertThrowsEdgeError(try run(b), containing: ["nested deeper"])
+        // A chain of 200000 lists built back to front through the memo, and a list that holds itself.
+        let n = 200_000
+        b = [0x80, 0x02]
+        for i in 0..<n { b += [0x5D, 0x72] + withUnsafeBytes(of: UInt32(i).littleEndian) { Array($0) } + [0x30] }
+        for i in stride(from: n - 1, to: 0, by: -1) {
+            b += [0x6A] + withUnsafeBytes(of: UInt32(i - 1).littleEndian) { Array($0) }
+            b += [0x6A] + withUnsafeBytes(of: UInt32(i).littleEndian) { Array($0) } + [0x61, 0x30]
+        }
+        b += [0x5D, 0x71, 0x00, 0x68, 0x00, 0x61, 0x30]
+        b += [0x6A, 0, 0, 0, 0, 0x2E]
+        try run(b) { v in
+            guard case .list(let l) = v else { return XCTFail() }
+            XCTAssertEqual(l.items.count, 1)
+        }
     }
 
     func testUnsupportedGlobalIsNamed() {
