@@ -134,6 +134,12 @@ def main():
             if info.filename.endswith("/data/0"):
                 data = data[:8]
             z.writestr(info.filename.replace("archive/", "foo/"), data)
+    # A flat zip (no top folder): torch rejects it, so do we.
+    with zipfile.ZipFile(os.path.join(OUT, "flat.pth"), "w") as z:
+        for info in src.infolist():
+            z.writestr(info.filename.replace("archive/", ""), src.read(info.filename))
+    # An unsupported dtype (complex64).
+    torch.save(collections.OrderedDict([("c", torch.zeros(2, dtype=torch.complex64))]), os.path.join(OUT, "complex.pth"))
     with open(os.path.join(OUT, "expected.json"), "w") as f:
         json.dump({"dtypes": describe(sd), "nested": describe(nested["model"])}, f, indent=1)
     # safetensors written by Python's safetensors.

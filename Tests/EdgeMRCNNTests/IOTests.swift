@@ -88,6 +88,12 @@ final class TorchCheckpointTests: XCTestCase {
                                  containing: ["short.pth", "shorter than declared"])
     }
 
+    func testFlatZipAndUnsupportedDType() {
+        XCTAssertThrowsEdgeError(try TorchCheckpoint.load(path: IOFix.path("flat.pth")), containing: ["flat.pth", "not in a top folder"])
+        XCTAssertThrowsEdgeError(try TorchCheckpoint.load(path: IOFix.path("complex.pth")),
+                                 containing: ["complex.pth", "tensor 'c'", "unsupported dtype ComplexFloatStorage"])
+    }
+
     func testNotAZip() throws {
         let p = try IOFix.temp(Array("hello, this is not a checkpoint at all".utf8))
         XCTAssertThrowsEdgeError(try TorchCheckpoint.load(path: p), containing: [p, "not a torch checkpoint"])

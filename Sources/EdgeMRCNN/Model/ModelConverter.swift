@@ -61,7 +61,11 @@ public enum ModelConverter {
             let store = try MappedTensorStore(path: path)
             let (tc, pc) = params(store)
             let m = store.metadata
-            lines.append("format: safetensors, \(m["format"] ?? "no edge-mrcnn metadata") version \(m["format_version"] ?? "?")")
+            if m["format"] == ModelConfig.formatName {
+                lines.append("format: edge-mrcnn model (safetensors), format version \(m["format_version"] ?? "?")")
+            } else {
+                lines.append("format: safetensors without edge-mrcnn metadata (not a converted model)")
+            }
             lines.append("architecture: \(m["arch"] ?? "?")")
             lines.append("precision: \(m["precision"] ?? "?")")
             if let config = try? ModelConfig(metadata: m, source: path) {
