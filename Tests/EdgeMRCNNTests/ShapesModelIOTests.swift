@@ -111,6 +111,20 @@ final class ShapesModelIOTests: XCTestCase {
                                  containing: ["x.pth", "missing tensor 'roi_heads.box_predictor.cls_score.weight'"])
     }
 
+    func testKnownCheckpointSuppliesSizesAndNames() throws {
+        let path = try Shared.require("models/shapes-r50fpn/model.pth")
+        let (_, c) = try ModelLoader.load(path: path)
+        XCTAssertEqual(c, ModelConfig(numClasses: 4, classNames: ["__background__", "circle", "square", "triangle"], minSize: 256, maxSize: 416))
+        let (_, c2) = try ModelLoader.load(path: path, overrides: ModelOverrides(minSize: 800, maxSize: 1333, classList: "a,b,c"))
+        XCTAssertEqual(c2, ModelConfig(numClasses: 4, classNames: ["__background__", "a", "b", "c"]))
+        XCTAssertTrue(try ModelConverter.describe(path: path).contains("known checkpoint: shapes-r50fpn"))
+        // A checkpoint that is not known gets torchvision's defaults.
+        let (c3, k3) = ModelLoader.checkpointConfig(numClasses: 91, known: nil)
+        XCTAssertNil(k3)
+        XCTAssertEqual(c3.classNames, ModelConfig.cocoCategoryNames)
+        XCTAssertEqual(c3.minSize, 800)
+    }
+
     /// convert -> safetensors -> load gives the same folded tensors and the config; the file is
     /// checked by hand with `tools/make_io_fixtures.py --check-ours /tmp/edge-mrcnn-shapes-test.safetensors --shapes-folded`.
     func testConvertAndLoadSafetensors() throws {

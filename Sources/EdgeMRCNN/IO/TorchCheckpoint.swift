@@ -46,7 +46,12 @@ public enum TorchCheckpoint {
 
     /// Loads a .pth file (zip or legacy) into a state dict.
     public static func load(path: String) throws -> StateDict {
-        let file = try MappedFile(path: path)
+        try load(file: try MappedFile(path: path))
+    }
+
+    /// Loads a mapped .pth file (zip or legacy) into a state dict (which keeps the mapping alive).
+    public static func load(file: MappedFile) throws -> StateDict {
+        let path = file.path
         let span = file.span
         let sd: StateDict
         if isZip(span) {

@@ -44,7 +44,7 @@ public enum ModelConverter {
         }
         switch kind {
         case .torchZip, .torchLegacy:
-            let sd = try TorchCheckpoint.load(path: path)
+            let sd = try TorchCheckpoint.load(file: file)
             let (tc, pc) = params(sd)
             lines.append("format: \(kind.rawValue), not converted (BatchNorm is folded at load)")
             lines.append("state dict tensors: \(tc)")
@@ -52,9 +52,10 @@ public enum ModelConverter {
             let hasNBT = sd.names.contains { $0.hasSuffix(".num_batches_tracked") }
             lines.append("batch norm: " + (hasNBT ? "BatchNorm2d (num_batches_tracked present)" : "FrozenBatchNorm2d"))
             if let k = try? Fold.numClasses(sd, source: path) {
-                let c = ModelConfig(numClasses: k)
+                let (c, known) = ModelLoader.checkpointConfig(numClasses: k, known: ModelLoader.known(file))
+                lines.append("known checkpoint: \(known?.name ?? "no (torchvision defaults apply)")")
                 lines.append("classes: \(k) (\(c.classNames.joined(separator: ", ")))")
-                lines.append("transform: defaults min_size \(c.minSize), max_size \(c.maxSize) unless overridden")
+                lines.append("transform: min_size \(c.minSize), max_size \(c.maxSize) unless overridden")
                 lines.append("folded tensors: \(ModelSpec.tensors(numClasses: k).count)")
             }
         case .safetensors:

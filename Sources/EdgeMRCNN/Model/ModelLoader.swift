@@ -49,12 +49,27 @@ public enum ModelLoader {
 
     /// Loads a .pth checkpoint and folds it: (folded tensors, config with defaults + overrides).
     public static func loadCheckpoint(path: String, overrides: ModelOverrides) throws -> (store: OwnedTensorStore, config: ModelConfig) {
-        let sd = try TorchCheckpoint.load(path: path)
+        let file = try MappedFile(path: path)
+        let sd = try TorchCheckpoint.load(file: file)
         let k = try Fold.numClasses(sd, source: path)
-        var config = ModelConfig(numClasses: k)
+        var config = checkpointConfig(numClasses: k, known: known(file)).config
         try overrides.apply(to: &config, source: path)
         let store = try Fold.fold(sd, source: path, metadata: config.metadata())
         return (store, config)
+    }
+
+    /// The known checkpoint (KnownCheckpoints, by SHA-256) that `file` is, if any.
+    public static func known(_ file: MappedFile) -> KnownCheckpoint? {
+        KnownCheckpoints.match(sha256: KnownCheckpoints.sha256(file.bytes))
+    }
+
+    /// The config of a .pth checkpoint before overrides: a known checkpoint's sizes and class names
+    /// when its class count agrees, torchvision's defaults otherwise (800/1333; COCO names for 91 classes).
+    public static func checkpointConfig(numClasses k: Int, known: KnownCheckpoint?) -> (config: ModelConfig, known: KnownCheckpoint?) {
+        if let c = known, c.classNames.count == k {
+            return (ModelConfig(numClasses: k, classNames: c.classNames, minSize: c.minSize, maxSize: c.maxSize), c)
+        }
+        return (ModelConfig(numClasses: k), nil)
     }
 
     /// .safetensors (edge-mrcnn format, memory-mapped) or a torchvision .pth checkpoint (zip or
