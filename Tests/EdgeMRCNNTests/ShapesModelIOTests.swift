@@ -118,6 +118,8 @@ final class ShapesModelIOTests: XCTestCase {
         let (_, c2) = try ModelLoader.load(path: path, overrides: ModelOverrides(minSize: 800, maxSize: 1333, classList: "a,b,c"))
         XCTAssertEqual(c2, ModelConfig(numClasses: 4, classNames: ["__background__", "a", "b", "c"]))
         XCTAssertTrue(try ModelConverter.describe(path: path).contains("known checkpoint: shapes-r50fpn"))
+        let (_, c4) = try ModelLoader.load(path: path, overrides: ModelOverrides(recognizeKnownCheckpoints: false))
+        XCTAssertEqual(c4, ModelConfig(numClasses: 4))
         // A checkpoint that is not known gets torchvision's defaults.
         let (c3, k3) = ModelLoader.checkpointConfig(numClasses: 91, known: nil)
         XCTAssertNil(k3)

@@ -7,8 +7,17 @@ public struct ModelOverrides {
     public var maxSize: Int?
     /// Comma-separated class names (`--classes`), with or without the background.
     public var classList: String?
-    public init(minSize: Int? = nil, maxSize: Int? = nil, classList: String? = nil) {
+    /// Look a .pth up in KnownCheckpoints (SHA-256 of the whole file: about 1 s for 176 MB). It is
+    /// skipped anyway when min size, max size and classes are all given.
+    public var recognizeKnownCheckpoints: Bool
+    public init(minSize: Int? = nil, maxSize: Int? = nil, classList: String? = nil, recognizeKnownCheckpoints: Bool = true) {
         self.minSize = minSize; self.maxSize = maxSize; self.classList = classList
+        self.recognizeKnownCheckpoints = recognizeKnownCheckpoints
+    }
+
+    /// Does anything remain for a known-checkpoint lookup to supply?
+    var needsKnownCheckpoint: Bool {
+        recognizeKnownCheckpoints && (minSize == nil || maxSize == nil || classList == nil)
     }
 
     /// Applies the overrides to `config`.
@@ -52,7 +61,7 @@ public enum ModelLoader {
         let file = try MappedFile(path: path)
         let sd = try TorchCheckpoint.load(file: file)
         let k = try Fold.numClasses(sd, source: path)
-        var config = checkpointConfig(numClasses: k, known: known(file)).config
+        var config = checkpointConfig(numClasses: k, known: overrides.needsKnownCheckpoint ? known(file) : nil).config
         try overrides.apply(to: &config, source: path)
         let store = try Fold.fold(sd, source: path, metadata: config.metadata())
         return (store, config)
