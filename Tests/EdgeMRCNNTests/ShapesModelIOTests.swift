@@ -87,6 +87,20 @@ final class ShapesModelIOTests: XCTestCase {
         }
     }
 
+    func testBackboneConvBiasIsFoldedToo() throws {
+        let (sd, path) = try stateDict()
+        let p = PatchedStore(sd)
+        p.replace("backbone.body.conv1.bias", shape: [64], values: [Float](repeating: 0.5, count: 64))
+        let a = try Fold.fold(sd, source: path), b = try Fold.fold(p, source: path)
+        let s = IOFix.floats(a.tensor("backbone.body.conv1.weight")!)
+        XCTAssertEqual(s, IOFix.floats(b.tensor("backbone.body.conv1.weight")!))
+        let w = IOFix.floats(sd.tensor("backbone.body.bn1.weight")!), rv = IOFix.floats(sd.tensor("backbone.body.bn1.running_var")!)
+        let ba = IOFix.floats(a.tensor("backbone.body.conv1.bias")!), bb = IOFix.floats(b.tensor("backbone.body.conv1.bias")!)
+        for c in 0..<64 {
+            XCTAssertEqual(bb[c] - ba[c], 0.5 * w[c] / (rv[c] + 1e-5).squareRoot(), accuracy: 1e-5 * max(1, abs(ba[c])))
+        }
+    }
+
     func testFoldErrors() throws {
         let (sd, path) = try stateDict()
         let missing = PatchedStore(sd)

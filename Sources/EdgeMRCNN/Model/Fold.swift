@@ -93,8 +93,9 @@ public enum Fold {
                 guard w.shape.count == 4, w.shape[0] == cout else {
                     throw EdgeError(file: source, "tensor '\(convName)' has shape \(w.shape), expected [\(cout), …]")
                 }
-                if lookup(sd, String(convName.dropLast(6)) + "bias") != nil {
-                    throw EdgeError(file: source, "conv '\(convName)' has a bias; backbone convs are expected without one")
+                // torchvision's backbone convs have no bias; accept one anyway: b' = beta + (cb - rm) * s.
+                let convBias = try lookup(sd, String(convName.dropLast(6)) + "bias").map { _ in
+                    try get(String(convName.dropLast(6)) + "bias", [cout])
                 }
                 let g = try get(bn + ".weight", [cout]), b = try get(bn + ".bias", [cout])
                 let rm = try get(bn + ".running_mean", [cout]), rv = try get(bn + ".running_var", [cout])
@@ -109,7 +110,10 @@ public enum Fold {
                 }
                 if isBias {
                     scratch = [Float](repeating: 0, count: cout)
-                    for c in 0..<cout { scratch[c] = b.floats[c] - rm.floats[c] * scale[c] }
+                    for c in 0..<cout {
+                        let cb = convBias.map { $0.floats[c] } ?? 0
+                        scratch[c] = b.floats[c] + (cb - rm.floats[c]) * scale[c]
+                    }
                     scratch.withUnsafeBytes { out.add(name, dtype: .f32, shape: shape, bytes: $0) }
                 } else {
                     let per = w.count / cout
