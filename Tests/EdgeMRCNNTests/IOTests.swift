@@ -332,6 +332,15 @@ final class JSONTests: XCTestCase {
         XCTAssertEqual(try JSON.parse("12345678901").intValue, 12345678901)
     }
 
+    func testLoadFileAndErrorsNameIt() throws {
+        let p = try IOFix.temp(Array(#"{"images":[{"id":1,"w":640}],"x":-12345678901234567890}"#.utf8), ".json")
+        let j = try JSON.load(path: p)
+        XCTAssertEqual(j["images"]?.arrayValue?.first?["w"]?.intValue, 640)
+        XCTAssertEqual(j["x"]?.doubleValue, -12345678901234567890.0)
+        let bad = try IOFix.temp(Array(#"{"a": [1, 2,, 3]}"#.utf8), ".json")
+        XCTAssertThrowsEdgeError(try JSON.load(path: bad), containing: [bad, "invalid JSON at byte 12"])
+    }
+
     func testStrictErrors() {
         for bad in ["", "{", "[1,]", "{\"a\":1,}", "01", "1.", "-", "\"\u{01}\"", "tru", "[1] x", "{'a':1}", "\"\\x\"",
                     "\"\\ud800\"", "NaN"] {
