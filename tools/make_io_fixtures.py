@@ -138,6 +138,9 @@ def main():
     with zipfile.ZipFile(os.path.join(OUT, "flat.pth"), "w") as z:
         for info in src.infolist():
             z.writestr(info.filename.replace("archive/", ""), src.read(info.filename))
+    # A whole module instead of a state dict.
+    torch.manual_seed(0)
+    torch.save(torch.nn.Linear(2, 2), os.path.join(OUT, "module.pth"))
     # An unsupported dtype (complex64).
     torch.save(collections.OrderedDict([("c", torch.zeros(2, dtype=torch.complex64))]), os.path.join(OUT, "complex.pth"))
     with open(os.path.join(OUT, "expected.json"), "w") as f:

@@ -88,6 +88,11 @@ final class TorchCheckpointTests: XCTestCase {
                                  containing: ["short.pth", "shorter than declared"])
     }
 
+    func testWholeModulePickleIsRefused() {
+        XCTAssertThrowsEdgeError(try TorchCheckpoint.load(path: IOFix.path("module.pth")),
+                                 containing: ["module.pth", "unsupported pickle global 'torch.nn.modules.linear.Linear'", "state_dict"])
+    }
+
     func testFlatZipAndUnsupportedDType() {
         XCTAssertThrowsEdgeError(try TorchCheckpoint.load(path: IOFix.path("flat.pth")), containing: ["flat.pth", "not in a top folder"])
         XCTAssertThrowsEdgeError(try TorchCheckpoint.load(path: IOFix.path("complex.pth")),

@@ -190,7 +190,8 @@ public enum Pickle {
             let full = "\(module).\(name)"
             if module == "torch", TorchStorageType.all[name] != nil { return .global(module: module, name: name) }
             guard allowedGlobals.contains(full) else {
-                throw fail("unsupported pickle global '\(full)' (only tensors, storages and OrderedDict are accepted)")
+                throw fail("unsupported pickle global '\(full)' (only state dicts of tensors are read: "
+                    + "save with torch.save(model.state_dict(), path))")
             }
             return .global(module: module, name: name)
         }
