@@ -378,3 +378,48 @@ final class IoSelfCheckTests: XCTestCase {
         for c in SelfTest.ioChecks { XCTAssertNoThrow(try c.run(), c.name) }
     }
 }
+
+final class Zip64Tests: XCTestCase {
+    func le16(_ v: Int) -> [UInt8] { [UInt8(v & 0xFF), UInt8((v >> 8) & 0xFF)] }
+    func le32(_ v: Int) -> [UInt8] { (0..<4).map { UInt8((v >> (8 * $0)) & 0xFF) } }
+    func le64(_ v: Int) -> [UInt8] { (0..<8).map { UInt8((v >> (8 * $0)) & 0xFF) } }
+
+    /// A zip whose central directory gives sizes and offsets only through ZIP64 extra fields,
+    /// with a ZIP64 end record and locator, read back through the torch loader.
+    func testZip64ExtraFields() throws {
+        let src = try MappedFile(path: IOFix.path("plainzip.pth"))
+        let zin = try ZipArchive(src.span)
+        var files: [(String, [UInt8])] = []
+        for e in zin.entries {
+            let d = try zin.data(e)
+            files.append((e.name.replacingOccurrences(of: "foo/", with: "z64/"), Array(d.raw)))
+        }
+        var out: [UInt8] = []
+        var central: [UInt8] = []
+        for (name, data) in files {
+            let off = out.count
+            let n = Array(name.utf8)
+            out += le32(0x04034B50) + le16(45) + le16(0) + le16(0) + le16(0) + le16(0) + le32(0)
+            out += le32(data.count) + le32(data.count) + le16(n.count) + le16(0) + n + data
+            let extra = le16(1) + le16(24) + le64(data.count) + le64(data.count) + le64(off)
+            central += le32(0x02014B50) + le16(45) + le16(45) + le16(0) + le16(0) + le16(0) + le16(0) + le32(0)
+            central += le32(0xFFFF_FFFF) + le32(0xFFFF_FFFF) + le16(n.count) + le16(extra.count) + le16(0)
+            central += le16(0) + le16(0) + le32(0) + le32(0xFFFF_FFFF) + n + extra
+        }
+        let cdOff = out.count
+        out += central
+        let z64 = out.count
+        out += le32(0x06064B50) + le64(44) + le16(45) + le16(45) + le32(0) + le32(0)
+        out += le64(files.count) + le64(files.count) + le64(central.count) + le64(cdOff)
+        out += le32(0x07064B50) + le32(0) + le64(z64) + le32(1)
+        out += le32(0x06054B50) + le16(0) + le16(0) + le16(0xFFFF) + le16(0xFFFF) + le32(0xFFFF_FFFF) + le32(0xFFFF_FFFF) + le16(0)
+        let p = try IOFix.temp(out, ".pth")
+        let sd = try TorchCheckpoint.load(path: p)
+        XCTAssertEqual(IOFix.floats(sd.tensor("x")!), [1, 2, 3])
+        // A lying zip64 record offset is an error, not a crash.
+        var bad = out
+        let loc = out.count - 22 - 20
+        bad.replaceSubrange((loc + 8)..<(loc + 16), with: le64(1 << 40))
+        XCTAssertThrowsEdgeError(try TorchCheckpoint.load(path: try IOFix.temp(bad, ".pth")), containing: ["zip64"])
+    }
+}

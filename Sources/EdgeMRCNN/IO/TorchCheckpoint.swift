@@ -239,7 +239,8 @@ public enum TorchCheckpoint {
             throw EdgeError(file: source, "tensor '\(name)' (offset \(t.offset), shape \(t.shape), stride \(t.stride)) "
                 + "reaches element \(maxIndex) of a storage of \(t.storage.numel) elements")
         }
-        let base = blob.raw.baseAddress! + (t.storage.viewOffset + t.offset) * es
+        guard let blobBase = blob.raw.baseAddress else { throw EdgeError(file: source, "storage of tensor '\(name)' is empty") }
+        let base = blobBase + (t.storage.viewOffset + t.offset) * es
 
         // Row-major contiguous?
         var contiguous = true
