@@ -3,6 +3,8 @@
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #endif
 
 /// A state dict: name -> contiguous tensor. Contiguous, aligned F32 tensors point straight into the

@@ -1,6 +1,8 @@
 // Self-test checks of the io area (see SelfTest.swift): no files needed.
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #endif
 
 extension SelfTest {
