@@ -134,6 +134,9 @@ final class ShapesModelIOTests: XCTestCase {
         XCTAssertTrue(try ModelConverter.describe(path: path).contains("known checkpoint: shapes-r50fpn"))
         let (_, c4) = try ModelLoader.load(path: path, overrides: ModelOverrides(recognizeKnownCheckpoints: false))
         XCTAssertEqual(c4, ModelConfig(numClasses: 4))
+        XCTAssertTrue(ModelLoader.knownCheckpointCouldApply(numClasses: 4))
+        XCTAssertFalse(ModelLoader.knownCheckpointCouldApply(numClasses: 91))   // the COCO card equals the defaults
+        XCTAssertFalse(ModelLoader.knownCheckpointCouldApply(numClasses: 7))
         // A checkpoint that is not known gets torchvision's defaults.
         let (c3, k3) = ModelLoader.checkpointConfig(numClasses: 91, known: nil)
         XCTAssertNil(k3)

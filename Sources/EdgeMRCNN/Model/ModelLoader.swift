@@ -61,7 +61,9 @@ public enum ModelLoader {
         let file = try MappedFile(path: path)
         let sd = try TorchCheckpoint.load(file: file)
         let k = try Fold.numClasses(sd, source: path)
-        var config = checkpointConfig(numClasses: k, known: overrides.needsKnownCheckpoint ? known(file) : nil).config
+        // Hash the file (about 1 s for 176 MB) only when a known checkpoint could change the config.
+        let lookup = overrides.needsKnownCheckpoint && knownCheckpointCouldApply(numClasses: k)
+        var config = checkpointConfig(numClasses: k, known: lookup ? known(file) : nil).config
         try overrides.apply(to: &config, source: path)
         let store = try Fold.fold(sd, source: path, metadata: config.metadata())
         return (store, config)
@@ -70,6 +72,15 @@ public enum ModelLoader {
     /// The known checkpoint (KnownCheckpoints, by SHA-256) that `file` is, if any.
     public static func known(_ file: MappedFile) -> KnownCheckpoint? {
         KnownCheckpoints.match(sha256: KnownCheckpoints.sha256(file.bytes))
+    }
+
+    /// Is there a known checkpoint with `k` classes whose config differs from the defaults? (The
+    /// COCO card equals the defaults for 91 classes, so COCO checkpoints need no hashing.)
+    public static func knownCheckpointCouldApply(numClasses k: Int) -> Bool {
+        let d = ModelConfig(numClasses: k)
+        return KnownCheckpoints.all.contains {
+            $0.classNames.count == k && ($0.minSize != d.minSize || $0.maxSize != d.maxSize || $0.classNames != d.classNames)
+        }
     }
 
     /// The config of a .pth checkpoint before overrides: a known checkpoint's sizes and class names
