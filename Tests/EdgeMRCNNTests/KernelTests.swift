@@ -1,5 +1,6 @@
 import XCTest
 import CShim
+@testable import EdgeMRCNN
 
 /// Dispatched kernels against their plain C references for every ISA this CPU runs, plus
 /// hand-computed semantics of the small ops (resize, nearest upsample, RoIAlign, paste, ...).
@@ -434,5 +435,14 @@ final class KernelTests: XCTestCase {
         let box4: [Float] = [10.5, 20.2, 38.5, 48.2]
         em_paste_mask_region(box4, 28, 100, 100, &x0, &y0, &w, &h)
         XCTAssertEqual([x0, y0, w, h], [9, 19, 31, 31])
+    }
+
+    // MARK: the built-in self-test of this area (what `edge-mrcnn selftest` runs on the board)
+
+    func testSelfTestKernelChecks() {
+        XCTAssertFalse(SelfTest.kernelChecks.isEmpty)
+        for check in SelfTest.kernelChecks {
+            XCTAssertNoThrow(try check.run(), check.name)
+        }
     }
 }
