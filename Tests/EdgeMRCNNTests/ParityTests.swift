@@ -11,7 +11,10 @@ import CShim
 ///   evaluation order can differ, so 1e-5 absolute.
 /// - FPN levels: ~60 float32 convolutions with a different summation order and BatchNorm folded
 ///   into the weights (torch applies BN after the conv), so the error grows with depth; we allow
-///   1e-3 relative to the level's max |x| per sample and 1e-4 relative on the mean |x|.
+///   1e-4 relative to the level's max |x| per sample (measured: <= 1.3e-6 with the AVX-512 path;
+///   the margin covers other ISAs' summation orders) and 1e-4 relative on the mean |x|.
+/// - 28x28 mask probabilities of torchvision's first 3 detections: 1e-4 absolute (fixture
+///   values are rounded to 1e-5).
 /// - proposals: matched by IoU (not rank) — near-equal scores may swap places and, at the 1000
 ///   cut-off, swap a few boxes in or out; >= 99% of torchvision's proposals must have a match
 ///   within 0.05 px.
@@ -135,7 +138,7 @@ final class ParityTests: XCTestCase {
         report.append(compareSamples(trace.input!, fx["input"] as! [String: Any], label: "input", relTol: 0, absTol: 1e-5))
         let fpn = fx["fpn"] as! [String: Any]
         for (i, key) in ["0", "1", "2", "3", "pool"].enumerated() {
-            report.append(compareSamples(trace.fpn[i], fpn[key] as! [String: Any], label: "fpn[\(key)]", relTol: 1e-3, absTol: 0))
+            report.append(compareSamples(trace.fpn[i], fpn[key] as! [String: Any], label: "fpn[\(key)]", relTol: 1e-4, absTol: 0))
         }
 
         // proposals, IoU-matched
@@ -161,7 +164,7 @@ final class ParityTests: XCTestCase {
         let refLabels = fx["labels"] as! [Int]
         let refRLE = fx["masks_rle"] as! [[String: Any]]
         var used = Set<Int>()
-        var worstBox: Float = 0, worstScore: Float = 0, worstMaskIoU = 1.0
+        var worstBox: Float = 0, worstScore: Float = 0, worstMaskIoU = 1.0, worstProb: Float = 0
         for (j, rb) in refBoxes.enumerated() {
             var best: Float = 0, bi = -1
             for (i, d) in dets.enumerated() where !used.contains(i) && d.label == refLabels[j] {
@@ -174,6 +177,13 @@ final class ParityTests: XCTestCase {
             }
             used.insert(bi)
             let d = dets[bi]
+            if let firstMasks = fx["mask_probs_first"] as? [[NSNumber]], j < firstMasks.count {
+                let ref = firstMasks[j].map { $0.floatValue }
+                var md: Float = 0
+                for q in 0..<784 { md = max(md, abs(trace.maskProbabilities[bi * 784 + q] - ref[q])) }
+                worstProb = max(worstProb, md)
+                XCTAssertLessThanOrEqual(md, 1e-4, "\(name): detection \(j) 28x28 mask probabilities")
+            }
             let bd = zip(rb, [d.box.0, d.box.1, d.box.2, d.box.3]).map { abs($0 - $1) }.max()!
             worstBox = max(worstBox, bd)
             worstScore = max(worstScore, abs(d.score - refScores[j]))
@@ -199,7 +209,7 @@ final class ParityTests: XCTestCase {
         for (i, d) in dets.enumerated() where !used.contains(i) {
             XCTAssertLessThan(d.score, 0.05 + 1e-3, "\(name): our detection \(i) (score \(d.score)) unmatched")
         }
-        report.append("detections \(dets.count) vs \(refBoxes.count): max box diff \(worstBox) px, max score diff \(worstScore), min mask IoU \(worstMaskIoU)")
+        report.append("detections \(dets.count) vs \(refBoxes.count): max box diff \(worstBox) px, max score diff \(worstScore), min mask IoU \(worstMaskIoU), max 28x28 prob diff \(worstProb)")
         let times = trace.timings.map { "\($0.stage) \(Int($0.seconds * 1000)) ms" }.joined(separator: ", ")
         print("PARITY \(name):\n  " + report.joined(separator: "\n  ") + "\n  timings (debug build): " + times)
     }
