@@ -5,6 +5,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CShim
 
 struct MaskHead {
     let convs: [Conv2d]
@@ -22,6 +23,12 @@ struct MaskHead {
         numClasses = k
     }
 
+    /// RoIs per batch: the 14x14 maps of a batch are laid side by side in one [256, 14, W] map
+    /// with one zero column between neighbours, so each 3x3 convolution (pad 1) runs as one large
+    /// GEMM and still sees exactly the zeros torchvision's per-RoI padding gives. The separator
+    /// columns are re-zeroed after every convolution.
+    static let batch = 16
+
     /// 28x28 probabilities [N * 784] for boxes in resized-image coordinates.
     func run(_ features: [FeatureMap], boxes: [Float], labels: [Int], sizes s: ImageSizes,
              _ ws: Workspace) -> FloatBuffer {
@@ -29,34 +36,54 @@ struct MaskHead {
         let m = MaskHead.size
         let out = ws.floats(n * m * m)
         if n == 0 { return out }
-        let pooled = ws.floats(n * 256 * 14 * 14)
-        MultiScaleRoIAlign.run(Array(features.prefix(4)), boxes: boxes, sizes: s, output: 14, out: pooled.pointer)
-        let a = ws.floats(256 * 14 * 14), b = ws.floats(256 * 14 * 14)
-        let up = ws.floats(256 * m * m)
-        for i in 0..<n {
-            convs[0].run(pooled.pointer + i * 256 * 196, 14, 14, out: a.pointer, ws, relu: true)
-            convs[1].run(a.pointer, 14, 14, out: b.pointer, ws, relu: true)
-            convs[2].run(b.pointer, 14, 14, out: a.pointer, ws, relu: true)
-            convs[3].run(a.pointer, 14, 14, out: b.pointer, ws, relu: true)
-            deconv.run(b.pointer, 14, 14, out: up.pointer, ws, relu: true)
-            let label = min(max(labels[i], 0), numClasses - 1)
-            let one = Conv2dSlice(base: logits, channel: label)
-            let dst = out.pointer + i * m * m
-            one.run(up.pointer, m, m, out: dst, ws)
-            for j in 0..<(m * m) { dst[j] = 1 / (1 + expf(-dst[j])) }
+        let c = 256, p = 14, pitch = p + 1
+        let pooled = ws.floats(n * c * p * p)
+        MultiScaleRoIAlign.run(Array(features.prefix(4)), boxes: boxes, sizes: s, output: p, out: pooled.pointer)
+        let g = min(MaskHead.batch, n)
+        let maxW = g * pitch - 1
+        let a = ws.floats(c * p * maxW), b = ws.floats(c * p * maxW)
+        let up = ws.floats(c * 2 * p * 2 * maxW)
+        var start = 0
+        while start < n {
+            let cnt = min(g, n - start)
+            let w = cnt * pitch - 1
+            // gather into the wide layout (separator columns zero)
+            a.pointer.initialize(repeating: 0, count: c * p * w)
+            for r in 0..<cnt {
+                let src = pooled.pointer + (start + r) * c * p * p
+                for ch in 0..<c {
+                    for y in 0..<p {
+                        (a.pointer + (ch * p + y) * w + r * pitch).update(from: src + (ch * p + y) * p, count: p)
+                    }
+                }
+            }
+            func zeroSeparators(_ x: UnsafeMutablePointer<Float>) {
+                if cnt < 2 { return }
+                for row in 0..<(c * p) {
+                    let base = x + row * w
+                    for r in 0..<(cnt - 1) { base[r * pitch + p] = 0 }
+                }
+            }
+            convs[0].run(a.pointer, p, w, out: b.pointer, ws, relu: true); zeroSeparators(b.pointer)
+            convs[1].run(b.pointer, p, w, out: a.pointer, ws, relu: true); zeroSeparators(a.pointer)
+            convs[2].run(a.pointer, p, w, out: b.pointer, ws, relu: true); zeroSeparators(b.pointer)
+            convs[3].run(b.pointer, p, w, out: a.pointer, ws, relu: true)
+            deconv.run(a.pointer, p, w, out: up.pointer, ws, relu: true)   // [c, 28, 2w]
+            let uw = 2 * w
+            for r in 0..<cnt {
+                let i = start + r
+                let label = min(max(labels[i], 0), numClasses - 1)
+                let wrow = logits.weight + label * c
+                let dst = out.pointer + i * m * m
+                for y in 0..<m {
+                    em_sgemm(1, Int32(m), Int32(c), wrow, Int32(c), up.pointer + y * uw + 2 * r * pitch,
+                             Int32(m * uw), dst + y * m, Int32(m), logits.bias + label, 0, 0)
+                }
+                for j in 0..<(m * m) { dst[j] = 1 / (1 + expf(-dst[j])) }
+            }
+            start += cnt
         }
         return out
     }
 }
 
-/// One output channel of a 1x1 (or any) convolution.
-private struct Conv2dSlice {
-    let base: Conv2d
-    let channel: Int
-    func run(_ input: UnsafePointer<Float>, _ h: Int, _ w: Int, out: UnsafeMutablePointer<Float>, _ ws: Workspace) {
-        let per = base.cin * base.kernel * base.kernel
-        let c = Conv2d(weight: base.weight + channel * per, bias: base.bias + channel, cin: base.cin, cout: 1,
-                       kernel: base.kernel, stride: base.stride, pad: base.pad)
-        c.run(input, h, w, out: out, ws, relu: false)
-    }
-}
