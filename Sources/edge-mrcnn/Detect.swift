@@ -55,10 +55,30 @@ func runDetect(_ a: ParsedArgs) throws -> Int32 {
     warnAboutForcedISA()
     let loaded = try ModelLoader.load(path: modelPath, overrides: overrides)
     let model = try MaskRCNN(store: loaded.store, config: loaded.config, source: modelPath)
-    let classNames = model.config.classNames
 
-    if let d = overlayDir { try LocalFile.makeDirectory(d) }
-    let file = try jsonPath.map { try AtomicFile(path: $0) }
+    let options = DetectRunOptions(jsonPath: jsonPath, overlayDir: overlayDir, maxPixels: maxPixels,
+                                   overlayStyle: OverlayStyle(minScore: overlayThresh), classNames: model.config.classNames,
+                                   resolver: resolver)
+    let failed = try processImages(images, options) { try model.detect($0, scoreThresh: scoreThresh) }
+    return failed > 0 ? 1 : 0
+}
+
+struct DetectRunOptions {
+    var jsonPath: String?
+    var overlayDir: String?
+    var maxPixels: Int
+    var overlayStyle: OverlayStyle
+    var classNames: [String]
+    var resolver: ImageIdResolver
+}
+
+/// Detects on each image in turn: results JSON streamed (atomically when to a file), overlays,
+/// progress on stderr. A bad image is reported in one line and skipped. Returns the number of
+/// images that failed; throws only for errors that end the run (the output cannot be written).
+func processImages(_ images: [String], _ o: DetectRunOptions,
+                   detect: (RGBImage) throws -> [Detection]) throws -> Int {
+    if let d = o.overlayDir { try LocalFile.makeDirectory(d) }
+    let file = try o.jsonPath.map { try AtomicFile(path: $0) }
     let writer = ResultsWriter { text in
         do {
             if let f = file { try f.write(text) } else { printOut(text); fflush(stdout) }
@@ -66,8 +86,6 @@ func runDetect(_ a: ParsedArgs) throws -> Int32 {
             throw OutputFailure(error: error)
         }
     }
-    let style = OverlayStyle(minScore: overlayThresh)
-
     var failed = 0
     let n = images.count
     do {
@@ -75,22 +93,22 @@ func runDetect(_ a: ParsedArgs) throws -> Int32 {
             let t0 = monotonicSeconds()
             let base = OutputPaths.baseName(path)
             do {
-                let imageId = try resolver.imageId(path: path, position: k + 1)
-                let image = try loadImage(path: path, maxPixels: maxPixels)
-                let dets = try model.detect(image, scoreThresh: scoreThresh)
-                try writer.append(dets, imageId: imageId, fileName: base, classNames: classNames)
-                if let d = overlayDir {
-                    let drawn = Overlay.draw(image, detections: dets, classNames: classNames, style: style)
+                let imageId = try o.resolver.imageId(path: path, position: k + 1)
+                let image = try loadImage(path: path, maxPixels: o.maxPixels)
+                let dets = try detect(image)
+                try writer.append(dets, imageId: imageId, fileName: base, classNames: o.classNames)
+                if let d = o.overlayDir {
+                    let drawn = Overlay.draw(image, detections: dets, classNames: o.classNames, style: o.overlayStyle)
                     try writeJPEG(drawn, path: Overlay.outputPath(directory: d, imagePath: path))
                 }
                 let secs = monotonicSeconds() - t0
                 printErr("[\(k + 1)/\(n)] \(base): \(dets.count) detection\(dets.count == 1 ? "" : "s"), \(formatFixed(secs, 2)) s")
             } catch let e as OutputFailure {
                 throw e
-            } catch let e as EdgeError {
+            } catch {
                 failed += 1
                 // Name the file even if the message came from somewhere that did not.
-                let msg = oneLine(e.message)
+                let msg = oneLine((error as? EdgeError)?.message ?? String(describing: error))
                 printErr("edge-mrcnn: " + (msg.hasPrefix(path) ? msg : "\(path): \(msg)"))
             }
         }
@@ -103,12 +121,11 @@ func runDetect(_ a: ParsedArgs) throws -> Int32 {
         file?.abort()
         throw error
     }
-    if let j = jsonPath { printErr("wrote \(writer.count) detection\(writer.count == 1 ? "" : "s") for \(n - failed) image\(n - failed == 1 ? "" : "s") to \(j)") }
-    if failed > 0 {
-        printErr("edge-mrcnn: \(failed) of \(n) image\(n == 1 ? "" : "s") failed")
-        return 1
+    if let j = o.jsonPath {
+        printErr("wrote \(writer.count) detection\(writer.count == 1 ? "" : "s") for \(n - failed) image\(n - failed == 1 ? "" : "s") to \(j)")
     }
-    return 0
+    if failed > 0 { printErr("edge-mrcnn: \(failed) of \(n) image\(n == 1 ? "" : "s") failed") }
+    return failed
 }
 
 /// Files stay as given; folders become their .jpg/.jpeg files (any case), sorted by name.

@@ -8,7 +8,7 @@ final class OverlayTests: XCTestCase {
     }
 
     func testFontCoversPrintableASCII() {
-        XCTAssertEqual(BitmapFont.rows.count, 95 * 7)
+        XCTAssertEqual(BitmapFont.rows.count, 95 * BitmapFont.glyphHeight)
         XCTAssertFalse((0..<5).contains { x in (0..<7).contains { y in BitmapFont.ink(32, x: x, y: y) } })
         for c in UInt8(33)...UInt8(126) {
             XCTAssertTrue((0..<5).contains { x in (0..<7).contains { y in BitmapFont.ink(c, x: x, y: y) } }, "glyph \(c) is blank")
@@ -25,10 +25,10 @@ final class OverlayTests: XCTestCase {
 
     func testDrawsInsideAndAtBorders() {
         let img = gray(50, 40)
-        let mask = MaskRegion(x0: 10, y0: 10, width: 10, height: 10, imageWidth: 50, imageHeight: 40,
+        let mask = MaskRegion(x0: 10, y0: 25, width: 10, height: 10, imageWidth: 50, imageHeight: 40,
                               bits: [UInt8](repeating: 1, count: 100))
         let dets = [
-            Detection(box: (10, 10, 20, 20), score: 0.9, label: 1, mask: mask),
+            Detection(box: (10, 25, 20, 35), score: 0.9, label: 1, mask: mask),
             Detection(box: (-30, -30, 5, 5), score: 0.8, label: 2, mask: nil),          // top-left outside
             Detection(box: (45, 35, 500, 400), score: 0.7, label: 3, mask: nil),        // bottom-right outside
             Detection(box: (-100, 10, -50, 20), score: 0.9, label: 1, mask: nil),       // fully outside
@@ -42,14 +42,15 @@ final class OverlayTests: XCTestCase {
         let out = Overlay.draw(img, detections: dets, classNames: ["bg", "circle", "a very long class name indeed"])
         XCTAssertEqual(out.pixels.count, img.pixels.count)
         XCTAssertNotEqual(out.pixels, img.pixels)
-        // Mask pixel (15, 15) is tinted towards the class colour (230, 25, 75), not replaced.
-        let i = (15 * 50 + 15) * 3
-        XCTAssertGreaterThan(out.pixels[i], 128)
-        XCTAssertLessThan(out.pixels[i + 1], 128)
-        XCTAssertGreaterThan(out.pixels[i + 1], 25)
+        // Alone, the first detection's mask pixel (15, 30) is tinted towards the class colour (230, 25, 75), not replaced.
+        let one = Overlay.draw(img, detections: [dets[0]], classNames: ["bg", "circle"]).pixels
+        let i = (30 * 50 + 15) * 3
+        XCTAssertGreaterThan(one[i], 128)
+        XCTAssertLessThan(one[i + 1], 128)
+        XCTAssertGreaterThan(one[i + 1], 25)
         // The box outline is drawn in the class colour.
-        let j = (15 * 50 + 10) * 3
-        XCTAssertEqual(Array(out.pixels[j..<j + 3]), [230, 25, 75])
+        let j = (30 * 50 + 10) * 3
+        XCTAssertEqual(Array(one[j..<j + 3]), [230, 25, 75])
         // Tiny images and no detections.
         _ = Overlay.draw(gray(1, 1), detections: dets, classNames: [])
         XCTAssertEqual(Overlay.draw(img, detections: [], classNames: []).pixels, img.pixels)

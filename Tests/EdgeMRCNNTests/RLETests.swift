@@ -131,4 +131,30 @@ final class RLETests: XCTestCase {
             XCTAssertEqual(back.rowMajorMask(), m.bits, name)
         }
     }
+
+    /// torchvision + pycocotools masks of the parity fixtures (Tests/Fixtures/parity, when present):
+    /// decoding and re-encoding through a tight mask region gives the same string.
+    func testParityFixtureMasksReencode() throws {
+        let dir = Shared.fixture("parity")
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else {
+            throw XCTSkip("no parity fixtures in \(dir)")
+        }
+        var n = 0
+        for name in names.sorted() where name.hasPrefix("shapes_") && name.hasSuffix(".json") {
+            let d = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/" + name))) as? [String: Any]
+            for r in (d?["masks_rle"] as? [[String: Any]]) ?? [] {
+                let size = try XCTUnwrap(r["size"] as? [Int]), counts = try XCTUnwrap(r["counts"] as? String)
+                let rle = try RLE(height: size[0], width: size[1], compressed: counts)
+                let full = rle.rowMajorMask()
+                let bb = rle.bbox
+                var bits = [UInt8](repeating: 0, count: bb.w * bb.h)
+                for y in 0..<bb.h { for x in 0..<bb.w { bits[y * bb.w + x] = full[(y + bb.y) * size[1] + x + bb.x] } }
+                let region = MaskRegion(x0: bb.x, y0: bb.y, width: bb.w, height: bb.h,
+                                        imageWidth: size[1], imageHeight: size[0], bits: bits)
+                XCTAssertEqual(RLE(region: region).compressedString, counts, name)
+                n += 1
+            }
+        }
+        if n == 0 { throw XCTSkip("no masks in the parity fixtures") }
+    }
 }

@@ -1,32 +1,37 @@
-// A small bitmap font designed for edge-mrcnn overlays: 5x7 glyphs for printable ASCII (32...126),
-// drawn in a 6x9 cell (one column of spacing, one row above and below). Each glyph is written as
-// seven rows of five pixels, '#' = ink, separated by '|'. Characters outside the range draw '?'.
+// A small bitmap font designed for edge-mrcnn overlays: 5x7 glyphs for printable ASCII (32...126)
+// plus two descender rows (used by g j p q y), drawn in a 6-pixel advance. Each glyph is written as
+// seven (or nine) rows of five pixels, '#' = ink, separated by '|'. Other characters draw '?'.
 
 public enum BitmapFont {
     public static let glyphWidth = 5
-    public static let glyphHeight = 7
-    /// Horizontal advance and line height of one cell, in font pixels.
+    /// Rows from the top to the baseline (capitals and digits fill them all).
+    public static let ascentRows = 7
+    /// All rows of a glyph including the descender rows.
+    public static let glyphHeight = 9
+    /// Horizontal advance of one character, in font pixels.
     public static let advance = 6
-    public static let lineHeight = 9
 
-    /// Rows of each glyph as 5-bit masks (bit 4 = leftmost pixel), 7 per glyph, from ASCII 32.
+    /// Rows of each glyph as 5-bit masks (bit 4 = leftmost pixel), 9 per glyph, from ASCII 32.
     static let rows: [UInt8] = {
         var out: [UInt8] = []
-        out.reserveCapacity(art.count * 7)
+        out.reserveCapacity(art.count * glyphHeight)
         for g in art {
-            for row in g.split(separator: "|") {
+            var n = 0
+            for row in g.split(separator: "|") where n < glyphHeight {
                 var bits: UInt8 = 0
                 for ch in row.utf8 { bits = (bits << 1) | (ch == UInt8(ascii: "#") ? 1 : 0) }
                 out.append(bits)
+                n += 1
             }
+            while n < glyphHeight { out.append(0); n += 1 }
         }
         return out
     }()
 
-    /// Whether pixel (x, y) of the glyph of `c` is ink (x in 0..<5, y in 0..<7).
+    /// Whether pixel (x, y) of the glyph of `c` is ink (x in 0..<5, y in 0..<9).
     @inline(__always) public static func ink(_ c: UInt8, x: Int, y: Int) -> Bool {
         let code = (c >= 32 && c <= 126) ? Int(c) : Int(UInt8(ascii: "?"))
-        let bits = rows[(code - 32) * 7 + y]
+        let bits = rows[(code - 32) * glyphHeight + y]
         return (bits >> UInt8(4 - x)) & 1 != 0
     }
 
@@ -108,17 +113,17 @@ public enum BitmapFont {
         "....#|....#|.##.#|#..##|#...#|#...#|.####", // 100 d
         ".....|.....|.###.|#...#|#####|#....|.###.", // 101 e
         "..##.|.#..#|.#...|###..|.#...|.#...|.#...", // 102 f
-        ".....|.####|#...#|#...#|.####|....#|.###.", // 103 g
+        ".....|.....|.####|#...#|#...#|#...#|.####|....#|.###.", // 103 g
         "#....|#....|#.##.|##..#|#...#|#...#|#...#", // 104 h
         "..#..|.....|.##..|..#..|..#..|..#..|.###.", // 105 i
-        "...#.|.....|..##.|...#.|...#.|#..#.|.##..", // 106 j
+        "...#.|.....|..##.|...#.|...#.|...#.|...#.|#..#.|.##..", // 106 j
         "#....|#....|#..#.|#.#..|##...|#.#..|#..#.", // 107 k
         ".##..|..#..|..#..|..#..|..#..|..#..|.###.", // 108 l
         ".....|.....|##.#.|#.#.#|#.#.#|#...#|#...#", // 109 m
         ".....|.....|#.##.|##..#|#...#|#...#|#...#", // 110 n
         ".....|.....|.###.|#...#|#...#|#...#|.###.", // 111 o
-        ".....|.....|####.|#...#|####.|#....|#....", // 112 p
-        ".....|.....|.##.#|#..##|.####|....#|....#", // 113 q
+        ".....|.....|####.|#...#|#...#|#...#|####.|#....|#....", // 112 p
+        ".....|.....|.####|#...#|#...#|#...#|.####|....#|....#", // 113 q
         ".....|.....|#.##.|##..#|#....|#....|#....", // 114 r
         ".....|.....|.###.|#....|.###.|....#|####.", // 115 s
         ".#...|.#...|###..|.#...|.#...|.#..#|..##.", // 116 t
@@ -126,7 +131,7 @@ public enum BitmapFont {
         ".....|.....|#...#|#...#|#...#|.#.#.|..#..", // 118 v
         ".....|.....|#...#|#...#|#.#.#|#.#.#|.#.#.", // 119 w
         ".....|.....|#...#|.#.#.|..#..|.#.#.|#...#", // 120 x
-        ".....|.....|#...#|#...#|.####|....#|.###.", // 121 y
+        ".....|.....|#...#|#...#|#...#|#...#|.####|....#|.###.", // 121 y
         ".....|.....|#####|...#.|..#..|.#...|#####", // 122 z
         "...#.|..#..|..#..|.#...|..#..|..#..|...#.", // 123 {
         "..#..|..#..|..#..|..#..|..#..|..#..|..#..", // 124 |
