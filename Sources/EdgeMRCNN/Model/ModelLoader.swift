@@ -1,5 +1,5 @@
 // Opens a model file of any supported kind and gives its tensors (canonical names, see
-// ModelSpec) and its config. OWNER: io helper (replace the body; keep the signatures).
+// ModelSpec) and its config. OWNER: io helper.
 
 /// Settings from the command line that override (or, for .pth files, supply) the model config.
 public struct ModelOverrides {
@@ -10,14 +10,80 @@ public struct ModelOverrides {
     public init(minSize: Int? = nil, maxSize: Int? = nil, classList: String? = nil) {
         self.minSize = minSize; self.maxSize = maxSize; self.classList = classList
     }
+
+    /// Applies the overrides to `config`.
+    public func apply(to config: inout ModelConfig, source: String) throws {
+        if let m = minSize {
+            guard m > 0 else { throw EdgeError(file: source, "min size \(m) must be positive") }
+            config.minSize = m
+        }
+        if let m = maxSize {
+            guard m > 0 else { throw EdgeError(file: source, "max size \(m) must be positive") }
+            config.maxSize = m
+        }
+        if let list = classList {
+            config.classNames = try ModelConfig.classNames(fromList: list, numClasses: config.numClasses)
+        }
+    }
+}
+
+public enum ModelFileKind: String {
+    case torchZip = "torch zip checkpoint (.pth)"
+    case torchLegacy = "legacy torch checkpoint (.pth, pre-1.6)"
+    case safetensors = "safetensors"
 }
 
 public enum ModelLoader {
+    /// What kind of model file `span` is, by content.
+    public static func sniff(_ span: ByteSpan) throws -> ModelFileKind {
+        if TorchCheckpoint.isZip(span) { return .torchZip }
+        if TorchCheckpoint.isLegacy(span) { return .torchLegacy }
+        if span.count >= 9 {
+            // safetensors: u64 header length, then JSON ('{', possibly after spaces).
+            var i = 8
+            while i < span.count && i < 64 && span.raw[i] == 0x20 { i += 1 }
+            if i < span.count && span.raw[i] == 0x7B { return .safetensors }
+        }
+        throw EdgeError(file: span.source, "not a model file (expected a torch .pth checkpoint or an edge-mrcnn .safetensors file)")
+    }
+
+    /// Loads a .pth checkpoint and folds it: (folded tensors, config with defaults + overrides).
+    public static func loadCheckpoint(path: String, overrides: ModelOverrides) throws -> (store: OwnedTensorStore, config: ModelConfig) {
+        let sd = try TorchCheckpoint.load(path: path)
+        let k = try Fold.numClasses(sd, source: path)
+        var config = ModelConfig(numClasses: k)
+        try overrides.apply(to: &config, source: path)
+        let store = try Fold.fold(sd, source: path, metadata: config.metadata())
+        return (store, config)
+    }
+
     /// .safetensors (edge-mrcnn format, memory-mapped) or a torchvision .pth checkpoint (zip or
     /// legacy; BN folded in memory). Recognised by content, not by extension.
     public static func load(path: String, overrides: ModelOverrides = ModelOverrides()) throws
         -> (store: TensorStore, config: ModelConfig)
     {
-        throw EdgeError(file: path, "model loading is not built yet")
+        let kind: ModelFileKind
+        do {
+            let f = try MappedFile(path: path)
+            kind = try sniff(f.span)
+        }
+        switch kind {
+        case .torchZip, .torchLegacy:
+            let (s, c) = try loadCheckpoint(path: path, overrides: overrides)
+            return (s, c)
+        case .safetensors:
+            let store = try MappedTensorStore(path: path)
+            var config = try ModelConfig(metadata: store.metadata, source: path)
+            try overrides.apply(to: &config, source: path)
+            try validate(store, config: config, source: path)
+            return (store, config)
+        }
+    }
+
+    /// Every ModelSpec tensor is present, F32 and of the right shape.
+    public static func validate(_ store: TensorStore, config: ModelConfig, source: String) throws {
+        for (name, shape) in ModelSpec.tensors(numClasses: config.numClasses) {
+            _ = try store.floatTensor(name, shape: shape, source: source)
+        }
     }
 }
