@@ -148,7 +148,8 @@ final class CLITests: XCTestCase {
         _ = writeFile("imgs/4_empty.jpeg", Data())
         let json = tmp + "/out.json"
         let ov = tmp + "/ov"
-        let r = try run(["detect", "--model", modelPath, "--json", json, "--overlay-dir", ov, dir])
+        let r = try run(["detect", "--model", modelPath, "--min-size", "256", "--max-size", "416", "--json", json,
+                         "--overlay-dir", ov, dir])
         XCTAssertFalse(r.crashed)
         XCTAssertEqual(r.status, 1, r.err)
         let errLines = lines(r.err).filter { $0.hasPrefix("edge-mrcnn: ") }
