@@ -15,13 +15,16 @@ struct Command {
     let usage: String
     /// Option descriptions for `--help`.
     let details: String
+    /// A closing paragraph for `--help` (may be empty).
+    var notes: String = ""
     let spec: ArgSpec
     let run: (ParsedArgs) throws -> Int32
 }
 
 let globalHelp = """
-      --threads N         worker threads for the kernels (default 1)
-      -h, --help          show this help
+      --threads N           worker threads for the kernels (default 1)
+      -h, --help            show this help
+
     """
 
 var allCommands: [Command] { [detectCommand, convertCommand, infoCommand, selfTestCommand] }
@@ -52,7 +55,11 @@ func mainHelp() -> String {
 }
 
 func commandHelp(_ c: Command) -> String {
-    "\(c.summary)\n\n\(c.usage)\n\noptions:\n\(c.details)\n\(globalHelp)\n"
+    var s = "\(c.summary)\n\n\(c.usage)\n\noptions:\n"
+    if !c.details.isEmpty { s += c.details.hasSuffix("\n") ? c.details : c.details + "\n" }
+    s += globalHelp
+    if !c.notes.isEmpty { s += "\n" + c.notes + (c.notes.hasSuffix("\n") ? "" : "\n") }
+    return s
 }
 
 extension String {

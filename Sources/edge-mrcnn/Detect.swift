@@ -22,8 +22,11 @@ let detectCommand = Command(
                             (default: the number a file name spells, e.g. 000000074646.jpg -> 74646,
                             else the image's position in the run)
       --max-pixels N        refuse images with more than N pixels (default \(defaultMaxPixels))
-    Folders are searched (not recursively) for .jpg/.jpeg files, in name order. An image that
-    cannot be read is reported and skipped; the exit status is then 1.
+    """,
+    notes: """
+    Folders are searched (not recursively) for .jpg/.jpeg files, in name order. Progress goes to
+    standard error. An image that cannot be read is reported in one line and skipped; the others
+    are still written, and the exit status is then 1. Output files are written atomically.
     """,
     spec: ArgSpec(values: ["model", "json", "overlay-dir", "overlay-thresh", "score-thresh", "min-size",
                            "max-size", "classes", "annotations", "max-pixels"]),

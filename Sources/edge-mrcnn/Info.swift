@@ -6,7 +6,8 @@ let infoCommand = Command(
     name: "info",
     summary: "describe a model file and the kernel instruction set in use",
     usage: "usage: edge-mrcnn info FILE",
-    details: "  FILE                  a model file (.safetensors or .pth)\n",
+    details: "",
+    notes: "FILE is an edge-mrcnn .safetensors model or a torchvision .pth checkpoint. Set\nEDGE_MRCNN_ISA (scalar, sse41, avx2, avx512, avx512vnni, neon, neondot) to force kernels.",
     spec: ArgSpec(),
     run: runInfo)
 
