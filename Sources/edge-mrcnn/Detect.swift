@@ -56,7 +56,7 @@ func runDetect(_ a: ParsedArgs) throws -> Int32 {
     let resolver = try a.string("annotations").map { try ImageIdResolver(annotationsFile: $0) } ?? ImageIdResolver()
 
     warnAboutForcedISA()
-    let loaded = try ModelLoader.load(path: modelPath, overrides: overrides)
+    let loaded = try ModelLoader.load(path: modelPath, overrides: overrides, notice: { printErr($0) })
     let model = try MaskRCNN(store: loaded.store, config: loaded.config, source: modelPath)
 
     let options = DetectRunOptions(jsonPath: jsonPath, overlayDir: overlayDir, maxPixels: maxPixels,

@@ -48,10 +48,23 @@ public enum ModelLoader {
     }
 
     /// Loads a .pth checkpoint and folds it: (folded tensors, config with defaults + overrides).
-    public static func loadCheckpoint(path: String, overrides: ModelOverrides) throws -> (store: OwnedTensorStore, config: ModelConfig) {
+    /// A checkpoint listed in KnownCheckpoints (by SHA-256) starts from its recorded sizes and
+    /// class names instead of torchvision's defaults; `notice` is told which one it was.
+    public static func loadCheckpoint(path: String, overrides: ModelOverrides,
+                                      notice: (String) -> Void = { _ in }) throws
+        -> (store: OwnedTensorStore, config: ModelConfig)
+    {
         let sd = try TorchCheckpoint.load(path: path)
         let k = try Fold.numClasses(sd, source: path)
         var config = ModelConfig(numClasses: k)
+        if let card = KnownCheckpoints.match(sha256: try KnownCheckpoints.sha256(ofFile: path)),
+           card.classNames.count == k
+        {
+            config = ModelConfig(numClasses: k, classNames: card.classNames,
+                                 minSize: card.minSize, maxSize: card.maxSize)
+            notice("recognised checkpoint: \(card.name); min_size \(card.minSize), max_size \(card.maxSize), "
+                + "\(k - 1) classes (flags override)")
+        }
         try overrides.apply(to: &config, source: path)
         let store = try Fold.fold(sd, source: path, metadata: config.metadata())
         return (store, config)
@@ -59,7 +72,8 @@ public enum ModelLoader {
 
     /// .safetensors (edge-mrcnn format, memory-mapped) or a torchvision .pth checkpoint (zip or
     /// legacy; BN folded in memory). Recognised by content, not by extension.
-    public static func load(path: String, overrides: ModelOverrides = ModelOverrides()) throws
+    public static func load(path: String, overrides: ModelOverrides = ModelOverrides(),
+                            notice: (String) -> Void = { _ in }) throws
         -> (store: TensorStore, config: ModelConfig)
     {
         let kind: ModelFileKind
@@ -69,7 +83,7 @@ public enum ModelLoader {
         }
         switch kind {
         case .torchZip, .torchLegacy:
-            let (s, c) = try loadCheckpoint(path: path, overrides: overrides)
+            let (s, c) = try loadCheckpoint(path: path, overrides: overrides, notice: notice)
             return (s, c)
         case .safetensors:
             let store = try MappedTensorStore(path: path)
