@@ -90,6 +90,7 @@ func processImages(_ images: [String], _ o: DetectRunOptions,
         }
     }
     var failed = 0
+    var usedOverlayPaths = Set<String>()
     let n = images.count
     do {
         for (k, path) in images.enumerated() {
@@ -102,7 +103,15 @@ func processImages(_ images: [String], _ o: DetectRunOptions,
                 try writer.append(dets, imageId: imageId, fileName: base, classNames: o.classNames)
                 if let d = o.overlayDir {
                     let drawn = Overlay.draw(image, detections: dets, classNames: o.classNames, style: o.overlayStyle)
-                    try writeJPEG(drawn, path: Overlay.outputPath(directory: d, imagePath: path))
+                    // Same base name from two folders: the second gets "_2", and so on.
+                    var out = Overlay.outputPath(directory: d, imagePath: path)
+                    var k = 2
+                    while usedOverlayPaths.contains(out) {
+                        out = OutputPaths.join(d, OutputPaths.stem(OutputPaths.baseName(path)) + "_\(k).jpg")
+                        k += 1
+                    }
+                    usedOverlayPaths.insert(out)
+                    try writeJPEG(drawn, path: out)
                 }
                 let secs = monotonicSeconds() - t0
                 printErr("[\(k + 1)/\(n)] \(base): \(dets.count) detection\(dets.count == 1 ? "" : "s"), \(formatFixed(secs, 2)) s")

@@ -169,6 +169,27 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: ov + "/1_good.jpg"))
     }
 
+    /// Without --json the results go to standard output; --annotations supplies image_id.
+    func testResultsOnStdoutWithAnnotationIds() throws {
+        let modelPath = try Shared.require("models/shapes-r50fpn/model.pth")
+        let ann = try Shared.require("data/shapes-val/annotations.json")
+        let image = try Shared.require("data/shapes-val/images/shapes_777_00005.jpg")
+        let r = try run(["detect", "--model", modelPath, "--min-size", "256", "--max-size", "416",
+                         "--annotations", ann, "--score-thresh", "0.3", image])
+        XCTAssertFalse(r.crashed)
+        XCTAssertEqual(r.status, 0, r.err)
+        let arr = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [[String: Any]], r.out)
+        XCTAssertFalse(arr.isEmpty)
+        for d in arr {
+            XCTAssertEqual(d["image_id"] as? Int, 6)  // its id in annotations.json (not its position, 1)
+            XCTAssertEqual(d["file_name"] as? String, "shapes_777_00005.jpg")
+            XCTAssertGreaterThanOrEqual(d["score"] as? Double ?? 0, 0.3)
+            let seg = try XCTUnwrap(d["segmentation"] as? [String: Any])
+            XCTAssertNotNil(seg["counts"] as? String)
+        }
+        XCTAssertTrue(r.err.contains("[1/1] shapes_777_00005.jpg: "), r.err)
+    }
+
     func testSelfTest() throws {
         let r = try run(["selftest"])
         XCTAssertFalse(r.crashed)

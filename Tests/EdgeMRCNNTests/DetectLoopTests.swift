@@ -71,6 +71,13 @@ final class DetectLoopTests: XCTestCase {
         XCTAssertEqual(failed, 1)
         let arr = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: tmp + "/out.json"))) as? [[String: Any]]
         XCTAssertEqual(arr?.count, 2)
+        // Overlays of images with the same base name in two folders do not overwrite each other.
+        try FileManager.default.createDirectory(atPath: tmp + "/imgs2", withIntermediateDirectories: true)
+        try writeJPEG(img, path: tmp + "/imgs2/a.jpg")
+        opts.overlayDir = tmp + "/ov"
+        XCTAssertEqual(try processImages([tmp + "/imgs/a.jpg", tmp + "/imgs2/a.jpg"], opts) { self.fakeDetections($0) }, 0)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: tmp + "/ov").sorted(), ["a.jpg", "a_2.jpg"])
+        opts.overlayDir = nil
         opts.jsonPath = tmp + "/no/such/dir/out.json"
         XCTAssertThrowsError(try processImages(images, opts) { _ in [] })
     }
