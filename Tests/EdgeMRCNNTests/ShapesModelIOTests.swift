@@ -127,8 +127,11 @@ final class ShapesModelIOTests: XCTestCase {
 
     func testKnownCheckpointSuppliesSizesAndNames() throws {
         let path = try Shared.require("models/shapes-r50fpn/model.pth")
-        let (_, c) = try ModelLoader.load(path: path)
+        var notices: [String] = []
+        let (_, c) = try ModelLoader.load(path: path, notice: { notices.append($0) })
         XCTAssertEqual(c, ModelConfig(numClasses: 4, classNames: ["__background__", "circle", "square", "triangle"], minSize: 256, maxSize: 416))
+        XCTAssertEqual(notices.count, 1)
+        XCTAssertTrue(notices.first?.contains("recognised checkpoint: shapes-r50fpn") ?? false, "\(notices)")
         let (_, c2) = try ModelLoader.load(path: path, overrides: ModelOverrides(minSize: 800, maxSize: 1333, classList: "a,b,c"))
         XCTAssertEqual(c2, ModelConfig(numClasses: 4, classNames: ["__background__", "a", "b", "c"]))
         XCTAssertTrue(try ModelConverter.describe(path: path).contains("known checkpoint: shapes-r50fpn"))

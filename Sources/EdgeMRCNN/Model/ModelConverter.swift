@@ -11,7 +11,7 @@ public enum ModelConverter {
             kind = try ModelLoader.sniff(f.span)
         }
         progress("reading \(input) (\(kind.rawValue))")
-        let (store, config) = try ModelLoader.load(path: input, overrides: overrides)
+        let (store, config) = try ModelLoader.load(path: input, overrides: overrides, notice: progress)
         let names = ModelSpec.tensors(numClasses: config.numClasses).map { $0.name }
         if kind == .safetensors {
             // The folded checkpoint path checks finiteness; do it here too for a re-written model file.

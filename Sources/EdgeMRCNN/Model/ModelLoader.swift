@@ -57,13 +57,22 @@ public enum ModelLoader {
     }
 
     /// Loads a .pth checkpoint and folds it: (folded tensors, config with defaults + overrides).
-    public static func loadCheckpoint(path: String, overrides: ModelOverrides) throws -> (store: OwnedTensorStore, config: ModelConfig) {
+    /// A checkpoint listed in KnownCheckpoints (by SHA-256) starts from its recorded sizes and
+    /// class names instead of torchvision's defaults; `notice` is told which one it was. The file is
+    /// hashed (about 1 s for 176 MB) only when a known checkpoint could still change the config.
+    public static func loadCheckpoint(path: String, overrides: ModelOverrides,
+                                      notice: (String) -> Void = { _ in }) throws
+        -> (store: OwnedTensorStore, config: ModelConfig)
+    {
         let file = try MappedFile(path: path)
         let sd = try TorchCheckpoint.load(file: file)
         let k = try Fold.numClasses(sd, source: path)
-        // Hash the file (about 1 s for 176 MB) only when a known checkpoint could change the config.
         let lookup = overrides.needsKnownCheckpoint && knownCheckpointCouldApply(numClasses: k)
-        var config = checkpointConfig(numClasses: k, known: lookup ? known(file) : nil).config
+        var (config, card) = checkpointConfig(numClasses: k, known: lookup ? known(file) : nil)
+        if let card {
+            notice("recognised checkpoint: \(card.name); min_size \(card.minSize), max_size \(card.maxSize), "
+                + "\(k - 1) classes (flags override)")
+        }
         try overrides.apply(to: &config, source: path)
         let store = try Fold.fold(sd, source: path, metadata: config.metadata())
         return (store, config)
@@ -94,7 +103,8 @@ public enum ModelLoader {
 
     /// .safetensors (edge-mrcnn format, memory-mapped) or a torchvision .pth checkpoint (zip or
     /// legacy; BN folded in memory). Recognised by content, not by extension.
-    public static func load(path: String, overrides: ModelOverrides = ModelOverrides()) throws
+    public static func load(path: String, overrides: ModelOverrides = ModelOverrides(),
+                            notice: (String) -> Void = { _ in }) throws
         -> (store: TensorStore, config: ModelConfig)
     {
         let kind: ModelFileKind
@@ -104,7 +114,7 @@ public enum ModelLoader {
         }
         switch kind {
         case .torchZip, .torchLegacy:
-            let (s, c) = try loadCheckpoint(path: path, overrides: overrides)
+            let (s, c) = try loadCheckpoint(path: path, overrides: overrides, notice: notice)
             return (s, c)
         case .safetensors:
             let store = try MappedTensorStore(path: path)
