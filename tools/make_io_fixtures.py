@@ -138,6 +138,18 @@ def main():
     with zipfile.ZipFile(os.path.join(OUT, "flat.pth"), "w") as z:
         for info in src.infolist():
             z.writestr(info.filename.replace("archive/", ""), src.read(info.filename))
+    # A checkpoint as torchvision's references/detection/train.py saves it (optimizer, scheduler
+    # with a Counter, argparse.Namespace args).
+    torch.manual_seed(0)
+    m = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(m.parameters(), lr=0.02, momentum=0.9)
+    m(torch.ones(1, 2)).sum().backward()
+    opt.step()
+    sch = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[16, 22], gamma=0.1)
+    import argparse
+    torch.save({"model": m.state_dict(), "optimizer": opt.state_dict(), "lr_scheduler": sch.state_dict(),
+                "args": argparse.Namespace(lr=0.02, epochs=26, data_path="/x"), "epoch": 3},
+               os.path.join(OUT, "reference-ckpt.pth"))
     # A whole module instead of a state dict.
     torch.manual_seed(0)
     torch.save(torch.nn.Linear(2, 2), os.path.join(OUT, "module.pth"))

@@ -88,6 +88,12 @@ final class TorchCheckpointTests: XCTestCase {
                                  containing: ["short.pth", "shorter than declared"])
     }
 
+    func testTorchvisionReferenceTrainingCheckpoint() throws {
+        let sd = try TorchCheckpoint.load(path: IOFix.path("reference-ckpt.pth"))
+        XCTAssertEqual(sd.names, ["weight", "bias"])
+        XCTAssertEqual(sd.tensor("weight")?.shape, [2, 2])
+    }
+
     func testWholeModulePickleIsRefused() {
         XCTAssertThrowsEdgeError(try TorchCheckpoint.load(path: IOFix.path("module.pth")),
                                  containing: ["module.pth", "unsupported pickle global 'torch.nn.modules.linear.Linear'", "state_dict"])

@@ -115,6 +115,11 @@ public enum Pickle {
         "torch._utils._rebuild_tensor_v2",
         "torch._utils._rebuild_parameter",
         "torch._utils._rebuild_parameter_with_state",
+        // Inert containers in the checkpoints of torchvision's reference training scripts
+        // ({"model", "optimizer", "lr_scheduler": {... Counter ...}, "args": Namespace, "epoch"}):
+        // read as plain dicts, never called.
+        "collections.Counter",
+        "argparse.Namespace",
     ]
 
     /// Runs the pickle that starts at `start` in `span` and hands its value to `body`; returns what
@@ -293,6 +298,11 @@ public enum Pickle {
             case 0x52: // REDUCE
                 let args = try pop("REDUCE"), fn = try pop("REDUCE")
                 try push(try reduce(fn, args, arena, fail))
+            case 0x81: // NEWOBJ: only argparse.Namespace, read as a dict (its BUILD state is dropped)
+                _ = try pop("NEWOBJ")
+                let cls = try pop("NEWOBJ")
+                guard case .global("argparse", "Namespace") = cls else { throw fail("NEWOBJ of \(cls.kind) is not supported") }
+                try push(.dict(arena.dict()))
             case 0x62: // BUILD
                 let state = try pop("BUILD")
                 guard let obj = stack.last else { throw fail("BUILD on an empty stack") }
@@ -358,6 +368,10 @@ public enum Pickle {
         case "collections.OrderedDict":
             guard a.isEmpty else { throw fail("OrderedDict with initial items is not supported") }
             return .dict(arena.dict())
+        case "collections.Counter":
+            let d = arena.dict()
+            if let first = a.first, case .dict(let src) = first { for (k, v) in src.items { d.set(k, v) } }
+            return .dict(d)
         case "torch._utils._rebuild_tensor_v2":
             guard a.count >= 4, case .storage(let s) = a[0], let off = intArg(a[1]),
                   let size = intTuple(a[2]), let stride = intTuple(a[3]) else {
