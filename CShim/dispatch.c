@@ -1,0 +1,391 @@
+// The one place that decides which kernel paths run: CPU feature detection, the EDGE_MRCNN_ISA
+// override, the per-ISA parameter table and the public em_* entry points. Also the small pthread
+// pool behind em_set_num_threads.
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "em_internal.h"
+
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMD
+#define HWCAP_ASIMD (1 << 1)
+#endif
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+#endif
+
+// ---------------------------------------------------------------- ISA detection
+
+static const char *const isa_names[EM_ISA_COUNT] = {"scalar", "sse41", "avx2", "avx512",
+                                                   "avx512vnni", "neon", "neondot"};
+
+const char *em_isa_name(int isa) {
+    if (isa < 0 || isa >= EM_ISA_COUNT) return "unknown";
+    return isa_names[isa];
+}
+
+int em_isa_from_name(const char *name) {
+    if (!name) return -1;
+    for (int i = 0; i < EM_ISA_COUNT; i++)
+        if (strcmp(name, isa_names[i]) == 0) return i;
+    return -1;
+}
+
+#if defined(__x86_64__)
+static void cpuid(unsigned leaf, unsigned sub, unsigned r[4]) {
+    __asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(sub));
+}
+static unsigned long long xgetbv0(void) {
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((unsigned long long)hi << 32) | lo;
+}
+static unsigned detect_mask(void) {
+    unsigned m = 1u << EM_ISA_SCALAR;
+    unsigned r[4];
+    cpuid(0, 0, r);
+    unsigned maxleaf = r[0];
+    cpuid(1, 0, r);
+    int sse41 = (r[2] >> 19) & 1, fma = (r[2] >> 12) & 1, osxsave = (r[2] >> 27) & 1,
+        avx = (r[2] >> 28) & 1;
+    if (sse41) m |= 1u << EM_ISA_SSE41;
+    if (!osxsave || !avx || maxleaf < 7) return m;
+    unsigned long long xcr0 = xgetbv0();
+    int ymm_os = (xcr0 & 0x6) == 0x6;    // SSE + AVX state
+    int zmm_os = (xcr0 & 0xe6) == 0xe6;  // + opmask, ZMM_Hi256, Hi16_ZMM
+    cpuid(7, 0, r);
+    int avx2 = (r[1] >> 5) & 1, f = (r[1] >> 16) & 1, dq = (r[1] >> 17) & 1, bw = (r[1] >> 30) & 1,
+        vl = (r[1] >> 31) & 1, vnni = (r[2] >> 11) & 1;
+    if (ymm_os && avx2 && fma) m |= 1u << EM_ISA_AVX2;
+    if (ymm_os && zmm_os && avx2 && fma && f && dq && bw && vl) {
+        m |= 1u << EM_ISA_AVX512;
+        if (vnni) m |= 1u << EM_ISA_AVX512VNNI;
+    }
+    return m;
+}
+#elif defined(__aarch64__)
+static unsigned detect_mask(void) {
+    unsigned m = (1u << EM_ISA_SCALAR) | (1u << EM_ISA_NEON); // NEON is baseline on aarch64
+#if defined(__linux__)
+    unsigned long hw = getauxval(AT_HWCAP);
+    if (hw & HWCAP_ASIMDDP) m |= 1u << EM_ISA_NEONDOT;
+#endif
+    return m;
+}
+#else
+static unsigned detect_mask(void) { return 1u << EM_ISA_SCALAR; }
+#endif
+
+static pthread_once_t isa_once = PTHREAD_ONCE_INIT;
+static unsigned isa_mask;
+static int isa_best_v;
+static volatile int isa_cur = -1;
+static em_gemm_params params_cur;
+
+static void select_params(int isa) {
+    em_gemm_params p = {4, 16, 256, 96, 2048, em_ukr_generic_4x16};
+    switch (isa) {
+#if defined(__x86_64__)
+    case EM_ISA_AVX2: p = (em_gemm_params){6, 16, 256, 72, 2048, em_ukr_avx2_6x16}; break;
+    case EM_ISA_AVX512:
+    case EM_ISA_AVX512VNNI: p = (em_gemm_params){14, 32, 256, 112, 2048, em_ukr_avx512_14x32}; break;
+#endif
+#if defined(__aarch64__)
+    case EM_ISA_NEON:
+    case EM_ISA_NEONDOT: p = (em_gemm_params){8, 12, 256, 96, 1536, em_ukr_neon_8x12}; break;
+#endif
+    default: break;
+    }
+    params_cur = p;
+}
+
+static void isa_init(void) {
+    isa_mask = detect_mask();
+    isa_best_v = EM_ISA_SCALAR;
+    for (int i = EM_ISA_COUNT - 1; i >= 0; i--)
+        if (isa_mask & (1u << i)) {
+            isa_best_v = i;
+            break;
+        }
+    int cur = isa_best_v;
+    const char *env = getenv("EDGE_MRCNN_ISA");
+    if (env && *env) {
+        int want = em_isa_from_name(env);
+        // An unknown or unsupported request falls back silently; the CLI compares and reports.
+        if (want >= 0 && (isa_mask & (1u << want))) cur = want;
+    }
+    select_params(cur);
+    isa_cur = cur;
+}
+
+int em_isa_best(void) {
+    pthread_once(&isa_once, isa_init);
+    return isa_best_v;
+}
+
+int em_isa_supported(int isa) {
+    pthread_once(&isa_once, isa_init);
+    if (isa < 0 || isa >= EM_ISA_COUNT) return 0;
+    return (isa_mask >> isa) & 1;
+}
+
+int em_isa_current(void) {
+    pthread_once(&isa_once, isa_init);
+    return isa_cur;
+}
+
+int em_isa_set(int isa) {
+    if (!em_isa_supported(isa)) return -1;
+    select_params(isa);
+    isa_cur = isa;
+    return 0;
+}
+
+const em_gemm_params *em_gemm_params_current(void) {
+    pthread_once(&isa_once, isa_init);
+    return &params_cur;
+}
+
+// ---------------------------------------------------------------- thread pool
+
+#define EM_MAX_THREADS 64
+
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;   // guards the fields below
+static pthread_cond_t pool_cv_work = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t pool_cv_done = PTHREAD_COND_INITIALIZER;
+static pthread_mutex_t pool_busy = PTHREAD_MUTEX_INITIALIZER; // one parallel job at a time
+static int pool_threads = 1;     // requested thread count
+static int pool_workers = 0;     // worker threads started (they never exit)
+static unsigned long pool_gen = 0;
+static int pool_ntasks = 0, pool_pending = 0;
+static void (*pool_fn)(void *, int);
+static void *pool_ctx;
+
+static void *pool_main(void *arg) {
+    int id = (int)(intptr_t)arg; // worker id >= 1 runs task id
+    unsigned long seen = 0;
+    pthread_mutex_lock(&pool_mu);
+    for (;;) {
+        while (pool_gen == seen) pthread_cond_wait(&pool_cv_work, &pool_mu);
+        seen = pool_gen;
+        if (id < pool_ntasks) {
+            void (*fn)(void *, int) = pool_fn;
+            void *ctx = pool_ctx;
+            pthread_mutex_unlock(&pool_mu);
+            fn(ctx, id);
+            pthread_mutex_lock(&pool_mu);
+            if (--pool_pending == 0) pthread_cond_signal(&pool_cv_done);
+        }
+    }
+    return NULL;
+}
+
+void em_set_num_threads(int n) {
+    if (n < 1) n = 1;
+    if (n > EM_MAX_THREADS) n = EM_MAX_THREADS;
+    pthread_mutex_lock(&pool_busy);
+    pthread_mutex_lock(&pool_mu);
+    while (pool_workers < n - 1) {
+        pthread_t th;
+        pthread_attr_t at;
+        pthread_attr_init(&at);
+        pthread_attr_setstacksize(&at, 1 << 20);
+        int ok = pthread_create(&th, &at, pool_main, (void *)(intptr_t)(pool_workers + 1)) == 0;
+        pthread_attr_destroy(&at);
+        if (!ok) break;
+        pthread_detach(th);
+        pool_workers++;
+    }
+    pool_threads = pool_workers + 1 < n ? pool_workers + 1 : n;
+    pthread_mutex_unlock(&pool_mu);
+    pthread_mutex_unlock(&pool_busy);
+}
+
+int em_num_threads(void) {
+    pthread_mutex_lock(&pool_mu);
+    int n = pool_threads;
+    pthread_mutex_unlock(&pool_mu);
+    return n;
+}
+
+void em_parallel(int ntasks, void (*fn)(void *ctx, int t), void *ctx) {
+    if (ntasks <= 0) return;
+    // Serial when there is one task, or when another thread is using the pool right now (the
+    // results do not depend on how tasks are spread).
+    if (ntasks == 1 || pthread_mutex_trylock(&pool_busy) != 0) {
+        for (int t = 0; t < ntasks; t++) fn(ctx, t);
+        return;
+    }
+    pthread_mutex_lock(&pool_mu);
+    int nw = pool_workers;
+    int par = ntasks - 1 < nw ? ntasks - 1 : nw; // tasks 1..par go to workers
+    pool_fn = fn;
+    pool_ctx = ctx;
+    pool_ntasks = par + 1;
+    pool_pending = par;
+    pool_gen++;
+    pthread_cond_broadcast(&pool_cv_work);
+    pthread_mutex_unlock(&pool_mu);
+    fn(ctx, 0);
+    for (int t = par + 1; t < ntasks; t++) fn(ctx, t); // more tasks than workers: run them here
+    pthread_mutex_lock(&pool_mu);
+    while (pool_pending > 0) pthread_cond_wait(&pool_cv_done, &pool_mu);
+    pthread_mutex_unlock(&pool_mu);
+    pthread_mutex_unlock(&pool_busy);
+}
+
+// ---------------------------------------------------------------- public entry points
+
+void em_sgemm(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+              int ldc, const float *bias, int accumulate, int relu) {
+    if (M <= 0 || N <= 0) return;
+    em_gemm_job j;
+    memset(&j, 0, sizeof j);
+    j.M = M;
+    j.N = N;
+    j.K = K;
+    j.A = A;
+    j.a_rs = lda;
+    j.a_cs = 1;
+    j.b_kind = EM_B_STRIDED;
+    j.B = B;
+    j.b_rs = ldb;
+    j.b_cs = 1;
+    j.C = C;
+    j.ldc = ldc;
+    j.bias_row = bias;
+    j.accumulate = accumulate;
+    j.relu = relu;
+    if (em_gemm_run(&j) != 0) em_sgemm_ref(M, N, K, A, lda, B, ldb, C, ldc, bias, accumulate, relu);
+}
+
+size_t em_conv2d_f32_scratch_bytes(int Cin, int H, int W, int Cout, int KH, int KW, int stride,
+                                   int pad) {
+    // The im2col tiles are packed straight into the GEMM driver's per-thread panels, so a
+    // convolution needs no caller scratch.
+    (void)Cin, (void)H, (void)W, (void)Cout, (void)KH, (void)KW, (void)stride, (void)pad;
+    return 0;
+}
+
+void em_conv2d_f32(const float *in, int Cin, int H, int W, const float *weight, const float *bias,
+                   int Cout, int KH, int KW, int stride, int pad, const float *residual, int relu,
+                   float *out, void *scratch) {
+    (void)scratch;
+    if (Cout <= 0 || stride <= 0) return;
+    int OH = (H + 2 * pad - KH) / stride + 1, OW = (W + 2 * pad - KW) / stride + 1;
+    if (OH <= 0 || OW <= 0 || H + 2 * pad < KH || W + 2 * pad < KW) return;
+    em_gemm_job j;
+    memset(&j, 0, sizeof j);
+    j.M = Cout;
+    j.N = OH * OW;
+    j.K = Cin * KH * KW;
+    j.A = weight;
+    j.a_rs = j.K;
+    j.a_cs = 1;
+    if (KH == 1 && KW == 1 && stride == 1 && pad == 0) {
+        j.b_kind = EM_B_STRIDED; // 1x1 stride 1: the input is the B matrix
+        j.B = in;
+        j.b_rs = (long)H * W;
+        j.b_cs = 1;
+    } else {
+        j.b_kind = EM_B_CONV;
+        j.B = in;
+        j.H = H;
+        j.W = W;
+        j.KH = KH;
+        j.KW = KW;
+        j.stride = stride;
+        j.pad = pad;
+        j.OW = OW;
+    }
+    j.C = out;
+    j.ldc = j.N;
+    j.bias_row = bias;
+    j.relu = relu;
+    if (residual == out) {
+        j.accumulate = 1; // out already holds the residual: add into it
+        residual = NULL;
+    }
+    j.res = residual;
+    j.ldr = j.N;
+    if (em_gemm_run(&j) != 0)
+        em_conv2d_f32_ref(in, Cin, H, W, weight, bias, Cout, KH, KW, stride, pad, residual, relu, out);
+}
+
+size_t em_deconv2x2s2_f32_scratch_bytes(int Cin, int H, int W, int Cout) {
+    (void)Cin;
+    return (size_t)4 * Cout * H * W * sizeof(float);
+}
+
+void em_deconv2x2s2_f32(const float *in, int Cin, int H, int W, const float *weight,
+                        const float *bias, int Cout, int relu, float *out, void *scratch) {
+    if (Cout <= 0 || H <= 0 || W <= 0) return;
+    float *tmp = (float *)scratch;
+    if (!tmp) {
+        em_deconv2x2s2_f32_ref(in, Cin, H, W, weight, bias, Cout, relu, out);
+        return;
+    }
+    // tmp[(co, dy, dx), (y, x)] = sum_ci W[ci, co, dy, dx] * in[ci, y, x]: one GEMM with A = W^T.
+    em_gemm_job j;
+    memset(&j, 0, sizeof j);
+    j.M = 4 * Cout;
+    j.N = H * W;
+    j.K = Cin;
+    j.A = weight;
+    j.a_rs = 1;
+    j.a_cs = 4L * Cout;
+    j.b_kind = EM_B_STRIDED;
+    j.B = in;
+    j.b_rs = (long)H * W;
+    j.b_cs = 1;
+    j.C = tmp;
+    j.ldc = j.N;
+    if (em_gemm_run(&j) != 0) {
+        em_deconv2x2s2_f32_ref(in, Cin, H, W, weight, bias, Cout, relu, out);
+        return;
+    }
+    int OW = 2 * W;
+    for (int co = 0; co < Cout; co++) {
+        float b = bias ? bias[co] : 0.0f;
+        for (int d = 0; d < 4; d++) {
+            const float *t = tmp + ((size_t)co * 4 + d) * H * W;
+            int dy = d >> 1, dx = d & 1;
+            for (int y = 0; y < H; y++) {
+                float *o = out + ((size_t)co * 2 * H + 2 * y + dy) * OW + dx;
+                const float *tr = t + (size_t)y * W;
+                for (int x = 0; x < W; x++) {
+                    float v = tr[x] + b;
+                    if (relu && v < 0.0f) v = 0.0f;
+                    o[2 * x] = v;
+                }
+            }
+        }
+    }
+}
+
+void em_linear_f32(const float *in, int N, int K, const float *weight, const float *bias, int M,
+                   int relu, float *out) {
+    if (N <= 0 || M <= 0) return;
+    // out[N x M] = in[N x K] * W^T: A = in, B(k, m) = W[m * K + k], bias per column.
+    em_gemm_job j;
+    memset(&j, 0, sizeof j);
+    j.M = N;
+    j.N = M;
+    j.K = K;
+    j.A = in;
+    j.a_rs = K;
+    j.a_cs = 1;
+    j.b_kind = EM_B_STRIDED;
+    j.B = weight;
+    j.b_rs = 1;
+    j.b_cs = K;
+    j.C = out;
+    j.ldc = M;
+    j.bias_col = bias;
+    j.relu = relu;
+    if (em_gemm_run(&j) != 0) em_linear_f32_ref(in, N, K, weight, bias, M, relu, out);
+}

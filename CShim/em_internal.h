@@ -1,0 +1,66 @@
+// Private declarations shared by dispatch.c, the GEMM driver and the per-ISA files. Not part of
+// the CShim module interface.
+#ifndef EM_INTERNAL_H
+#define EM_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "em_dispatch.h"
+#include "em_kernels.h"
+
+// Micro-kernel: C[MR x NR] = (load_c ? C : 0) + Ap * Bp over kc steps.
+// Ap: packed A panel, kc groups of MR values (column k of the MR rows).
+// Bp: packed B panel, kc groups of NR values (row k of the NR columns).
+// The tile is always full (the driver uses a temporary tile at the edges).
+typedef void (*em_ukernel_fn)(int kc, const float *Ap, const float *Bp, float *C, long ldc,
+                              int load_c);
+
+typedef struct em_gemm_params {
+    int mr, nr;     // register tile
+    int kc, mc, nc; // cache blocks (mc multiple of mr, nc multiple of nr)
+    em_ukernel_fn ukr;
+} em_gemm_params;
+
+// Filled by dispatch.c for the ISA in use.
+const em_gemm_params *em_gemm_params_current(void);
+
+// Micro-kernels of the per-ISA files (each exists only when its file compiles for this target).
+void em_ukr_generic_4x16(int kc, const float *Ap, const float *Bp, float *C, long ldc, int load_c);
+#if defined(__x86_64__)
+void em_ukr_avx2_6x16(int kc, const float *Ap, const float *Bp, float *C, long ldc, int load_c);
+void em_ukr_avx512_14x32(int kc, const float *Ap, const float *Bp, float *C, long ldc, int load_c);
+#endif
+#if defined(__aarch64__)
+void em_ukr_neon_8x12(int kc, const float *Ap, const float *Bp, float *C, long ldc, int load_c);
+#endif
+
+// One GEMM problem as the driver sees it: C[M x N] (+)= A * B (+ bias) (+ residual), ReLU.
+enum { EM_B_STRIDED = 0, EM_B_CONV = 1 };
+typedef struct em_gemm_job {
+    int M, N, K;
+    const float *A;
+    long a_rs, a_cs; // A(m, k) = A[m * a_rs + k * a_cs]
+    int b_kind;
+    const float *B;
+    long b_rs, b_cs; // EM_B_STRIDED: B(k, n) = B[k * b_rs + n * b_cs]
+    // EM_B_CONV: B = im2col of `B` viewed as [Cin, H, W]; k = (ci, ky, kx), n = (oy, ox).
+    int H, W, KH, KW, stride, pad, OW;
+    float *C;
+    long ldc;
+    const float *bias_row; // [M] or NULL
+    const float *bias_col; // [N] or NULL
+    const float *res;      // [M x N] with leading dimension ldr, or NULL (must not alias C)
+    long ldr;
+    int accumulate, relu;
+} em_gemm_job;
+
+// Runs a job with the current ISA's micro-kernel, split over em_num_threads() threads. Returns 0,
+// or -1 if the packing buffers could not be allocated (the caller then falls back).
+int em_gemm_run(const em_gemm_job *job);
+
+// Thread pool: runs fn(ctx, t) for t in [0, ntasks), ntasks <= em_num_threads(); task 0 runs on
+// the calling thread. Returns after all tasks finished.
+void em_parallel(int ntasks, void (*fn)(void *ctx, int t), void *ctx);
+
+#endif

@@ -1,0 +1,320 @@
+// Blocked, packed SGEMM driver (Goto/BLIS loop order) shared by every ISA: the ISA only supplies
+// the register-tile micro-kernel and the block sizes (dispatch.c). B is packed per (NC, KC) block
+// straight from its source, which for a convolution is the image itself (the im2col tile is built
+// in the packed panel, so no im2col matrix is ever materialised). A is packed per (MC, KC) block.
+// Threads get disjoint ranges of output tiles; every output element goes through the same
+// sequence of operations whatever the thread count, so results are bitwise identical.
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "em_internal.h"
+
+// ---------------------------------------------------------------- per-thread packing buffers
+
+typedef struct {
+    float *a, *b;
+    size_t acap, bcap; // floats
+} packbuf;
+
+static pthread_key_t buf_key;
+static pthread_once_t buf_once = PTHREAD_ONCE_INIT;
+
+static void buf_free(void *p) {
+    packbuf *pb = (packbuf *)p;
+    if (!pb) return;
+    free(pb->a);
+    free(pb->b);
+    free(pb);
+}
+static void buf_key_init(void) { pthread_key_create(&buf_key, buf_free); }
+
+static float *alloc_floats(size_t n) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, (n ? n : 1) * sizeof(float)) != 0) return NULL;
+    return (float *)p;
+}
+
+// The calling thread's buffers with room for na and nb floats, or NULL.
+static packbuf *thread_bufs(size_t na, size_t nb) {
+    pthread_once(&buf_once, buf_key_init);
+    packbuf *pb = (packbuf *)pthread_getspecific(buf_key);
+    if (!pb) {
+        pb = (packbuf *)calloc(1, sizeof *pb);
+        if (!pb) return NULL;
+        if (pthread_setspecific(buf_key, pb) != 0) {
+            free(pb);
+            return NULL;
+        }
+    }
+    if (pb->acap < na) {
+        free(pb->a);
+        pb->a = alloc_floats(na);
+        pb->acap = pb->a ? na : 0;
+        if (!pb->a) return NULL;
+    }
+    if (pb->bcap < nb) {
+        free(pb->b);
+        pb->b = alloc_floats(nb);
+        pb->bcap = pb->b ? nb : 0;
+        if (!pb->b) return NULL;
+    }
+    return pb;
+}
+
+// ---------------------------------------------------------------- packing
+
+// A block rows [m0, m0+mc) x cols [k0, k0+kc) into MR-row panels: panel p holds kc groups of MR.
+static void pack_a(const em_gemm_job *j, int m0, int mc, int k0, int kc, int MR, float *dst) {
+    for (int p = 0; p < mc; p += MR) {
+        int mr = mc - p < MR ? mc - p : MR;
+        float *d = dst + (size_t)p * kc;
+        const float *base = j->A + (size_t)(m0 + p) * j->a_rs + (size_t)k0 * j->a_cs;
+        if (j->a_cs == 1) {
+            for (int i = 0; i < mr; i++) {
+                const float *s = base + (size_t)i * j->a_rs;
+                for (int k = 0; k < kc; k++) d[(size_t)k * MR + i] = s[k];
+            }
+        } else if (j->a_rs == 1) {
+            for (int k = 0; k < kc; k++) {
+                const float *s = base + (size_t)k * j->a_cs;
+                for (int i = 0; i < mr; i++) d[(size_t)k * MR + i] = s[i];
+            }
+        } else {
+            for (int k = 0; k < kc; k++)
+                for (int i = 0; i < mr; i++) d[(size_t)k * MR + i] = base[(size_t)i * j->a_rs + (size_t)k * j->a_cs];
+        }
+        if (mr < MR)
+            for (int k = 0; k < kc; k++)
+                for (int i = mr; i < MR; i++) d[(size_t)k * MR + i] = 0.0f;
+    }
+}
+
+// Writes `cnt` values of packed row k starting at block column c (src == NULL: zeros; else
+// src[t * sx]), splitting across NR-wide panels (each panel is kc x NR).
+static inline void emit_row(float *dst, int kc, int NR, int k, int c, const float *src, int sx,
+                            int cnt) {
+    while (cnt > 0) {
+        int p = c / NR, jj = c - p * NR;
+        int n = NR - jj < cnt ? NR - jj : cnt;
+        float *d = dst + ((size_t)p * kc + k) * NR + jj;
+        if (!src) {
+            for (int t = 0; t < n; t++) d[t] = 0.0f;
+        } else if (sx == 1) {
+            for (int t = 0; t < n; t++) d[t] = src[t];
+            src += n;
+        } else {
+            for (int t = 0; t < n; t++) d[t] = src[(size_t)t * sx];
+            src += (size_t)n * sx;
+        }
+        c += n;
+        cnt -= n;
+    }
+}
+
+// B block rows [k0, k0+kc) x cols [n0, n0+nc) into NR-column panels, zero-padded to NR.
+static void pack_b(const em_gemm_job *j, int k0, int kc, int n0, int nc, int NR, float *dst) {
+    int ncr = (nc + NR - 1) / NR * NR;
+    if (j->b_kind == EM_B_STRIDED) {
+        if (j->b_cs == 1) {
+            for (int k = 0; k < kc; k++)
+                emit_row(dst, kc, NR, k, 0, j->B + (size_t)(k0 + k) * j->b_rs + n0, 1, nc);
+        } else {
+            // Columns are contiguous in k (e.g. a Linear weight): walk each column.
+            for (int c = 0; c < nc; c++) {
+                const float *s = j->B + (size_t)(n0 + c) * j->b_cs + (size_t)k0 * j->b_rs;
+                int p = c / NR, jj = c - p * NR;
+                float *d = dst + (size_t)p * kc * NR + jj;
+                for (int k = 0; k < kc; k++) d[(size_t)k * NR] = s[(size_t)k * j->b_rs];
+            }
+        }
+    } else {
+        const int H = j->H, W = j->W, KW = j->KW, KK = j->KH * j->KW, s = j->stride, pad = j->pad,
+                  OW = j->OW;
+        const int oy0 = n0 / OW, ox0 = n0 - oy0 * OW;
+        for (int k = 0; k < kc; k++) {
+            int kk = k0 + k, ci = kk / KK, r = kk - ci * KK, ky = r / KW, kx = r - ky * KW;
+            const float *plane = j->B + (size_t)ci * H * W;
+            int oy = oy0, ox = ox0, c = 0;
+            while (c < nc) {
+                int seg = OW - ox < nc - c ? OW - ox : nc - c;
+                int iy = oy * s - pad + ky;
+                if (iy < 0 || iy >= H) {
+                    emit_row(dst, kc, NR, k, c, NULL, 0, seg);
+                } else {
+                    const float *row = plane + (size_t)iy * W;
+                    int ix0 = ox * s - pad + kx;
+                    // valid t: 0 <= ix0 + t*s < W
+                    int tlo = ix0 >= 0 ? 0 : (-ix0 + s - 1) / s;
+                    int thi = ix0 < W ? (W - 1 - ix0) / s + 1 : 0;
+                    if (tlo > seg) tlo = seg;
+                    if (thi > seg) thi = seg;
+                    if (thi < tlo) thi = tlo;
+                    if (tlo > 0) emit_row(dst, kc, NR, k, c, NULL, 0, tlo);
+                    if (thi > tlo) emit_row(dst, kc, NR, k, c + tlo, row + ix0 + (ptrdiff_t)tlo * s, s, thi - tlo);
+                    if (seg > thi) emit_row(dst, kc, NR, k, c + thi, NULL, 0, seg - thi);
+                }
+                c += seg;
+                ox = 0;
+                oy++;
+            }
+        }
+    }
+    if (ncr > nc)
+        for (int k = 0; k < kc; k++) emit_row(dst, kc, NR, k, nc, NULL, 0, ncr - nc);
+}
+
+// ---------------------------------------------------------------- epilogue and macro-kernel
+
+static void epilogue(const em_gemm_job *j, int m, int n, int mr, int nr) {
+    for (int i = 0; i < mr; i++) {
+        float *c = j->C + (size_t)(m + i) * j->ldc + n;
+        if (j->bias_row) {
+            float b = j->bias_row[m + i];
+            for (int t = 0; t < nr; t++) c[t] += b;
+        }
+        if (j->bias_col)
+            for (int t = 0; t < nr; t++) c[t] += j->bias_col[n + t];
+        if (j->res) {
+            const float *r = j->res + (size_t)(m + i) * j->ldr + n;
+            for (int t = 0; t < nr; t++) c[t] += r[t];
+        }
+        if (j->relu)
+            for (int t = 0; t < nr; t++) c[t] = c[t] < 0.0f ? 0.0f : c[t];
+    }
+}
+
+static int needs_epilogue(const em_gemm_job *j) {
+    return j->bias_row || j->bias_col || j->res || j->relu;
+}
+
+typedef struct {
+    const em_gemm_job *job;
+    const em_gemm_params *P;
+    int split_n;   // 1: tasks split N, 0: tasks split M
+    int ntasks, tiles;
+    volatile int failed;
+} run_ctx;
+
+static void run_range(const em_gemm_job *j, const em_gemm_params *P, int m_lo, int m_hi, int n_lo,
+                      int n_hi, int *failed) {
+    const int MR = P->mr, NR = P->nr, KC = P->kc, MC = P->mc, NC = P->nc;
+    const int K = j->K;
+    const int epi = needs_epilogue(j);
+    if (K <= 0) {
+        for (int m = m_lo; m < m_hi; m++) {
+            float *c = j->C + (size_t)m * j->ldc;
+            if (!j->accumulate)
+                for (int n = n_lo; n < n_hi; n++) c[n] = 0.0f;
+        }
+        if (epi) epilogue(j, m_lo, n_lo, m_hi - m_lo, n_hi - n_lo);
+        return;
+    }
+    int kcmax = K < KC ? K : KC;
+    packbuf *pb = thread_bufs((size_t)MC * kcmax, (size_t)kcmax * NC);
+    if (!pb) {
+        *failed = 1;
+        return;
+    }
+    float tile[32 * 32] __attribute__((aligned(64)));
+    for (int jc = n_lo; jc < n_hi; jc += NC) {
+        int nc = n_hi - jc < NC ? n_hi - jc : NC;
+        for (int pc = 0; pc < K; pc += KC) {
+            int kc = K - pc < KC ? K - pc : KC;
+            int load_c = pc > 0 || j->accumulate;
+            int last = pc + kc >= K;
+            pack_b(j, pc, kc, jc, nc, NR, pb->b);
+            for (int ic = m_lo; ic < m_hi; ic += MC) {
+                int mc = m_hi - ic < MC ? m_hi - ic : MC;
+                pack_a(j, ic, mc, pc, kc, MR, pb->a);
+                for (int jr = 0; jr < nc; jr += NR) {
+                    int nr = nc - jr < NR ? nc - jr : NR;
+                    const float *Bp = pb->b + (size_t)jr * kc;
+                    for (int ir = 0; ir < mc; ir += MR) {
+                        int mr = mc - ir < MR ? mc - ir : MR;
+                        const float *Ap = pb->a + (size_t)ir * kc;
+                        float *Cp = j->C + (size_t)(ic + ir) * j->ldc + jc + jr;
+                        if (mr == MR && nr == NR) {
+                            P->ukr(kc, Ap, Bp, Cp, j->ldc, load_c);
+                        } else {
+                            if (load_c)
+                                for (int i = 0; i < mr; i++)
+                                    memcpy(tile + i * NR, Cp + (size_t)i * j->ldc, nr * sizeof(float));
+                            P->ukr(kc, Ap, Bp, tile, NR, load_c);
+                            for (int i = 0; i < mr; i++)
+                                memcpy(Cp + (size_t)i * j->ldc, tile + i * NR, nr * sizeof(float));
+                        }
+                        if (last && epi) epilogue(j, ic + ir, jc + jr, mr, nr);
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void run_task(void *vctx, int t) {
+    run_ctx *x = (run_ctx *)vctx;
+    const em_gemm_job *j = x->job;
+    int t0 = (int)((long)x->tiles * t / x->ntasks), t1 = (int)((long)x->tiles * (t + 1) / x->ntasks);
+    int failed = 0;
+    if (x->split_n) {
+        int n0 = t0 * x->P->nr, n1 = t1 * x->P->nr;
+        if (n1 > j->N) n1 = j->N;
+        if (n0 < n1) run_range(j, x->P, 0, j->M, n0, n1, &failed);
+    } else {
+        int m0 = t0 * x->P->mr, m1 = t1 * x->P->mr;
+        if (m1 > j->M) m1 = j->M;
+        if (m0 < m1) run_range(j, x->P, m0, m1, 0, j->N, &failed);
+    }
+    if (failed) x->failed = 1;
+}
+
+int em_gemm_run(const em_gemm_job *j) {
+    if (j->M <= 0 || j->N <= 0) return 0;
+    const em_gemm_params *P = em_gemm_params_current();
+    int nth = em_num_threads();
+    int ntn = (j->N + P->nr - 1) / P->nr, ntm = (j->M + P->mr - 1) / P->mr;
+    run_ctx x = {j, P, 1, 1, ntn, 0};
+    if (nth > 1) {
+        // Split the dimension with more tiles per thread; tiny problems stay on one thread.
+        if (ntn >= 2 * nth || ntn >= ntm) {
+            x.split_n = 1;
+            x.tiles = ntn;
+        } else {
+            x.split_n = 0;
+            x.tiles = ntm;
+        }
+        x.ntasks = nth < x.tiles ? nth : x.tiles;
+        if ((double)j->M * j->N * (j->K > 0 ? j->K : 1) < 32768.0) x.ntasks = 1;
+    }
+    if (x.ntasks <= 1) {
+        int failed = 0;
+        run_range(j, P, 0, j->M, 0, j->N, &failed);
+        return failed ? -1 : 0;
+    }
+    em_parallel(x.ntasks, run_task, &x);
+    return x.failed ? -1 : 0;
+}
+
+// ---------------------------------------------------------------- portable micro-kernel
+
+void em_ukr_generic_4x16(int kc, const float *Ap, const float *Bp, float *C, long ldc, int load_c) {
+    float acc[4][16];
+    for (int i = 0; i < 4; i++)
+        for (int t = 0; t < 16; t++) acc[i][t] = 0.0f;
+    for (int k = 0; k < kc; k++) {
+        const float *b = Bp + (size_t)k * 16;
+        for (int i = 0; i < 4; i++) {
+            float a = Ap[(size_t)k * 4 + i];
+            for (int t = 0; t < 16; t++) acc[i][t] += a * b[t];
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (load_c)
+            for (int t = 0; t < 16; t++) c[t] += acc[i][t];
+        else
+            for (int t = 0; t < 16; t++) c[t] = acc[i][t];
+    }
+}

@@ -1,0 +1,154 @@
+// The small float ops of em_kernels.h (one plain implementation each; they are memory-bound and
+// cheap next to the convolutions). Arithmetic follows torch/torchvision operation by operation
+// (float32, same order), see /work/shared/notes/formats.md section 7.
+#include <math.h>
+#include <string.h>
+
+#include "em_kernels.h"
+
+#pragma STDC FP_CONTRACT OFF
+
+void em_maxpool2d_f32(const float *in, int C, int H, int W, int k, int stride, int pad, float *out) {
+    int OH = (H + 2 * pad - k) / stride + 1, OW = (W + 2 * pad - k) / stride + 1;
+    if (OH <= 0 || OW <= 0) return;
+    for (int c = 0; c < C; c++) {
+        const float *p = in + (size_t)c * H * W;
+        float *o = out + (size_t)c * OH * OW;
+        for (int oy = 0; oy < OH; oy++) {
+            int y0 = oy * stride - pad, y1 = y0 + k;
+            if (y0 < 0) y0 = 0;
+            if (y1 > H) y1 = H;
+            for (int ox = 0; ox < OW; ox++) {
+                int x0 = ox * stride - pad, x1 = x0 + k;
+                if (x0 < 0) x0 = 0;
+                if (x1 > W) x1 = W;
+                float m = -INFINITY;
+                for (int y = y0; y < y1; y++)
+                    for (int x = x0; x < x1; x++) {
+                        float v = p[(size_t)y * W + x];
+                        if (v > m || v != v) m = v; // torch propagates NaN
+                    }
+                o[(size_t)oy * OW + ox] = m;
+            }
+        }
+    }
+}
+
+// torch nearest (legacy "nearest" mode): scale = (float)in / out, src = min(floor(dst * scale), in - 1).
+static inline int nearest_src(int dst, float scale, int in) {
+    int s = (int)floorf((float)dst * scale);
+    return s < in - 1 ? s : in - 1;
+}
+
+void em_upsample_nearest_add_f32(const float *top, int C, int TH, int TW, float *inout, int H,
+                                 int W) {
+    if (H <= 0 || W <= 0 || TH <= 0 || TW <= 0) return;
+    float sh = (float)TH / (float)H, sw = (float)TW / (float)W;
+    int xs_stack[1024];
+    int *xs = W <= 1024 ? xs_stack : NULL;
+    for (int c = 0; c < C; c++) {
+        const float *t = top + (size_t)c * TH * TW;
+        float *o = inout + (size_t)c * H * W;
+        for (int y = 0; y < H; y++) {
+            const float *tr = t + (size_t)nearest_src(y, sh, TH) * TW;
+            float *orow = o + (size_t)y * W;
+            if (xs) {
+                if (c == 0 && y == 0)
+                    for (int x = 0; x < W; x++) xs[x] = nearest_src(x, sw, TW);
+                for (int x = 0; x < W; x++) orow[x] += tr[xs[x]];
+            } else {
+                for (int x = 0; x < W; x++) orow[x] += tr[nearest_src(x, sw, TW)];
+            }
+        }
+    }
+}
+
+void em_normalize_rgb8_f32(const uint8_t *rgb, int H, int W, const float mean[3],
+                           const float std[3], float *out) {
+    size_t n = (size_t)H * W;
+    for (int c = 0; c < 3; c++) {
+        float m = mean[c], s = std[c];
+        float *o = out + (size_t)c * n;
+        for (size_t i = 0; i < n; i++) o[i] = ((float)rgb[i * 3 + c] / 255.0f - m) / s;
+    }
+}
+
+// torch's linear interpolation weights for one axis (UpSampleKernel.cpp HelperInterpLinear with
+// align_corners=False): scale = (float)in / out; src = max(scale * (dst + 0.5) - 0.5, 0) in float;
+// i0 = min((int)floor(src), in - 1); lambda = clamp(src - i0, 0, 1); i1 = i0 + (i0 < in - 1).
+static void linear_axis(int in, int out, int *i0, int *i1, float *l0, float *l1) {
+    float scale = (float)in / (float)out;
+    for (int d = 0; d < out; d++) {
+        float src = scale * ((float)d + 0.5f) - 0.5f;
+        if (src < 0.0f) src = 0.0f;
+        int i = (int)floorf(src);
+        if (i > in - 1) i = in - 1;
+        float lam = src - (float)i;
+        if (lam < 0.0f) lam = 0.0f;
+        if (lam > 1.0f) lam = 1.0f;
+        i0[d] = i;
+        i1[d] = i < in - 1 ? i + 1 : i;
+        l0[d] = 1.0f - lam;
+        l1[d] = lam;
+    }
+}
+
+// One output value: interpolate along x in rows i0 and i1 first, then along y (torch's order).
+static inline float bilerp(const float *p, int W, int y0, int y1, float wy0, float wy1, int x0,
+                           int x1, float wx0, float wx1) {
+    float t0 = p[(size_t)y0 * W + x0] * wx0 + p[(size_t)y0 * W + x1] * wx1;
+    float t1 = p[(size_t)y1 * W + x0] * wx0 + p[(size_t)y1 * W + x1] * wx1;
+    return t0 * wy0 + t1 * wy1;
+}
+
+void em_resize_bilinear_f32(const float *in, int C, int H, int W, float *out, int OH, int OW) {
+    if (C <= 0 || H <= 0 || W <= 0 || OH <= 0 || OW <= 0) return;
+    // Small fixed stack buffers for typical sizes; larger sizes fall back to per-pixel recompute.
+    enum { CAP = 2048 };
+    int yi0[CAP], yi1[CAP], xi0[CAP], xi1[CAP];
+    float yl0[CAP], yl1[CAP], xl0[CAP], xl1[CAP];
+    if (OH <= CAP && OW <= CAP) {
+        linear_axis(H, OH, yi0, yi1, yl0, yl1);
+        linear_axis(W, OW, xi0, xi1, xl0, xl1);
+        for (int c = 0; c < C; c++) {
+            const float *p = in + (size_t)c * H * W;
+            float *o = out + (size_t)c * OH * OW;
+            for (int y = 0; y < OH; y++)
+                for (int x = 0; x < OW; x++)
+                    o[(size_t)y * OW + x] = bilerp(p, W, yi0[y], yi1[y], yl0[y], yl1[y], xi0[x],
+                                                   xi1[x], xl0[x], xl1[x]);
+        }
+        return;
+    }
+    for (int c = 0; c < C; c++) {
+        const float *p = in + (size_t)c * H * W;
+        float *o = out + (size_t)c * OH * OW;
+        for (int y = 0; y < OH; y++) {
+            int a0, a1;
+            float b0, b1;
+            // linear_axis for a single index: recompute with a one-element window.
+            float scale = (float)H / (float)OH;
+            float src = scale * ((float)y + 0.5f) - 0.5f;
+            if (src < 0.0f) src = 0.0f;
+            a0 = (int)floorf(src);
+            if (a0 > H - 1) a0 = H - 1;
+            b1 = src - (float)a0;
+            if (b1 < 0.0f) b1 = 0.0f;
+            if (b1 > 1.0f) b1 = 1.0f;
+            b0 = 1.0f - b1;
+            a1 = a0 < H - 1 ? a0 + 1 : a0;
+            for (int x = 0; x < OW; x++) {
+                float sx = (float)W / (float)OW;
+                float s = sx * ((float)x + 0.5f) - 0.5f;
+                if (s < 0.0f) s = 0.0f;
+                int c0 = (int)floorf(s);
+                if (c0 > W - 1) c0 = W - 1;
+                float l = s - (float)c0;
+                if (l < 0.0f) l = 0.0f;
+                if (l > 1.0f) l = 1.0f;
+                int c1 = c0 < W - 1 ? c0 + 1 : c0;
+                o[(size_t)y * OW + x] = bilerp(p, W, a0, a1, b0, b1, c0, c1, 1.0f - l, l);
+            }
+        }
+    }
+}
