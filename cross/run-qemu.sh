@@ -15,7 +15,8 @@
 # Environment: EDGE_MRCNN_SHARED (default ../shared beside the repository),
 #   EDGE_MRCNN_QEMU_CPUS (selftest; default "cortex-a76 cortex-a53"),
 #   EDGE_MRCNN_QEMU_DETECT_CPUS (detect; default "cortex-a76"; "" skips detect),
-#   EDGE_MRCNN_QEMU_TIMEOUT (seconds per qemu detect run, default 2400), EDGE_MRCNN_AARCH64_BIN,
+#   EDGE_MRCNN_QEMU_TIMEOUT (seconds per qemu detect run, default 2400),
+#   EDGE_MRCNN_QEMU_THREADS (--threads for detect; default nproc, at most 4), EDGE_MRCNN_AARCH64_BIN,
 #   EDGE_MRCNN_X86_BIN (default .build/release/edge-mrcnn, brought up to date with
 #   `swift build -c release` first),
 #   EDGE_MRCNN_QEMU_STRICT=1 (a step the CLI cannot do yet is a failure, not a skip).
@@ -28,6 +29,10 @@ XBIN="${EDGE_MRCNN_X86_BIN:-$ROOT/.build/release/edge-mrcnn}"
 CPUS="${EDGE_MRCNN_QEMU_CPUS-cortex-a76 cortex-a53}"
 DETECT_CPUS="${EDGE_MRCNN_QEMU_DETECT_CPUS-cortex-a76}"
 QEMU_TIMEOUT="${EDGE_MRCNN_QEMU_TIMEOUT:-2400}"
+# Kernel threads for both detect runs (qemu runs guest threads on host threads; this also checks the
+# pthread pool in the static aarch64 binary). Results do not depend on the thread count.
+NCPU="$(nproc 2>/dev/null || echo 1)"
+THREADS="${EDGE_MRCNN_QEMU_THREADS:-$(( NCPU > 4 ? 4 : NCPU ))}"
 WORK="$ROOT/.build-aarch64/qemu-run"
 IMAGE="$SHARED/data/shapes-val/images/shapes_777_00000.jpg"
 PTH="$SHARED/models/shapes-r50fpn/model.pth"
@@ -109,10 +114,10 @@ detect_stage() {
         log "x86 convert unavailable ($(head -n1 "$conv")); using the .pth directly"
     fi
 
-    log "detect on x86_64: $(basename "$IMAGE")"
+    log "detect on x86_64: $(basename "$IMAGE") ($THREADS threads)"
     local xjson="$WORK/x86_64.json" xout="$WORK/detect-x86_64.log"
     t0=$(now)
-    set +e; "$XBIN" detect --model "$MODEL" --json "$xjson" "${MODEL_OPTS[@]}" "$IMAGE" > "$xout" 2>&1; rc=$?; set -e
+    set +e; "$XBIN" --threads "$THREADS" detect --model "$MODEL" --json "$xjson" "${MODEL_OPTS[@]}" "$IMAGE" > "$xout" 2>&1; rc=$?; set -e
     local xdt; xdt=$(since "$t0")
     sed 's/^/[x86_64] /' "$xout"
     if unfinished "$xout"; then
@@ -125,9 +130,9 @@ detect_stage() {
     local cpu ajson aout adt
     for cpu in $DETECT_CPUS; do
         ajson="$WORK/aarch64-$cpu.json"; aout="$WORK/detect-$cpu.log"
-        log "detect on aarch64 ($cpu, qemu)"
+        log "detect on aarch64 ($cpu, qemu, $THREADS threads)"
         t0=$(now)
-        set +e; timeout "$QEMU_TIMEOUT" qemu-aarch64-static -cpu "$cpu" "$ABIN" detect --model "$MODEL" --json "$ajson" "${MODEL_OPTS[@]}" "$IMAGE" > "$aout" 2>&1; rc=$?; set -e
+        set +e; timeout "$QEMU_TIMEOUT" qemu-aarch64-static -cpu "$cpu" "$ABIN" --threads "$THREADS" detect --model "$MODEL" --json "$ajson" "${MODEL_OPTS[@]}" "$IMAGE" > "$aout" 2>&1; rc=$?; set -e
         adt=$(since "$t0")
         sed "s/^/[qemu $cpu] /" "$aout"
         if unfinished "$aout"; then
@@ -137,6 +142,7 @@ detect_stage() {
         if [ "$rc" != 0 ] || [ ! -s "$ajson" ]; then
             log "detect on $cpu FAILED (exit $rc, no JSON) after $adt s"; SUMMARY+=("detect $cpu: FAIL"); FAILED=1; continue
         fi
+        if cmp -s "$xjson" "$ajson"; then log "the aarch64 ($cpu) and x86_64 JSON files are byte-identical"; fi
         if python3 "$ROOT/cross/compare_detections.py" "$xjson" "$ajson" --box-tol 0.05 --score-tol 1e-3; then
             log "detect on $cpu: PASS, same detections as x86_64 ($adt s under qemu, x86_64 native $xdt s)"
             SUMMARY+=("detect $cpu: pass, $adt s, $(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$ajson" 2>/dev/null || echo '?') detections")
