@@ -57,10 +57,11 @@ def bench(label, model, rgb, runs):
         d, n = staged(model, rgb)
         rows.append(d)
     med = np.median(np.array(rows), axis=0) * 1000
-    tot = np.median(np.array(rows).sum(axis=1)) * 1000
+    tots = np.array(rows).sum(axis=1) * 1000
+    tot, tmin = np.median(tots), tots.min()
     names = ["preprocess", "backbone", "fpn", "rpn", "roi_heads", "masks", "paste"]
     print(f"TORCH {label} threads={torch.get_num_threads()} dets={n}: "
-          + " ".join(f"{k} {v:.1f}" for k, v in zip(names, med)) + f" | total {tot:.1f} ms")
+          + " ".join(f"{k} {v:.1f}" for k, v in zip(names, med)) + f" | total median {tot:.1f} min {tmin:.1f} ms")
     with torch.no_grad():
         t0 = time.perf_counter(); model([to_tensor(rgb)]); t1 = time.perf_counter()
     print(f"TORCH {label} full model() one run: {(t1 - t0) * 1000:.1f} ms")

@@ -83,10 +83,12 @@ public final class MaskRCNN {
         if capture { trace?.input = x }
         lap("preprocess")
 
-        let cs = backbone.run(x, ws)
-        lap("backbone")
-
-        let ps = fpn.run(cs, ws)
+        // C2..C5 are released as soon as the FPN has consumed them.
+        let ps: [FeatureMap] = {
+            let cs = backbone.run(x, ws)
+            lap("backbone")
+            return fpn.run(cs, ws)
+        }()
         if capture { trace?.fpn = ps }
         lap("fpn")
 
