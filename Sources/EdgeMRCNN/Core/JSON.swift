@@ -65,9 +65,9 @@ public enum JSON: Equatable {
 
     public func write(to out: inout [UInt8]) {
         switch self {
-        case .null: out.append(contentsOf: Array("null".utf8))
-        case .bool(let b): out.append(contentsOf: Array((b ? "true" : "false").utf8))
-        case .int(let i): out.append(contentsOf: Array(String(i).utf8))
+        case .null: out.append(contentsOf: "null".utf8)
+        case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
+        case .int(let i): out.append(contentsOf: String(i).utf8)
         case .double(let d): JSON.writeNumber(d.isFinite ? JSON.shortest(d) : nil, &out)
         case .float(let f): JSON.writeNumber(f.isFinite ? JSON.shortest(f) : nil, &out)
         case .string(let s): JSON.writeString(s, &out)
@@ -86,7 +86,7 @@ public enum JSON: Equatable {
     }
 
     static func writeNumber(_ s: String?, _ out: inout [UInt8]) {
-        out.append(contentsOf: Array((s ?? "null").utf8))
+        out.append(contentsOf: (s ?? "null").utf8)
     }
 
     /// Shortest round-trip text: Swift's description, with an integral ".0" dropped.
@@ -117,6 +117,16 @@ public enum JSON: Equatable {
     }
 
     // MARK: parser
+
+    /// Parses the JSON file at `path` (memory-mapped); errors name the file.
+    public static func load(path: String, maxDepth: Int = 512) throws -> JSON {
+        let f = try MappedFile(path: path)
+        do {
+            return try parse(f.bytes, maxDepth: maxDepth)
+        } catch let e as EdgeError {
+            throw EdgeError(file: path, e.message)
+        }
+    }
 
     public static func parse(_ text: String, maxDepth: Int = 512) throws -> JSON {
         var copy = text
@@ -224,6 +234,13 @@ public enum JSON: Equatable {
                 guard i < b.count, b[i] >= 0x30 && b[i] <= 0x39 else { throw err("digit expected in exponent") }
                 while i < b.count, b[i] >= 0x30 && b[i] <= 0x39 { i += 1 }
             }
+            if isInt && i - start <= 18 {
+                // Fast path: at most 18 digits always fits Int.
+                var j = start, neg = false, v = 0
+                if b[j] == 0x2D { neg = true; j += 1 }
+                while j < i { v = v &* 10 &+ Int(b[j] &- 0x30); j += 1 }
+                return .int(neg ? -v : v)
+            }
             let text = String(decoding: UnsafeRawBufferPointer(rebasing: b[start..<i]), as: UTF8.self)
             if isInt, let v = Int(text) { return .int(v) }
             guard let d = Double(text) else { throw err("invalid number '\(text)'") }
@@ -287,7 +304,7 @@ public enum JSON: Equatable {
                         throw err("unpaired surrogate")
                     }
                     guard let scalar = Unicode.Scalar(u) else { throw err("invalid code point") }
-                    out.append(contentsOf: Array(String(Character(scalar)).utf8))
+                    out.append(contentsOf: String(Character(scalar)).utf8)
                 default: throw err("invalid escape '\\\(Character(Unicode.Scalar(e)))'")
                 }
                 runStart = i

@@ -2,6 +2,8 @@
 // Nothing here ever reads outside the mapping, whatever the bytes of a header claim.
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #endif
 
 /// The text of the current errno.

@@ -54,6 +54,20 @@ public final class PickleDict {
         items.append((k, v))
     }
     public subscript(_ s: String) -> PickleValue? { stringIndex[s].map { items[$0].value } }
+    func removeAll() { items = []; stringIndex = [:] }
+}
+
+/// Every list and dict made by one pickle run. Emptying them all (while the arena still holds them)
+/// before they are released means no deinit ever recurses through a deep or cyclic container chain.
+final class PickleArena {
+    var lists: [PickleList] = []
+    var dicts: [PickleDict] = []
+    func list() -> PickleList { let l = PickleList(); lists.append(l); return l }
+    func dict() -> PickleDict { let d = PickleDict(); dicts.append(d); return d }
+    func clear() {
+        for l in lists { l.items = [] }
+        for d in dicts { d.removeAll() }
+    }
 }
 
 public indirect enum PickleValue {
@@ -93,48 +107,72 @@ public indirect enum PickleValue {
 public enum Pickle {
     public static var maxStack = 1 << 20
     public static var maxMemo = 1 << 22
+    /// Tuples nested deeper than this are refused (their release would recurse).
+    public static var maxTupleDepth: Int32 = 256
 
     static let allowedGlobals: Set<String> = [
         "collections.OrderedDict",
         "torch._utils._rebuild_tensor_v2",
         "torch._utils._rebuild_parameter",
         "torch._utils._rebuild_parameter_with_state",
+        // Inert containers in the checkpoints of torchvision's reference training scripts
+        // ({"model", "optimizer", "lr_scheduler": {... Counter ...}, "args": Namespace, "epoch"}):
+        // read as plain dicts, never called.
+        "collections.Counter",
+        "argparse.Namespace",
     ]
 
-    /// Runs the pickle that starts at `start` in `span`; returns the value and the offset just after STOP.
-    public static func load(_ span: ByteSpan, start: Int = 0, what: String = "pickle") throws -> (PickleValue, end: Int) {
+    /// Runs the pickle that starts at `start` in `span` and hands its value to `body`; returns what
+    /// `body` returns and the offset just after STOP. Lists and dicts of the value are emptied once
+    /// `body` returns: extract plain data (names, TensorRefs) inside `body`.
+    public static func load<T>(_ span: ByteSpan, start: Int = 0, what: String = "pickle",
+                               _ body: (PickleValue) throws -> T) throws -> (T, end: Int) {
+        let arena = PickleArena()
+        defer { arena.clear() }
+        let (v, end) = try run(span, start: start, what: what, arena: arena)
+        return (try body(v), end)
+    }
+
+    static func run(_ span: ByteSpan, start: Int, what: String, arena: PickleArena) throws -> (PickleValue, end: Int) {
         var stack: [PickleValue] = []
+        var depths: [Int32] = []
         var marks: [Int] = []
-        var memo: [Int: PickleValue] = [:]
+        var memo: [Int: (PickleValue, Int32)] = [:]
         var p = start
         let src = span.source
         func fail(_ msg: String) -> EdgeError { EdgeError(file: src, "\(what): \(msg)") }
 
+        var lastDepth: Int32 = 0
         func pop(_ op: String) throws -> PickleValue {
-            guard let v = stack.popLast() else { throw fail("stack underflow at \(op) (offset \(p - 1))") }
+            guard let v = stack.popLast(), let d = depths.popLast() else { throw fail("stack underflow at \(op) (offset \(p - 1))") }
             if let m = marks.last, stack.count < m { throw fail("\(op) pops across a MARK (offset \(p - 1))") }
+            lastDepth = d
             return v
         }
         func popMark(_ op: String) throws -> [PickleValue] {
             guard let m = marks.popLast() else { throw fail("\(op) without MARK (offset \(p - 1))") }
             guard m <= stack.count else { throw fail("corrupt MARK at \(op)") }
             let items = Array(stack[m...])
+            lastDepth = depths[m...].max() ?? 0
             stack.removeSubrange(m...)
+            depths.removeSubrange(m...)
             return items
         }
-        func push(_ v: PickleValue) throws {
+        func push(_ v: PickleValue, depth: Int32 = 0) throws {
             guard stack.count < maxStack else { throw fail("stack deeper than \(maxStack)") }
+            guard depth <= maxTupleDepth else { throw fail("tuples nested deeper than \(maxTupleDepth) (offset \(p - 1))") }
             stack.append(v)
+            depths.append(depth)
         }
         func read(_ n: Int) throws -> Int { try span.check(p, n, "\(what) argument"); let o = p; p += n; return o }
         func memoPut(_ i: Int) throws {
-            guard let top = stack.last else { throw fail("memo store on an empty stack (offset \(p))") }
+            guard let top = stack.last, let d = depths.last else { throw fail("memo store on an empty stack (offset \(p))") }
             if memo[i] == nil && memo.count >= maxMemo { throw fail("memo larger than \(maxMemo) entries") }
-            memo[i] = top
+            memo[i] = (top, d)
         }
         func memoGet(_ i: Int) throws {
             guard let v = memo[i] else { throw fail("memo index \(i) not defined (offset \(p))") }
-            try push(v)
+            try push(v.0, depth: v.1)
         }
         func str(_ len: Int) throws -> String { let o = try read(len); return try span.string(o, len) }
         func bytes(_ len: Int) throws -> [UInt8] { let o = try read(len); return Array(UnsafeRawBufferPointer(rebasing: span.raw[o..<(o + len)])) }
@@ -157,7 +195,8 @@ public enum Pickle {
             let full = "\(module).\(name)"
             if module == "torch", TorchStorageType.all[name] != nil { return .global(module: module, name: name) }
             guard allowedGlobals.contains(full) else {
-                throw fail("unsupported pickle global '\(full)' (only tensors, storages and OrderedDict are accepted)")
+                throw fail("unsupported pickle global '\(full)' (only state dicts of tensors are read: "
+                    + "save with torch.save(model.state_dict(), path))")
             }
             return .global(module: module, name: name)
         }
@@ -171,7 +210,7 @@ public enum Pickle {
             case 0x95: // FRAME
                 _ = try read(8)
             case 0x2E: // STOP
-                guard let v = stack.popLast() else { throw fail("STOP with an empty stack") }
+                guard let v = stack.last else { throw fail("STOP with an empty stack") }
                 return (v, p)
             case 0x63: // GLOBAL
                 let m = try line(), n = try line()
@@ -188,13 +227,24 @@ public enum Pickle {
             case 0x28: // MARK
                 guard marks.count < maxStack else { throw fail("too many MARKs") }
                 marks.append(stack.count)
-            case 0x74: try push(.tuple(try popMark("TUPLE")))             // TUPLE
-            case 0x29: try push(.tuple([]))                                // EMPTY_TUPLE
-            case 0x85: let a = try pop("TUPLE1"); try push(.tuple([a]))
-            case 0x86: let b = try pop("TUPLE2"), a = try pop("TUPLE2"); try push(.tuple([a, b]))
-            case 0x87: let c = try pop("TUPLE3"), b = try pop("TUPLE3"), a = try pop("TUPLE3"); try push(.tuple([a, b, c]))
-            case 0x7D: try push(.dict(PickleDict()))                        // EMPTY_DICT
-            case 0x5D: try push(.list(PickleList()))                        // EMPTY_LIST
+            case 0x30: // POP (a MARK when nothing was pushed after it)
+                if let m = marks.last, stack.count == m { marks.removeLast() } else { _ = try pop("POP") }
+            case 0x31: _ = try popMark("POP_MARK")                          // POP_MARK
+            case 0x32: // DUP
+                guard let v = stack.last, let d = depths.last else { throw fail("DUP on an empty stack") }
+                try push(v, depth: d)
+            case 0x74: let t = try popMark("TUPLE"); try push(.tuple(t), depth: lastDepth + 1)   // TUPLE
+            case 0x29: try push(.tuple([]), depth: 1)                                          // EMPTY_TUPLE
+            case 0x85: let a = try pop("TUPLE1"); try push(.tuple([a]), depth: lastDepth + 1)
+            case 0x86:
+                let b = try pop("TUPLE2"); let db = lastDepth
+                let a = try pop("TUPLE2"); try push(.tuple([a, b]), depth: max(db, lastDepth) + 1)
+            case 0x87:
+                let c = try pop("TUPLE3"); let dc = lastDepth
+                let b = try pop("TUPLE3"); let db = lastDepth
+                let a = try pop("TUPLE3"); try push(.tuple([a, b, c]), depth: max(dc, db, lastDepth) + 1)
+            case 0x7D: try push(.dict(arena.dict()))                        // EMPTY_DICT
+            case 0x5D: try push(.list(arena.list()))                        // EMPTY_LIST
             case 0x73: // SETITEM
                 let v = try pop("SETITEM"), k = try pop("SETITEM")
                 guard case .dict(let d) = stack.last else { throw fail("SETITEM on a \(stack.last?.kind ?? "nothing")") }
@@ -247,7 +297,12 @@ public enum Pickle {
                 try push(.float(Double(bitPattern: UInt64(bigEndian: bits))))
             case 0x52: // REDUCE
                 let args = try pop("REDUCE"), fn = try pop("REDUCE")
-                try push(try reduce(fn, args, fail))
+                try push(try reduce(fn, args, arena, fail))
+            case 0x81: // NEWOBJ: only argparse.Namespace, read as a dict (its BUILD state is dropped)
+                _ = try pop("NEWOBJ")
+                let cls = try pop("NEWOBJ")
+                guard case .global("argparse", "Namespace") = cls else { throw fail("NEWOBJ of \(cls.kind) is not supported") }
+                try push(.dict(arena.dict()))
             case 0x62: // BUILD
                 let state = try pop("BUILD")
                 guard let obj = stack.last else { throw fail("BUILD on an empty stack") }
@@ -306,13 +361,17 @@ public enum Pickle {
         return StorageRef(type: type, key: key, numel: numel, viewOffset: viewOffset)
     }
 
-    static func reduce(_ fn: PickleValue, _ args: PickleValue, _ fail: (String) -> EdgeError) throws -> PickleValue {
+    static func reduce(_ fn: PickleValue, _ args: PickleValue, _ arena: PickleArena, _ fail: (String) -> EdgeError) throws -> PickleValue {
         guard case .global(let m, let n) = fn else { throw fail("REDUCE calls a \(fn.kind), not a global") }
         guard case .tuple(let a) = args else { throw fail("REDUCE of \(m).\(n) with \(args.kind) arguments") }
         switch "\(m).\(n)" {
         case "collections.OrderedDict":
             guard a.isEmpty else { throw fail("OrderedDict with initial items is not supported") }
-            return .dict(PickleDict())
+            return .dict(arena.dict())
+        case "collections.Counter":
+            let d = arena.dict()
+            if let first = a.first, case .dict(let src) = first { for (k, v) in src.items { d.set(k, v) } }
+            return .dict(d)
         case "torch._utils._rebuild_tensor_v2":
             guard a.count >= 4, case .storage(let s) = a[0], let off = intArg(a[1]),
                   let size = intTuple(a[2]), let stride = intTuple(a[3]) else {

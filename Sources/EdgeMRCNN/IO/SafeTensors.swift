@@ -2,6 +2,8 @@
 // atomic rename) and a memory-mapped reader with every layout check of the format.
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #endif
 
 /// Tensors of a safetensors file, memory-mapped (no copy unless a tensor is misaligned for its dtype).
@@ -169,7 +171,7 @@ public enum SafeTensorsWriter {
         func put(_ p: UnsafeRawPointer, _ n: Int) throws {
             var done = 0
             while done < n {
-                let r = Glibc.write(fd, p + done, n - done)
+                let r = posixWrite(fd, p + done, n - done)
                 if r < 0 {
                     if errno == EINTR { continue }
                     throw EdgeError(file: path, "write failed: \(errnoText())")
@@ -192,3 +194,6 @@ public enum SafeTensorsWriter {
         }
     }
 }
+
+/// write(2), outside any type that has a `write` member.
+@inline(__always) func posixWrite(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int { write(fd, p, n) }

@@ -3,6 +3,8 @@
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #endif
 
 /// A state dict: name -> contiguous tensor. Contiguous, aligned F32 tensors point straight into the
@@ -46,7 +48,12 @@ public enum TorchCheckpoint {
 
     /// Loads a .pth file (zip or legacy) into a state dict.
     public static func load(path: String) throws -> StateDict {
-        let file = try MappedFile(path: path)
+        try load(file: try MappedFile(path: path))
+    }
+
+    /// Loads a mapped .pth file (zip or legacy) into a state dict (which keeps the mapping alive).
+    public static func load(file: MappedFile) throws -> StateDict {
+        let path = file.path
         let span = file.span
         let sd: StateDict
         if isZip(span) {
@@ -77,9 +84,9 @@ public enum TorchCheckpoint {
             if v != "little" { throw EdgeError(file: src, "byte order '\(v)' is not supported") }
         }
         let pspan = try zip.data(pkl)
-        let (value, _) = try Pickle.load(pspan, what: "\(top)/data.pkl")
+        let (tensors, _) = try Pickle.load(pspan, what: "\(top)/data.pkl") { try findTensors($0, source: src) }
         let sd = StateDict()
-        try collect(value, into: sd, source: src) { ref in
+        try materializeAll(tensors, into: sd, source: src) { ref in
             guard let e = zip.entry("\(top)/data/\(ref.key)") else {
                 throw EdgeError(file: src, "storage '\(ref.key)' missing: no entry '\(top)/data/\(ref.key)'")
             }
@@ -90,47 +97,64 @@ public enum TorchCheckpoint {
 
     static func loadLegacy(_ span: ByteSpan) throws -> StateDict {
         let src = span.source
-        var (_, p) = try Pickle.load(span, start: 0, what: "legacy magic")
-        let (proto, p2) = try Pickle.load(span, start: p, what: "legacy protocol")
-        guard case .int(let v) = proto, v == 1001 else { throw EdgeError(file: src, "unsupported legacy protocol version") }
-        let (sysInfo, p3) = try Pickle.load(span, start: p2, what: "legacy sys_info")
-        if case .dict(let d) = sysInfo, case .bool(false)? = d["little_endian"] {
-            throw EdgeError(file: src, "big-endian legacy checkpoints are not supported")
+        let (_, p1) = try Pickle.load(span, start: 0, what: "legacy magic") { _ in () }
+        let (proto, p2) = try Pickle.load(span, start: p1, what: "legacy protocol") { v -> Int? in
+            if case .int(let i) = v { return i }
+            return nil
         }
-        let (value, p4) = try Pickle.load(span, start: p3, what: "legacy object")
-        let (keysValue, p5) = try Pickle.load(span, start: p4, what: "legacy storage keys")
-        guard case .list(let keyList) = keysValue else { throw EdgeError(file: src, "legacy storage key list is missing") }
-        p = p5
-        // First pass over the pickle to learn each storage's element size.
+        guard proto == 1001 else { throw EdgeError(file: src, "unsupported legacy protocol version") }
+        let (bigEndian, p3) = try Pickle.load(span, start: p2, what: "legacy sys_info") { v -> Bool in
+            if case .dict(let d) = v, case .bool(false)? = d["little_endian"] { return true }
+            return false
+        }
+        if bigEndian { throw EdgeError(file: src, "big-endian legacy checkpoints are not supported") }
         var elementSize: [String: Int] = [:]
-        func scan(_ v: PickleValue, depth: Int) {
-            guard depth < 64 else { return }
-            switch v {
-            case .tensor(let t): elementSize[t.storage.key] = t.storage.type.elementSize
-            case .dict(let d): for (_, x) in d.items { scan(x, depth: depth + 1) }
-            case .list(let l): for x in l.items { scan(x, depth: depth + 1) }
-            case .tuple(let t): for x in t { scan(x, depth: depth + 1) }
-            default: break
+        let (tensors, p4) = try Pickle.load(span, start: p3, what: "legacy object") { v -> [(String, TensorRef)] in
+            // Element sizes of every storage in the object (an optimizer's too), to skip their data.
+            var seen = Set<ObjectIdentifier>()
+            func scan(_ v: PickleValue, _ depth: Int) {
+                guard depth < 300 else { return }
+                switch v {
+                case .tensor(let t): elementSize[t.storage.key] = t.storage.type.elementSize
+                case .storage(let s): elementSize[s.key] = s.type.elementSize
+                case .dict(let d):
+                    guard seen.insert(ObjectIdentifier(d)).inserted else { return }
+                    for (_, x) in d.items { scan(x, depth + 1) }
+                case .list(let l):
+                    guard seen.insert(ObjectIdentifier(l)).inserted else { return }
+                    for x in l.items { scan(x, depth + 1) }
+                case .tuple(let t): for x in t { scan(x, depth + 1) }
+                default: break
+                }
+            }
+            scan(v, 0)
+            return try findTensors(v, source: src)
+        }
+        let (keys, p5) = try Pickle.load(span, start: p4, what: "legacy storage keys") { v -> [String] in
+            guard case .list(let keyList) = v else { throw EdgeError(file: src, "legacy storage key list is missing") }
+            return try keyList.items.map { k in
+                switch k {
+                case .string(let s): return s
+                case .int(let i): return String(i)
+                default: throw EdgeError(file: src, "legacy storage key of type \(k.kind)")
+                }
             }
         }
-        scan(value, depth: 0)
+        var p = p5
         var blobs: [String: ByteSpan] = [:]
-        for k in keyList.items {
-            let key: String
-            switch k {
-            case .string(let s): key = s
-            case .int(let i): key = String(i)
-            default: throw EdgeError(file: src, "legacy storage key of type \(k.kind)")
-            }
+        for key in keys {
             let n = try span.u64(p, "element count of legacy storage '\(key)'"); p += 8
-            guard let es = elementSize[key] else { throw EdgeError(file: src, "legacy storage '\(key)' is not used by any tensor") }
+            let es = elementSize[key] ?? 0
             guard n <= UInt64(span.count) else { throw EdgeError(file: src, "legacy storage '\(key)' claims \(n) elements, more than the file holds") }
+            if es == 0 {
+                throw EdgeError(file: src, "legacy storage '\(key)' is not used by any tensor (its element size is unknown)")
+            }
             let bytes = Int(n) * es
             blobs[key] = try span.slice(p, bytes, "data of legacy storage '\(key)'")
             p += bytes
         }
         let sd = StateDict()
-        try collect(value, into: sd, source: src) { ref in
+        try materializeAll(tensors, into: sd, source: src) { ref in
             guard let b = blobs[ref.key] else { throw EdgeError(file: src, "legacy storage '\(ref.key)' has no data") }
             return b
         }
@@ -138,9 +162,8 @@ public enum TorchCheckpoint {
     }
 
     /// Finds the state dict in the unpickled object (top level, or under "model"/"state_dict") and
-    /// materializes its tensors.
-    static func collect(_ value: PickleValue, into sd: StateDict, source: String,
-                        storage: (StorageRef) throws -> ByteSpan) throws {
+    /// lists its tensors in order.
+    static func findTensors(_ value: PickleValue, source: String) throws -> [(String, TensorRef)] {
         guard case .dict(var dict) = value else {
             throw EdgeError(file: source, "the checkpoint holds a \(value.kind), not a state dict")
         }
@@ -154,14 +177,18 @@ public enum TorchCheckpoint {
             }
             if !found { throw EdgeError(file: source, "no tensors found in the checkpoint (expected a state dict, or one under 'model' or 'state_dict')") }
         }
-        var cache: [String: ByteSpan] = [:]
+        var out: [(String, TensorRef)] = []
         for (k, v) in dict.items {
-            guard case .tensor(let t) = v else { continue }
-            let name: String
-            switch k {
-            case .string(let s): name = s
-            default: continue
-            }
+            guard case .tensor(let t) = v, case .string(let name) = k else { continue }
+            out.append((name, t))
+        }
+        return out
+    }
+
+    static func materializeAll(_ tensors: [(String, TensorRef)], into sd: StateDict, source: String,
+                               storage: (StorageRef) throws -> ByteSpan) throws {
+        var cache: [String: ByteSpan] = [:]
+        for (name, t) in tensors {
             let blob: ByteSpan
             if let c = cache[t.storage.key] { blob = c } else { blob = try storage(t.storage); cache[t.storage.key] = blob }
             try materialize(name: name, t, blob: blob, into: sd, source: source)
@@ -214,7 +241,8 @@ public enum TorchCheckpoint {
             throw EdgeError(file: source, "tensor '\(name)' (offset \(t.offset), shape \(t.shape), stride \(t.stride)) "
                 + "reaches element \(maxIndex) of a storage of \(t.storage.numel) elements")
         }
-        let base = blob.raw.baseAddress! + (t.storage.viewOffset + t.offset) * es
+        guard let blobBase = blob.raw.baseAddress else { throw EdgeError(file: source, "storage of tensor '\(name)' is empty") }
+        let base = blobBase + (t.storage.viewOffset + t.offset) * es
 
         // Row-major contiguous?
         var contiguous = true

@@ -34,7 +34,7 @@ public final class ZipArchive {
             }
             pos -= 1
         }
-        guard eocd >= 0 else { throw fail("no end-of-central-directory record") }
+        guard eocd >= 0 else { throw fail("no end-of-central-directory record (truncated file?)") }
         var entryCount = Int(try span.u16(eocd + 10, "end record"))
         var cdSize = Int(try span.u32(eocd + 12, "end record"))
         var cdOffset = Int(try span.u32(eocd + 16, "end record"))

@@ -67,10 +67,12 @@ public enum Fold {
             return t
         }
         func checkFinite(_ name: String, _ p: UnsafeBufferPointer<Float>) throws {
-            // max-reduction style loop that the optimiser vectorises: any NaN/Inf makes x - x non-zero (NaN).
-            var acc: Float = 0
-            for x in p { acc += (x - x) }
-            if acc != 0 || acc.isNaN {
+            // Integer max of the exponent bits (vectorisable): all ones means Inf or NaN.
+            var m: UInt32 = 0
+            UnsafeRawBufferPointer(p).withMemoryRebound(to: UInt32.self) { bits in
+                for b in bits { m = max(m, b & 0x7F80_0000) }
+            }
+            if m == 0x7F80_0000 {
                 let bad = p.firstIndex { !$0.isFinite } ?? 0
                 throw EdgeError(file: source, "tensor '\(name)' has a non-finite value (\(p[bad])) at element \(bad)")
             }
@@ -91,8 +93,9 @@ public enum Fold {
                 guard w.shape.count == 4, w.shape[0] == cout else {
                     throw EdgeError(file: source, "tensor '\(convName)' has shape \(w.shape), expected [\(cout), …]")
                 }
-                if lookup(sd, String(convName.dropLast(6)) + "bias") != nil {
-                    throw EdgeError(file: source, "conv '\(convName)' has a bias; backbone convs are expected without one")
+                // torchvision's backbone convs have no bias; accept one anyway: b' = beta + (cb - rm) * s.
+                let convBias = try lookup(sd, String(convName.dropLast(6)) + "bias").map { _ in
+                    try get(String(convName.dropLast(6)) + "bias", [cout])
                 }
                 let g = try get(bn + ".weight", [cout]), b = try get(bn + ".bias", [cout])
                 let rm = try get(bn + ".running_mean", [cout]), rv = try get(bn + ".running_var", [cout])
@@ -107,7 +110,10 @@ public enum Fold {
                 }
                 if isBias {
                     scratch = [Float](repeating: 0, count: cout)
-                    for c in 0..<cout { scratch[c] = b.floats[c] - rm.floats[c] * scale[c] }
+                    for c in 0..<cout {
+                        let cb = convBias.map { $0.floats[c] } ?? 0
+                        scratch[c] = b.floats[c] + (cb - rm.floats[c]) * scale[c]
+                    }
                     scratch.withUnsafeBytes { out.add(name, dtype: .f32, shape: shape, bytes: $0) }
                 } else {
                     let per = w.count / cout

@@ -55,6 +55,7 @@ extension ModelConfig {
             throw EdgeError(file: source, "precision '\(prec)' is not supported by this build (expected float32)")
         }
         let k = try int("num_classes")
+        guard k >= 2 && k <= 100_000 else { throw EdgeError(file: source, "metadata num_classes \(k) is out of range (2...100000)") }
         var names: [String]? = nil
         if let cn = m["class_names"] {
             let j: JSON
