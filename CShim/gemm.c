@@ -11,6 +11,14 @@
 
 #include "em_internal.h"
 
+// Baseline SIMD of the target (not run-time dispatched): SSE2 on x86-64, NEON on aarch64. Used
+// only for the 4x4 transposes of the A packing.
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#elif defined(__ARM_NEON)
+#include <arm_neon.h>
+#endif
+
 // ---------------------------------------------------------------- per-thread packing buffers
 
 typedef struct {
@@ -71,7 +79,44 @@ static void pack_a(const em_gemm_job *j, int m0, int mc, int k0, int kc, int MR,
         int mr = mc - p < MR ? mc - p : MR;
         float *d = dst + (size_t)p * kc;
         const float *base = j->A + (size_t)(m0 + p) * j->a_rs + (size_t)k0 * j->a_cs;
-        if (j->a_cs == 1) {
+        if (j->a_cs == 1 && mr == MR) {
+            // Rows are contiguous in k: transpose 4 rows x 4 k at a time so that the writes of
+            // each k's MR values are contiguous.
+            const size_t rs = (size_t)j->a_rs;
+            int k = 0;
+            for (; k + 4 <= kc; k += 4) {
+                int i = 0;
+                for (; i + 4 <= MR; i += 4) {
+                    const float *s0 = base + i * rs + k;
+                    float *o = d + (size_t)k * MR + i;
+#if defined(__SSE2__)
+                    __m128 r0 = _mm_loadu_ps(s0), r1 = _mm_loadu_ps(s0 + rs),
+                           r2 = _mm_loadu_ps(s0 + 2 * rs), r3 = _mm_loadu_ps(s0 + 3 * rs);
+                    _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+                    _mm_storeu_ps(o, r0);
+                    _mm_storeu_ps(o + MR, r1);
+                    _mm_storeu_ps(o + 2 * MR, r2);
+                    _mm_storeu_ps(o + 3 * MR, r3);
+#elif defined(__ARM_NEON)
+                    float32x4x2_t t01 = vtrnq_f32(vld1q_f32(s0), vld1q_f32(s0 + rs));
+                    float32x4x2_t t23 = vtrnq_f32(vld1q_f32(s0 + 2 * rs), vld1q_f32(s0 + 3 * rs));
+                    vst1q_f32(o, vcombine_f32(vget_low_f32(t01.val[0]), vget_low_f32(t23.val[0])));
+                    vst1q_f32(o + MR, vcombine_f32(vget_low_f32(t01.val[1]), vget_low_f32(t23.val[1])));
+                    vst1q_f32(o + 2 * MR, vcombine_f32(vget_high_f32(t01.val[0]), vget_high_f32(t23.val[0])));
+                    vst1q_f32(o + 3 * MR, vcombine_f32(vget_high_f32(t01.val[1]), vget_high_f32(t23.val[1])));
+#else
+                    for (int kk = 0; kk < 4; kk++)
+                        for (int ii = 0; ii < 4; ii++) o[kk * MR + ii] = s0[ii * rs + kk];
+#endif
+                }
+                for (; i < MR; i++) {
+                    const float *s1 = base + i * rs + k;
+                    for (int kk = 0; kk < 4; kk++) d[(size_t)(k + kk) * MR + i] = s1[kk];
+                }
+            }
+            for (; k < kc; k++)
+                for (int i = 0; i < MR; i++) d[(size_t)k * MR + i] = base[i * rs + k];
+        } else if (j->a_cs == 1) {
             for (int i = 0; i < mr; i++) {
                 const float *s = base + (size_t)i * j->a_rs;
                 for (int k = 0; k < kc; k++) d[(size_t)k * MR + i] = s[k];
