@@ -93,15 +93,16 @@ static const em_gemm_params *volatile params_cur;
 
 static void fill_params(void) {
     for (int i = 0; i < EM_ISA_COUNT; i++)
-        isa_params[i] = (em_gemm_params){4, 16, 256, 96, 2048, em_ukr_generic_4x16};
+        isa_params[i] = (em_gemm_params){4, 16, 256, 96, 2048, em_ukr_generic_4x16, NULL};
 #if defined(__x86_64__)
-    isa_params[EM_ISA_AVX2] = (em_gemm_params){6, 16, 256, 72, 2048, em_ukr_avx2_6x16};
-    isa_params[EM_ISA_AVX512] = (em_gemm_params){14, 32, 256, 112, 2048, em_ukr_avx512_14x32};
+    isa_params[EM_ISA_AVX2] = (em_gemm_params){6, 16, 256, 72, 2048, em_ukr_avx2_6x16, NULL};
+    isa_params[EM_ISA_AVX512] =
+        (em_gemm_params){8, 32, 256, 128, 2048, em_ukr_avx512_8x32, em_ukr_avx512_8x16h};
     isa_params[EM_ISA_AVX512VNNI] = isa_params[EM_ISA_AVX512];
 #endif
 #if defined(__aarch64__)
     // Smaller B block: boards have 256 KB - 1 MB of L2 and often little or no L3.
-    isa_params[EM_ISA_NEON] = (em_gemm_params){8, 12, 256, 96, 384, em_ukr_neon_8x12};
+    isa_params[EM_ISA_NEON] = (em_gemm_params){8, 12, 256, 96, 384, em_ukr_neon_8x12, NULL};
     isa_params[EM_ISA_NEONDOT] = isa_params[EM_ISA_NEON];
 #endif
 }

@@ -29,6 +29,8 @@ typedef struct em_gemm_params {
     int mr, nr;     // register tile
     int kc, mc, nc; // cache blocks (mc multiple of mr, nc multiple of nr)
     em_ukernel_fn ukr;
+    // Optional MR x (NR/2) kernel on the same NR-wide panels, for edge tiles of <= NR/2 columns.
+    em_ukernel_fn ukr_half;
 } em_gemm_params;
 
 // Filled by dispatch.c for the ISA in use.
@@ -40,7 +42,9 @@ void em_ukr_generic_4x16(int kc, const float *Ap, const float *Bp, float *C, lon
 #if defined(__x86_64__)
 void em_ukr_avx2_6x16(int kc, const float *Ap, const float *Bp, float *C, long ldc, int load_c,
                          const em_epi *epi);
-void em_ukr_avx512_14x32(int kc, const float *Ap, const float *Bp, float *C, long ldc, int load_c,
+void em_ukr_avx512_8x32(int kc, const float *Ap, const float *Bp, float *C, long ldc, int load_c,
+                        const em_epi *epi);
+void em_ukr_avx512_8x16h(int kc, const float *Ap, const float *Bp, float *C, long ldc, int load_c,
                          const em_epi *epi);
 #endif
 #if defined(__aarch64__)

@@ -312,7 +312,10 @@ static void run_range(const em_gemm_job *j, const em_gemm_params *P, int m_lo, i
                             if (load_c)
                                 for (int i = 0; i < mr; i++)
                                     memcpy(tile + i * NR, Cp + (size_t)i * j->ldc, nr * sizeof(float));
-                            P->ukr(kc, Ap, Bp, tile, NR, load_c, NULL);
+                            if (nr <= NR / 2 && P->ukr_half)
+                                P->ukr_half(kc, Ap, Bp, tile, NR, load_c, NULL);
+                            else
+                                P->ukr(kc, Ap, Bp, tile, NR, load_c, NULL);
                             for (int i = 0; i < mr; i++)
                                 memcpy(Cp + (size_t)i * j->ldc, tile + i * NR, nr * sizeof(float));
                             if (last && epi) epilogue(j, ic + ir, jc + jr, mr, nr);
