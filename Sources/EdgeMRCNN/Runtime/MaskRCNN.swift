@@ -2,6 +2,8 @@
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #endif
 
 /// Per-stage intermediates and timings of one `detect` run (for parity tests and benchmarks).
