@@ -228,3 +228,24 @@ final class ParityTests: XCTestCase {
     /// Default sizes (800/1333): 400x533 -> 800x1066 (padded 800x1088), 100 detections.
     func testParityCoffee800() throws { try runParity("coffee_crop_800") }
 }
+
+/// Odd inputs run through the whole model without trapping.
+final class PipelineRobustnessTests: XCTestCase {
+    func testTinyAndExtremeImages() throws {
+        let path = try Shared.require("models/shapes-r50fpn/model.pth")
+        let (store, config) = try ModelLoader.load(path: path, overrides: ModelOverrides(minSize: 256, maxSize: 416))
+        let model = try MaskRCNN(store: store, config: config, source: path)
+        for (w, h) in [(1, 1), (3, 2), (600, 8), (8, 600)] {
+            var px = [UInt8](repeating: 0, count: w * h * 3)
+            for i in 0..<px.count { px[i] = UInt8((i * 37) & 255) }
+            let trace = PipelineTrace(captureTensors: true)
+            let dets = try model.detect(RGBImage(width: w, height: h, pixels: px), trace: trace)
+            XCTAssertLessThanOrEqual(dets.count, 100)
+            for d in dets {
+                XCTAssertTrue(d.box.0 >= 0 && d.box.2 <= Float(w) && d.box.1 >= 0 && d.box.3 <= Float(h))
+                if let m = d.mask { XCTAssertTrue(m.x0 >= 0 && m.y0 >= 0 && m.x0 + m.width <= w && m.y0 + m.height <= h) }
+            }
+            XCTAssertEqual(trace.timings.count, 7)
+        }
+    }
+}
