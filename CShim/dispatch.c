@@ -95,6 +95,7 @@ static void fill_params(void) {
     for (int i = 0; i < EM_ISA_COUNT; i++)
         isa_params[i] = (em_gemm_params){4, 16, 256, 96, 2048, em_ukr_generic_4x16, NULL};
 #if defined(__x86_64__)
+    isa_params[EM_ISA_SSE41] = (em_gemm_params){6, 8, 256, 96, 2048, em_ukr_sse41_6x8, NULL};
     isa_params[EM_ISA_AVX2] = (em_gemm_params){6, 16, 256, 72, 2048, em_ukr_avx2_6x16, NULL};
     isa_params[EM_ISA_AVX512] =
         (em_gemm_params){8, 32, 256, 128, 2048, em_ukr_avx512_8x32, em_ukr_avx512_8x16h};

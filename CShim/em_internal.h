@@ -40,6 +40,8 @@ const em_gemm_params *em_gemm_params_current(void);
 void em_ukr_generic_4x16(int kc, const float *Ap, const float *Bp, float *C, long ldc, int load_c,
                          const em_epi *epi);
 #if defined(__x86_64__)
+void em_ukr_sse41_6x8(int kc, const float *Ap, const float *Bp, float *C, long ldc, int load_c,
+                      const em_epi *epi);
 void em_ukr_avx2_6x16(int kc, const float *Ap, const float *Bp, float *C, long ldc, int load_c,
                          const em_epi *epi);
 void em_ukr_avx512_8x32(int kc, const float *Ap, const float *Bp, float *C, long ldc, int load_c,

@@ -351,8 +351,11 @@ int em_gemm_run(const em_gemm_job *j) {
     int ntn = (j->N + P->nr - 1) / P->nr, ntm = (j->M + P->mr - 1) / P->mr;
     run_ctx x = {j, P, 1, 1, ntn, 0};
     if (nth > 1) {
-        // Split the dimension with more tiles per thread; tiny problems stay on one thread.
-        if (ntn >= 2 * nth || ntn >= ntm) {
+        // Split the dimension whose tiles spread more evenly over the threads (N on near-ties:
+        // each thread then packs only its own im2col columns); tiny problems stay on one thread.
+        double en = (double)ntn / (nth * ((ntn + nth - 1) / nth));
+        double em = (double)ntm / (nth * ((ntm + nth - 1) / nth));
+        if (en >= em - 0.05) {
             x.split_n = 1;
             x.tiles = ntn;
         } else {

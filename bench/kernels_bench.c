@@ -41,6 +41,8 @@ static const conv_shape shapes[] = {
     {"416 fpn 3x3 256 P2", 256, 104, 104, 256, 3, 1, 1},
     // mask head, one RoI
     {"mask 3x3 256 14x14", 256, 14, 14, 256, 3, 1, 1},
+    // mask head as the pipeline runs it: 16 RoIs side by side with zero separator columns
+    {"mask x16 3x3 256 14x239", 256, 14, 239, 256, 3, 1, 1},
 };
 
 // With one thread the CPU time of the calling thread is used (robust when the machine is shared:

@@ -49,9 +49,9 @@ EM_AVX2 void em_ukr_avx2_6x16(int kc, const float *Ap, const float *Bp, float *C
                 x1 = _mm256_add_ps(x1, _mm256_loadu_ps(r + 8));
             }
             if (epi->relu) {
-                // max(x, 0) with x first: NaN stays NaN like the scalar `x < 0 ? 0 : x`.
-                x0 = _mm256_max_ps(x0, _mm256_setzero_ps());
-                x1 = _mm256_max_ps(x1, _mm256_setzero_ps());
+                // max(0, x) returns x when x is NaN, like the scalar `x < 0 ? 0 : x`.
+                x0 = _mm256_max_ps(_mm256_setzero_ps(), x0);
+                x1 = _mm256_max_ps(_mm256_setzero_ps(), x1);
             }
         }
         _mm256_storeu_ps(p, x0);

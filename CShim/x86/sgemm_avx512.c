@@ -50,9 +50,9 @@
                     x1 = _mm512_add_ps(x1, _mm512_loadu_ps(r + 16));                               \
                 }                                                                                  \
                 if (epi->relu) {                                                                   \
-                    /* max(x, 0) with x first: NaN stays NaN like the scalar x < 0 ? 0 : x */      \
-                    x0 = _mm512_max_ps(x0, _mm512_setzero_ps());                                   \
-                    x1 = _mm512_max_ps(x1, _mm512_setzero_ps());                                   \
+                    /* max(0, x) returns x when x is NaN, like the scalar x < 0 ? 0 : x */      \
+                    x0 = _mm512_max_ps(_mm512_setzero_ps(), x0);                                   \
+                    x1 = _mm512_max_ps(_mm512_setzero_ps(), x1);                                   \
                 }                                                                                  \
             }                                                                                      \
             _mm512_storeu_ps(p, x0);                                                               \
