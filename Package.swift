@@ -33,7 +33,8 @@ let package = Package(
         ),
         .testTarget(
             name: "EdgeMRCNNTests",
-            dependencies: ["EdgeMRCNN", "CShim"],
+            // edge-mrcnn: the CLI's argument parser is unit-tested, and the CLI tests run the binary.
+            dependencies: ["EdgeMRCNN", "CShim", "edge-mrcnn"],
             path: "Tests/EdgeMRCNNTests"
         ),
     ]

@@ -2,3 +2,4 @@
 #include "em_dispatch.h"
 #include "em_kernels.h"
 #include "em_image.h"
+#include "em_hash.h"

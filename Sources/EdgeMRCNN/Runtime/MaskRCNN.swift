@@ -1,20 +1,119 @@
-// The float Mask R-CNN R50-FPN model: weights + the pipeline stages. OWNER: pipeline helper
-// (replace the body; keep the signatures).
+// The float Mask R-CNN R50-FPN model: weights + the pipeline stages (Stages/). OWNER: pipeline.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Per-stage intermediates and timings of one `detect` run (for parity tests and benchmarks).
+/// Timings are always recorded; tensors only when `captureTensors` is true.
+public final class PipelineTrace {
+    public var captureTensors: Bool
+    /// (stage, seconds) in run order: preprocess, backbone, fpn, rpn, roi_heads, masks, paste.
+    public var timings: [(stage: String, seconds: Double)] = []
+    public var sizes: ImageSizes?
+    /// Normalised, resized, zero-padded input [3, paddedH, paddedW].
+    public var input: FeatureMap?
+    /// P2, P3, P4, P5, P6 (torchvision '0', '1', '2', '3', 'pool').
+    public var fpn: [FeatureMap] = []
+    /// RPN proposals (flat x1,y1,x2,y2 in resized coordinates) and objectness probabilities.
+    public var proposals: [Float] = []
+    public var proposalScores: [Float] = []
+    /// Final boxes before rescaling to the original image (resized coordinates), flat.
+    public var prePasteBoxes: [Float] = []
+    public var scores: [Float] = []
+    public var labels: [Int] = []
+    /// 28x28 probabilities of the predicted label per detection, [N * 784].
+    public var maskProbabilities: [Float] = []
+
+    public init(captureTensors: Bool = false) { self.captureTensors = captureTensors }
+
+    public var totalSeconds: Double { timings.reduce(0) { $0 + $1.seconds } }
+}
 
 public final class MaskRCNN {
     public let config: ModelConfig
+    private let store: TensorStore   // keeps the weight memory alive
+    private let backbone: Backbone
+    private let fpn: FPN
+    private let rpn: RPN
+    private let boxHead: BoxHead
+    private let maskHead: MaskHead
 
     /// Binds the weights of `store` (canonical names from ModelSpec). `source` names the file in
     /// error messages. Throws on missing or mis-shaped tensors.
     public init(store: TensorStore, config: ModelConfig, source: String) throws {
+        guard config.numClasses >= 2 else {
+            throw EdgeError(file: source, "model has \(config.numClasses) classes, need at least 2")
+        }
+        guard config.minSize > 0, config.maxSize > 0 else {
+            throw EdgeError(file: source, "invalid transform sizes min \(config.minSize) max \(config.maxSize)")
+        }
         self.config = config
-        throw EdgeError(file: source, "the pipeline is not built yet")
+        self.store = store
+        backbone = try Backbone(store, source: source)
+        fpn = try FPN(store, source: source)
+        rpn = try RPN(store, source: source)
+        boxHead = try BoxHead(store, numClasses: config.numClasses, source: source)
+        maskHead = try MaskHead(store, numClasses: config.numClasses, source: source)
     }
 
     /// Runs the whole model on one image. Detections are in original image coordinates, sorted
     /// by descending score, at most 100, with masks pasted and thresholded at 0.5.
     /// scoreThresh: torchvision's box_score_thresh (0.05).
     public func detect(_ image: RGBImage, scoreThresh: Float = 0.05) throws -> [Detection] {
-        throw EdgeError("the pipeline is not built yet")
+        try detect(image, scoreThresh: scoreThresh, trace: nil)
+    }
+
+    /// `detect` that also fills `trace` (timings always; tensors if trace.captureTensors).
+    public func detect(_ image: RGBImage, scoreThresh: Float = 0.05, trace: PipelineTrace?) throws -> [Detection] {
+        guard image.width > 0, image.height > 0, image.pixels.count == image.width * image.height * 3 else {
+            throw EdgeError("image has invalid size \(image.width)x\(image.height)")
+        }
+        let ws = Workspace()
+        var t0 = monotonicSeconds()
+        func lap(_ name: String) {
+            let t = monotonicSeconds()
+            trace?.timings.append((name, t - t0))
+            t0 = t
+        }
+        let capture = trace?.captureTensors ?? false
+
+        let (x, sizes) = Transform.run(image, config: config, ws)
+        trace?.sizes = sizes
+        if capture { trace?.input = x }
+        lap("preprocess")
+
+        let cs = backbone.run(x, ws)
+        lap("backbone")
+
+        let ps = fpn.run(cs, ws)
+        if capture { trace?.fpn = ps }
+        lap("fpn")
+
+        let (proposals, pscores) = rpn.run(ps, sizes: sizes, ws)
+        if capture { trace?.proposals = proposals; trace?.proposalScores = pscores }
+        lap("rpn")
+
+        let det = boxHead.run(ps, proposals: proposals, sizes: sizes, scoreThresh: scoreThresh, ws)
+        if capture { trace?.prePasteBoxes = det.boxes; trace?.scores = det.scores; trace?.labels = det.labels }
+        lap("roi_heads")
+
+        let probs = maskHead.run(ps, boxes: det.boxes, labels: det.labels, sizes: sizes, ws)
+        if capture { trace?.maskProbabilities = probs.toArray() }
+        lap("masks")
+
+        let boxes = Paste.rescale(det.boxes, sizes: sizes)
+        var out: [Detection] = []
+        out.reserveCapacity(det.labels.count)
+        let m = MaskHead.size
+        for i in 0..<det.labels.count {
+            let b = Array(boxes[(4 * i)..<(4 * i + 4)])
+            let region = Paste.mask(probs.pointer + i * m * m, size: m, box: b, imageHeight: image.height,
+                                    imageWidth: image.width)
+            out.append(Detection(box: (b[0], b[1], b[2], b[3]), score: det.scores[i], label: det.labels[i],
+                                 mask: region))
+        }
+        lap("paste")
+        return out
     }
 }

@@ -1,0 +1,192 @@
+// COCO run-length encoding (RLE) of binary masks, as pycocotools' maskApi.c defines it:
+// runs over the image flattened column-major (x outer, y inner), alternating 0,1,0,... and
+// starting with zeros; and the compressed string form ("counts" in results JSON), byte-identical
+// to pycocotools `mask.encode`. See notes/formats.md §5.
+
+public struct RLE: Equatable {
+    /// Image height and width (COCO "size" is [h, w]).
+    public var height: Int
+    public var width: Int
+    /// Run lengths; even indices are zero runs, odd indices one runs. They sum to height * width.
+    public var counts: [Int]
+
+    public init(height: Int, width: Int, counts: [Int]) {
+        self.height = height; self.width = width; self.counts = counts
+    }
+
+    /// Number of set pixels (sum of the odd-indexed counts).
+    public var area: Int {
+        var a = 0
+        var i = 1
+        while i < counts.count { a += counts[i]; i += 2 }
+        return a
+    }
+
+    /// The bounding box [x, y, w, h] as pycocotools' rleToBbox computes it (integers; all 0 for an
+    /// empty mask). A one-run that wraps from one column into the next widens the box to the full
+    /// image height, exactly as pycocotools does.
+    public var bbox: (x: Int, y: Int, w: Int, h: Int) {
+        let h = height
+        let m = (counts.count / 2) * 2
+        if m == 0 || h <= 0 { return (0, 0, 0, 0) }
+        var xs = width, ys = h, xe = 0, ye = 0
+        var cc = 0
+        var xp = 0
+        for j in 0..<m {
+            cc += counts[j]
+            let t = cc - (j % 2)
+            if t < 0 { continue }  // a zero-length first one-run: pycocotools would underflow here
+            let y = t % h
+            let x = (t - y) / h
+            if j % 2 == 0 {
+                xp = x
+            } else if xp < x {
+                ys = 0; ye = h - 1
+            }
+            xs = min(xs, x); xe = max(xe, x); ys = min(ys, y); ye = max(ye, y)
+        }
+        if xe < xs || ye < ys { return (0, 0, 0, 0) }
+        return (xs, ys, xe - xs + 1, ye - ys + 1)
+    }
+
+    // MARK: - encoding masks
+
+    /// Encodes a mask region placed in its full image without materialising the full mask.
+    /// Region pixels outside the image are ignored.
+    public init(region r: MaskRegion) {
+        let H = max(r.imageHeight, 0), W = max(r.imageWidth, 0)
+        var b = RunBuilder()
+        // Clip the region to the image.
+        let cx0 = max(r.x0, 0), cx1 = min(r.x0 + r.width, W)
+        let cy0 = max(r.y0, 0), cy1 = min(r.y0 + r.height, H)
+        if cx1 <= cx0 || cy1 <= cy0 || r.bits.count < r.width * r.height {
+            b.add(0, H * W)
+        } else {
+            b.add(0, cx0 * H)
+            r.bits.withUnsafeBufferPointer { bits in
+                for x in cx0..<cx1 {
+                    b.add(0, cy0)
+                    var idx = (cy0 - r.y0) * r.width + (x - r.x0)
+                    for _ in cy0..<cy1 {
+                        b.add(bits[idx] != 0 ? 1 : 0, 1)
+                        idx += r.width
+                    }
+                    b.add(0, H - cy1)
+                }
+            }
+            b.add(0, (W - cx1) * H)
+        }
+        self.init(height: H, width: W, counts: b.finish())
+    }
+
+    /// Encodes a full mask given row-major [height][width] (nonzero = set). Straightforward
+    /// reference encoder, used by tests and for small masks.
+    public init(rowMajor mask: [UInt8], height: Int, width: Int) {
+        var b = RunBuilder()
+        for x in 0..<max(width, 0) {
+            for y in 0..<max(height, 0) {
+                let i = y * width + x
+                b.add(i < mask.count && mask[i] != 0 ? 1 : 0, 1)
+            }
+        }
+        self.init(height: max(height, 0), width: max(width, 0), counts: b.finish())
+    }
+
+    /// The full mask, row-major [height][width] of 0/1 (tests; small images).
+    public func rowMajorMask() -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: height * width)
+        var pos = 0
+        let total = height * width
+        for (i, c) in counts.enumerated() {
+            if i % 2 == 1 {
+                var p = pos
+                let end = min(pos + c, total)
+                while p < end {
+                    let x = p / height, y = p % height
+                    out[y * width + x] = 1
+                    p += 1
+                }
+            }
+            pos += c
+        }
+        return out
+    }
+
+    // MARK: - compressed string codec
+
+    /// The compressed "counts" string (pycocotools rleToString).
+    public var compressedString: String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(counts.count * 2)
+        for i in 0..<counts.count {
+            var x = counts[i]
+            if i > 2 { x -= counts[i - 2] }
+            var more = true
+            while more {
+                var c = x & 0x1f
+                x >>= 5  // arithmetic shift (Int is signed)
+                more = (c & 0x10) != 0 ? (x != -1) : (x != 0)
+                if more { c |= 0x20 }
+                bytes.append(UInt8(c + 48))
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Parses a compressed counts string (pycocotools rleFrString). Throws on characters outside
+    /// '0'...'o', a truncated final count, negative runs, or counts that do not sum to h * w.
+    public init(height: Int, width: Int, compressed s: String) throws {
+        var counts: [Int] = []
+        var x = 0, k = 0
+        var inCount = false
+        for ch in s.utf8 {
+            guard ch >= 48 && ch <= 111 else {
+                throw EdgeError("RLE counts: invalid character '\(Character(Unicode.Scalar(ch)))'")
+            }
+            let c = Int(ch) - 48
+            guard k < 13 else { throw EdgeError("RLE counts: a count is too long") }
+            x |= (c & 0x1f) << (5 * k)
+            k += 1
+            inCount = true
+            if c & 0x20 == 0 {
+                if c & 0x10 != 0 { x |= -1 << (5 * k) }
+                if counts.count > 2 { x += counts[counts.count - 2] }
+                guard x >= 0 else { throw EdgeError("RLE counts: negative run length \(x)") }
+                counts.append(x)
+                x = 0; k = 0; inCount = false
+            }
+        }
+        if inCount { throw EdgeError("RLE counts: the string ends inside a count") }
+        let total = counts.reduce(0, +)
+        guard height >= 0, width >= 0, total == height * width else {
+            throw EdgeError("RLE counts: runs sum to \(total), expected \(height)x\(width) = \(height * width)")
+        }
+        self.init(height: height, width: width, counts: counts)
+    }
+}
+
+/// Accumulates alternating runs (0 first) from a stream of (value, length) pieces.
+struct RunBuilder {
+    private(set) var counts: [Int] = []
+    private var current: UInt8 = 0
+    private var run = 0
+
+    @inline(__always) mutating func add(_ value: UInt8, _ n: Int) {
+        if n <= 0 { return }
+        if value != current {
+            counts.append(run)
+            current = value
+            run = 0
+        }
+        run += n
+    }
+
+    mutating func finish() -> [Int] {
+        // pycocotools emits the last run even when the mask is empty ([h*w]); an empty image
+        // (h*w = 0) gives [0].
+        counts.append(run)
+        let out = counts
+        counts = []; run = 0; current = 0
+        return out
+    }
+}

@@ -1,0 +1,76 @@
+// Box branch of RoIHeads (torchvision roi_heads.py + TwoMLPHead + FastRCNNPredictor): 7x7
+// RoIAlign, flatten, fc6 + ReLU, fc7 + ReLU, class scores and per-class deltas; then
+// postprocess_detections: softmax, decode (10, 10, 5, 5), clip, drop the background, score >
+// thresh (strict), remove boxes smaller than 1e-2, NMS 0.5 per class, keep the best 100.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct BoxHead {
+    let fc6: Linear, fc7: Linear, clsScore: Linear, bboxPred: Linear
+    let numClasses: Int
+    let coder = BoxCoder(10, 10, 5, 5)
+    let nmsThresh = 0.5
+    let detectionsPerImage = 100
+
+    init(_ store: TensorStore, numClasses k: Int, source: String) throws {
+        fc6 = try Linear(store, "roi_heads.box_head.fc6", inF: 256 * 7 * 7, outF: 1024, source: source)
+        fc7 = try Linear(store, "roi_heads.box_head.fc7", inF: 1024, outF: 1024, source: source)
+        clsScore = try Linear(store, "roi_heads.box_predictor.cls_score", inF: 1024, outF: k, source: source)
+        bboxPred = try Linear(store, "roi_heads.box_predictor.bbox_pred", inF: 1024, outF: 4 * k, source: source)
+        numClasses = k
+    }
+
+    /// Detections in resized-image coordinates, descending by score.
+    func run(_ features: [FeatureMap], proposals: [Float], sizes s: ImageSizes, scoreThresh: Float,
+             _ ws: Workspace) -> (boxes: [Float], scores: [Float], labels: [Int]) {
+        let r = proposals.count / 4
+        if r == 0 { return ([], [], []) }
+        let k = numClasses
+        let pooled = ws.floats(r * 256 * 49)
+        MultiScaleRoIAlign.run(Array(features.prefix(4)), boxes: proposals, sizes: s, output: 7, out: pooled.pointer)
+        let h6 = ws.floats(r * 1024), h7 = ws.floats(r * 1024)
+        fc6.run(pooled.pointer, rows: r, out: h6.pointer, relu: true)
+        fc7.run(h6.pointer, rows: r, out: h7.pointer, relu: true)
+        let logits = ws.floats(r * k), deltas = ws.floats(r * 4 * k)
+        clsScore.run(h7.pointer, rows: r, out: logits.pointer, relu: false)
+        bboxPred.run(h7.pointer, rows: r, out: deltas.pointer, relu: false)
+
+        var candBoxes: [Float] = [], candScores: [Float] = [], candLabels: [Int] = []
+        var probs = [Float](repeating: 0, count: k)
+        var box = [Float](repeating: 0, count: 4)
+        proposals.withUnsafeBufferPointer { pp in
+            for i in 0..<r {
+                let lg = logits.pointer + i * k
+                var m = lg[0]
+                for c in 1..<k { m = max(m, lg[c]) }
+                var sum: Float = 0
+                for c in 0..<k { probs[c] = expf(lg[c] - m); sum += probs[c] }
+                let inv = 1 / sum
+                for c in 0..<k { probs[c] = probs[c] * inv }
+                for c in 1..<k {
+                    let score = probs[c]
+                    if !(score > scoreThresh) { continue }
+                    box.withUnsafeMutableBufferPointer { bp in
+                        coder.decode(deltas.pointer + (i * k + c) * 4, box: pp.baseAddress! + 4 * i, into: bp.baseAddress!)
+                        Boxes.clip(bp.baseAddress!, height: s.resizedHeight, width: s.resizedWidth)
+                    }
+                    if !box.withUnsafeBufferPointer({ Boxes.isLargeEnough($0.baseAddress!, minSize: 1e-2) }) { continue }
+                    candBoxes += box; candScores.append(score); candLabels.append(c)
+                }
+            }
+        }
+        let keep = candBoxes.withUnsafeBufferPointer { bp in
+            candScores.withUnsafeBufferPointer { sp in
+                Boxes.batchedNMS(boxes: bp.baseAddress!, scores: sp.baseAddress!, groups: candLabels,
+                                 iouThreshold: nmsThresh)
+            }
+        }
+        var boxes: [Float] = [], scores: [Float] = [], labels: [Int] = []
+        for i in keep.prefix(detectionsPerImage) {
+            boxes += candBoxes[(4 * i)..<(4 * i + 4)]; scores.append(candScores[i]); labels.append(candLabels[i])
+        }
+        return (boxes, scores, labels)
+    }
+}

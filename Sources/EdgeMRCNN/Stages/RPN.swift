@@ -1,0 +1,119 @@
+// Region proposal network at inference (torchvision models/detection/rpn.py): shared 3x3 conv +
+// ReLU, 1x1 objectness and 1x1 box deltas per level; head outputs reordered [A*C, H, W] ->
+// (H, W, A); per level the top 1000 anchors by logit; decode (weights 1,1,1,1); sigmoid; clip;
+// remove boxes smaller than 1e-3; score >= 0; NMS 0.7 per level; keep the best 1000.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct RPN {
+    let conv: Conv2d, cls: Conv2d, bbox: Conv2d
+    let preNMSTopN = 1000
+    let postNMSTopN = 1000
+    let nmsThresh = 0.7
+    let minSize: Float = 1e-3
+    let coder = BoxCoder(1, 1, 1, 1)
+
+    init(_ store: TensorStore, source: String) throws {
+        let a = ModelSpec.anchorsPerLocation
+        conv = try Conv2d(store, "rpn.head.conv", cin: 256, cout: 256, kernel: 3, pad: 1, source: source)
+        cls = try Conv2d(store, "rpn.head.cls_logits", cin: 256, cout: a, kernel: 1, source: source)
+        bbox = try Conv2d(store, "rpn.head.bbox_pred", cin: 256, cout: 4 * a, kernel: 1, source: source)
+    }
+
+    /// Proposals (x1, y1, x2, y2 in resized-image pixels) and their objectness probabilities,
+    /// descending by score.
+    func run(_ levels: [FeatureMap], sizes s: ImageSizes, _ ws: Workspace) -> (boxes: [Float], scores: [Float]) {
+        let a = ModelSpec.anchorsPerLocation
+        var candBoxes: [Float] = []
+        var candScores: [Float] = []
+        var candLevel: [Int] = []
+        for (li, p) in levels.enumerated() {
+            let t = conv(p, ws, relu: true)
+            let logits = cls(t, ws, relu: false)
+            let deltas = bbox(t, ws, relu: false)
+            let hw = p.height * p.width
+            let n = hw * a
+            // anchor index i = (y * W + x) * A + a  <->  channel a, pixel y * W + x
+            let top = Self.topK(count: n, k: min(preNMSTopN, n)) { i in logits.pointer[(i % a) * hw + i / a] }
+            let anchors = Anchors.grid(level: li, featureHeight: p.height, featureWidth: p.width,
+                                       paddedHeight: s.paddedHeight, paddedWidth: s.paddedWidth)
+            var d = [Float](repeating: 0, count: 4)
+            var b = [Float](repeating: 0, count: 4)
+            for i in top {
+                let pix = i / a, ai = i % a
+                for c in 0..<4 { d[c] = deltas.pointer[(ai * 4 + c) * hw + pix] }
+                anchors.withUnsafeBufferPointer { an in
+                    d.withUnsafeBufferPointer { dp in
+                        b.withUnsafeMutableBufferPointer { bp in
+                            coder.decode(dp.baseAddress!, box: an.baseAddress! + 4 * i, into: bp.baseAddress!)
+                            Boxes.clip(bp.baseAddress!, height: s.resizedHeight, width: s.resizedWidth)
+                        }
+                    }
+                }
+                let logit = logits.pointer[ai * hw + pix]
+                let score = 1 / (1 + expf(-logit))
+                let keep = b.withUnsafeBufferPointer { Boxes.isLargeEnough($0.baseAddress!, minSize: minSize) }
+                if keep && score >= 0 {
+                    candBoxes += b; candScores.append(score); candLevel.append(li)
+                }
+            }
+        }
+        let keep = candBoxes.withUnsafeBufferPointer { bp in
+            candScores.withUnsafeBufferPointer { sp in
+                Boxes.batchedNMS(boxes: bp.baseAddress!, scores: sp.baseAddress!, groups: candLevel,
+                                 iouThreshold: nmsThresh)
+            }
+        }
+        let kept = keep.prefix(postNMSTopN)
+        var boxes: [Float] = []
+        boxes.reserveCapacity(kept.count * 4)
+        var scores: [Float] = []
+        for i in kept {
+            boxes += candBoxes[(4 * i)..<(4 * i + 4)]; scores.append(candScores[i])
+        }
+        return (boxes, scores)
+    }
+
+    /// Indices of the k largest values, descending (ties: lower index first), via a bounded min-heap.
+    static func topK(count n: Int, k: Int, _ value: (Int) -> Float) -> [Int] {
+        if k <= 0 { return [] }
+        // heap of (value, index); "less" = worse = smaller value, or equal value and larger index
+        var hv = [Float](), hi = [Int]()
+        hv.reserveCapacity(k); hi.reserveCapacity(k)
+        @inline(__always) func worse(_ v1: Float, _ i1: Int, _ v2: Float, _ i2: Int) -> Bool {
+            v1 < v2 || (v1 == v2 && i1 > i2)
+        }
+        func siftDown(_ start: Int) {
+            var p = start
+            let m = hv.count
+            while true {
+                let l = 2 * p + 1
+                if l >= m { break }
+                var c = l
+                if l + 1 < m && worse(hv[l + 1], hi[l + 1], hv[l], hi[l]) { c = l + 1 }
+                if worse(hv[c], hi[c], hv[p], hi[p]) {
+                    hv.swapAt(c, p); hi.swapAt(c, p); p = c
+                } else { break }
+            }
+        }
+        for i in 0..<n {
+            let v = value(i)
+            if hv.count < k {
+                hv.append(v); hi.append(i)
+                var c = hv.count - 1
+                while c > 0 {
+                    let p = (c - 1) / 2
+                    if worse(hv[c], hi[c], hv[p], hi[p]) { hv.swapAt(c, p); hi.swapAt(c, p); c = p } else { break }
+                }
+            } else if worse(hv[0], hi[0], v, i) {
+                hv[0] = v; hi[0] = i
+                siftDown(0)
+            }
+        }
+        var order = Array(0..<hv.count)
+        order.sort { worse(hv[$1], hi[$1], hv[$0], hi[$0]) }
+        return order.map { hi[$0] }
+    }
+}

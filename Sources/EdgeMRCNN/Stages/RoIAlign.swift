@@ -1,0 +1,58 @@
+// torchvision MultiScaleRoIAlign (ops/poolers.py) over P2..P5: scales inferred from the feature
+// and (unpadded) image heights as 2^round(log2(feat_h / image_h)); LevelMapper k0 = 4, canonical
+// size 224, eps 1e-6, levels clamped to [2, 5]; roi_align sampling_ratio 2, aligned = false.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import CShim
+
+public enum MultiScaleRoIAlign {
+    /// torchvision _infer_scale (height only, as torchvision returns possible_scales[0]).
+    public static func scale(featureHeight: Int, imageHeight: Int) -> Float {
+        let approx = Float(Double(featureHeight) / Double(imageHeight))
+        let e = log2f(approx).rounded(.toNearestOrEven)
+        return Float(pow(2.0, Double(e)))
+    }
+
+    /// LevelMapper: index into [P2..P5] for a box, given k_min/k_max from the scales.
+    public static func level(_ b: UnsafePointer<Float>, kMin: Int = 2, kMax: Int = 5) -> Int {
+        let area = (b[2] - b[0]) * (b[3] - b[1])
+        let s = area.squareRoot()
+        let t = (Float(4) + log2f(s / Float(224))) + Float(1e-6)
+        var k = t.rounded(.down)
+        k = min(max(k, Float(kMin)), Float(kMax))
+        return Int(k) - kMin
+    }
+
+    public static func level(box: [Float]) -> Int {
+        box.withUnsafeBufferPointer { level($0.baseAddress!) }
+    }
+
+    /// Pools every box (resized-image coordinates) to [C, P, P] into out [R, C, P, P].
+    static func run(_ features: [FeatureMap], boxes: [Float], sizes s: ImageSizes, output p: Int,
+                    out: UnsafeMutablePointer<Float>) {
+        let r = boxes.count / 4
+        if r == 0 { return }
+        let scales = features.map { scale(featureHeight: $0.height, imageHeight: s.resizedHeight) }
+        let kMin = Int(-log2f(scales[0]))
+        let kMax = Int(-log2f(scales[scales.count - 1]))
+        var perLevelBoxes = [[Float]](repeating: [], count: features.count)
+        var perLevelIndex = [[Int32]](repeating: [], count: features.count)
+        boxes.withUnsafeBufferPointer { bp in
+            for i in 0..<r {
+                let l = min(max(level(bp.baseAddress! + 4 * i, kMin: kMin, kMax: kMax), 0), features.count - 1)
+                perLevelBoxes[l] += bp[(4 * i)..<(4 * i + 4)]
+                perLevelIndex[l].append(Int32(i))
+            }
+        }
+        for (l, f) in features.enumerated() where !perLevelIndex[l].isEmpty {
+            perLevelBoxes[l].withUnsafeBufferPointer { rb in
+                perLevelIndex[l].withUnsafeBufferPointer { ib in
+                    em_roi_align_f32(f.pointer, Int32(f.channels), Int32(f.height), Int32(f.width), scales[l], 2, 0,
+                                     rb.baseAddress, Int32(ib.count), ib.baseAddress, Int32(p), Int32(p), out)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,55 @@
+// torchvision GeneralizedRCNNTransform at inference: RGB8 -> [0,1] -> normalise -> bilinear
+// resize (scale rule in Double, output side = floor(side * scale), kernel ratio in/out) ->
+// zero pad bottom/right to multiples of 32.
+
+import CShim
+
+public struct ImageSizes: Equatable {
+    public var originalHeight: Int, originalWidth: Int
+    public var resizedHeight: Int, resizedWidth: Int
+    public var paddedHeight: Int, paddedWidth: Int
+}
+
+public enum Transform {
+    /// torchvision's resize rule: scale = min(minSize / min(h, w), maxSize / max(h, w)) in Double,
+    /// out = floor(side * scale). Returns (height, width).
+    public static func resizedSize(height h: Int, width w: Int, minSize: Int, maxSize: Int) -> (Int, Int) {
+        let scale = min(Double(minSize) / Double(min(h, w)), Double(maxSize) / Double(max(h, w)))
+        let oh = Int((Double(h) * scale).rounded(.down))
+        let ow = Int((Double(w) * scale).rounded(.down))
+        return (max(oh, 1), max(ow, 1))
+    }
+
+    public static func sizes(height h: Int, width w: Int, minSize: Int, maxSize: Int) -> ImageSizes {
+        let (rh, rw) = resizedSize(height: h, width: w, minSize: minSize, maxSize: maxSize)
+        return ImageSizes(originalHeight: h, originalWidth: w, resizedHeight: rh, resizedWidth: rw,
+                          paddedHeight: (rh + 31) / 32 * 32, paddedWidth: (rw + 31) / 32 * 32)
+    }
+
+    static func run(_ image: RGBImage, config: ModelConfig, _ ws: Workspace) -> (FeatureMap, ImageSizes) {
+        let s = sizes(height: image.height, width: image.width, minSize: config.minSize, maxSize: config.maxSize)
+        let h = image.height, w = image.width
+        let norm = ws.map(3, h, w)
+        let mean = config.imageMean.count == 3 ? config.imageMean : [0.485, 0.456, 0.406]
+        let std = config.imageStd.count == 3 ? config.imageStd : [0.229, 0.224, 0.225]
+        image.pixels.withUnsafeBufferPointer { px in
+            mean.withUnsafeBufferPointer { m in
+                std.withUnsafeBufferPointer { sd in
+                    em_normalize_rgb8_f32(px.baseAddress, Int32(h), Int32(w), m.baseAddress, sd.baseAddress, norm.pointer)
+                }
+            }
+        }
+        let resized = ws.map(3, s.resizedHeight, s.resizedWidth)
+        em_resize_bilinear_f32(norm.pointer, 3, Int32(h), Int32(w), resized.pointer,
+                               Int32(s.resizedHeight), Int32(s.resizedWidth))
+        let out = ws.map(3, s.paddedHeight, s.paddedWidth, zeroed: true)
+        for c in 0..<3 {
+            for y in 0..<s.resizedHeight {
+                let src = resized.pointer + (c * s.resizedHeight + y) * s.resizedWidth
+                let dst = out.pointer + (c * s.paddedHeight + y) * s.paddedWidth
+                dst.update(from: src, count: s.resizedWidth)
+            }
+        }
+        return (out, s)
+    }
+}
