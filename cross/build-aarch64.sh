@@ -280,6 +280,9 @@ rebuild_modules() {   # rebuild_modules SYSROOT SWIFT_STATIC MODULE_CACHE
     done
     for f in "${pending[@]}"; do
         dir="$(dirname "$f")"; m="$(basename "$dir" .swiftmodule)"
+        if [ "$m" = CxxStdlib ]; then   # C++ interop overlay: its clang module is not in the sysroot; unused
+            rm -rf "$dir"; errs=$((errs + 1)); continue
+        fi
         out="$dir/$TRIPLE.swiftmodule"
         extra=()
         [ "$m" = Swift ] && extra=(-parse-stdlib)
@@ -294,7 +297,7 @@ rebuild_modules() {   # rebuild_modules SYSROOT SWIFT_STATIC MODULE_CACHE
     for m in Swift _Concurrency SwiftOnoneSupport Glibc; do
         [ -f "$ss/linux/$m.swiftmodule/$TRIPLE.swiftmodule" ] || die "stdlib module $m could not be rebuilt (see above)"
     done
-    log "  $(( ${#ifaces[@]} - errs )) modules rebuilt, $errs dropped"
+    log "  $(( ${#ifaces[@]} - errs )) modules rebuilt, $errs dropped (CxxStdlib is always dropped: C++ interop is not used)"
 }
 
 # ---------------------------------------------------------------------------------------------
