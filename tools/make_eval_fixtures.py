@@ -10,8 +10,8 @@
    branch: area and bbox from the RLE).
 2. expected.json: pycocotools' 12 stats for bbox and segm on those, on torchvision's own
    shapes-val results (../shared/models/shapes-r50fpn/torchvision-results-shapes-val.json, full
-   and restricted to image ids 1..20), and polygon -> RLE strings (annToRLE) for a handful of
-   the subset's annotations plus synthetic polygons (edge cases).
+   and restricted to image ids 1..20), and polygon -> RLE strings (annToRLE) for the
+   subset's annotations (all of them) plus synthetic polygons (edge cases).
 """
 import copy
 import io
@@ -111,6 +111,20 @@ def main():
     expected = {}
 
     gt = quiet(COCO, SUBSET)
+    # polygon -> RLE of real annotations (annToRLE merges the parts of one object); before
+    # COCOeval runs, whose _prepare replaces the GT polygons by RLEs in place
+    polys = []
+    for a in gt.dataset["annotations"]:
+        if isinstance(a["segmentation"], list):
+            rle = gt.annToRLE(a)
+            polys.append({"ann_id": a["id"], "parts": len(a["segmentation"]), "counts": rle["counts"].decode(),
+                          "area": int(maskUtils.area(rle)), "bbox": [float(v) for v in maskUtils.toBbox(rle)]})
+    crowd = [a for a in gt.dataset["annotations"] if a["iscrowd"]][0]
+    crowd_rle = gt.annToRLE(crowd)
+    expected["subset_polygons"] = polys
+    expected["subset_crowd"] = {"ann_id": crowd["id"], "counts": crowd_rle["counts"].decode(),
+                                "area": int(maskUtils.area(crowd_rle))}
+
     res = make_subset_results(gt, rng)
     # detections inside the crowd region (match the crowd gt: ignored, not false positives)
     for a in gt.dataset["annotations"]:
@@ -136,21 +150,6 @@ def main():
                                "bbox": stats(gt, res, "bbox"), "segm": stats(gt, res, "segm"),
                                "segm_only_bbox": stats(gt, segm_only, "bbox"),
                                "segm_only_segm": stats(gt, segm_only, "segm")}
-
-    # polygon -> RLE of real annotations (annToRLE merges the parts of one object)
-    polys = []
-    for a in gt.dataset["annotations"]:
-        if len(polys) >= 16:
-            break
-        if isinstance(a["segmentation"], list):
-            rle = gt.annToRLE(a)
-            polys.append({"ann_id": a["id"], "parts": len(a["segmentation"]), "counts": rle["counts"].decode(),
-                          "area": int(maskUtils.area(rle)), "bbox": [float(v) for v in maskUtils.toBbox(rle)]})
-    crowd = [a for a in gt.dataset["annotations"] if a["iscrowd"]][0]
-    crowd_rle = gt.annToRLE(crowd)
-    expected["subset_polygons"] = polys
-    expected["subset_crowd"] = {"ann_id": crowd["id"], "counts": crowd_rle["counts"].decode(),
-                                "area": int(maskUtils.area(crowd_rle))}
 
     # synthetic polygons: (polygons, h, w) -> counts
     synth = [
