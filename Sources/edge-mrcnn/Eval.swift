@@ -70,6 +70,13 @@ func runEval(_ a: ParsedArgs) throws -> Int32 {
         failed = run.failed
     }
     let tLoad = monotonicSeconds()
+    let known = Set(gt.categories.map { $0.id })
+    let unknown = results.filter { !known.contains($0.categoryId) }
+    if !unknown.isEmpty {
+        let ids = Array(Set(unknown.map { $0.categoryId })).sorted().prefix(8).map(String.init).joined(separator: ", ")
+        printErr("edge-mrcnn: note: \(unknown.count) result\(unknown.count == 1 ? " has a category id" : "s have category ids") "
+                 + "not in the annotations' categories (\(ids)); they are not scored")
+    }
 
     var metrics: [(COCOIoUType, COCOEvalResult)] = []
     var hasSegm = results.contains { $0.segmentation != nil }

@@ -264,4 +264,67 @@ final class EvalTests: XCTestCase {
         assertStats(numbers(m["bbox"]?["stats"]), numbers(want["bbox"]), "metrics json bbox")
         assertStats(numbers(m["segm"]?["stats"]), numbers(want["segm"]), "metrics json segm")
     }
+
+    func runBinary(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
+        let bin = CLITests.binary
+        guard FileManager.default.isExecutableFile(atPath: bin) else { throw XCTSkip("no binary") }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: bin)
+        p.arguments = args
+        let o = Pipe(), e = Pipe()
+        p.standardOutput = o; p.standardError = e
+        try p.run()
+        let out = String(decoding: o.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let err = String(decoding: e.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return (p.terminationStatus, out, err)
+    }
+
+    func testEvalCommandErrors() throws {
+        let ann = try Shared.require(EvalTests.shapesAnnotations)
+        let model = try Shared.require("models/shapes-r50fpn/model.pth")
+        let empty = NSTemporaryDirectory() + "eval-empty-\(getpid())"
+        try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: empty) }
+        var r = try runBinary(["eval", "--annotations", ann])
+        XCTAssertEqual(r.status, 2, r.err)
+        XCTAssertTrue(r.err.contains("--results is required"), r.err)
+        r = try runBinary(["eval", "--annotations", ann, "--results", "x.json", "--model", model])
+        XCTAssertEqual(r.status, 2, r.err)
+        r = try runBinary(["eval", "--annotations", ann, "--model", model, "--images", empty])
+        XCTAssertEqual(r.status, 1, r.err)
+        XCTAssertEqual(r.err.split(separator: "\n").count, 1, r.err)
+        XCTAssertTrue(r.err.contains("200 of 200 annotated images are not in this folder"), r.err)
+        r = try runBinary(["eval", "--annotations", ann, "--results", ann])
+        XCTAssertEqual(r.status, 1, r.err)
+        XCTAssertTrue(r.err.contains("not a JSON list of results"), r.err)
+        r = try runBinary(["eval", "--annotations", Shared.fixture("eval/coco-subset-results.json"), "--results", ann])
+        XCTAssertEqual(r.status, 1, r.err)
+        XCTAssertTrue(r.err.contains("coco-subset-results.json: not a JSON object"), r.err)
+    }
+
+    /// Runs the shapes model on the first annotated image; the metrics must equal those of
+    /// scoring the results file it wrote (the two paths read the same text).
+    func testEvalCommandRunsModel() throws {
+        let ann = try Shared.require(EvalTests.shapesAnnotations)
+        let model = try Shared.require("models/shapes-r50fpn/model.pth")
+        let images = try Shared.require("data/shapes-val/images")
+        let tmp = NSTemporaryDirectory() + "eval-run-\(getpid())"
+        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        let r = try runBinary(["eval", "--annotations", ann, "--model", model, "--images", images, "--max-images", "1",
+                               "--json", tmp + "/res.json", "--metrics-json", tmp + "/m.json"])
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertTrue(r.out.split(separator: "\n").last?.hasPrefix("box AP ") ?? false, r.out)
+        let gt = try COCODataset.load(path: ann)
+        let res = try COCOResults.load(path: tmp + "/res.json", gt: gt)
+        XCTAssertFalse(res.isEmpty)
+        XCTAssertTrue(res.allSatisfy { $0.imageId == 1 })
+        let m = try JSON.load(path: tmp + "/m.json")
+        XCTAssertEqual(m["images"]?.intValue, 1)
+        for t in [COCOIoUType.bbox, .segm] {
+            let s = try COCOEval.evaluate(gt: gt, results: res, iouType: t, imageIds: [1]).stats
+            assertStats(numbers(m[t.rawValue]?["stats"]), s, "model run \(t)")
+        }
+    }
 }
