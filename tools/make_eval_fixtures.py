@@ -180,6 +180,23 @@ def main():
                           "area": int(maskUtils.area(rle))})
     expected["synthetic_polygons"] = out_synth
 
+    # random polygons (fractional, partly outside the image, 1-3 parts): counts strings only
+    prng = np.random.default_rng(7)
+    rand = []
+    for _ in range(250):
+        h, w = int(prng.integers(1, 48)), int(prng.integers(1, 48))
+        parts = []
+        for _ in range(int(prng.integers(1, 4))):
+            k = int(prng.integers(3, 9))
+            xs = prng.uniform(-6, w + 6, k)
+            ys = prng.uniform(-6, h + 6, k)
+            if prng.random() < 0.3:  # snap to quarter pixels (ties in the rounding rules)
+                xs, ys = np.round(xs * 4) / 4, np.round(ys * 4) / 4
+            parts.append([float(round(v, 3)) for xy in zip(xs, ys) for v in xy])
+        rle = maskUtils.merge(maskUtils.frPyObjects(parts, h, w))
+        rand.append([h, w, parts, rle["counts"].decode()])
+    expected["random_polygons"] = rand
+
     # torchvision's own results on shapes-val
     sgt = quiet(COCO, SHAPES_GT)
     with open(SHAPES_RES) as f:
@@ -191,7 +208,7 @@ def main():
                               "slice_segm": stats(sgt, sres, "segm", list(range(1, 21)))}
 
     with open(os.path.join(OUT, "expected.json"), "w") as f:
-        json.dump(expected, f, indent=1)
+        json.dump(expected, f, separators=(",", ":"))
     for k in ("coco_subset", "shapes_val"):
         print(k, "bbox AP %.4f segm AP %.4f" % (expected[k]["bbox"][0], expected[k]["segm"][0]))
 

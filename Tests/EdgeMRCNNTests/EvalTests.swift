@@ -37,6 +37,18 @@ final class EvalTests: XCTestCase {
         }
     }
 
+    func testRandomPolygonsMatchPycocotools() throws {
+        let cases = try expected()["random_polygons"]?.arrayValue ?? []
+        XCTAssertGreaterThanOrEqual(cases.count, 200)
+        for (i, c) in cases.enumerated() {
+            let a = c.arrayValue!
+            let h = a[0].intValue!, w = a[1].intValue!
+            let polys = a[2].arrayValue!.map { numbers($0) }
+            let rle = try COCOSegmentation.polygons(polys).toRLE(height: h, width: w)
+            XCTAssertEqual(rle.compressedString, a[3].stringValue!, "random polygon \(i): \(h)x\(w) \(polys)")
+        }
+    }
+
     func testSubsetPolygonsMatchPycocotools() throws {
         let path = try Shared.require(EvalTests.subsetAnnotations)
         let gt = try COCODataset.load(path: path)
