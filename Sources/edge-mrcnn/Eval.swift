@@ -120,6 +120,9 @@ func runEval(_ a: ParsedArgs) throws -> Int32 {
     return 0
 }
 
+/// An error writing the results file: it ends the run (unlike a bad image).
+private struct EvalOutputFailure: Error { let error: Error }
+
 /// Runs the model over the annotated images in --images; returns the results as loadRes would
 /// read them back from the results JSON (the same text is parsed), and the ids of the images run.
 private func runModelForEval(_ a: ParsedArgs, gt: COCODataset, modelPath: String)
@@ -165,41 +168,55 @@ private func runModelForEval(_ a: ParsedArgs, gt: COCODataset, modelPath: String
     let model = try MaskRCNN(store: loaded.store, config: loaded.config, source: modelPath)
     let classNames = model.config.classNames
 
-    var texts: [String] = []
+    // Results are written as they come (atomically) and read back object by object exactly as
+    // a results file would be (Float text -> Double), so both modes score the same numbers.
+    let file = try jsonPath.map { try AtomicFile(path: $0) }
+    var results: [COCOResult] = []
     var ids: [Int] = []
     var failed = 0
-    for (k, item) in todo.enumerated() {
-        let t0 = monotonicSeconds()
-        do {
-            let image = try loadImage(path: item.path, maxPixels: maxPixels)
-            if image.width != item.image.width || image.height != item.image.height {
-                printErr("edge-mrcnn: \(item.path): warning: image is \(image.width)x\(image.height), annotations say "
-                         + "\(item.image.width)x\(item.image.height)")
+    do {
+        for (k, item) in todo.enumerated() {
+            let t0 = monotonicSeconds()
+            do {
+                let image = try loadImage(path: item.path, maxPixels: maxPixels)
+                if image.width != item.image.width || image.height != item.image.height {
+                    printErr("edge-mrcnn: \(item.path): warning: image is \(image.width)x\(image.height), annotations say "
+                             + "\(item.image.width)x\(item.image.height)")
+                }
+                let dets = try model.detect(image, scoreThresh: scoreThresh)
+                let name = OutputPaths.baseName(item.path)
+                var chunk = ""
+                var parsed: [COCOResult] = []
+                for d in dets {
+                    let text = try ResultsJSON.object(d, imageId: item.image.id, fileName: name,
+                                                      categoryName: ResultsJSON.categoryName(d.label, classNames: classNames))
+                    parsed.append(try COCOResults.parseOne(try JSON.parse(text), index: results.count + parsed.count,
+                                                           bboxBranch: true, gt: gt, source: jsonPath ?? "(results)"))
+                    chunk += (results.count + parsed.count == 1 ? "[\n" : ",\n") + text
+                }
+                if let f = file, !chunk.isEmpty {
+                    do { try f.write(chunk) } catch { throw EvalOutputFailure(error: error) }
+                }
+                results += parsed
+                ids.append(item.image.id)
+                printErr("[\(k + 1)/\(todo.count)] \(name): \(dets.count) detection\(dets.count == 1 ? "" : "s"), "
+                         + "\(formatFixed(monotonicSeconds() - t0, 2)) s")
+            } catch let e as EvalOutputFailure {
+                throw e.error
+            } catch {
+                failed += 1
+                let msg = oneLine((error as? EdgeError)?.message ?? String(describing: error))
+                printErr("edge-mrcnn: " + (msg.hasPrefix(item.path) ? msg : "\(item.path): \(msg)"))
             }
-            let dets = try model.detect(image, scoreThresh: scoreThresh)
-            let name = OutputPaths.baseName(item.path)
-            var objs: [String] = []
-            for d in dets {
-                objs.append(try ResultsJSON.object(d, imageId: item.image.id, fileName: name,
-                                                   categoryName: ResultsJSON.categoryName(d.label, classNames: classNames)))
-            }
-            texts += objs
-            ids.append(item.image.id)
-            printErr("[\(k + 1)/\(todo.count)] \(name): \(dets.count) detection\(dets.count == 1 ? "" : "s"), "
-                     + "\(formatFixed(monotonicSeconds() - t0, 2)) s")
-        } catch {
-            failed += 1
-            let msg = oneLine((error as? EdgeError)?.message ?? String(describing: error))
-            printErr("edge-mrcnn: " + (msg.hasPrefix(item.path) ? msg : "\(item.path): \(msg)"))
         }
+        if let f = file {
+            try f.write(results.isEmpty ? "[]\n" : "\n]\n")
+            try f.commit()
+            printErr("wrote \(results.count) detection\(results.count == 1 ? "" : "s") to \(jsonPath!)")
+        }
+    } catch {
+        file?.abort()
+        throw error
     }
-    let doc = texts.isEmpty ? "[]\n" : "[\n" + texts.joined(separator: ",\n") + "\n]\n"
-    if let j = jsonPath {
-        try AtomicFile.write(path: j, contents: doc)
-        printErr("wrote \(texts.count) detection\(texts.count == 1 ? "" : "s") to \(j)")
-    }
-    // Read the results back exactly as a results file would be (Float text -> Double).
-    let json = try JSON.parse(doc)
-    let results = try COCOResults.parse(json, gt: gt, source: jsonPath ?? "(results)")
     return (results, ids, failed)
 }

@@ -261,56 +261,63 @@ public enum COCOResults {
         var bboxBranch = false
         if let first = list.first, let b = first["bbox"], let a = b.arrayValue, !a.isEmpty { bboxBranch = true }
         for (i, r) in list.enumerated() {
-            let what = "result \(i)"
-            guard r.objectValue != nil else { throw fail("\(what) is not an object") }
-            var imageId: Int
-            if let v = r["image_id"] {
-                guard let id = v.intValue else { throw fail("\(what): \"image_id\" is not an integer") }
-                imageId = id
-            } else if let n = r["file_name"]?.stringValue {
-                guard let id = gt.imageId(fileName: n) else {
-                    throw fail("\(what): file_name \"\(n)\" is not among the images of \(gt.source)")
-                }
-                imageId = id
-            } else {
-                throw fail("\(what) has neither \"image_id\" nor \"file_name\"")
-            }
-            guard let im = gt.image(id: imageId) else {
-                throw fail("\(what): image_id \(imageId) is not in the images of \(gt.source) (results do not correspond to these annotations)")
-            }
-            guard let cat = r["category_id"]?.intValue else { throw fail("\(what) has no integer \"category_id\"") }
-            guard let score = r["score"]?.doubleValue, score.isFinite else { throw fail("\(what) has no numeric \"score\"") }
-            var bbox: (Double, Double, Double, Double)?
-            if let b = r["bbox"] {
-                do { bbox = try COCODataset.readBox(b) } catch let e as EdgeError { throw fail("\(what): \(e.message)") }
-            }
-            var seg: COCOSegmentation?
-            if let s = r["segmentation"], !s.isNull {
-                do { seg = try COCODataset.readSegmentation(s, height: im.height, width: im.width) } catch let e as EdgeError {
-                    throw fail("\(what): bad segmentation: \(e.message)")
-                }
-            }
-            var area: Double
-            if bboxBranch {
-                guard let b = bbox else { throw fail("\(what) has no \"bbox\" (the first result has one)") }
-                area = b.2 * b.3
-                if seg == nil {
-                    let x1 = b.0, x2 = b.0 + b.2, y1 = b.1, y2 = b.1 + b.3
-                    seg = .polygons([[x1, y1, x1, y2, x2, y2, x2, y1]])
-                }
-            } else {
-                guard let s = seg else { throw fail("\(what) has neither \"bbox\" nor \"segmentation\"") }
-                let rle: RLE
-                do { rle = try s.toRLE(height: im.height, width: im.width) } catch let e as EdgeError {
-                    throw fail("\(what): bad segmentation: \(e.message)")
-                }
-                area = Double(rle.area)
-                if bbox == nil { bbox = MaskOps.box(of: rle) }
-                seg = .rle(rle)
-            }
-            out.append(COCOResult(id: i + 1, imageId: imageId, categoryId: cat, score: score, bbox: bbox,
-                                  area: area, segmentation: seg))
+            out.append(try parseOne(r, index: i, bboxBranch: bboxBranch, gt: gt, source: source))
         }
         return out
+    }
+
+    /// One result (number `i`, 0-based) after loadRes; `bboxBranch`: whether the first result of
+    /// the list has a non-empty "bbox" (see `parse`).
+    public static func parseOne(_ r: JSON, index i: Int, bboxBranch: Bool, gt: COCODataset, source: String) throws -> COCOResult {
+        func fail(_ m: String) -> EdgeError { EdgeError(file: source, m) }
+        let what = "result \(i)"
+        guard r.objectValue != nil else { throw fail("\(what) is not an object") }
+        var imageId: Int
+        if let v = r["image_id"] {
+            guard let id = v.intValue else { throw fail("\(what): \"image_id\" is not an integer") }
+            imageId = id
+        } else if let n = r["file_name"]?.stringValue {
+            guard let id = gt.imageId(fileName: n) else {
+                throw fail("\(what): file_name \"\(n)\" is not among the images of \(gt.source)")
+            }
+            imageId = id
+        } else {
+            throw fail("\(what) has neither \"image_id\" nor \"file_name\"")
+        }
+        guard let im = gt.image(id: imageId) else {
+            throw fail("\(what): image_id \(imageId) is not in the images of \(gt.source) (results do not correspond to these annotations)")
+        }
+        guard let cat = r["category_id"]?.intValue else { throw fail("\(what) has no integer \"category_id\"") }
+        guard let score = r["score"]?.doubleValue, score.isFinite else { throw fail("\(what) has no numeric \"score\"") }
+        var bbox: (Double, Double, Double, Double)?
+        if let b = r["bbox"] {
+            do { bbox = try COCODataset.readBox(b) } catch let e as EdgeError { throw fail("\(what): \(e.message)") }
+        }
+        var seg: COCOSegmentation?
+        if let s = r["segmentation"], !s.isNull {
+            do { seg = try COCODataset.readSegmentation(s, height: im.height, width: im.width) } catch let e as EdgeError {
+                throw fail("\(what): bad segmentation: \(e.message)")
+            }
+        }
+        var area: Double
+        if bboxBranch {
+            guard let b = bbox else { throw fail("\(what) has no \"bbox\" (the first result has one)") }
+            area = b.2 * b.3
+            if seg == nil {
+                let x1 = b.0, x2 = b.0 + b.2, y1 = b.1, y2 = b.1 + b.3
+                seg = .polygons([[x1, y1, x1, y2, x2, y2, x2, y1]])
+            }
+        } else {
+            guard let s = seg else { throw fail("\(what) has neither \"bbox\" nor \"segmentation\"") }
+            let rle: RLE
+            do { rle = try s.toRLE(height: im.height, width: im.width) } catch let e as EdgeError {
+                throw fail("\(what): bad segmentation: \(e.message)")
+            }
+            area = Double(rle.area)
+            if bbox == nil { bbox = MaskOps.box(of: rle) }
+            seg = .rle(rle)
+        }
+        return COCOResult(id: i + 1, imageId: imageId, categoryId: cat, score: score, bbox: bbox,
+                          area: area, segmentation: seg)
     }
 }
