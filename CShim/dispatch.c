@@ -84,26 +84,34 @@ static pthread_once_t isa_once = PTHREAD_ONCE_INIT;
 static unsigned isa_mask;
 static int isa_best_v;
 static volatile int isa_cur = -1;
-static em_gemm_params params_cur;
 
-static void select_params(int isa) {
-    em_gemm_params p = {4, 16, 256, 96, 2048, em_ukr_generic_4x16};
-    switch (isa) {
+// GEMM parameters per ISA: register tile, cache blocks (kc x nr B micro-panel in L1, mc x kc A
+// block in L2, kc x nc B block in L2/L3) and micro-kernel. Read-only after init; switching the
+// ISA swaps one pointer, so a GEMM running meanwhile keeps a consistent set.
+static em_gemm_params isa_params[EM_ISA_COUNT];
+static const em_gemm_params *volatile params_cur;
+
+static void fill_params(void) {
+    for (int i = 0; i < EM_ISA_COUNT; i++)
+        isa_params[i] = (em_gemm_params){4, 16, 256, 96, 2048, em_ukr_generic_4x16, NULL};
 #if defined(__x86_64__)
-    case EM_ISA_AVX2: p = (em_gemm_params){6, 16, 256, 72, 2048, em_ukr_avx2_6x16}; break;
-    case EM_ISA_AVX512:
-    case EM_ISA_AVX512VNNI: p = (em_gemm_params){14, 32, 256, 112, 2048, em_ukr_avx512_14x32}; break;
+    isa_params[EM_ISA_SSE41] = (em_gemm_params){6, 8, 256, 96, 2048, em_ukr_sse41_6x8, NULL};
+    isa_params[EM_ISA_AVX2] = (em_gemm_params){6, 16, 256, 72, 2048, em_ukr_avx2_6x16, NULL};
+    isa_params[EM_ISA_AVX512] =
+        (em_gemm_params){8, 32, 256, 128, 2048, em_ukr_avx512_8x32, em_ukr_avx512_8x16h};
+    isa_params[EM_ISA_AVX512VNNI] = isa_params[EM_ISA_AVX512];
 #endif
 #if defined(__aarch64__)
-    case EM_ISA_NEON:
-    case EM_ISA_NEONDOT: p = (em_gemm_params){8, 12, 256, 96, 1536, em_ukr_neon_8x12}; break;
+    // Smaller B block: boards have 256 KB - 1 MB of L2 and often little or no L3.
+    isa_params[EM_ISA_NEON] = (em_gemm_params){8, 12, 256, 96, 384, em_ukr_neon_8x12, NULL};
+    isa_params[EM_ISA_NEONDOT] = isa_params[EM_ISA_NEON];
 #endif
-    default: break;
-    }
-    params_cur = p;
 }
 
+static void select_params(int isa) { params_cur = &isa_params[isa]; }
+
 static void isa_init(void) {
+    fill_params();
     isa_mask = detect_mask();
     isa_best_v = EM_ISA_SCALAR;
     for (int i = EM_ISA_COUNT - 1; i >= 0; i--)
@@ -147,7 +155,7 @@ int em_isa_set(int isa) {
 
 const em_gemm_params *em_gemm_params_current(void) {
     pthread_once(&isa_once, isa_init);
-    return &params_cur;
+    return params_cur;
 }
 
 // ---------------------------------------------------------------- thread pool

@@ -57,7 +57,6 @@ need_pkg() {   # need_pkg COMMAND DEBIAN-PACKAGE
 need_pkg file file
 need_pkg dpkg-deb dpkg
 need_pkg apt-get apt
-need_pkg xz xz-utils
 need_pkg sha256sum coreutils
 command -v swift >/dev/null 2>&1 || die "swift is not on PATH (the host Swift toolchain is required)"
 
