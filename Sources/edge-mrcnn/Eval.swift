@@ -99,7 +99,8 @@ func runEval(_ a: ParsedArgs) throws -> Int32 {
     printOut(line.joined(separator: " ") + "\n")
     let nImages = metrics.first?.1.imageCount ?? 0
     printErr("evaluated \(results.count) detection\(results.count == 1 ? "" : "s") on \(nImages) image\(nImages == 1 ? "" : "s") "
-             + "(loading \(COCOEvalResult.fixed(tLoad - t0, 2)) s, scoring \(COCOEvalResult.fixed(tEval - tLoad, 2)) s)")
+             + "(\(resultsPath == nil ? "model run" : "loading") \(COCOEvalResult.fixed(tLoad - t0, 2)) s, "
+             + "scoring \(COCOEvalResult.fixed(tEval - tLoad, 2)) s)")
 
     if let mp = a.string("metrics-json") {
         var obj: [(String, JSON)] = [("annotations", .string(annPath)), ("images", .int(nImages)),
