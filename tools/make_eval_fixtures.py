@@ -197,6 +197,32 @@ def main():
         rand.append([h, w, parts, rle["counts"].decode()])
     expected["random_polygons"] = rand
 
+    # many detections per image (more than maxDets=100 on some), coarse scores (many ties, also
+    # across images), boxes only (segm eval then uses the box polygons, loadRes' bbox branch)
+    mrng = np.random.default_rng(99)
+    many = []
+    for n_img, img_id in enumerate(sorted(gt.getImgIds())):
+        img = gt.imgs[img_id]
+        anns = [a for a in gt.loadAnns(gt.getAnnIds(imgIds=[img_id]))]
+        n = 160 if n_img % 3 == 0 else 40
+        for j in range(n):
+            if anns and mrng.random() < 0.7:
+                a = anns[int(mrng.integers(len(anns)))]
+                x, y, bw, bh = a["bbox"]
+                box = [x + mrng.normal(0, 0.1 * bw + 1), y + mrng.normal(0, 0.1 * bh + 1),
+                       bw * (1 + mrng.normal(0, 0.15)), bh * (1 + mrng.normal(0, 0.15))]
+                cat = a["category_id"]
+            else:
+                bw, bh = mrng.uniform(2, img["width"] / 3), mrng.uniform(2, img["height"] / 3)
+                box = [mrng.uniform(0, img["width"] - bw), mrng.uniform(0, img["height"] - bh), bw, bh]
+                cat = int(mrng.choice([1, 38, 77, 2]))
+            many.append({"image_id": img_id, "category_id": cat, "bbox": [round(float(v), 2) for v in box],
+                         "score": round(float(mrng.random()), 1)})
+    with open(os.path.join(OUT, "coco-subset-results-many.json"), "w") as f:
+        json.dump(many, f, separators=(",", ":"))
+    expected["coco_subset_many"] = {"detections": len(many), "bbox": stats(gt, many, "bbox"),
+                                    "segm": stats(gt, many, "segm")}
+
     # torchvision's own results on shapes-val
     sgt = quiet(COCO, SHAPES_GT)
     with open(SHAPES_RES) as f:

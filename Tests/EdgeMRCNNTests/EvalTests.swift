@@ -129,6 +129,15 @@ final class EvalTests: XCTestCase {
                 assertStats(r.stats, numbers(e[prefix + t.rawValue]), "\(file) \(t)")
             }
         }
+        // More than maxDets=100 detections on some images, tied scores within and across images,
+        // boxes only (mask AP then uses the box polygons).
+        let many = try expected()["coco_subset_many"]!
+        let res = try COCOResults.load(path: Shared.fixture("eval/coco-subset-results-many.json"), gt: gt)
+        XCTAssertEqual(res.count, many["detections"]!.intValue!)
+        for t in [COCOIoUType.bbox, .segm] {
+            let r = try COCOEval.evaluate(gt: gt, results: res, iouType: t)
+            assertStats(r.stats, numbers(many[t.rawValue]), "many \(t)")
+        }
     }
 
     func testShapesTorchvisionResultsStats() throws {
