@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "em_internal.h"
+#include "em_qinternal.h"
 
 #if defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
@@ -85,8 +86,44 @@ static unsigned isa_mask;
 static int isa_best_v;
 static volatile int isa_cur = -1;
 static em_gemm_params params_cur;
+static em_qgemm_params qparams_cur;
+
+// int8 GEMM per ISA: {mr, nr, panel, ukr, prep, prep bytes per k, prep channel stride, row, xor}.
+static void select_qparams(int isa) {
+    em_qgemm_params q = {8, 8, EM_QP_K4, em_qukr_generic_8x8, NULL, 0, 4, em_qrow_generic, 0};
+    switch (isa) {
+#if defined(__x86_64__)
+    case EM_ISA_SSE41:
+        q = (em_qgemm_params){4, 8, EM_QP_K2, em_qukr_u8s8_sse41_4x8, em_qprep_s16_k2, 16, 4,
+                              em_qrow_sse41, 0};
+        break;
+    case EM_ISA_AVX2:
+    case EM_ISA_AVX512:
+        q = (em_qgemm_params){4, 16, EM_QP_K2, em_qukr_u8s8_avx2_4x16, em_qprep_s16_k2, 16, 4,
+                              em_qrow_avx2, 0};
+        break;
+    case EM_ISA_AVX512VNNI:
+        q = (em_qgemm_params){8, 32, EM_QP_K4, em_qukr_u8s8_avx512vnni_8x32, NULL, 0, 4,
+                              em_qrow_avx2, 0};
+        break;
+#endif
+#if defined(__aarch64__)
+    case EM_ISA_NEON:
+        q = (em_qgemm_params){8, 8, EM_QP_K1, em_qukr_u8s8_neon_8x8, em_qprep_s16_k1, 16, 2,
+                              em_qrow_neon, 0};
+        break;
+    case EM_ISA_NEONDOT:
+        q = (em_qgemm_params){8, 8, EM_QP_K4X, em_qukr_u8s8_neondot_8x8, NULL, 0, 4, em_qrow_neon,
+                              1};
+        break;
+#endif
+    default: break;
+    }
+    qparams_cur = q;
+}
 
 static void select_params(int isa) {
+    select_qparams(isa);
     em_gemm_params p = {4, 16, 256, 96, 2048, em_ukr_generic_4x16};
     switch (isa) {
 #if defined(__x86_64__)
@@ -148,6 +185,11 @@ int em_isa_set(int isa) {
 const em_gemm_params *em_gemm_params_current(void) {
     pthread_once(&isa_once, isa_init);
     return &params_cur;
+}
+
+const em_qgemm_params *em_qgemm_params_current(void) {
+    pthread_once(&isa_once, isa_init);
+    return &qparams_cur;
 }
 
 // ---------------------------------------------------------------- thread pool
