@@ -13,6 +13,12 @@
 #include "em_internal.h"
 #include "em_qinternal.h"
 
+#if defined(__x86_64__)
+#include <emmintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#endif
+
 // ---------------------------------------------------------------- per-thread buffers
 
 typedef struct {
@@ -102,6 +108,8 @@ static void gather(const qjob *j, int n0, int NR, uint8_t *tmp) {
         if (nv < NR)
             for (int k = 0; k < K; k++) memset(tmp + (size_t)k * NR + nv, z, NR - nv);
     } else {
+        // Row segments: within one output row the taps of (ci, ky, kx) are input row iy at
+        // ix0 + t * stride; the valid t form one interval, the rest is padding.
         const int H = j->H, W = j->W, KW = j->KW, KK = j->KH * j->KW, s = j->stride, pad = j->pad,
                   OW = j->OW;
         const int oy0 = n0 / OW, ox0 = n0 - oy0 * OW;
@@ -109,14 +117,32 @@ static void gather(const qjob *j, int n0, int NR, uint8_t *tmp) {
             int ci = k / KK, r = k - ci * KK, ky = r / KW, kx = r - ky * KW;
             const uint8_t *plane = j->src + (size_t)ci * H * W;
             uint8_t *d = tmp + (size_t)k * NR;
-            int oy = oy0, ox = ox0;
-            for (int p = 0; p < nv; p++) {
-                int iy = oy * s - pad + ky, ix = ox * s - pad + kx;
-                d[p] = (iy < 0 || iy >= H || ix < 0 || ix >= W) ? z : plane[(size_t)iy * W + ix];
-                if (++ox == OW) {
-                    ox = 0;
-                    oy++;
+            int oy = oy0, ox = ox0, p = 0;
+            while (p < nv) {
+                int seg = OW - ox < nv - p ? OW - ox : nv - p;
+                int iy = oy * s - pad + ky;
+                if (iy < 0 || iy >= H) {
+                    memset(d + p, z, seg);
+                } else {
+                    const uint8_t *row = plane + (size_t)iy * W;
+                    int ix0 = ox * s - pad + kx;
+                    int tlo = ix0 >= 0 ? 0 : (-ix0 + s - 1) / s;
+                    int thi = ix0 < W ? (W - 1 - ix0) / s + 1 : 0;
+                    if (tlo > seg) tlo = seg;
+                    if (thi > seg) thi = seg;
+                    if (thi < tlo) thi = tlo;
+                    if (tlo > 0) memset(d + p, z, tlo);
+                    if (s == 1) {
+                        if (thi > tlo) memcpy(d + p + tlo, row + ix0 + tlo, thi - tlo);
+                    } else {
+                        const uint8_t *src = row + ix0 + (ptrdiff_t)tlo * s;
+                        for (int t = tlo; t < thi; t++, src += s) d[p + t] = *src;
+                    }
+                    if (seg > thi) memset(d + p + thi, z, seg - thi);
                 }
+                p += seg;
+                ox = 0;
+                oy++;
             }
             if (nv < NR) memset(d + nv, z, NR - nv);
         }
@@ -124,18 +150,62 @@ static void gather(const qjob *j, int n0, int NR, uint8_t *tmp) {
     if (Kp > K) memset(tmp + (size_t)K * NR, z, (size_t)(Kp - K) * NR);
 }
 
-// K1 -> the ISA's panel format.
+// K1 -> the ISA's panel format (NR is a multiple of 8). Interleaving 2 or 4 rows is a byte
+// zip: SSE2 unpack on x86-64 and vst2/vst4 on aarch64 (both baseline), plain C elsewhere.
 static void format_panel(const uint8_t *tmp, int Kp, int NR, int fmt, uint8_t *dst) {
     if (fmt == EM_QP_K1) {
         memcpy(dst, tmp, (size_t)Kp * NR);
         return;
     }
     int g = fmt == EM_QP_K2 ? 2 : 4;
-    uint8_t x = fmt == EM_QP_K4X ? 0x80 : 0;
     for (int k0 = 0; k0 < Kp; k0 += g) {
         uint8_t *d = dst + (size_t)k0 * NR;
-        for (int p = 0; p < NR; p++)
-            for (int i = 0; i < g; i++) d[p * g + i] = tmp[(size_t)(k0 + i) * NR + p] ^ x;
+        const uint8_t *r0 = tmp + (size_t)k0 * NR, *r1 = r0 + NR, *r2 = r1 + NR, *r3 = r2 + NR;
+        int p = 0;
+#if defined(__x86_64__)
+        if (g == 4) {
+            const __m128i x = _mm_set1_epi8(fmt == EM_QP_K4X ? (char)0x80 : 0);
+            for (; p + 16 <= NR; p += 16) {
+                __m128i a = _mm_loadu_si128((const __m128i *)(r0 + p)), b = _mm_loadu_si128((const __m128i *)(r1 + p));
+                __m128i c = _mm_loadu_si128((const __m128i *)(r2 + p)), e = _mm_loadu_si128((const __m128i *)(r3 + p));
+                __m128i ab0 = _mm_unpacklo_epi8(a, b), ab1 = _mm_unpackhi_epi8(a, b);
+                __m128i ce0 = _mm_unpacklo_epi8(c, e), ce1 = _mm_unpackhi_epi8(c, e);
+                _mm_storeu_si128((__m128i *)(d + p * 4), _mm_xor_si128(_mm_unpacklo_epi16(ab0, ce0), x));
+                _mm_storeu_si128((__m128i *)(d + p * 4 + 16), _mm_xor_si128(_mm_unpackhi_epi16(ab0, ce0), x));
+                _mm_storeu_si128((__m128i *)(d + p * 4 + 32), _mm_xor_si128(_mm_unpacklo_epi16(ab1, ce1), x));
+                _mm_storeu_si128((__m128i *)(d + p * 4 + 48), _mm_xor_si128(_mm_unpackhi_epi16(ab1, ce1), x));
+            }
+        } else {
+            for (; p + 16 <= NR; p += 16) {
+                __m128i a = _mm_loadu_si128((const __m128i *)(r0 + p)), b = _mm_loadu_si128((const __m128i *)(r1 + p));
+                _mm_storeu_si128((__m128i *)(d + p * 2), _mm_unpacklo_epi8(a, b));
+                _mm_storeu_si128((__m128i *)(d + p * 2 + 16), _mm_unpackhi_epi8(a, b));
+            }
+        }
+#elif defined(__aarch64__)
+        if (g == 4) {
+            const uint8x16_t x = vdupq_n_u8(fmt == EM_QP_K4X ? 0x80 : 0);
+            for (; p + 16 <= NR; p += 16) {
+                uint8x16x4_t v = {{veorq_u8(vld1q_u8(r0 + p), x), veorq_u8(vld1q_u8(r1 + p), x),
+                                   veorq_u8(vld1q_u8(r2 + p), x), veorq_u8(vld1q_u8(r3 + p), x)}};
+                vst4q_u8(d + p * 4, v);
+            }
+            for (; p + 8 <= NR; p += 8) {
+                const uint8x8_t x8 = vget_low_u8(x);
+                uint8x8x4_t v = {{veor_u8(vld1_u8(r0 + p), x8), veor_u8(vld1_u8(r1 + p), x8),
+                                  veor_u8(vld1_u8(r2 + p), x8), veor_u8(vld1_u8(r3 + p), x8)}};
+                vst4_u8(d + p * 4, v);
+            }
+        } else {
+            for (; p + 16 <= NR; p += 16) {
+                uint8x16x2_t v = {{vld1q_u8(r0 + p), vld1q_u8(r1 + p)}};
+                vst2q_u8(d + p * 2, v);
+            }
+        }
+#endif
+        uint8_t xr = fmt == EM_QP_K4X ? 0x80 : 0;
+        for (; p < NR; p++)
+            for (int i = 0; i < g; i++) d[p * g + i] = tmp[(size_t)(k0 + i) * NR + p] ^ xr;
     }
 }
 

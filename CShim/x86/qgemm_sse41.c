@@ -10,18 +10,20 @@
 
 #define EM_SSE41 __attribute__((target("sse4.1")))
 
-// Packed block [Kp/4][8][4] s8 -> [Kp/2][8][2] s16 (channel c of pair-group g at (g*8 + c)*2).
-void em_qprep_s16_k2(int kp, const int8_t *blk, void *dst) {
+// Packed block [Kp/4][8][4] s8 -> [Kp/2][8][2] s16 (channel c of pair-group g at (g*8 + c)*2):
+// per group of 4 k, pshufb splits each channel's 4 bytes into its two k pairs, pmovsxbw widens.
+EM_SSE41 void em_qprep_s16_k2(int kp, const int8_t *blk, void *dst) {
+    const __m128i idx = _mm_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
     int16_t *d = (int16_t *)dst;
     for (int g = 0; g < kp / 4; g++) {
         const int8_t *s = blk + (size_t)g * 32;
         int16_t *d0 = d + (size_t)g * 32;
-        for (int c = 0; c < 8; c++) {
-            d0[c * 2 + 0] = s[c * 4 + 0];
-            d0[c * 2 + 1] = s[c * 4 + 1];
-            d0[16 + c * 2 + 0] = s[c * 4 + 2];
-            d0[16 + c * 2 + 1] = s[c * 4 + 3];
-        }
+        __m128i a = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)s), idx);        // ch 0-3
+        __m128i b = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(s + 16)), idx); // ch 4-7
+        _mm_storeu_si128((__m128i *)(d0 + 0), _mm_cvtepi8_epi16(a));
+        _mm_storeu_si128((__m128i *)(d0 + 8), _mm_cvtepi8_epi16(b));
+        _mm_storeu_si128((__m128i *)(d0 + 16), _mm_cvtepi8_epi16(_mm_srli_si128(a, 8)));
+        _mm_storeu_si128((__m128i *)(d0 + 24), _mm_cvtepi8_epi16(_mm_srli_si128(b, 8)));
     }
 }
 
