@@ -90,7 +90,8 @@ typedef struct {
     int dH, dW; // QOUT_DECONV: input plane
 } qjob;
 
-// K1 gather: tmp[k * NR + p] = B(k, n0 + p) for k < Kp, p < NR (padding: z_in).
+// K1 gather: tmp[k * NR + p] = B(k, n0 + p) for k < Kp, p < NR (padding: z_in). NR here is
+// any width (the driver gathers a whole chunk of panels at once).
 static void gather(const qjob *j, int n0, int NR, uint8_t *tmp) {
     const int K = j->q.K, Kp = j->q.Kp, N = j->N;
     const uint8_t z = (uint8_t)j->q.z_in;
@@ -152,15 +153,15 @@ static void gather(const qjob *j, int n0, int NR, uint8_t *tmp) {
 
 // K1 -> the ISA's panel format (NR is a multiple of 8). Interleaving 2 or 4 rows is a byte
 // zip: SSE2 unpack on x86-64 and vst2/vst4 on aarch64 (both baseline), plain C elsewhere.
-static void format_panel(const uint8_t *tmp, int Kp, int NR, int fmt, uint8_t *dst) {
+static void format_panel(const uint8_t *tmp, long ld, int Kp, int NR, int fmt, uint8_t *dst) {
     if (fmt == EM_QP_K1) {
-        memcpy(dst, tmp, (size_t)Kp * NR);
+        for (int k = 0; k < Kp; k++) memcpy(dst + (size_t)k * NR, tmp + (size_t)k * ld, NR);
         return;
     }
     int g = fmt == EM_QP_K2 ? 2 : 4;
     for (int k0 = 0; k0 < Kp; k0 += g) {
         uint8_t *d = dst + (size_t)k0 * NR;
-        const uint8_t *r0 = tmp + (size_t)k0 * NR, *r1 = r0 + NR, *r2 = r1 + NR, *r3 = r2 + NR;
+        const uint8_t *r0 = tmp + (size_t)k0 * ld, *r1 = r0 + ld, *r2 = r1 + ld, *r3 = r2 + ld;
         int p = 0;
 #if defined(__x86_64__)
         if (g == 4) {
@@ -205,7 +206,7 @@ static void format_panel(const uint8_t *tmp, int Kp, int NR, int fmt, uint8_t *d
 #endif
         uint8_t xr = fmt == EM_QP_K4X ? 0x80 : 0;
         for (; p < NR; p++)
-            for (int i = 0; i < g; i++) d[p * g + i] = tmp[(size_t)(k0 + i) * NR + p] ^ xr;
+            for (int i = 0; i < g; i++) d[p * g + i] = tmp[(size_t)(k0 + i) * ld + p] ^ xr;
     }
 }
 
@@ -263,20 +264,23 @@ typedef struct {
 static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_hi, int mb_lo,
                      int mb_hi) {
     const int NR = P->nr, MR = P->mr, Kp = j->q.Kp;
-    // Chunk of pixel blocks whose panels stay in cache (~192 KB).
+    // Chunk of pixel blocks whose panels stay in cache (~192 KB), at least ~128 pixels wide so
+    // the im2col gather copies long row segments.
     int cb = (int)((192 * 1024) / ((size_t)Kp * NR));
-    if (cb < 1) cb = 1;
+    if (cb < (128 + NR - 1) / NR) cb = (128 + NR - 1) / NR;
+    int cmax = (int)((512 * 1024) / ((size_t)Kp * NR)); // but at most ~512 KB (FC6: K 12544)
+    if (cb > cmax) cb = cmax > 1 ? cmax : 1;
     if (cb > pb_hi - pb_lo) cb = pb_hi - pb_lo;
     size_t pbytes = (size_t)Kp * NR;
-    qbufs *b = thread_qbufs(pbytes * cb, pbytes, P->prep ? P->prep_bytes_per_k * Kp : 1);
+    qbufs *b = thread_qbufs(pbytes * cb, pbytes * cb, P->prep ? P->prep_bytes_per_k * Kp : 1);
     if (!b) return -1;
     int32_t acc[8 * 64] __attribute__((aligned(64)));
     for (int c0 = pb_lo; c0 < pb_hi; c0 += cb) {
         int cn = pb_hi - c0 < cb ? pb_hi - c0 : cb;
-        for (int c = 0; c < cn; c++) {
-            gather(j, (c0 + c) * NR, NR, b->tmp);
-            format_panel(b->tmp, Kp, NR, P->panel, b->panel + (size_t)c * pbytes);
-        }
+        gather(j, c0 * NR, cn * NR, b->tmp);
+        for (int c = 0; c < cn; c++)
+            format_panel(b->tmp + (size_t)c * NR, (long)cn * NR, Kp, NR, P->panel,
+                         b->panel + (size_t)c * pbytes);
         for (int mb = mb_lo; mb < mb_hi; mb++) {
             const int8_t *blk = j->q.w + (size_t)mb * Kp * 8;
             const uint8_t *wp = (const uint8_t *)blk;
