@@ -88,33 +88,35 @@ static volatile int isa_cur = -1;
 static em_gemm_params params_cur;
 static em_qgemm_params qparams_cur;
 
-// int8 GEMM per ISA: {mr, nr, panel, ukr, prep, prep bytes per k, prep channel stride, row, xor}.
+// int8 kernels per ISA: {mr, nr, panel, ukr, prep, prep bytes per k, prep channel stride, row,
+// xor, add row, quantise row}.
 static void select_qparams(int isa) {
-    em_qgemm_params q = {8, 8, EM_QP_K4, em_qukr_generic_8x8, NULL, 0, 4, em_qrow_generic, 0};
+    em_qgemm_params q = {8, 8, EM_QP_K4, em_qukr_generic_8x8, NULL, 0, 4, em_qrow_generic, 0,
+                         em_qadd_row_generic, em_qquant_row_generic};
     switch (isa) {
 #if defined(__x86_64__)
     case EM_ISA_SSE41:
         q = (em_qgemm_params){4, 8, EM_QP_K2, em_qukr_u8s8_sse41_4x8, em_qprep_s16_k2, 16, 4,
-                              em_qrow_sse41, 0};
+                              em_qrow_sse41, 0, em_qadd_row_sse41, em_qquant_row_sse41};
         break;
     case EM_ISA_AVX2:
     case EM_ISA_AVX512:
         q = (em_qgemm_params){4, 16, EM_QP_K2, em_qukr_u8s8_avx2_4x16, em_qprep_s16_k2, 16, 4,
-                              em_qrow_avx2, 0};
+                              em_qrow_avx2, 0, em_qadd_row_sse41, em_qquant_row_sse41};
         break;
     case EM_ISA_AVX512VNNI:
         q = (em_qgemm_params){8, 32, EM_QP_K4, em_qukr_u8s8_avx512vnni_8x32, NULL, 0, 4,
-                              em_qrow_avx2, 0};
+                              em_qrow_avx2, 0, em_qadd_row_sse41, em_qquant_row_sse41};
         break;
 #endif
 #if defined(__aarch64__)
     case EM_ISA_NEON:
         q = (em_qgemm_params){8, 8, EM_QP_K1, em_qukr_u8s8_neon_8x8, em_qprep_s16_k1, 16, 2,
-                              em_qrow_neon, 0};
+                              em_qrow_neon, 0, em_qadd_row_neon, em_qquant_row_neon};
         break;
     case EM_ISA_NEONDOT:
         q = (em_qgemm_params){8, 8, EM_QP_K4X, em_qukr_u8s8_neondot_8x8, NULL, 0, 4, em_qrow_neon,
-                              1};
+                              1, em_qadd_row_neon, em_qquant_row_neon};
         break;
 #endif
     default: break;

@@ -76,6 +76,12 @@ typedef void (*em_qprep_fn)(int kp, const int8_t *blk, void *dst);
 typedef void (*em_qrow_fn)(const int32_t *acc, int n, float mult, int32_t z_out, int32_t lo,
                            const uint8_t *res, int32_t z_res, float res_mult, uint8_t *dst);
 
+// Element-wise rows: rescaled add (em_qadd_u8 formula) and quantisation (em_quantize_f32_u8).
+typedef void (*em_qadd_row_fn)(const uint8_t *a, int32_t z_a, float a_mult, const uint8_t *b,
+                               int32_t z_b, float b_mult, int n, int32_t z_out, int32_t lo,
+                               uint8_t *out);
+typedef void (*em_qquant_row_fn)(const float *x, int n, float inv_scale, int32_t z, uint8_t *out);
+
 typedef struct em_qgemm_params {
     int mr, nr;       // channels (1, 2, 4 or 8) x pixels per micro-kernel call
     int panel;        // EM_QP_*
@@ -85,6 +91,8 @@ typedef struct em_qgemm_params {
     int prep_cstride; // bytes between channel c and c+1 in the prepared layout's first group
     em_qrow_fn row;
     int xor_term;     // 1: the panel is offset by -128: add 128 * rowsum to the term
+    em_qadd_row_fn add_row;
+    em_qquant_row_fn quant_row;
 } em_qgemm_params;
 
 const em_qgemm_params *em_qgemm_params_current(void);
@@ -92,7 +100,13 @@ const em_qgemm_params *em_qgemm_params_current(void);
 void em_qukr_generic_8x8(int kp, const void *wblk, const uint8_t *panel, int32_t *acc);
 void em_qrow_generic(const int32_t *acc, int n, float mult, int32_t z_out, int32_t lo,
                      const uint8_t *res, int32_t z_res, float res_mult, uint8_t *dst);
+void em_qadd_row_generic(const uint8_t *a, int32_t z_a, float a_mult, const uint8_t *b,
+                         int32_t z_b, float b_mult, int n, int32_t z_out, int32_t lo, uint8_t *out);
+void em_qquant_row_generic(const float *x, int n, float inv_scale, int32_t z, uint8_t *out);
 #if defined(__x86_64__)
+void em_qadd_row_sse41(const uint8_t *a, int32_t z_a, float a_mult, const uint8_t *b, int32_t z_b,
+                       float b_mult, int n, int32_t z_out, int32_t lo, uint8_t *out);
+void em_qquant_row_sse41(const float *x, int n, float inv_scale, int32_t z, uint8_t *out);
 void em_qukr_u8s8_sse41_4x8(int kp, const void *wblk, const uint8_t *panel, int32_t *acc);
 void em_qprep_s16_k2(int kp, const int8_t *blk, void *dst);
 void em_qukr_u8s8_avx2_4x16(int kp, const void *wblk, const uint8_t *panel, int32_t *acc);
@@ -103,6 +117,9 @@ void em_qrow_avx2(const int32_t *acc, int n, float mult, int32_t z_out, int32_t 
                   const uint8_t *res, int32_t z_res, float res_mult, uint8_t *dst);
 #endif
 #if defined(__aarch64__)
+void em_qadd_row_neon(const uint8_t *a, int32_t z_a, float a_mult, const uint8_t *b, int32_t z_b,
+                      float b_mult, int n, int32_t z_out, int32_t lo, uint8_t *out);
+void em_qquant_row_neon(const float *x, int n, float inv_scale, int32_t z, uint8_t *out);
 void em_qprep_s16_k1(int kp, const int8_t *blk, void *dst);
 void em_qukr_u8s8_neon_8x8(int kp, const void *wblk, const uint8_t *panel, int32_t *acc);
 void em_qukr_u8s8_neondot_8x8(int kp, const void *wblk, const uint8_t *panel, int32_t *acc);

@@ -6,6 +6,7 @@
 // does not depend on the ISA, the tiling or the thread count. Also the public em_q* entry points.
 #pragma STDC FP_CONTRACT OFF
 #define _GNU_SOURCE
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -475,22 +476,72 @@ int em_qlinear_u8_f32(const uint8_t *in, int N, int K, int32_t z_in, const void 
     return 0;
 }
 
-// Element-wise ops: the ISA's requantisation row is not needed (these are memory bound); they
-// use the scalar formula, which is the definition.
+// ---------------------------------------------------------------- element-wise
+
+void em_qadd_row_generic(const uint8_t *a, int32_t z_a, float a_mult, const uint8_t *b,
+                         int32_t z_b, float b_mult, int n, int32_t z_out, int32_t lo, uint8_t *out) {
+    for (int i = 0; i < n; i++) {
+        float pa = (float)((int32_t)a[i] - z_a) * a_mult;
+        float pb = (float)((int32_t)b[i] - z_b) * b_mult;
+        float v = pa + pb;
+        out[i] = em_q_finish(v, z_out, lo);
+    }
+}
+
+void em_qquant_row_generic(const float *x, int n, float inv_scale, int32_t z, uint8_t *out) {
+    for (int i = 0; i < n; i++) {
+        float v = x[i] * inv_scale;
+        out[i] = em_q_finish(v, z, 0);
+    }
+}
+
+#define EM_QROW_CHUNK 4096
+
 void em_qadd_u8(const uint8_t *a, int32_t z_a, float a_mult, const uint8_t *b, int32_t z_b,
                 float b_mult, size_t n, int32_t z_out, int relu, uint8_t *out) {
-    em_qadd_u8_ref(a, z_a, a_mult, b, z_b, b_mult, n, z_out, relu, out);
+    if (!a || !b || !out) return;
+    const em_qgemm_params *P = em_qgemm_params_current();
+    for (size_t i = 0; i < n; i += EM_QROW_CHUNK) {
+        int c = n - i < EM_QROW_CHUNK ? (int)(n - i) : EM_QROW_CHUNK;
+        P->add_row(a + i, z_a, a_mult, b + i, z_b, b_mult, c, z_out, relu ? z_out : 0, out + i);
+    }
 }
 
 void em_qadd_upsample_nearest_u8(const uint8_t *lat, int32_t z_lat, float lat_mult,
                                  const uint8_t *top, int32_t z_top, float top_mult, int C, int TH,
                                  int TW, int H, int W, int32_t z_out, uint8_t *out) {
-    em_qadd_upsample_nearest_u8_ref(lat, z_lat, lat_mult, top, z_top, top_mult, C, TH, TW, H, W,
-                                    z_out, out);
+    if (!lat || !top || !out || C <= 0 || TH <= 0 || TW <= 0 || H <= 0 || W <= 0) return;
+    const em_qgemm_params *P = em_qgemm_params_current();
+    uint8_t tb[1024];
+    int sxs[1024];
+    if (W > 1024) {
+        em_qadd_upsample_nearest_u8_ref(lat, z_lat, lat_mult, top, z_top, top_mult, C, TH, TW, H, W,
+                                        z_out, out);
+        return;
+    }
+    for (int x = 0; x < W; x++) {
+        int sx = (int)floorf(x * (float)TW / (float)W);
+        sxs[x] = sx > TW - 1 ? TW - 1 : sx;
+    }
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < H; y++) {
+            int sy = (int)floorf(y * (float)TH / (float)H);
+            if (sy > TH - 1) sy = TH - 1;
+            const uint8_t *trow = top + ((size_t)c * TH + sy) * TW;
+            for (int x = 0; x < W; x++) tb[x] = trow[sxs[x]];
+            size_t o = ((size_t)c * H + y) * W;
+            P->add_row(lat + o, z_lat, lat_mult, tb, z_top, top_mult, W, z_out, 0, out + o);
+        }
 }
 
 void em_quantize_f32_u8(const float *x, size_t n, float scale, int32_t z, uint8_t *out) {
-    em_quantize_f32_u8_ref(x, n, scale, z, out);
+    if (!x || !out) return;
+    const em_qgemm_params *P = em_qgemm_params_current();
+    float inv = 1.0f / scale;
+    for (size_t i = 0; i < n; i += EM_QROW_CHUNK) {
+        int c = n - i < EM_QROW_CHUNK ? (int)(n - i) : EM_QROW_CHUNK;
+        P->quant_row(x + i, c, inv, z, out + i);
+    }
 }
 
 void em_dequantize_u8_f32(const uint8_t *q, size_t n, float scale, int32_t z, float *out) {
