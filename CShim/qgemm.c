@@ -272,31 +272,53 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
     int cmax = (int)((512 * 1024) / ((size_t)Kp * NR)); // but at most ~512 KB (FC6: K 12544)
     if (cb > cmax) cb = cmax > 1 ? cmax : 1;
     if (cb > pb_hi - pb_lo) cb = pb_hi - pb_lo;
-    size_t pbytes = (size_t)Kp * NR;
-    qbufs *b = thread_qbufs(pbytes * cb, pbytes * cb, P->prep ? P->prep_bytes_per_k * Kp : 1);
+    // K is split in slices of KC so that one panel slice (KC x NR bytes) stays in L1 while every
+    // weight block of the channel group MG passes over it; the int32 tiles of the chunk x group
+    // accumulate across the slices (exact), then are requantised once.
+    const int KC = 512, MG = 32;
+    int kcmax = Kp < KC ? Kp : KC;
+    size_t pbytes = (size_t)Kp * NR, tile = (size_t)8 * NR;
+    qbufs *b = thread_qbufs(pbytes * cb + tile * 4 * MG * cb, pbytes * cb,
+                            P->prep ? P->prep_bytes_per_k * kcmax * MG : 1);
     if (!b) return -1;
-    int32_t acc[8 * 64] __attribute__((aligned(64)));
+    int32_t *accs = (int32_t *)(b->panel + pbytes * cb); // [MG][cb] tiles of 8 x NR
     for (int c0 = pb_lo; c0 < pb_hi; c0 += cb) {
         int cn = pb_hi - c0 < cb ? pb_hi - c0 : cb;
         gather(j, c0 * NR, cn * NR, b->tmp);
         for (int c = 0; c < cn; c++)
             format_panel(b->tmp + (size_t)c * NR, (long)cn * NR, Kp, NR, P->panel,
                          b->panel + (size_t)c * pbytes);
-        for (int mb = mb_lo; mb < mb_hi; mb++) {
-            const int8_t *blk = j->q.w + (size_t)mb * Kp * 8;
-            const uint8_t *wp = (const uint8_t *)blk;
-            int cstride = 4;
-            if (P->prep) {
-                P->prep(Kp, blk, b->prep);
-                wp = b->prep;
-                cstride = P->prep_cstride;
+        for (int g0 = mb_lo; g0 < mb_hi; g0 += MG) {
+            int gn = mb_hi - g0 < MG ? mb_hi - g0 : MG;
+            for (int k0 = 0; k0 < Kp; k0 += KC) {
+                int kc = Kp - k0 < KC ? Kp - k0 : KC, load = k0 > 0;
+                if (P->prep)
+                    for (int g = 0; g < gn; g++)
+                        P->prep(kc, j->q.w + ((size_t)(g0 + g) * Kp + k0) * 8,
+                                b->prep + (size_t)g * P->prep_bytes_per_k * kc);
+                for (int c = 0; c < cn; c++) {
+                    const uint8_t *pan = b->panel + (size_t)c * pbytes + (size_t)k0 * NR;
+                    for (int g = 0; g < gn; g++) {
+                        int mb = g0 + g;
+                        const uint8_t *wp;
+                        int cstride;
+                        if (P->prep) {
+                            wp = b->prep + (size_t)g * P->prep_bytes_per_k * kc;
+                            cstride = P->prep_cstride;
+                        } else {
+                            wp = (const uint8_t *)(j->q.w + ((size_t)mb * Kp + k0) * 8);
+                            cstride = 4;
+                        }
+                        int32_t *t = accs + ((size_t)g * cb + c) * tile;
+                        for (int i0 = 0; i0 < 8 && mb * 8 + i0 < j->q.M; i0 += MR)
+                            P->ukr(kc, wp + (size_t)i0 * cstride, pan, t + (size_t)i0 * NR, load);
+                    }
+                }
             }
             for (int c = 0; c < cn; c++) {
                 int n0 = (c0 + c) * NR, nv = j->N - n0 < NR ? j->N - n0 : NR;
-                for (int i0 = 0; i0 < 8 && mb * 8 + i0 < j->q.M; i0 += MR) {
-                    P->ukr(Kp, wp + (size_t)i0 * cstride, b->panel + (size_t)c * pbytes, acc);
-                    epilogue(j, P, acc, NR, mb * 8 + i0, MR, n0, nv);
-                }
+                for (int g = 0; g < gn; g++)
+                    epilogue(j, P, accs + ((size_t)g * cb + c) * tile, NR, (g0 + g) * 8, 8, n0, nv);
             }
         }
     }
@@ -335,7 +357,8 @@ static int qgemm_run(const qjob *j) {
 
 // ---------------------------------------------------------------- portable micro-kernel + row
 
-void em_qukr_generic_8x8(int kp, const void *wblk, const uint8_t *panel, int32_t *acc) {
+void em_qukr_generic_8x8(int kp, const void *wblk, const uint8_t *panel, int32_t *acc,
+                         int accumulate) {
     const int8_t *w = (const int8_t *)wblk;
     int32_t a[8][8];
     memset(a, 0, sizeof a);
@@ -347,7 +370,8 @@ void em_qukr_generic_8x8(int kp, const void *wblk, const uint8_t *panel, int32_t
                 a[c][p] += wg[c * 4 + 0] * pg[p * 4 + 0] + wg[c * 4 + 1] * pg[p * 4 + 1] +
                            wg[c * 4 + 2] * pg[p * 4 + 2] + wg[c * 4 + 3] * pg[p * 4 + 3];
     }
-    memcpy(acc, a, sizeof a);
+    for (int c = 0; c < 8; c++)
+        for (int p = 0; p < 8; p++) acc[c * 8 + p] = (accumulate ? acc[c * 8 + p] : 0) + a[c][p];
 }
 
 void em_qrow_generic(const int32_t *acc, int n, float mult, int32_t z_out, int32_t lo,

@@ -17,7 +17,8 @@ void em_qprep_s16_k1(int kp, const int8_t *blk, void *dst) {
 }
 
 // 8 channels x 8 pixels; panel EM_QP_K1 with NR = 8 (8 bytes per k).
-void em_qukr_u8s8_neon_8x8(int kp, const void *wblk, const uint8_t *panel, int32_t *acc) {
+void em_qukr_u8s8_neon_8x8(int kp, const void *wblk, const uint8_t *panel, int32_t *acc,
+                           int accumulate) {
     const int16_t *w = (const int16_t *)wblk;
     int32x4_t c[8][2];
     for (int i = 0; i < 8; i++) c[i][0] = c[i][1] = vdupq_n_s32(0);
@@ -32,6 +33,10 @@ void em_qukr_u8s8_neon_8x8(int kp, const void *wblk, const uint8_t *panel, int32
 #undef CH
     }
     for (int i = 0; i < 8; i++) {
+        if (accumulate) {
+            c[i][0] = vaddq_s32(c[i][0], vld1q_s32(acc + i * 8));
+            c[i][1] = vaddq_s32(c[i][1], vld1q_s32(acc + i * 8 + 4));
+        }
         vst1q_s32(acc + i * 8, c[i][0]);
         vst1q_s32(acc + i * 8 + 4, c[i][1]);
     }
@@ -40,7 +45,7 @@ void em_qukr_u8s8_neon_8x8(int kp, const void *wblk, const uint8_t *panel, int32
 // 8 channels x 8 pixels; panel EM_QP_K4X with NR = 8 (32 bytes per group of 4 k).
 __attribute__((target("dotprod"))) void em_qukr_u8s8_neondot_8x8(int kp, const void *wblk,
                                                                   const uint8_t *panel,
-                                                                  int32_t *acc) {
+                                                                  int32_t *acc, int accumulate) {
     const int8_t *w = (const int8_t *)wblk;
     const int8_t *p = (const int8_t *)panel;
     int32x4_t c[8][2];
@@ -56,6 +61,10 @@ __attribute__((target("dotprod"))) void em_qukr_u8s8_neondot_8x8(int kp, const v
 #undef CH
     }
     for (int i = 0; i < 8; i++) {
+        if (accumulate) {
+            c[i][0] = vaddq_s32(c[i][0], vld1q_s32(acc + i * 8));
+            c[i][1] = vaddq_s32(c[i][1], vld1q_s32(acc + i * 8 + 4));
+        }
         vst1q_s32(acc + i * 8, c[i][0]);
         vst1q_s32(acc + i * 8 + 4, c[i][1]);
     }

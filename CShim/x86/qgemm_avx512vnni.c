@@ -11,7 +11,7 @@
 // wblk: packed block (group stride 32 bytes, channel c at c*4); panel EM_QP_K4 with NR = 32
 // (128 bytes per group of 4 k).
 EM_VNNI void em_qukr_u8s8_avx512vnni_8x32(int kp, const void *wblk, const uint8_t *panel,
-                                          int32_t *acc) {
+                                          int32_t *acc, int accumulate) {
     const uint8_t *w = (const uint8_t *)wblk;
     __m512i c[8][2];
 #pragma clang loop unroll(full)
@@ -29,8 +29,8 @@ EM_VNNI void em_qukr_u8s8_avx512vnni_8x32(int kp, const void *wblk, const uint8_
     }
 #pragma clang loop unroll(full)
     for (int i = 0; i < 8; i++) {
-        _mm512_storeu_si512((void *)(acc + i * 32), c[i][0]);
-        _mm512_storeu_si512((void *)(acc + i * 32 + 16), c[i][1]);
+        _mm512_storeu_si512((void *)(acc + i * 32), accumulate ? _mm512_add_epi32(c[i][0], _mm512_loadu_si512((const void *)(acc + i * 32))) : c[i][0]);
+        _mm512_storeu_si512((void *)(acc + i * 32 + 16), accumulate ? _mm512_add_epi32(c[i][1], _mm512_loadu_si512((const void *)(acc + i * 32 + 16))) : c[i][1]);
     }
 }
 #endif

@@ -30,7 +30,7 @@ EM_SSE41 void em_qprep_s16_k2(int kp, const int8_t *blk, void *dst) {
 // 4 channels x 8 pixels. w: prepared weights at channel c0 (pair group stride 32 bytes);
 // panel EM_QP_K2 with NR = 8 (16 bytes per k pair).
 EM_SSE41 void em_qukr_u8s8_sse41_4x8(int kp, const void *wblk, const uint8_t *panel,
-                                     int32_t *acc) {
+                                     int32_t *acc, int accumulate) {
     const uint8_t *w = (const uint8_t *)wblk;
     __m128i c00 = _mm_setzero_si128(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
             c30 = c00, c31 = c00;
@@ -51,14 +51,14 @@ EM_SSE41 void em_qukr_u8s8_sse41_4x8(int kp, const void *wblk, const uint8_t *pa
         c30 = _mm_add_epi32(c30, _mm_madd_epi16(x0, w3));
         c31 = _mm_add_epi32(c31, _mm_madd_epi16(x1, w3));
     }
-    _mm_storeu_si128((__m128i *)(acc + 0), c00);
-    _mm_storeu_si128((__m128i *)(acc + 4), c01);
-    _mm_storeu_si128((__m128i *)(acc + 8), c10);
-    _mm_storeu_si128((__m128i *)(acc + 12), c11);
-    _mm_storeu_si128((__m128i *)(acc + 16), c20);
-    _mm_storeu_si128((__m128i *)(acc + 20), c21);
-    _mm_storeu_si128((__m128i *)(acc + 24), c30);
-    _mm_storeu_si128((__m128i *)(acc + 28), c31);
+    _mm_storeu_si128((__m128i *)(acc + 0), accumulate ? _mm_add_epi32(c00, _mm_loadu_si128((const __m128i *)(acc + 0))) : c00);
+    _mm_storeu_si128((__m128i *)(acc + 4), accumulate ? _mm_add_epi32(c01, _mm_loadu_si128((const __m128i *)(acc + 4))) : c01);
+    _mm_storeu_si128((__m128i *)(acc + 8), accumulate ? _mm_add_epi32(c10, _mm_loadu_si128((const __m128i *)(acc + 8))) : c10);
+    _mm_storeu_si128((__m128i *)(acc + 12), accumulate ? _mm_add_epi32(c11, _mm_loadu_si128((const __m128i *)(acc + 12))) : c11);
+    _mm_storeu_si128((__m128i *)(acc + 16), accumulate ? _mm_add_epi32(c20, _mm_loadu_si128((const __m128i *)(acc + 16))) : c20);
+    _mm_storeu_si128((__m128i *)(acc + 20), accumulate ? _mm_add_epi32(c21, _mm_loadu_si128((const __m128i *)(acc + 20))) : c21);
+    _mm_storeu_si128((__m128i *)(acc + 24), accumulate ? _mm_add_epi32(c30, _mm_loadu_si128((const __m128i *)(acc + 24))) : c30);
+    _mm_storeu_si128((__m128i *)(acc + 28), accumulate ? _mm_add_epi32(c31, _mm_loadu_si128((const __m128i *)(acc + 28))) : c31);
 }
 
 // Requantisation row, 4 lanes: cvtdq2ps, mulps (+ residual mulps, addps), maxps/minps (clampf;
