@@ -85,64 +85,70 @@ static pthread_once_t isa_once = PTHREAD_ONCE_INIT;
 static unsigned isa_mask;
 static int isa_best_v;
 static volatile int isa_cur = -1;
-static em_gemm_params params_cur;
-static em_qgemm_params qparams_cur;
 
-// int8 kernels per ISA: {mr, nr, panel, ukr, prep, prep bytes per k, prep channel stride, row,
-// xor, add row, quantise row}.
-static void select_qparams(int isa) {
-    em_qgemm_params q = {8, 8, EM_QP_K4, em_qukr_generic_8x8, NULL, 0, 4, em_qrow_generic, 0,
-                         em_qadd_row_generic, em_qquant_row_generic};
-    switch (isa) {
+// GEMM parameters per ISA: register tile, cache blocks (kc x nr B micro-panel in L1, mc x kc A
+// block in L2, kc x nc B block in L2/L3) and micro-kernel. Read-only after init; switching the
+// ISA swaps one pointer, so a GEMM running meanwhile keeps a consistent set.
+static em_gemm_params isa_params[EM_ISA_COUNT];
+static const em_gemm_params *volatile params_cur;
+
+static void fill_params(void) {
+    for (int i = 0; i < EM_ISA_COUNT; i++)
+        isa_params[i] = (em_gemm_params){4, 16, 256, 96, 2048, em_ukr_generic_4x16, NULL};
 #if defined(__x86_64__)
-    case EM_ISA_SSE41:
-        q = (em_qgemm_params){4, 8, EM_QP_K2, em_qukr_u8s8_sse41_4x8, em_qprep_s16_k2, 16, 4,
-                              em_qrow_sse41, 0, em_qadd_row_sse41, em_qquant_row_sse41};
-        break;
-    case EM_ISA_AVX2:
-    case EM_ISA_AVX512:
-        q = (em_qgemm_params){4, 16, EM_QP_K2, em_qukr_u8s8_avx2_4x16, em_qprep_s16_k2, 16, 4,
-                              em_qrow_avx2, 0, em_qadd_row_sse41, em_qquant_row_sse41};
-        break;
-    case EM_ISA_AVX512VNNI:
-        q = (em_qgemm_params){8, 32, EM_QP_K4, em_qukr_u8s8_avx512vnni_8x32, NULL, 0, 4,
-                              em_qrow_avx2, 0, em_qadd_row_sse41, em_qquant_row_sse41};
-        break;
+    isa_params[EM_ISA_SSE41] = (em_gemm_params){6, 8, 256, 96, 2048, em_ukr_sse41_6x8, NULL};
+    isa_params[EM_ISA_AVX2] = (em_gemm_params){6, 16, 256, 72, 2048, em_ukr_avx2_6x16, NULL};
+    isa_params[EM_ISA_AVX512] =
+        (em_gemm_params){8, 32, 256, 128, 2048, em_ukr_avx512_8x32, em_ukr_avx512_8x16h};
+    isa_params[EM_ISA_AVX512VNNI] = isa_params[EM_ISA_AVX512];
 #endif
 #if defined(__aarch64__)
-    case EM_ISA_NEON:
-        q = (em_qgemm_params){8, 8, EM_QP_K1, em_qukr_u8s8_neon_8x8, em_qprep_s16_k1, 16, 2,
-                              em_qrow_neon, 0, em_qadd_row_neon, em_qquant_row_neon};
-        break;
-    case EM_ISA_NEONDOT:
-        q = (em_qgemm_params){8, 8, EM_QP_K4X, em_qukr_u8s8_neondot_8x8, NULL, 0, 4, em_qrow_neon,
-                              1, em_qadd_row_neon, em_qquant_row_neon};
-        break;
+    // Smaller B block: boards have 256 KB - 1 MB of L2 and often little or no L3.
+    isa_params[EM_ISA_NEON] = (em_gemm_params){8, 12, 256, 96, 384, em_ukr_neon_8x12, NULL};
+    isa_params[EM_ISA_NEONDOT] = isa_params[EM_ISA_NEON];
 #endif
-    default: break;
-    }
-    qparams_cur = q;
+}
+
+// int8 kernels per ISA: {mr, nr, panel, ukr, prep, prep bytes per k, prep channel stride, row,
+// xor, add row, quantise row}. Read-only after init, swapped by pointer like the float table.
+static em_qgemm_params isa_qparams[EM_ISA_COUNT];
+static const em_qgemm_params *volatile qparams_cur;
+
+static void fill_qparams(void) {
+    for (int i = 0; i < EM_ISA_COUNT; i++)
+        isa_qparams[i] = (em_qgemm_params){8, 8, EM_QP_K4, em_qukr_generic_8x8, NULL, 0, 4,
+                                           em_qrow_generic, 0, em_qadd_row_generic,
+                                           em_qquant_row_generic};
+#if defined(__x86_64__)
+    isa_qparams[EM_ISA_SSE41] =
+        (em_qgemm_params){4, 8, EM_QP_K2, em_qukr_u8s8_sse41_4x8, em_qprep_s16_k2, 16, 4,
+                          em_qrow_sse41, 0, em_qadd_row_sse41, em_qquant_row_sse41};
+    isa_qparams[EM_ISA_AVX2] =
+        (em_qgemm_params){4, 16, EM_QP_K2, em_qukr_u8s8_avx2_4x16, em_qprep_s16_k2, 16, 4,
+                          em_qrow_avx2, 0, em_qadd_row_sse41, em_qquant_row_sse41};
+    isa_qparams[EM_ISA_AVX512] = isa_qparams[EM_ISA_AVX2];
+    isa_qparams[EM_ISA_AVX512VNNI] =
+        (em_qgemm_params){8, 32, EM_QP_K4, em_qukr_u8s8_avx512vnni_8x32, NULL, 0, 4, em_qrow_avx2,
+                          0, em_qadd_row_sse41, em_qquant_row_sse41};
+#endif
+#if defined(__aarch64__)
+    isa_qparams[EM_ISA_NEON] =
+        (em_qgemm_params){8, 8, EM_QP_K1, em_qukr_u8s8_neon_8x8, em_qprep_s16_k1, 16, 2,
+                          em_qrow_neon, 0, em_qadd_row_neon, em_qquant_row_neon};
+    isa_qparams[EM_ISA_NEONDOT] =
+        (em_qgemm_params){8, 8, EM_QP_K4X, em_qukr_u8s8_neondot_8x8, NULL, 0, 4, em_qrow_neon, 1,
+                          em_qadd_row_neon, em_qquant_row_neon};
+#endif
 }
 
 static void select_params(int isa) {
-    select_qparams(isa);
-    em_gemm_params p = {4, 16, 256, 96, 2048, em_ukr_generic_4x16};
-    switch (isa) {
-#if defined(__x86_64__)
-    case EM_ISA_AVX2: p = (em_gemm_params){6, 16, 256, 72, 2048, em_ukr_avx2_6x16}; break;
-    case EM_ISA_AVX512:
-    case EM_ISA_AVX512VNNI: p = (em_gemm_params){14, 32, 256, 112, 2048, em_ukr_avx512_14x32}; break;
-#endif
-#if defined(__aarch64__)
-    case EM_ISA_NEON:
-    case EM_ISA_NEONDOT: p = (em_gemm_params){8, 12, 256, 96, 1536, em_ukr_neon_8x12}; break;
-#endif
-    default: break;
-    }
-    params_cur = p;
+    params_cur = &isa_params[isa];
+    qparams_cur = &isa_qparams[isa];
 }
 
 static void isa_init(void) {
+    fill_params();
+    fill_qparams();
     isa_mask = detect_mask();
     isa_best_v = EM_ISA_SCALAR;
     for (int i = EM_ISA_COUNT - 1; i >= 0; i--)
@@ -186,12 +192,12 @@ int em_isa_set(int isa) {
 
 const em_gemm_params *em_gemm_params_current(void) {
     pthread_once(&isa_once, isa_init);
-    return &params_cur;
+    return params_cur;
 }
 
 const em_qgemm_params *em_qgemm_params_current(void) {
     pthread_once(&isa_once, isa_init);
-    return &qparams_cur;
+    return qparams_cur;
 }
 
 // ---------------------------------------------------------------- thread pool

@@ -9,30 +9,49 @@
 #include "em_dispatch.h"
 #include "em_kernels.h"
 
-// Micro-kernel: C[MR x NR] = (load_c ? C : 0) + Ap * Bp over kc steps.
+// Fused epilogue of a full tile, applied in this order after the product:
+// + bias_row[i] (per row), + bias_col[j] (per column), + res[i * ldr + j], ReLU. Pointers are
+// already offset to the tile's first row/column; NULL/0 = absent.
+typedef struct em_epi {
+    const float *bias_row, *bias_col, *res;
+    long ldr;
+    int relu;
+} em_epi;
+
+// Micro-kernel: C[MR x NR] = (load_c ? C : 0) + Ap * Bp over kc steps, then epi (if not NULL).
 // Ap: packed A panel, kc groups of MR values (column k of the MR rows).
 // Bp: packed B panel, kc groups of NR values (row k of the NR columns).
 // The tile is always full (the driver uses a temporary tile at the edges).
 typedef void (*em_ukernel_fn)(int kc, const float *Ap, const float *Bp, float *C, long ldc,
-                              int load_c);
+                              int load_c, const em_epi *epi);
 
 typedef struct em_gemm_params {
     int mr, nr;     // register tile
     int kc, mc, nc; // cache blocks (mc multiple of mr, nc multiple of nr)
     em_ukernel_fn ukr;
+    // Optional MR x (NR/2) kernel on the same NR-wide panels, for edge tiles of <= NR/2 columns.
+    em_ukernel_fn ukr_half;
 } em_gemm_params;
 
 // Filled by dispatch.c for the ISA in use.
 const em_gemm_params *em_gemm_params_current(void);
 
 // Micro-kernels of the per-ISA files (each exists only when its file compiles for this target).
-void em_ukr_generic_4x16(int kc, const float *Ap, const float *Bp, float *C, long ldc, int load_c);
+void em_ukr_generic_4x16(int kc, const float *Ap, const float *Bp, float *C, long ldc, int load_c,
+                         const em_epi *epi);
 #if defined(__x86_64__)
-void em_ukr_avx2_6x16(int kc, const float *Ap, const float *Bp, float *C, long ldc, int load_c);
-void em_ukr_avx512_14x32(int kc, const float *Ap, const float *Bp, float *C, long ldc, int load_c);
+void em_ukr_sse41_6x8(int kc, const float *Ap, const float *Bp, float *C, long ldc, int load_c,
+                      const em_epi *epi);
+void em_ukr_avx2_6x16(int kc, const float *Ap, const float *Bp, float *C, long ldc, int load_c,
+                         const em_epi *epi);
+void em_ukr_avx512_8x32(int kc, const float *Ap, const float *Bp, float *C, long ldc, int load_c,
+                        const em_epi *epi);
+void em_ukr_avx512_8x16h(int kc, const float *Ap, const float *Bp, float *C, long ldc, int load_c,
+                         const em_epi *epi);
 #endif
 #if defined(__aarch64__)
-void em_ukr_neon_8x12(int kc, const float *Ap, const float *Bp, float *C, long ldc, int load_c);
+void em_ukr_neon_8x12(int kc, const float *Ap, const float *Bp, float *C, long ldc, int load_c,
+                         const em_epi *epi);
 #endif
 
 // One GEMM problem as the driver sees it: C[M x N] (+)= A * B (+ bias) (+ residual), ReLU.

@@ -11,6 +11,14 @@
 
 #include "em_internal.h"
 
+// Baseline SIMD of the target (not run-time dispatched): SSE2 on x86-64, NEON on aarch64. Used
+// only for the 4x4 transposes of the A packing.
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#elif defined(__ARM_NEON)
+#include <arm_neon.h>
+#endif
+
 // ---------------------------------------------------------------- per-thread packing buffers
 
 typedef struct {
@@ -71,7 +79,44 @@ static void pack_a(const em_gemm_job *j, int m0, int mc, int k0, int kc, int MR,
         int mr = mc - p < MR ? mc - p : MR;
         float *d = dst + (size_t)p * kc;
         const float *base = j->A + (size_t)(m0 + p) * j->a_rs + (size_t)k0 * j->a_cs;
-        if (j->a_cs == 1) {
+        if (j->a_cs == 1 && mr == MR) {
+            // Rows are contiguous in k: transpose 4 rows x 4 k at a time so that the writes of
+            // each k's MR values are contiguous.
+            const size_t rs = (size_t)j->a_rs;
+            int k = 0;
+            for (; k + 4 <= kc; k += 4) {
+                int i = 0;
+                for (; i + 4 <= MR; i += 4) {
+                    const float *s0 = base + i * rs + k;
+                    float *o = d + (size_t)k * MR + i;
+#if defined(__SSE2__)
+                    __m128 r0 = _mm_loadu_ps(s0), r1 = _mm_loadu_ps(s0 + rs),
+                           r2 = _mm_loadu_ps(s0 + 2 * rs), r3 = _mm_loadu_ps(s0 + 3 * rs);
+                    _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+                    _mm_storeu_ps(o, r0);
+                    _mm_storeu_ps(o + MR, r1);
+                    _mm_storeu_ps(o + 2 * MR, r2);
+                    _mm_storeu_ps(o + 3 * MR, r3);
+#elif defined(__ARM_NEON)
+                    float32x4x2_t t01 = vtrnq_f32(vld1q_f32(s0), vld1q_f32(s0 + rs));
+                    float32x4x2_t t23 = vtrnq_f32(vld1q_f32(s0 + 2 * rs), vld1q_f32(s0 + 3 * rs));
+                    vst1q_f32(o, vcombine_f32(vget_low_f32(t01.val[0]), vget_low_f32(t23.val[0])));
+                    vst1q_f32(o + MR, vcombine_f32(vget_low_f32(t01.val[1]), vget_low_f32(t23.val[1])));
+                    vst1q_f32(o + 2 * MR, vcombine_f32(vget_high_f32(t01.val[0]), vget_high_f32(t23.val[0])));
+                    vst1q_f32(o + 3 * MR, vcombine_f32(vget_high_f32(t01.val[1]), vget_high_f32(t23.val[1])));
+#else
+                    for (int kk = 0; kk < 4; kk++)
+                        for (int ii = 0; ii < 4; ii++) o[kk * MR + ii] = s0[ii * rs + kk];
+#endif
+                }
+                for (; i < MR; i++) {
+                    const float *s1 = base + i * rs + k;
+                    for (int kk = 0; kk < 4; kk++) d[(size_t)(k + kk) * MR + i] = s1[kk];
+                }
+            }
+            for (; k < kc; k++)
+                for (int i = 0; i < MR; i++) d[(size_t)k * MR + i] = base[i * rs + k];
+        } else if (j->a_cs == 1) {
             for (int i = 0; i < mr; i++) {
                 const float *s = base + (size_t)i * j->a_rs;
                 for (int k = 0; k < kc; k++) d[(size_t)k * MR + i] = s[k];
@@ -91,78 +136,98 @@ static void pack_a(const em_gemm_job *j, int m0, int mc, int k0, int kc, int MR,
     }
 }
 
-// Writes `cnt` values of packed row k starting at block column c (src == NULL: zeros; else
-// src[t * sx]), splitting across NR-wide panels (each panel is kc x NR).
-static inline void emit_row(float *dst, int kc, int NR, int k, int c, const float *src, int sx,
-                            int cnt) {
-    while (cnt > 0) {
-        int p = c / NR, jj = c - p * NR;
-        int n = NR - jj < cnt ? NR - jj : cnt;
-        float *d = dst + ((size_t)p * kc + k) * NR + jj;
-        if (!src) {
-            for (int t = 0; t < n; t++) d[t] = 0.0f;
-        } else if (sx == 1) {
-            for (int t = 0; t < n; t++) d[t] = src[t];
-            src += n;
-        } else {
-            for (int t = 0; t < n; t++) d[t] = src[(size_t)t * sx];
-            src += (size_t)n * sx;
-        }
-        c += n;
-        cnt -= n;
-    }
-}
-
-// B block rows [k0, k0+kc) x cols [n0, n0+nc) into NR-column panels, zero-padded to NR.
+// B block rows [k0, k0+kc) x cols [n0, n0+nc) into NR-column panels (panel p: kc rows of NR
+// values), zero-padded to NR. Panel by panel, so that the writes are sequential.
 static void pack_b(const em_gemm_job *j, int k0, int kc, int n0, int nc, int NR, float *dst) {
-    int ncr = (nc + NR - 1) / NR * NR;
-    if (j->b_kind == EM_B_STRIDED) {
-        if (j->b_cs == 1) {
-            for (int k = 0; k < kc; k++)
-                emit_row(dst, kc, NR, k, 0, j->B + (size_t)(k0 + k) * j->b_rs + n0, 1, nc);
-        } else {
-            // Columns are contiguous in k (e.g. a Linear weight): walk each column.
-            for (int c = 0; c < nc; c++) {
-                const float *s = j->B + (size_t)(n0 + c) * j->b_cs + (size_t)k0 * j->b_rs;
-                int p = c / NR, jj = c - p * NR;
-                float *d = dst + (size_t)p * kc * NR + jj;
-                for (int k = 0; k < kc; k++) d[(size_t)k * NR] = s[(size_t)k * j->b_rs];
-            }
-        }
-    } else {
-        const int H = j->H, W = j->W, KW = j->KW, KK = j->KH * j->KW, s = j->stride, pad = j->pad,
-                  OW = j->OW;
-        const int oy0 = n0 / OW, ox0 = n0 - oy0 * OW;
-        for (int k = 0; k < kc; k++) {
-            int kk = k0 + k, ci = kk / KK, r = kk - ci * KK, ky = r / KW, kx = r - ky * KW;
-            const float *plane = j->B + (size_t)ci * H * W;
-            int oy = oy0, ox = ox0, c = 0;
-            while (c < nc) {
-                int seg = OW - ox < nc - c ? OW - ox : nc - c;
-                int iy = oy * s - pad + ky;
-                if (iy < 0 || iy >= H) {
-                    emit_row(dst, kc, NR, k, c, NULL, 0, seg);
+    for (int c0 = 0; c0 < nc; c0 += NR) {
+        int nr = nc - c0 < NR ? nc - c0 : NR;
+        float *d = dst + (size_t)c0 * kc;
+        int n = n0 + c0;
+        if (j->b_kind == EM_B_STRIDED) {
+            if (j->b_cs == 1) {
+                const float *s = j->B + (size_t)k0 * j->b_rs + n;
+                if (nr == NR) {
+                    for (int k = 0; k < kc; k++, s += j->b_rs, d += NR) memcpy(d, s, NR * sizeof(float));
                 } else {
-                    const float *row = plane + (size_t)iy * W;
-                    int ix0 = ox * s - pad + kx;
-                    // valid t: 0 <= ix0 + t*s < W
-                    int tlo = ix0 >= 0 ? 0 : (-ix0 + s - 1) / s;
-                    int thi = ix0 < W ? (W - 1 - ix0) / s + 1 : 0;
-                    if (tlo > seg) tlo = seg;
-                    if (thi > seg) thi = seg;
-                    if (thi < tlo) thi = tlo;
-                    if (tlo > 0) emit_row(dst, kc, NR, k, c, NULL, 0, tlo);
-                    if (thi > tlo) emit_row(dst, kc, NR, k, c + tlo, row + ix0 + (ptrdiff_t)tlo * s, s, thi - tlo);
-                    if (seg > thi) emit_row(dst, kc, NR, k, c + thi, NULL, 0, seg - thi);
+                    for (int k = 0; k < kc; k++, s += j->b_rs, d += NR) {
+                        memcpy(d, s, nr * sizeof(float));
+                        memset(d + nr, 0, (NR - nr) * sizeof(float));
+                    }
                 }
-                c += seg;
+            } else {
+                // Columns contiguous in k (a Linear weight): read each column, write strided by NR.
+                for (int t = 0; t < nr; t++) {
+                    const float *s = j->B + (size_t)(n + t) * j->b_cs + (size_t)k0 * j->b_rs;
+                    for (int k = 0; k < kc; k++) d[(size_t)k * NR + t] = s[(size_t)k * j->b_rs];
+                }
+                if (nr < NR)
+                    for (int k = 0; k < kc; k++) memset(d + (size_t)k * NR + nr, 0, (NR - nr) * sizeof(float));
+            }
+            continue;
+        }
+        // Convolution: split the panel's columns into runs within one output row.
+        enum { MAXSEG = 64 };
+        int seg_c[MAXSEG], seg_oy[MAXSEG], seg_ox[MAXSEG], seg_len[MAXSEG], nseg = 0;
+        {
+            int oy = n / j->OW, ox = n - oy * j->OW, c = 0;
+            while (c < nr && nseg < MAXSEG) {
+                int len = j->OW - ox < nr - c ? j->OW - ox : nr - c;
+                seg_c[nseg] = c;
+                seg_oy[nseg] = oy;
+                seg_ox[nseg] = ox;
+                seg_len[nseg] = len;
+                nseg++;
+                c += len;
                 ox = 0;
                 oy++;
             }
         }
+        const int H = j->H, W = j->W, KH = j->KH, KW = j->KW, s = j->stride, pad = j->pad;
+        int ci = k0 / (KH * KW), r = k0 - ci * (KH * KW), ky = r / KW, kx = r - ky * KW;
+        for (int k = 0; k < kc; k++, d += NR) {
+            const float *plane = j->B + (size_t)ci * H * W;
+            for (int g = 0; g < nseg; g++) {
+                float *o = d + seg_c[g];
+                int len = seg_len[g];
+                int iy = seg_oy[g] * s - pad + ky;
+                if (iy < 0 || iy >= H) {
+                    for (int t = 0; t < len; t++) o[t] = 0.0f;
+                    continue;
+                }
+                const float *row = plane + (size_t)iy * W;
+                int ix0 = seg_ox[g] * s - pad + kx;
+                // valid t: 0 <= ix0 + t*s < W (no division on the common stride-1 path)
+                int tlo, thi;
+                if (s == 1) {
+                    tlo = ix0 >= 0 ? 0 : -ix0;
+                    thi = W - ix0;
+                } else {
+                    tlo = ix0 >= 0 ? 0 : (-ix0 + s - 1) / s;
+                    thi = ix0 < W ? (W - 1 - ix0) / s + 1 : 0;
+                }
+                if (tlo > len) tlo = len;
+                if (thi > len) thi = len;
+                if (thi < tlo) thi = tlo;
+                int t = 0;
+                for (; t < tlo; t++) o[t] = 0.0f;
+                if (s == 1) {
+                    const float *src = row + ix0;
+                    for (; t < thi; t++) o[t] = src[t];
+                } else {
+                    for (; t < thi; t++) o[t] = row[ix0 + t * s];
+                }
+                for (; t < len; t++) o[t] = 0.0f;
+            }
+            for (int t = nr; t < NR; t++) d[t] = 0.0f;
+            if (++kx == KW) {
+                kx = 0;
+                if (++ky == KH) {
+                    ky = 0;
+                    ci++;
+                }
+            }
+        }
     }
-    if (ncr > nc)
-        for (int k = 0; k < kc; k++) emit_row(dst, kc, NR, k, nc, NULL, 0, ncr - nc);
 }
 
 // ---------------------------------------------------------------- epilogue and macro-kernel
@@ -236,16 +301,32 @@ static void run_range(const em_gemm_job *j, const em_gemm_params *P, int m_lo, i
                         const float *Ap = pb->a + (size_t)ir * kc;
                         float *Cp = j->C + (size_t)(ic + ir) * j->ldc + jc + jr;
                         if (mr == MR && nr == NR) {
-                            P->ukr(kc, Ap, Bp, Cp, j->ldc, load_c);
+                            const em_epi *e = NULL;
+                            em_epi ep;
+                            if (last && epi) {
+                                int m = ic + ir, n = jc + jr;
+                                ep.bias_row = j->bias_row ? j->bias_row + m : NULL;
+                                ep.bias_col = j->bias_col ? j->bias_col + n : NULL;
+                                ep.res = j->res ? j->res + (size_t)m * j->ldr + n : NULL;
+                                ep.ldr = j->ldr;
+                                ep.relu = j->relu;
+                                e = &ep;
+                            }
+                            P->ukr(kc, Ap, Bp, Cp, j->ldc, load_c, e);
                         } else {
+                            // Edge tile: through a full-size temporary, then the same epilogue
+                            // operations in scalar code (identical float arithmetic).
                             if (load_c)
                                 for (int i = 0; i < mr; i++)
                                     memcpy(tile + i * NR, Cp + (size_t)i * j->ldc, nr * sizeof(float));
-                            P->ukr(kc, Ap, Bp, tile, NR, load_c);
+                            if (nr <= NR / 2 && P->ukr_half)
+                                P->ukr_half(kc, Ap, Bp, tile, NR, load_c, NULL);
+                            else
+                                P->ukr(kc, Ap, Bp, tile, NR, load_c, NULL);
                             for (int i = 0; i < mr; i++)
                                 memcpy(Cp + (size_t)i * j->ldc, tile + i * NR, nr * sizeof(float));
+                            if (last && epi) epilogue(j, ic + ir, jc + jr, mr, nr);
                         }
-                        if (last && epi) epilogue(j, ic + ir, jc + jr, mr, nr);
                     }
                 }
             }
@@ -277,8 +358,11 @@ int em_gemm_run(const em_gemm_job *j) {
     int ntn = (j->N + P->nr - 1) / P->nr, ntm = (j->M + P->mr - 1) / P->mr;
     run_ctx x = {j, P, 1, 1, ntn, 0};
     if (nth > 1) {
-        // Split the dimension with more tiles per thread; tiny problems stay on one thread.
-        if (ntn >= 2 * nth || ntn >= ntm) {
+        // Split the dimension whose tiles spread more evenly over the threads (N on near-ties:
+        // each thread then packs only its own im2col columns); tiny problems stay on one thread.
+        double en = (double)ntn / (nth * ((ntn + nth - 1) / nth));
+        double em = (double)ntm / (nth * ((ntm + nth - 1) / nth));
+        if (en >= em - 0.05) {
             x.split_n = 1;
             x.tiles = ntn;
         } else {
@@ -299,7 +383,8 @@ int em_gemm_run(const em_gemm_job *j) {
 
 // ---------------------------------------------------------------- portable micro-kernel
 
-void em_ukr_generic_4x16(int kc, const float *Ap, const float *Bp, float *C, long ldc, int load_c) {
+void em_ukr_generic_4x16(int kc, const float *Ap, const float *Bp, float *C, long ldc, int load_c,
+                         const em_epi *epi) {
     float acc[4][16];
     for (int i = 0; i < 4; i++)
         for (int t = 0; t < 16; t++) acc[i][t] = 0.0f;
@@ -312,9 +397,15 @@ void em_ukr_generic_4x16(int kc, const float *Ap, const float *Bp, float *C, lon
     }
     for (int i = 0; i < 4; i++) {
         float *c = C + (size_t)i * ldc;
-        if (load_c)
-            for (int t = 0; t < 16; t++) c[t] += acc[i][t];
-        else
-            for (int t = 0; t < 16; t++) c[t] = acc[i][t];
+        for (int t = 0; t < 16; t++) {
+            float x = load_c ? c[t] + acc[i][t] : acc[i][t];
+            if (epi) {
+                if (epi->bias_row) x += epi->bias_row[i];
+                if (epi->bias_col) x += epi->bias_col[t];
+                if (epi->res) x += epi->res[(size_t)i * epi->ldr + t];
+                if (epi->relu) x = x < 0.0f ? 0.0f : x;
+            }
+            c[t] = x;
+        }
     }
 }

@@ -41,11 +41,16 @@ static const conv_shape shapes[] = {
     {"416 fpn 3x3 256 P2", 256, 104, 104, 256, 3, 1, 1},
     // mask head, one RoI
     {"mask 3x3 256 14x14", 256, 14, 14, 256, 3, 1, 1},
+    // mask head as the pipeline runs it: 16 RoIs side by side with zero separator columns
+    {"mask x16 3x3 256 14x239", 256, 14, 239, 256, 3, 1, 1},
 };
 
+// With one thread the CPU time of the calling thread is used (robust when the machine is shared:
+// time spent descheduled does not count); with more threads, wall-clock time.
+static int use_cputime = 1;
 static double now(void) {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(use_cputime ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC, &t);
     return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
@@ -102,6 +107,81 @@ static void run_dec(void *v) {
     em_deconv2x2s2_f32(c->in, 256, 14, 14, c->w, c->b, 256, 1, c->out, c->scr);
 }
 
+// EM_NET=path: time every layer listed in bench/r50fpn_layers.txt (count x single-image calls,
+// as the pipeline runs them), print per-layer ms and the total per ISA.
+typedef struct {
+    char kind[8];
+    int a, b, c, d, e, f, g, count;
+    float *in, *w, *bias, *out;
+    void *scr;
+} net_layer;
+static void run_net_layer(void *v) {
+    net_layer *L = v;
+    if (!strcmp(L->kind, "conv"))
+        em_conv2d_f32(L->in, L->a, L->b, L->c, L->w, L->bias, L->d, L->e, L->e, L->f, L->g, NULL, 1, L->out, NULL);
+    else if (!strcmp(L->kind, "deconv"))
+        em_deconv2x2s2_f32(L->in, L->a, L->b, L->c, L->w, L->bias, L->d, 1, L->out, L->scr);
+    else
+        em_linear_f32(L->in, L->a, L->b, L->w, L->bias, L->c, 1, L->out);
+}
+static int run_net(const char *path, int *isas, int nisa) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        printf("cannot open %s\n", path);
+        return 1;
+    }
+    net_layer L[128];
+    int n = 0;
+    char line[256];
+    while (fgets(line, sizeof line, f) && n < 128) {
+        if (line[0] == '#') continue;
+        net_layer *l = &L[n];
+        if (sscanf(line, "%7s %d %d %d %d %d %d %d %d", l->kind, &l->a, &l->b, &l->c, &l->d, &l->e, &l->f, &l->g,
+                   &l->count) == 9)
+            n++;
+    }
+    fclose(f);
+    double total[EM_ISA_COUNT] = {0}, gflop_total = 0;
+    printf("%-40s %6s %8s", "layer (count x)", "count", "GFLOP");
+    for (int i = 0; i < nisa; i++) printf(" %9s ms", em_isa_name(isas[i]));
+    printf("\n");
+    for (int li = 0; li < n; li++) {
+        net_layer *l = &L[li];
+        size_t nin, nw, nout;
+        double flop;
+        if (!strcmp(l->kind, "conv")) {
+            int oh = (l->b + 2 * l->g - l->e) / l->f + 1, ow = (l->c + 2 * l->g - l->e) / l->f + 1;
+            nin = (size_t)l->a * l->b * l->c, nw = (size_t)l->d * l->a * l->e * l->e, nout = (size_t)l->d * oh * ow;
+            flop = 2.0 * nout * l->a * l->e * l->e;
+        } else if (!strcmp(l->kind, "deconv")) {
+            nin = (size_t)l->a * l->b * l->c, nw = (size_t)l->a * l->d * 4, nout = (size_t)l->d * 4 * l->b * l->c;
+            flop = 2.0 * nout * l->a;
+        } else {
+            nin = (size_t)l->a * l->b, nw = (size_t)l->c * l->b, nout = (size_t)l->a * l->c;
+            flop = 2.0 * nout * l->b;
+        }
+        l->in = rv(nin), l->w = rv(nw), l->bias = rv(l->d > l->c ? l->d : l->c + 1), l->out = malloc(nout * 4);
+        l->scr = malloc(nout * 4);
+        char name[64];
+        snprintf(name, sizeof name, "%s %d %d %d %d k%d s%d p%d", l->kind, l->a, l->b, l->c, l->d, l->e, l->f, l->g);
+        printf("%-40s %6d %8.3f", name, l->count, flop * l->count * 1e-9);
+        gflop_total += flop * l->count * 1e-9;
+        for (int i = 0; i < nisa; i++) {
+            em_isa_set(isas[i]);
+            double t = best_time(run_net_layer, l) * l->count;
+            total[i] += t;
+            printf(" %12.1f", t * 1e3);
+            fflush(stdout);
+        }
+        printf("\n");
+        free(l->in), free(l->w), free(l->bias), free(l->out), free(l->scr);
+    }
+    printf("%-40s %6s %8.1f", "TOTAL", "", gflop_total);
+    for (int i = 0; i < nisa; i++) printf(" %12.1f", total[i] * 1e3);
+    printf("\n");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     int isas[EM_ISA_COUNT], nisa = 0;
     for (int i = 1; i < argc; i++) {
@@ -113,7 +193,9 @@ int main(int argc, char **argv) {
             if (em_isa_supported(k) && k != EM_ISA_SCALAR) isas[nisa++] = k;
     const char *th = getenv("EM_THREADS");
     em_set_num_threads(th ? atoi(th) : 1);
-    printf("threads %d; GFLOP/s (2*MAC/s), best of runs\n%-26s %8s", em_num_threads(), "shape", "GFLOP");
+    use_cputime = em_num_threads() == 1;
+    if (getenv("EM_NET")) return run_net(getenv("EM_NET"), isas, nisa);
+    printf("threads %d (%s time); GFLOP/s (2*MAC/s), best of runs\n%-26s %8s", em_num_threads(), use_cputime ? "thread CPU" : "wall", "shape", "GFLOP");
     for (int i = 0; i < nisa; i++) printf(" %10s", em_isa_name(isas[i]));
     printf("\n");
     int ns = sizeof shapes / sizeof shapes[0];

@@ -20,7 +20,15 @@ from torchvision.transforms.functional import to_tensor
 from torchvision.models.detection import maskrcnn_resnet50_fpn
 from pycocotools import mask as mask_util
 
-IMAGES = ["shapes_777_00000", "shapes_777_00002", "shapes_777_00004", "shapes_777_00006"]
+# (fixture name, image under shared/data, top-left crop (w, h) or None, min_size, max_size)
+IMAGES = [
+    ("shapes_777_00000", "shapes-val/images/shapes_777_00000.jpg", None, 256, 416),
+    ("shapes_777_00002", "shapes-val/images/shapes_777_00002.jpg", None, 256, 416),
+    ("shapes_777_00004", "shapes-val/images/shapes_777_00004.jpg", None, 256, 416),
+    ("shapes_777_00006", "shapes-val/images/shapes_777_00006.jpg", None, 256, 416),
+    # torchvision's default sizes on a 4:3 crop of a photo: 400x533 -> 800x1066, padded 800x1088
+    ("coffee_crop_800", "photos/coffee.jpg", (533, 400), 800, 1333),
+]
 RAW_RGB = {"shapes_777_00002", "shapes_777_00004"}
 NSAMPLES = 64
 
@@ -58,17 +66,19 @@ def main():
     torch.set_num_threads(1)
     os.makedirs(args.out, exist_ok=True)
 
-    model = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=4,
-                                  min_size=256, max_size=416)
     sd = torch.load(os.path.join(args.shared, "models/shapes-r50fpn/model.pth"), map_location="cpu",
                     weights_only=True)
-    model.load_state_dict(sd)
-    model.eval()
     rng = np.random.default_rng(1234)
     index = []
-    for name in IMAGES:
-        path = os.path.join(args.shared, "data/shapes-val/images", name + ".jpg")
+    for name, rel, crop, min_size, max_size in IMAGES:
+        model = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=4,
+                                      min_size=min_size, max_size=max_size)
+        model.load_state_dict(sd)
+        model.eval()
+        path = os.path.join(args.shared, "data", rel)
         pil = Image.open(path).convert("RGB")
+        if crop is not None:
+            pil = pil.crop((0, 0, crop[0], crop[1]))
         rgb = np.asarray(pil)
         if name in RAW_RGB:
             rgb.tofile(os.path.join(args.out, name + ".rgb"))
@@ -86,7 +96,9 @@ def main():
             pre_boxes = dets[0]["boxes"].clone()
             final = model.transform.postprocess(dets, images.image_sizes, [(H, W)])[0]
         fx = {
-            "image": name + ".jpg",
+            "image": rel,
+            "crop": list(crop) if crop else None,
+            "min_size": min_size, "max_size": max_size,
             "raw_rgb": (name + ".rgb") if name in RAW_RGB else None,
             "decoded": pixel_checksum(rgb),
             "orig_size": [int(H), int(W)],

@@ -294,6 +294,22 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    func testReluKeepsNaNOnEveryISA() {
+        // A NaN in the input must come out as NaN (not 0) through ReLU, as in the reference:
+        // every ISA must agree on what bad input looks like.
+        var rng = Rng(6)
+        let M = 19, N = 45, K = 7
+        var A = rng.array(M * K)
+        A[3 * K + 2] = .nan // row 3 of C is all NaN
+        let B = rng.array(K * N)
+        forEachISA { isa in
+            var C = [Float](repeating: 0, count: M * N)
+            em_sgemm(Int32(M), Int32(N), Int32(K), A, Int32(K), B, Int32(N), &C, Int32(N), nil, 0, 1)
+            for n in 0..<N { XCTAssertTrue(C[3 * N + n].isNaN, "\(String(cString: em_isa_name(isa))) col \(n)") }
+            XCTAssertFalse(C[4 * N].isNaN)
+        }
+    }
+
     // MARK: small ops, hand-computed
 
     func testResizeBilinearFrom2x2() {

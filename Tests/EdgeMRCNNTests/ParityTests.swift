@@ -22,15 +22,16 @@ import CShim
 ///   >= 0.99 after pasting at the original size. Detections whose score is within 1e-3 of the
 ///   0.05 threshold may be missing on either side.
 final class ParityTests: XCTestCase {
-    static var model: MaskRCNN?
+    static var models: [String: MaskRCNN] = [:]
 
-    func loadModel() throws -> MaskRCNN {
-        if let m = ParityTests.model { return m }
+    func loadModel(minSize: Int, maxSize: Int) throws -> MaskRCNN {
+        let key = "\(minSize)/\(maxSize)"
+        if let m = ParityTests.models[key] { return m }
         let path = try Shared.require("models/shapes-r50fpn/model.pth")
-        let (store, config) = try ModelLoader.load(path: path, overrides: ModelOverrides(minSize: 256, maxSize: 416))
+        let (store, config) = try ModelLoader.load(path: path, overrides: ModelOverrides(minSize: minSize, maxSize: maxSize))
         XCTAssertEqual(config.numClasses, 4)
         let m = try MaskRCNN(store: store, config: config, source: path)
-        ParityTests.model = m
+        ParityTests.models[key] = m
         return m
     }
 
@@ -50,7 +51,7 @@ final class ParityTests: XCTestCase {
             XCTAssertEqual(data.count, orig[0] * orig[1] * 3)
             return RGBImage(width: orig[1], height: orig[0], pixels: [UInt8](data))
         }
-        let path = try Shared.require("data/shapes-val/images/\(name).jpg")
+        let path = try Shared.require("data/" + (fx["image"] as! String))
         var rgb: UnsafeMutablePointer<UInt8>?
         var w: Int32 = 0, h: Int32 = 0
         var err = [CChar](repeating: 0, count: 256)
@@ -58,7 +59,13 @@ final class ParityTests: XCTestCase {
         guard rc == 0, let p = rgb else { throw EdgeError("decode \(path) failed: \(String(cString: err))") }
         defer { em_free(p) }
         let px = [UInt8](UnsafeBufferPointer(start: p, count: Int(w) * Int(h) * 3))
-        return RGBImage(width: Int(w), height: Int(h), pixels: px)
+        guard let crop = fx["crop"] as? [Int] else { return RGBImage(width: Int(w), height: Int(h), pixels: px) }
+        // top-left crop (w, h), as PIL's crop((0, 0, w, h))
+        var out = [UInt8](repeating: 0, count: crop[0] * crop[1] * 3)
+        for y in 0..<crop[1] {
+            for x in 0..<(crop[0] * 3) { out[y * crop[0] * 3 + x] = px[y * Int(w) * 3 + x] }
+        }
+        return RGBImage(width: crop[0], height: crop[1], pixels: out)
     }
 
     /// Decoded pixels vs PIL (sum, first row, centre) so that a decoder mismatch is visible.
@@ -120,8 +127,8 @@ final class ParityTests: XCTestCase {
     }
 
     func runParity(_ name: String) throws {
-        let model = try loadModel()
         let fx = try fixture(name)
+        let model = try loadModel(minSize: fx["min_size"] as! Int, maxSize: fx["max_size"] as! Int)
         let img = try image(fx, name: name)
         checkDecoded(img, fx, name: name)
         let trace = PipelineTrace(captureTensors: true)
@@ -218,4 +225,27 @@ final class ParityTests: XCTestCase {
     func testParity00002() throws { try runParity("shapes_777_00002") }
     func testParity00004() throws { try runParity("shapes_777_00004") }
     func testParity00006() throws { try runParity("shapes_777_00006") }
+    /// Default sizes (800/1333): 400x533 -> 800x1066 (padded 800x1088), 100 detections.
+    func testParityCoffee800() throws { try runParity("coffee_crop_800") }
+}
+
+/// Odd inputs run through the whole model without trapping.
+final class PipelineRobustnessTests: XCTestCase {
+    func testTinyAndExtremeImages() throws {
+        let path = try Shared.require("models/shapes-r50fpn/model.pth")
+        let (store, config) = try ModelLoader.load(path: path, overrides: ModelOverrides(minSize: 256, maxSize: 416))
+        let model = try MaskRCNN(store: store, config: config, source: path)
+        for (w, h) in [(1, 1), (3, 2), (600, 8), (8, 600)] {
+            var px = [UInt8](repeating: 0, count: w * h * 3)
+            for i in 0..<px.count { px[i] = UInt8((i * 37) & 255) }
+            let trace = PipelineTrace(captureTensors: true)
+            let dets = try model.detect(RGBImage(width: w, height: h, pixels: px), trace: trace)
+            XCTAssertLessThanOrEqual(dets.count, 100)
+            for d in dets {
+                XCTAssertTrue(d.box.0 >= 0 && d.box.2 <= Float(w) && d.box.1 >= 0 && d.box.3 <= Float(h))
+                if let m = d.mask { XCTAssertTrue(m.x0 >= 0 && m.y0 >= 0 && m.x0 + m.width <= w && m.y0 + m.height <= h) }
+            }
+            XCTAssertEqual(trace.timings.count, 7)
+        }
+    }
 }

@@ -2,6 +2,8 @@
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #endif
 
 /// Per-stage intermediates and timings of one `detect` run (for parity tests and benchmarks).
@@ -10,6 +12,9 @@ public final class PipelineTrace {
     public var captureTensors: Bool
     /// (stage, seconds) in run order: preprocess, backbone, fpn, rpn, roi_heads, masks, paste.
     public var timings: [(stage: String, seconds: Double)] = []
+    /// The same stages in process CPU time (all threads); on a busy machine the steadier measure
+    /// of single-threaded work.
+    public var cpuTimings: [(stage: String, seconds: Double)] = []
     public var sizes: ImageSizes?
     /// Normalised, resized, zero-padded input [3, paddedH, paddedW].
     public var input: FeatureMap?
@@ -70,11 +75,13 @@ public final class MaskRCNN {
             throw EdgeError("image has invalid size \(image.width)x\(image.height)")
         }
         let ws = Workspace()
-        var t0 = monotonicSeconds()
+        var t0 = monotonicSeconds(), c0 = processCPUSeconds()
         func lap(_ name: String) {
-            let t = monotonicSeconds()
-            trace?.timings.append((name, t - t0))
-            t0 = t
+            guard let trace = trace else { return }
+            let t = monotonicSeconds(), c = processCPUSeconds()
+            trace.timings.append((name, t - t0))
+            trace.cpuTimings.append((name, c - c0))
+            t0 = t; c0 = c
         }
         let capture = trace?.captureTensors ?? false
 
@@ -83,10 +90,12 @@ public final class MaskRCNN {
         if capture { trace?.input = x }
         lap("preprocess")
 
-        let cs = backbone.run(x, ws)
-        lap("backbone")
-
-        let ps = fpn.run(cs, ws)
+        // C2..C5 are released as soon as the FPN has consumed them.
+        let ps: [FeatureMap] = {
+            let cs = backbone.run(x, ws)
+            lap("backbone")
+            return fpn.run(cs, ws)
+        }()
         if capture { trace?.fpn = ps }
         lap("fpn")
 

@@ -3,6 +3,8 @@
 // with NaN sentinels and threads 1 vs 3, plus hand-computed values of the small ops.
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #endif
 import CShim
 

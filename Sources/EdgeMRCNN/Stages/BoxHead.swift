@@ -5,6 +5,8 @@
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #endif
 
 struct BoxHead {
@@ -13,6 +15,7 @@ struct BoxHead {
     let coder = BoxCoder(10, 10, 5, 5)
     let nmsThresh = 0.5
     let detectionsPerImage = 100
+    static let chunk = 256
 
     init(_ store: TensorStore, numClasses k: Int, source: String) throws {
         fc6 = try Linear(store, "roi_heads.box_head.fc6", inF: 256 * 7 * 7, outF: 1024, source: source)
@@ -28,14 +31,23 @@ struct BoxHead {
         let r = proposals.count / 4
         if r == 0 { return ([], [], []) }
         let k = numClasses
-        let pooled = ws.floats(r * 256 * 49)
-        MultiScaleRoIAlign.run(Array(features.prefix(4)), boxes: proposals, sizes: s, output: 7, out: pooled.pointer)
-        let h6 = ws.floats(r * 1024), h7 = ws.floats(r * 1024)
-        fc6.run(pooled.pointer, rows: r, out: h6.pointer, relu: true)
-        fc7.run(h6.pointer, rows: r, out: h7.pointer, relu: true)
+        // RoIs in chunks so that the pooled [chunk, 12544] block stays small (12.8 MB for 256).
+        let chunk = min(r, BoxHead.chunk)
+        let pooled = ws.floats(chunk * 256 * 49)
+        let h6 = ws.floats(chunk * 1024), h7 = ws.floats(chunk * 1024)
         let logits = ws.floats(r * k), deltas = ws.floats(r * 4 * k)
-        clsScore.run(h7.pointer, rows: r, out: logits.pointer, relu: false)
-        bboxPred.run(h7.pointer, rows: r, out: deltas.pointer, relu: false)
+        let levels = Array(features.prefix(4))
+        var start = 0
+        while start < r {
+            let n = min(chunk, r - start)
+            MultiScaleRoIAlign.run(levels, boxes: Array(proposals[(4 * start)..<(4 * (start + n))]), sizes: s,
+                                   output: 7, out: pooled.pointer)
+            fc6.run(pooled.pointer, rows: n, out: h6.pointer, relu: true)
+            fc7.run(h6.pointer, rows: n, out: h7.pointer, relu: true)
+            clsScore.run(h7.pointer, rows: n, out: logits.pointer + start * k, relu: false)
+            bboxPred.run(h7.pointer, rows: n, out: deltas.pointer + start * 4 * k, relu: false)
+            start += n
+        }
 
         var candBoxes: [Float] = [], candScores: [Float] = [], candLabels: [Int] = []
         var probs = [Float](repeating: 0, count: k)

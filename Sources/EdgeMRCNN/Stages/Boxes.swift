@@ -4,6 +4,8 @@
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #endif
 
 /// torchvision BoxCoder (decode only), with bbox_xform_clip = log(1000/16).

@@ -7,8 +7,7 @@ import CShim
 enum Paste {
     /// Boxes (resized coordinates, flat) -> original-image boxes (flat).
     static func rescale(_ boxes: [Float], sizes s: ImageSizes) -> [Float] {
-        let rh = Float(s.originalHeight) / Float(s.resizedHeight)
-        let rw = Float(s.originalWidth) / Float(s.resizedWidth)
+        let rh = s.ratioHeight, rw = s.ratioWidth
         var out = boxes
         for i in stride(from: 0, to: boxes.count, by: 4) {
             out[i] = boxes[i] * rw; out[i + 1] = boxes[i + 1] * rh

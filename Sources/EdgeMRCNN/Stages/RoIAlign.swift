@@ -4,6 +4,8 @@
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #endif
 import CShim
 
@@ -21,6 +23,7 @@ public enum MultiScaleRoIAlign {
         let s = area.squareRoot()
         let t = (Float(4) + log2f(s / Float(224))) + Float(1e-6)
         var k = t.rounded(.down)
+        if k.isNaN { k = Float(kMin) }
         k = min(max(k, Float(kMin)), Float(kMax))
         return Int(k) - kMin
     }

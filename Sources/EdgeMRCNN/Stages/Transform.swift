@@ -8,6 +8,10 @@ public struct ImageSizes: Equatable {
     public var originalHeight: Int, originalWidth: Int
     public var resizedHeight: Int, resizedWidth: Int
     public var paddedHeight: Int, paddedWidth: Int
+
+    /// torchvision resize_boxes ratios (float32): original / resized, per axis.
+    public var ratioHeight: Float { Float(originalHeight) / Float(resizedHeight) }
+    public var ratioWidth: Float { Float(originalWidth) / Float(resizedWidth) }
 }
 
 public enum Transform {
