@@ -127,8 +127,9 @@ static void fill_qparams(void) {
         (em_qgemm_params){4, 16, EM_QP_K2, em_qukr_u8s8_avx2_4x16, em_qprep_s16_k2, 16, 4,
                           em_qrow_avx2, 0, em_qadd_row_sse41, em_qquant_row_sse41};
     isa_qparams[EM_ISA_AVX512] = isa_qparams[EM_ISA_AVX2];
+    isa_qparams[EM_ISA_AVX512].row = em_qrow_avx512;
     isa_qparams[EM_ISA_AVX512VNNI] =
-        (em_qgemm_params){8, 32, EM_QP_K4, em_qukr_u8s8_avx512vnni_8x32, NULL, 0, 4, em_qrow_avx2,
+        (em_qgemm_params){8, 32, EM_QP_K4, em_qukr_u8s8_avx512vnni_8x32, NULL, 0, 4, em_qrow_avx512,
                           0, em_qadd_row_sse41, em_qquant_row_sse41};
 #endif
 #if defined(__aarch64__)
