@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "em_internal.h"
+#include "em_qinternal.h"
 
 #if defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
@@ -108,10 +109,47 @@ static void fill_params(void) {
 #endif
 }
 
-static void select_params(int isa) { params_cur = &isa_params[isa]; }
+// int8 kernels per ISA: {mr, nr, panel, ukr, prep, prep bytes per k, prep channel stride, row,
+// xor, add row, quantise row}. Read-only after init, swapped by pointer like the float table.
+static em_qgemm_params isa_qparams[EM_ISA_COUNT];
+static const em_qgemm_params *volatile qparams_cur;
+
+static void fill_qparams(void) {
+    for (int i = 0; i < EM_ISA_COUNT; i++)
+        isa_qparams[i] = (em_qgemm_params){8, 8, EM_QP_K4, em_qukr_generic_8x8, NULL, 0, 4,
+                                           em_qrow_generic, 0, em_qadd_row_generic,
+                                           em_qquant_row_generic};
+#if defined(__x86_64__)
+    isa_qparams[EM_ISA_SSE41] =
+        (em_qgemm_params){4, 8, EM_QP_K2, em_qukr_u8s8_sse41_4x8, em_qprep_s16_k2, 16, 4,
+                          em_qrow_sse41, 0, em_qadd_row_sse41, em_qquant_row_sse41};
+    isa_qparams[EM_ISA_AVX2] =
+        (em_qgemm_params){4, 16, EM_QP_K2, em_qukr_u8s8_avx2_4x16, em_qprep_s16_k2, 16, 4,
+                          em_qrow_avx2, 0, em_qadd_row_sse41, em_qquant_row_sse41};
+    isa_qparams[EM_ISA_AVX512] = isa_qparams[EM_ISA_AVX2];
+    isa_qparams[EM_ISA_AVX512].row = em_qrow_avx512;
+    isa_qparams[EM_ISA_AVX512VNNI] =
+        (em_qgemm_params){8, 32, EM_QP_K4, em_qukr_u8s8_avx512vnni_8x32, NULL, 0, 4, em_qrow_avx512,
+                          0, em_qadd_row_sse41, em_qquant_row_sse41};
+#endif
+#if defined(__aarch64__)
+    isa_qparams[EM_ISA_NEON] =
+        (em_qgemm_params){8, 8, EM_QP_K1, em_qukr_u8s8_neon_8x8, em_qprep_s16_k1, 16, 2,
+                          em_qrow_neon, 0, em_qadd_row_neon, em_qquant_row_neon};
+    isa_qparams[EM_ISA_NEONDOT] =
+        (em_qgemm_params){8, 8, EM_QP_K4X, em_qukr_u8s8_neondot_8x8, NULL, 0, 4, em_qrow_neon, 1,
+                          em_qadd_row_neon, em_qquant_row_neon};
+#endif
+}
+
+static void select_params(int isa) {
+    params_cur = &isa_params[isa];
+    qparams_cur = &isa_qparams[isa];
+}
 
 static void isa_init(void) {
     fill_params();
+    fill_qparams();
     isa_mask = detect_mask();
     isa_best_v = EM_ISA_SCALAR;
     for (int i = EM_ISA_COUNT - 1; i >= 0; i--)
@@ -156,6 +194,11 @@ int em_isa_set(int isa) {
 const em_gemm_params *em_gemm_params_current(void) {
     pthread_once(&isa_once, isa_init);
     return params_cur;
+}
+
+const em_qgemm_params *em_qgemm_params_current(void) {
+    pthread_once(&isa_once, isa_init);
+    return qparams_cur;
 }
 
 // ---------------------------------------------------------------- thread pool
