@@ -1,0 +1,157 @@
+// edge-mrcnn int8 kernels (quantised inference).
+//
+// Same conventions as em_kernels.h: `em_X_ref` is the plain C reference (CShim/ref/qops.c),
+// `em_X` the dispatched entry point (CShim/qgemm.c + per-ISA files CShim/x86/q*.c,
+// CShim/arm/q*.c) running the path of em_isa_current(). Every path gives results bit-identical
+// to the reference, for any em_num_threads(). Activations CHW, one image at a time.
+//
+// ---------------------------------------------------------------- quantisation scheme
+// Activations: asymmetric uint8 per tensor, real = s * (q - z), z in 0..255.
+// Weights: symmetric int8 per output channel, real = w_s[m] * w, w in -127..127 (never -128;
+//   em_qpack_* clamps -128 to -127).
+// Bias: int32 bias_q[m] = round(b[m] / (s_in * w_s[m])) (computed by the caller).
+// Accumulator of output channel m (int32, exact; it cannot overflow for K <= 66000):
+//   acc[m] = bias_q[m] + sum_k w[m,k] * (x[k] - z_in)
+//          = term[m] + sum_k w[m,k] * x[k],   term[m] = bias_q[m] - z_in * sum_k w[m,k]
+//   (term is precomputed by em_qpack_*; z_in is therefore fixed at pack time).
+//
+// REQUANTISATION (identical on every ISA), with mult[m] = s_in * w_s[m] / s_out (float32):
+//   v = (float)acc * mult[m]                      (IEEE int32->float round-to-nearest, one
+//                                                  float multiply)
+//   y = clamp(z_out + rne(clampf(v)), lo, hi)      lo = relu ? z_out : 0, hi = 255
+// FUSED RESIDUAL (bottleneck conv3 + identity, then ReLU), r the residual u8 (scale s_r, zp z_r),
+// r_mult = s_r / s_out:
+//   v = (float)acc * mult[m] + (float)(r - z_r) * r_mult     (two products, then one add)
+//   y = clamp(z_out + rne(clampf(v)), lo, hi)
+// where rne = round half to even (the default IEEE rounding mode), and
+//   clampf(v) = min(max(v, -2^24), 2^24), NaN -> -2^24 (only matters for absurd scales; it keeps
+//   the float->int conversion in range so SIMD and scalar agree).
+// No FMA contraction anywhere (the C files use #pragma STDC FP_CONTRACT OFF; SIMD uses
+// cvtdq2ps/mulps/addps/cvtps2dq resp. vcvtq_f32_s32/vmulq_f32/vaddq_f32/vcvtnq_s32_f32).
+//
+// ---------------------------------------------------------------- packed weights
+// One packed layout for all ISAs (compute once, store in the model file, mmap it; the blob must
+// be 64-byte aligned for speed, 4-byte aligned at least). Little-endian:
+//   bytes [0, 64): header, int32 fields: magic 0x57514D45 ("EMQW"), version 1, M, K, Kp, Mp,
+//                  z_in, 0 ... (rest zero)
+//     Kp = K rounded up to a multiple of 4, Mp = M rounded up to a multiple of 8.
+//   then int32 term[Mp]   (bias_q[m] - z_in * rowsum[m]; 0 for padding rows)
+//   then int32 rowsum[Mp] (sum_k w[m,k]; used by ISAs that offset the activations)
+//   then Mp/8 blocks of 8 output channels; block b is Kp/4 groups of 32 bytes; group g holds,
+//     for channel c = 0..7 of the block, the 4 bytes w[8b + c, 4g + 0..3] (int8; zero where
+//     k >= K or 8b + c >= M). I.e. byte offset of w[m,k] inside the weights:
+//     ((m / 8) * (Kp / 4) + k / 4) * 32 + (m % 8) * 4 + k % 4.
+// For a convolution, w[m, k] is the torch weight [Cout, Cin, KH, KW] flattened: M = Cout,
+// k = (ci * KH + ky) * KW + kx, K = Cin * KH * KW. For Linear, w is the torch weight [M, K].
+#ifndef EM_QKERNELS_H
+#define EM_QKERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// Bytes of a packed weight blob for an M x K matrix (0 if M or K <= 0).
+size_t em_qpack_weights_bytes(int M, int K);
+// Packs w [M x K] row-major int8 (-128 is clamped to -127), with bias_q [M] (NULL: zeros) and
+// the input zero point z_in. packed: em_qpack_weights_bytes(M, K) bytes. Returns 0, -1 on bad
+// arguments.
+int em_qpack_weights(const int8_t *w, int M, int K, int32_t z_in, const int32_t *bias_q,
+                     void *packed);
+// ConvTranspose2d(Cin, Cout, 2, stride 2) weights, torch layout w [Cin, Cout, 2, 2], bias_q
+// [Cout]: packed as the M = 4 * Cout, K = Cin matrix with row m = co * 4 + dy * 2 + dx,
+// w'[m, ci] = w[ci, co, dy, dx], bias'[m] = bias_q[co]. Bytes: em_qpack_weights_bytes(4*Cout, Cin).
+int em_qpack_deconv2x2_weights(const int8_t *w, int Cin, int Cout, int32_t z_in,
+                               const int32_t *bias_q, void *packed);
+// Reads the header: returns 0 and M, K, z_in (any pointer may be NULL), or -1 if `packed` is
+// not a valid blob of `bytes` bytes (bytes == 0: size not checked).
+int em_qpacked_info(const void *packed, size_t bytes, int *M, int *K, int32_t *z_in);
+
+// All kernels below return 0, or -1 on bad arguments (shapes not matching the packed blob,
+// z_in different from the packed one, invalid sizes); then `out` is untouched.
+
+// ---------------------------------------------------------------- convolution
+// 2-D convolution, groups 1, dilation 1, symmetric padding `pad` with the value z_in (= real 0).
+// in u8 [Cin, H, W] (scale s_in, zero point z_in); packed: em_qpack_weights of the [Cout,
+// Cin*KH*KW] weight with this z_in; mult [Cout]; out u8 [Cout, OH, OW], OH = (H + 2 pad - KH) /
+// stride + 1 (same for OW). residual: NULL, or u8 of out's shape with zero point z_res and
+// res_mult = s_res / s_out (fused residual formula above). relu: lo = z_out.
+// 1x1 stride-1 pad-0 convolutions read the input directly (no im2col gathers).
+// out must not alias in (it may alias residual).
+size_t em_qconv2d_u8_scratch_bytes(int Cin, int H, int W, int Cout, int KH, int KW, int stride,
+                                   int pad); // currently 0: the kernels use per-thread buffers
+int em_qconv2d_u8(const uint8_t *in, int Cin, int H, int W, int32_t z_in, const void *packed,
+                  int Cout, int KH, int KW, int stride, int pad, const float *mult, int32_t z_out,
+                  const uint8_t *residual, int32_t z_res, float res_mult, int relu, uint8_t *out,
+                  void *scratch);
+int em_qconv2d_u8_ref(const uint8_t *in, int Cin, int H, int W, int32_t z_in, const void *packed,
+                      int Cout, int KH, int KW, int stride, int pad, const float *mult,
+                      int32_t z_out, const uint8_t *residual, int32_t z_res, float res_mult,
+                      int relu, uint8_t *out);
+
+// ConvTranspose2d(Cin, Cout, 2, stride 2, padding 0). in u8 [Cin, H, W]; packed:
+// em_qpack_deconv2x2_weights; mult [Cout] (per co); out u8 [Cout, 2H, 2W]:
+// out[co, 2y+dy, 2x+dx] = requant(term + sum_ci w[ci,co,dy,dx] * in[ci,y,x], mult[co]).
+size_t em_qdeconv2x2s2_u8_scratch_bytes(int Cin, int H, int W, int Cout); // currently 0
+int em_qdeconv2x2s2_u8(const uint8_t *in, int Cin, int H, int W, int32_t z_in, const void *packed,
+                       int Cout, const float *mult, int32_t z_out, int relu, uint8_t *out,
+                       void *scratch);
+int em_qdeconv2x2s2_u8_ref(const uint8_t *in, int Cin, int H, int W, int32_t z_in,
+                           const void *packed, int Cout, const float *mult, int32_t z_out,
+                           int relu, uint8_t *out);
+
+// ---------------------------------------------------------------- fully connected
+// torch Linear on u8 rows: in u8 [N, K] (z_in), packed [M x K] weights. out u8 [N, M]:
+// out[n, m] = requant(acc[n, m], mult[m]).
+int em_qlinear_u8(const uint8_t *in, int N, int K, int32_t z_in, const void *packed, int M,
+                  const float *mult, int32_t z_out, int relu, uint8_t *out);
+int em_qlinear_u8_ref(const uint8_t *in, int N, int K, int32_t z_in, const void *packed, int M,
+                      const float *mult, int32_t z_out, int relu, uint8_t *out);
+// Float output (last layers: cls_score, bbox_pred): out[n, m] = (float)acc[n, m] * deq[m], one
+// float multiply, deq[m] = s_in * w_s[m] (the bias is inside acc as bias_q). out f32 [N, M].
+int em_qlinear_u8_f32(const uint8_t *in, int N, int K, int32_t z_in, const void *packed, int M,
+                      const float *deq, float *out);
+int em_qlinear_u8_f32_ref(const uint8_t *in, int N, int K, int32_t z_in, const void *packed,
+                          int M, const float *deq, float *out);
+
+// ---------------------------------------------------------------- element-wise
+// Rescaled add, n elements: a_mult = s_a / s_out, b_mult = s_b / s_out,
+//   v = (float)(a - z_a) * a_mult + (float)(b - z_b) * b_mult    (two products, then one add)
+//   out = clamp(z_out + rne(clampf(v)), relu ? z_out : 0, 255).  out may alias a or b.
+void em_qadd_u8(const uint8_t *a, int32_t z_a, float a_mult, const uint8_t *b, int32_t z_b,
+                float b_mult, size_t n, int32_t z_out, int relu, uint8_t *out);
+void em_qadd_u8_ref(const uint8_t *a, int32_t z_a, float a_mult, const uint8_t *b, int32_t z_b,
+                    float b_mult, size_t n, int32_t z_out, int relu, uint8_t *out);
+// FPN top-down: out[c, y, x] = qadd(lat[c, y, x], top[c, sy, sx]) with the formula above
+// (a = lat, b = top) and torch's nearest index sy = min((int)floorf(y * (float)TH / (float)H),
+// TH - 1), same for x (as em_upsample_nearest_add_f32). lat, out [C, H, W]; top [C, TH, TW].
+// out may alias lat.
+void em_qadd_upsample_nearest_u8(const uint8_t *lat, int32_t z_lat, float lat_mult,
+                                 const uint8_t *top, int32_t z_top, float top_mult, int C, int TH,
+                                 int TW, int H, int W, int32_t z_out, uint8_t *out);
+void em_qadd_upsample_nearest_u8_ref(const uint8_t *lat, int32_t z_lat, float lat_mult,
+                                     const uint8_t *top, int32_t z_top, float top_mult, int C,
+                                     int TH, int TW, int H, int W, int32_t z_out, uint8_t *out);
+
+// Quantise: q = clamp(z + rne(clampf(x * inv_scale)), 0, 255) with inv_scale = 1.0f / scale
+// computed once (torch's quantize_per_tensor formula); NaN -> 0.
+void em_quantize_f32_u8(const float *x, size_t n, float scale, int32_t z, uint8_t *out);
+void em_quantize_f32_u8_ref(const float *x, size_t n, float scale, int32_t z, uint8_t *out);
+// Dequantise: x = (float)(q - z) * scale.
+void em_dequantize_u8_f32(const uint8_t *q, size_t n, float scale, int32_t z, float *out);
+void em_dequantize_u8_f32_ref(const uint8_t *q, size_t n, float scale, int32_t z, float *out);
+
+// Max pooling on u8 (exact: max commutes with the monotone dequantisation). Square window k,
+// stride, padding ignored (as -inf). out [C, OH, OW], OH = (H + 2 pad - k) / stride + 1. Same
+// scale and zero point in and out.
+void em_qmaxpool2d_u8(const uint8_t *in, int C, int H, int W, int k, int stride, int pad,
+                      uint8_t *out);
+void em_qmaxpool2d_u8_ref(const uint8_t *in, int C, int H, int W, int k, int stride, int pad,
+                          uint8_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
