@@ -43,6 +43,8 @@ public final class MaskRCNN {
     private let rpn: RPN
     private let boxHead: BoxHead
     private let maskHead: MaskHead
+    /// Activation name of the normalised, padded input image (the input of the stem).
+    public static let inputName = "input"
 
     /// Binds the weights of `store` (canonical names from ModelSpec). `source` names the file in
     /// error messages. Throws on missing or mis-shaped tensors.
@@ -54,6 +56,14 @@ public final class MaskRCNN {
             throw EdgeError(file: source, "invalid transform sizes min \(config.minSize) max \(config.maxSize)")
         }
         self.config = config
+        var store: TensorStore = store
+        if QuantizedModel.isInt8(store) {
+            // int8 model: simulated on the float kernels (dequantised weights, every activation
+            // quantised in place) until the int8 kernel pipeline is wired in.
+            let (s, qp) = try QuantizedModel.dequantized(store, config: config, source: source)
+            store = s
+            activationHook = SimulatedInt8(qparams: qp)
+        }
         self.store = store
         backbone = try Backbone(store, source: source)
         fpn = try FPN(store, source: source)
@@ -71,10 +81,20 @@ public final class MaskRCNN {
 
     /// `detect` that also fills `trace` (timings always; tensors if trace.captureTensors).
     public func detect(_ image: RGBImage, scoreThresh: Float = 0.05, trace: PipelineTrace?) throws -> [Detection] {
+        try detect(image, scoreThresh: scoreThresh, trace: trace, hook: activationHook)
+    }
+
+    /// Set by the int8 loader: simulated quantisation of every activation (see Quant/).
+    public var activationHook: ActivationHook?
+
+    /// `detect` with an activation hook (calibration observers, simulated int8).
+    public func detect(_ image: RGBImage, scoreThresh: Float = 0.05, trace: PipelineTrace?,
+                       hook: ActivationHook?) throws -> [Detection] {
         guard image.width > 0, image.height > 0, image.pixels.count == image.width * image.height * 3 else {
             throw EdgeError("image has invalid size \(image.width)x\(image.height)")
         }
         let ws = Workspace()
+        ws.hook = hook
         var t0 = monotonicSeconds(), c0 = processCPUSeconds()
         func lap(_ name: String) {
             guard let trace = trace else { return }
@@ -87,6 +107,7 @@ public final class MaskRCNN {
 
         let (x, sizes) = Transform.run(image, config: config, ws)
         trace?.sizes = sizes
+        hook?.activation(MaskRCNN.inputName, x.pointer, x.count)
         if capture { trace?.input = x }
         lap("preprocess")
 

@@ -16,6 +16,8 @@ struct BoxHead {
     let nmsThresh = 0.5
     let detectionsPerImage = 100
     static let chunk = 256
+    /// Activation name of the pooled RoI features (the input of fc6).
+    static let poolName = "roi_heads.box_roi_pool"
 
     init(_ store: TensorStore, numClasses k: Int, source: String) throws {
         fc6 = try Linear(store, "roi_heads.box_head.fc6", inF: 256 * 7 * 7, outF: 1024, source: source)
@@ -42,8 +44,9 @@ struct BoxHead {
             let n = min(chunk, r - start)
             MultiScaleRoIAlign.run(levels, boxes: Array(proposals[(4 * start)..<(4 * (start + n))]), sizes: s,
                                    output: 7, out: pooled.pointer)
-            fc6.run(pooled.pointer, rows: n, out: h6.pointer, relu: true)
-            fc7.run(h6.pointer, rows: n, out: h7.pointer, relu: true)
+            ws.hook?.activation(BoxHead.poolName, pooled.pointer, n * 256 * 49)
+            fc6.run(pooled.pointer, rows: n, out: h6.pointer, relu: true, hook: ws.hook)
+            fc7.run(h6.pointer, rows: n, out: h7.pointer, relu: true, hook: ws.hook)
             clsScore.run(h7.pointer, rows: n, out: logits.pointer + start * k, relu: false)
             bboxPred.run(h7.pointer, rows: n, out: deltas.pointer + start * 4 * k, relu: false)
             start += n
