@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "em_internal.h"
+#include "em_qinternal.h"
 
 #if defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
@@ -108,7 +109,43 @@ static void fill_params(void) {
 #endif
 }
 
-static void select_params(int isa) { params_cur = &isa_params[isa]; }
+static em_qgemm_params qparams_cur;
+
+// int8 GEMM per ISA: {mr, nr, panel, ukr, prep, prep bytes per k, prep channel stride, row, xor}.
+static void select_qparams(int isa) {
+    em_qgemm_params q = {8, 8, EM_QP_K4, em_qukr_generic_8x8, NULL, 0, 4, em_qrow_generic, 0};
+    switch (isa) {
+#if defined(__x86_64__)
+    case EM_ISA_SSE41:
+        q = (em_qgemm_params){4, 8, EM_QP_K2, em_qukr_u8s8_sse41_4x8, em_qprep_s16_k2, 16, 4,
+                              em_qrow_sse41, 0};
+        break;
+    case EM_ISA_AVX2:
+    case EM_ISA_AVX512:
+        q = (em_qgemm_params){4, 16, EM_QP_K2, em_qukr_u8s8_avx2_4x16, em_qprep_s16_k2, 16, 4,
+                              em_qrow_avx2, 0};
+        break;
+    case EM_ISA_AVX512VNNI:
+        q = (em_qgemm_params){8, 32, EM_QP_K4, em_qukr_u8s8_avx512vnni_8x32, NULL, 0, 4,
+                              em_qrow_avx2, 0};
+        break;
+#endif
+#if defined(__aarch64__)
+    case EM_ISA_NEON:
+        q = (em_qgemm_params){8, 8, EM_QP_K1, em_qukr_u8s8_neon_8x8, em_qprep_s16_k1, 16, 2,
+                              em_qrow_neon, 0};
+        break;
+    case EM_ISA_NEONDOT:
+        q = (em_qgemm_params){8, 8, EM_QP_K4X, em_qukr_u8s8_neondot_8x8, NULL, 0, 4, em_qrow_neon,
+                              1};
+        break;
+#endif
+    default: break;
+    }
+    qparams_cur = q;
+}
+
+static void select_params(int isa) { params_cur = &isa_params[isa]; select_qparams(isa); }
 
 static void isa_init(void) {
     fill_params();
@@ -151,6 +188,11 @@ int em_isa_set(int isa) {
     select_params(isa);
     isa_cur = isa;
     return 0;
+}
+
+const em_qgemm_params *em_qgemm_params_current(void) {
+    pthread_once(&isa_once, isa_init);
+    return &qparams_cur;
 }
 
 const em_gemm_params *em_gemm_params_current(void) {

@@ -1,0 +1,113 @@
+// Private declarations of the int8 kernels: the packed-blob accessors, the scalar requantisation
+// (the definition every SIMD path must reproduce bit for bit), and the per-ISA int8 GEMM
+// parameters that dispatch.c selects. Not part of the CShim module interface.
+#ifndef EM_QINTERNAL_H
+#define EM_QINTERNAL_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "em_dispatch.h"
+#include "em_qkernels.h"
+
+#define EM_QW_MAGIC 0x57514D45
+#define EM_QW_HEADER 64
+
+typedef struct em_qw {
+    int M, K, Kp, Mp;
+    int32_t z_in;
+    const int32_t *term, *rowsum;
+    const int8_t *w; // Mp/8 blocks of Kp/4 groups of 32 bytes
+} em_qw;
+
+// Parses a packed blob (no size check). Returns 0 or -1.
+static inline int em_qw_open(const void *packed, em_qw *q) {
+    if (!packed) return -1;
+    const int32_t *h = (const int32_t *)packed;
+    if (h[0] != EM_QW_MAGIC || h[1] != 1) return -1;
+    q->M = h[2];
+    q->K = h[3];
+    q->Kp = h[4];
+    q->Mp = h[5];
+    q->z_in = h[6];
+    if (q->M <= 0 || q->K <= 0 || q->Kp != (q->K + 3) / 4 * 4 || q->Mp != (q->M + 7) / 8 * 8)
+        return -1;
+    q->term = h + EM_QW_HEADER / 4;
+    q->rowsum = q->term + q->Mp;
+    q->w = (const int8_t *)(q->rowsum + q->Mp);
+    return 0;
+}
+
+static inline int em_qw_at(const em_qw *q, int m, int k) {
+    return q->w[((size_t)(m >> 3) * (q->Kp >> 2) + (k >> 2)) * 32 + (m & 7) * 4 + (k & 3)];
+}
+
+// clampf + round half even + zero point + clamp: the one scalar requantisation.
+#define EM_QF_LIM 16777216.0f
+static inline uint8_t em_q_finish(float v, int32_t z_out, int32_t lo) {
+    if (!(v >= -EM_QF_LIM)) v = -EM_QF_LIM; // NaN too
+    if (v > EM_QF_LIM) v = EM_QF_LIM;
+    int32_t y = z_out + (int32_t)rintf(v); // default rounding mode: half to even
+    if (y < lo) y = lo;
+    if (y > 255) y = 255;
+    return (uint8_t)y;
+}
+
+// ---------------------------------------------------------------- int8 GEMM driver
+
+// Panel formats (the packed activations of NR output pixels, per ISA):
+enum {
+    EM_QP_K4 = 0,   // [Kp/4][NR][4] u8: 4 consecutive k of each pixel (VNNI, generic)
+    EM_QP_K4X = 1,  // as K4 with every byte xor 0x80 (u8 - 128 as s8: sdot)
+    EM_QP_K2 = 2,   // [Kp/2][NR][2] u8 (pmaddwd)
+    EM_QP_K1 = 3,   // [Kp][NR] u8 (widening multiply-accumulate by lane)
+};
+
+// Micro-kernel: acc[MR x NR] (row stride NR, int32) = sum over Kp of the packed weights of MR
+// channels and the panel. wblk: channel c0 of a packed 8-channel block (or the prepared weights,
+// see prep), kp: Kp. Adds nothing else (no term).
+typedef void (*em_qukr_fn)(int kp, const void *wblk, const uint8_t *panel, int32_t *acc);
+// Optional per-block weight preparation (e.g. s8 -> s16) into dst; returns the pointer the
+// micro-kernel gets for channel offset 0 (the driver adds c0 * prep_cstride bytes for MR < 8).
+typedef void (*em_qprep_fn)(int kp, const int8_t *blk, void *dst);
+// Requantise one row of n accumulators (term already added) into dst (stride 1).
+// res == NULL: no residual.
+typedef void (*em_qrow_fn)(const int32_t *acc, int n, float mult, int32_t z_out, int32_t lo,
+                           const uint8_t *res, int32_t z_res, float res_mult, uint8_t *dst);
+
+typedef struct em_qgemm_params {
+    int mr, nr;       // channels (1, 2, 4 or 8) x pixels per micro-kernel call
+    int panel;        // EM_QP_*
+    em_qukr_fn ukr;
+    em_qprep_fn prep; // NULL: the micro-kernel reads the packed block directly
+    size_t prep_bytes_per_k; // bytes of prepared weights per k (for 8 channels)
+    int prep_cstride; // bytes between channel c and c+1 in the prepared layout's first group
+    em_qrow_fn row;
+    int xor_term;     // 1: the panel is offset by -128: add 128 * rowsum to the term
+} em_qgemm_params;
+
+const em_qgemm_params *em_qgemm_params_current(void);
+
+void em_qukr_generic_8x8(int kp, const void *wblk, const uint8_t *panel, int32_t *acc);
+void em_qrow_generic(const int32_t *acc, int n, float mult, int32_t z_out, int32_t lo,
+                     const uint8_t *res, int32_t z_res, float res_mult, uint8_t *dst);
+#if defined(__x86_64__)
+void em_qukr_u8s8_sse41_4x8(int kp, const void *wblk, const uint8_t *panel, int32_t *acc);
+void em_qprep_s16_k2(int kp, const int8_t *blk, void *dst);
+void em_qukr_u8s8_avx2_4x16(int kp, const void *wblk, const uint8_t *panel, int32_t *acc);
+void em_qukr_u8s8_avx512vnni_8x32(int kp, const void *wblk, const uint8_t *panel, int32_t *acc);
+void em_qrow_sse41(const int32_t *acc, int n, float mult, int32_t z_out, int32_t lo,
+                   const uint8_t *res, int32_t z_res, float res_mult, uint8_t *dst);
+void em_qrow_avx2(const int32_t *acc, int n, float mult, int32_t z_out, int32_t lo,
+                  const uint8_t *res, int32_t z_res, float res_mult, uint8_t *dst);
+#endif
+#if defined(__aarch64__)
+void em_qprep_s16_k1(int kp, const int8_t *blk, void *dst);
+void em_qukr_u8s8_neon_8x8(int kp, const void *wblk, const uint8_t *panel, int32_t *acc);
+void em_qukr_u8s8_neondot_8x8(int kp, const void *wblk, const uint8_t *panel, int32_t *acc);
+void em_qrow_neon(const int32_t *acc, int n, float mult, int32_t z_out, int32_t lo,
+                  const uint8_t *res, int32_t z_res, float res_mult, uint8_t *dst);
+#endif
+
+#endif

@@ -1,0 +1,499 @@
+// int8 GEMM driver shared by every ISA (em_qkernels.h): the ISA supplies the micro-kernel, the
+// panel format of the packed activations, an optional weight preparation and the requantisation
+// row (dispatch.c, em_qgemm_params). Output channels come in the packed 8-channel blocks; output
+// pixels in NR-wide panels, packed in chunks that stay in cache while all weight blocks stream
+// over them. Integer accumulation is exact and the requantisation is element-wise, so the result
+// does not depend on the ISA, the tiling or the thread count. Also the public em_q* entry points.
+#pragma STDC FP_CONTRACT OFF
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "em_internal.h"
+#include "em_qinternal.h"
+
+#if defined(__x86_64__)
+#include <emmintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#endif
+
+// ---------------------------------------------------------------- per-thread buffers
+
+typedef struct {
+    uint8_t *panel, *tmp, *prep;
+    size_t pcap, tcap, wcap;
+} qbufs;
+
+static pthread_key_t qbuf_key;
+static pthread_once_t qbuf_once = PTHREAD_ONCE_INIT;
+
+static void qbuf_free(void *p) {
+    qbufs *b = (qbufs *)p;
+    if (!b) return;
+    free(b->panel);
+    free(b->tmp);
+    free(b->prep);
+    free(b);
+}
+static void qbuf_key_init(void) { pthread_key_create(&qbuf_key, qbuf_free); }
+
+static int grow(uint8_t **p, size_t *cap, size_t n) {
+    if (*cap >= n) return 0;
+    free(*p);
+    *p = NULL;
+    *cap = 0;
+    void *q = NULL;
+    if (posix_memalign(&q, 64, n ? n : 1) != 0) return -1;
+    *p = (uint8_t *)q;
+    *cap = n;
+    return 0;
+}
+
+static qbufs *thread_qbufs(size_t np, size_t nt, size_t nw) {
+    pthread_once(&qbuf_once, qbuf_key_init);
+    qbufs *b = (qbufs *)pthread_getspecific(qbuf_key);
+    if (!b) {
+        b = (qbufs *)calloc(1, sizeof *b);
+        if (!b) return NULL;
+        if (pthread_setspecific(qbuf_key, b) != 0) {
+            free(b);
+            return NULL;
+        }
+    }
+    if (grow(&b->panel, &b->pcap, np) || grow(&b->tmp, &b->tcap, nt) || grow(&b->prep, &b->wcap, nw))
+        return NULL;
+    return b;
+}
+
+// ---------------------------------------------------------------- job
+
+enum { QSRC_ROWS = 0, QSRC_CONV = 1, QSRC_COLS = 2 };
+enum { QOUT_CHW = 0, QOUT_DECONV = 1, QOUT_NM_U8 = 2, QOUT_NM_F32 = 3 };
+
+typedef struct {
+    em_qw q;
+    int N; // output pixels (GEMM columns)
+    int src_kind;
+    const uint8_t *src;
+    long ldk; // QSRC_ROWS: B(k, n) = src[k * ldk + n]; QSRC_COLS: B(k, n) = src[n * ldk + k]
+    int H, W, KH, KW, stride, pad, OW; // QSRC_CONV
+    int out_kind;
+    uint8_t *out;
+    float *outf;
+    const float *mult; // per channel; QOUT_DECONV: per co (channel m uses mult[m / 4])
+    int32_t z_out, lo;
+    const uint8_t *res;
+    int32_t z_res;
+    float res_mult;
+    int dH, dW; // QOUT_DECONV: input plane
+} qjob;
+
+// K1 gather: tmp[k * NR + p] = B(k, n0 + p) for k < Kp, p < NR (padding: z_in).
+static void gather(const qjob *j, int n0, int NR, uint8_t *tmp) {
+    const int K = j->q.K, Kp = j->q.Kp, N = j->N;
+    const uint8_t z = (uint8_t)j->q.z_in;
+    int nv = N - n0 < NR ? N - n0 : NR;
+    if (j->src_kind == QSRC_ROWS) {
+        for (int k = 0; k < K; k++) {
+            memcpy(tmp + (size_t)k * NR, j->src + (size_t)k * j->ldk + n0, nv);
+            if (nv < NR) memset(tmp + (size_t)k * NR + nv, z, NR - nv);
+        }
+    } else if (j->src_kind == QSRC_COLS) {
+        for (int p = 0; p < nv; p++) {
+            const uint8_t *s = j->src + (size_t)(n0 + p) * j->ldk;
+            for (int k = 0; k < K; k++) tmp[(size_t)k * NR + p] = s[k];
+        }
+        if (nv < NR)
+            for (int k = 0; k < K; k++) memset(tmp + (size_t)k * NR + nv, z, NR - nv);
+    } else {
+        // Row segments: within one output row the taps of (ci, ky, kx) are input row iy at
+        // ix0 + t * stride; the valid t form one interval, the rest is padding.
+        const int H = j->H, W = j->W, KW = j->KW, KK = j->KH * j->KW, s = j->stride, pad = j->pad,
+                  OW = j->OW;
+        const int oy0 = n0 / OW, ox0 = n0 - oy0 * OW;
+        for (int k = 0; k < K; k++) {
+            int ci = k / KK, r = k - ci * KK, ky = r / KW, kx = r - ky * KW;
+            const uint8_t *plane = j->src + (size_t)ci * H * W;
+            uint8_t *d = tmp + (size_t)k * NR;
+            int oy = oy0, ox = ox0, p = 0;
+            while (p < nv) {
+                int seg = OW - ox < nv - p ? OW - ox : nv - p;
+                int iy = oy * s - pad + ky;
+                if (iy < 0 || iy >= H) {
+                    memset(d + p, z, seg);
+                } else {
+                    const uint8_t *row = plane + (size_t)iy * W;
+                    int ix0 = ox * s - pad + kx;
+                    int tlo = ix0 >= 0 ? 0 : (-ix0 + s - 1) / s;
+                    int thi = ix0 < W ? (W - 1 - ix0) / s + 1 : 0;
+                    if (tlo > seg) tlo = seg;
+                    if (thi > seg) thi = seg;
+                    if (thi < tlo) thi = tlo;
+                    if (tlo > 0) memset(d + p, z, tlo);
+                    if (s == 1) {
+                        if (thi > tlo) memcpy(d + p + tlo, row + ix0 + tlo, thi - tlo);
+                    } else {
+                        const uint8_t *src = row + ix0 + (ptrdiff_t)tlo * s;
+                        for (int t = tlo; t < thi; t++, src += s) d[p + t] = *src;
+                    }
+                    if (seg > thi) memset(d + p + thi, z, seg - thi);
+                }
+                p += seg;
+                ox = 0;
+                oy++;
+            }
+            if (nv < NR) memset(d + nv, z, NR - nv);
+        }
+    }
+    if (Kp > K) memset(tmp + (size_t)K * NR, z, (size_t)(Kp - K) * NR);
+}
+
+// K1 -> the ISA's panel format (NR is a multiple of 8). Interleaving 2 or 4 rows is a byte
+// zip: SSE2 unpack on x86-64 and vst2/vst4 on aarch64 (both baseline), plain C elsewhere.
+static void format_panel(const uint8_t *tmp, int Kp, int NR, int fmt, uint8_t *dst) {
+    if (fmt == EM_QP_K1) {
+        memcpy(dst, tmp, (size_t)Kp * NR);
+        return;
+    }
+    int g = fmt == EM_QP_K2 ? 2 : 4;
+    for (int k0 = 0; k0 < Kp; k0 += g) {
+        uint8_t *d = dst + (size_t)k0 * NR;
+        const uint8_t *r0 = tmp + (size_t)k0 * NR, *r1 = r0 + NR, *r2 = r1 + NR, *r3 = r2 + NR;
+        int p = 0;
+#if defined(__x86_64__)
+        if (g == 4) {
+            const __m128i x = _mm_set1_epi8(fmt == EM_QP_K4X ? (char)0x80 : 0);
+            for (; p + 16 <= NR; p += 16) {
+                __m128i a = _mm_loadu_si128((const __m128i *)(r0 + p)), b = _mm_loadu_si128((const __m128i *)(r1 + p));
+                __m128i c = _mm_loadu_si128((const __m128i *)(r2 + p)), e = _mm_loadu_si128((const __m128i *)(r3 + p));
+                __m128i ab0 = _mm_unpacklo_epi8(a, b), ab1 = _mm_unpackhi_epi8(a, b);
+                __m128i ce0 = _mm_unpacklo_epi8(c, e), ce1 = _mm_unpackhi_epi8(c, e);
+                _mm_storeu_si128((__m128i *)(d + p * 4), _mm_xor_si128(_mm_unpacklo_epi16(ab0, ce0), x));
+                _mm_storeu_si128((__m128i *)(d + p * 4 + 16), _mm_xor_si128(_mm_unpackhi_epi16(ab0, ce0), x));
+                _mm_storeu_si128((__m128i *)(d + p * 4 + 32), _mm_xor_si128(_mm_unpacklo_epi16(ab1, ce1), x));
+                _mm_storeu_si128((__m128i *)(d + p * 4 + 48), _mm_xor_si128(_mm_unpackhi_epi16(ab1, ce1), x));
+            }
+        } else {
+            for (; p + 16 <= NR; p += 16) {
+                __m128i a = _mm_loadu_si128((const __m128i *)(r0 + p)), b = _mm_loadu_si128((const __m128i *)(r1 + p));
+                _mm_storeu_si128((__m128i *)(d + p * 2), _mm_unpacklo_epi8(a, b));
+                _mm_storeu_si128((__m128i *)(d + p * 2 + 16), _mm_unpackhi_epi8(a, b));
+            }
+        }
+#elif defined(__aarch64__)
+        if (g == 4) {
+            const uint8x16_t x = vdupq_n_u8(fmt == EM_QP_K4X ? 0x80 : 0);
+            for (; p + 16 <= NR; p += 16) {
+                uint8x16x4_t v = {{veorq_u8(vld1q_u8(r0 + p), x), veorq_u8(vld1q_u8(r1 + p), x),
+                                   veorq_u8(vld1q_u8(r2 + p), x), veorq_u8(vld1q_u8(r3 + p), x)}};
+                vst4q_u8(d + p * 4, v);
+            }
+            for (; p + 8 <= NR; p += 8) {
+                const uint8x8_t x8 = vget_low_u8(x);
+                uint8x8x4_t v = {{veor_u8(vld1_u8(r0 + p), x8), veor_u8(vld1_u8(r1 + p), x8),
+                                  veor_u8(vld1_u8(r2 + p), x8), veor_u8(vld1_u8(r3 + p), x8)}};
+                vst4_u8(d + p * 4, v);
+            }
+        } else {
+            for (; p + 16 <= NR; p += 16) {
+                uint8x16x2_t v = {{vld1q_u8(r0 + p), vld1q_u8(r1 + p)}};
+                vst2q_u8(d + p * 2, v);
+            }
+        }
+#endif
+        uint8_t xr = fmt == EM_QP_K4X ? 0x80 : 0;
+        for (; p < NR; p++)
+            for (int i = 0; i < g; i++) d[p * g + i] = tmp[(size_t)(k0 + i) * NR + p] ^ xr;
+    }
+}
+
+// Writes the requantised rows [m0, m0 + mr) x pixels [n0, n0 + nv) from acc (row stride NR).
+static void epilogue(const qjob *j, const em_qgemm_params *P, int32_t *acc, int NR, int m0, int mr,
+                     int n0, int nv) {
+    uint8_t row[64];
+    for (int i = 0; i < mr; i++) {
+        int m = m0 + i;
+        if (m >= j->q.M) break;
+        int32_t *a = acc + (size_t)i * NR;
+        int32_t t = j->q.term[m] + (P->xor_term ? 128 * j->q.rowsum[m] : 0);
+        for (int p = 0; p < nv; p++) a[p] += t;
+        switch (j->out_kind) {
+        case QOUT_CHW: {
+            size_t o = (size_t)m * j->N + n0;
+            P->row(a, nv, j->mult[m], j->z_out, j->lo, j->res ? j->res + o : NULL, j->z_res,
+                   j->res_mult, j->out + o);
+            break;
+        }
+        case QOUT_DECONV: {
+            int co = m >> 2, dy = (m >> 1) & 1, dx = m & 1, W = j->dW, H = j->dH;
+            P->row(a, nv, j->mult[co], j->z_out, j->lo, NULL, 0, 0.0f, row);
+            int y = n0 / W, x = n0 - y * W;
+            for (int p = 0; p < nv; p++) {
+                j->out[((size_t)co * 2 * H + 2 * y + dy) * 2 * W + 2 * x + dx] = row[p];
+                if (++x == W) {
+                    x = 0;
+                    y++;
+                }
+            }
+            break;
+        }
+        case QOUT_NM_U8:
+            P->row(a, nv, j->mult[m], j->z_out, j->lo, NULL, 0, 0.0f, row);
+            for (int p = 0; p < nv; p++) j->out[(size_t)(n0 + p) * j->q.M + m] = row[p];
+            break;
+        default: {
+            float d = j->mult[m];
+            for (int p = 0; p < nv; p++) j->outf[(size_t)(n0 + p) * j->q.M + m] = (float)a[p] * d;
+            break;
+        }
+        }
+    }
+}
+
+typedef struct {
+    const qjob *job;
+    const em_qgemm_params *P;
+    int split_n, ntasks, tiles;
+    volatile int failed;
+} qrun_ctx;
+
+// Pixel blocks [pb_lo, pb_hi) x channel blocks [mb_lo, mb_hi).
+static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_hi, int mb_lo,
+                     int mb_hi) {
+    const int NR = P->nr, MR = P->mr, Kp = j->q.Kp;
+    // Chunk of pixel blocks whose panels stay in cache (~192 KB).
+    int cb = (int)((192 * 1024) / ((size_t)Kp * NR));
+    if (cb < 1) cb = 1;
+    if (cb > pb_hi - pb_lo) cb = pb_hi - pb_lo;
+    size_t pbytes = (size_t)Kp * NR;
+    qbufs *b = thread_qbufs(pbytes * cb, pbytes, P->prep ? P->prep_bytes_per_k * Kp : 1);
+    if (!b) return -1;
+    int32_t acc[8 * 64] __attribute__((aligned(64)));
+    for (int c0 = pb_lo; c0 < pb_hi; c0 += cb) {
+        int cn = pb_hi - c0 < cb ? pb_hi - c0 : cb;
+        for (int c = 0; c < cn; c++) {
+            gather(j, (c0 + c) * NR, NR, b->tmp);
+            format_panel(b->tmp, Kp, NR, P->panel, b->panel + (size_t)c * pbytes);
+        }
+        for (int mb = mb_lo; mb < mb_hi; mb++) {
+            const int8_t *blk = j->q.w + (size_t)mb * Kp * 8;
+            const uint8_t *wp = (const uint8_t *)blk;
+            int cstride = 4;
+            if (P->prep) {
+                P->prep(Kp, blk, b->prep);
+                wp = b->prep;
+                cstride = P->prep_cstride;
+            }
+            for (int c = 0; c < cn; c++) {
+                int n0 = (c0 + c) * NR, nv = j->N - n0 < NR ? j->N - n0 : NR;
+                for (int i0 = 0; i0 < 8 && mb * 8 + i0 < j->q.M; i0 += MR) {
+                    P->ukr(Kp, wp + (size_t)i0 * cstride, b->panel + (size_t)c * pbytes, acc);
+                    epilogue(j, P, acc, NR, mb * 8 + i0, MR, n0, nv);
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+static void run_task(void *vctx, int t) {
+    qrun_ctx *x = (qrun_ctx *)vctx;
+    const qjob *j = x->job;
+    int t0 = (int)((long)x->tiles * t / x->ntasks), t1 = (int)((long)x->tiles * (t + 1) / x->ntasks);
+    if (t0 >= t1) return;
+    int npb = (j->N + x->P->nr - 1) / x->P->nr, nmb = j->q.Mp / 8;
+    int r = x->split_n ? run_range(j, x->P, t0, t1, 0, nmb) : run_range(j, x->P, 0, npb, t0, t1);
+    if (r != 0) x->failed = 1;
+}
+
+static int qgemm_run(const qjob *j) {
+    const em_qgemm_params *P = em_qgemm_params_current();
+    int nth = em_num_threads();
+    int npb = (j->N + P->nr - 1) / P->nr, nmb = j->q.Mp / 8;
+    qrun_ctx x = {j, P, 1, 1, npb, 0};
+    if (nth > 1 && (double)j->q.M * j->N * j->q.K >= 65536.0) {
+        if (npb >= 2 * nth || npb >= nmb) {
+            x.split_n = 1;
+            x.tiles = npb;
+        } else {
+            x.split_n = 0;
+            x.tiles = nmb;
+        }
+        x.ntasks = nth < x.tiles ? nth : x.tiles;
+    }
+    if (x.ntasks <= 1) return run_range(j, P, 0, npb, 0, nmb);
+    em_parallel(x.ntasks, run_task, &x);
+    return x.failed ? -1 : 0;
+}
+
+// ---------------------------------------------------------------- portable micro-kernel + row
+
+void em_qukr_generic_8x8(int kp, const void *wblk, const uint8_t *panel, int32_t *acc) {
+    const int8_t *w = (const int8_t *)wblk;
+    int32_t a[8][8];
+    memset(a, 0, sizeof a);
+    for (int g = 0; g < kp / 4; g++) {
+        const int8_t *wg = w + (size_t)g * 32;
+        const uint8_t *pg = panel + (size_t)g * 32;
+        for (int c = 0; c < 8; c++)
+            for (int p = 0; p < 8; p++)
+                a[c][p] += wg[c * 4 + 0] * pg[p * 4 + 0] + wg[c * 4 + 1] * pg[p * 4 + 1] +
+                           wg[c * 4 + 2] * pg[p * 4 + 2] + wg[c * 4 + 3] * pg[p * 4 + 3];
+    }
+    memcpy(acc, a, sizeof a);
+}
+
+void em_qrow_generic(const int32_t *acc, int n, float mult, int32_t z_out, int32_t lo,
+                     const uint8_t *res, int32_t z_res, float res_mult, uint8_t *dst) {
+    if (res) {
+        for (int i = 0; i < n; i++) {
+            float a = (float)acc[i] * mult;
+            float b = (float)((int32_t)res[i] - z_res) * res_mult;
+            float v = a + b;
+            dst[i] = em_q_finish(v, z_out, lo);
+        }
+    } else {
+        for (int i = 0; i < n; i++) {
+            float v = (float)acc[i] * mult;
+            dst[i] = em_q_finish(v, z_out, lo);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- public entry points
+
+size_t em_qconv2d_u8_scratch_bytes(int Cin, int H, int W, int Cout, int KH, int KW, int stride,
+                                   int pad) {
+    (void)Cin, (void)H, (void)W, (void)Cout, (void)KH, (void)KW, (void)stride, (void)pad;
+    return 0;
+}
+
+size_t em_qdeconv2x2s2_u8_scratch_bytes(int Cin, int H, int W, int Cout) {
+    (void)Cin, (void)H, (void)W, (void)Cout;
+    return 0;
+}
+
+int em_qconv2d_u8(const uint8_t *in, int Cin, int H, int W, int32_t z_in, const void *packed,
+                  int Cout, int KH, int KW, int stride, int pad, const float *mult, int32_t z_out,
+                  const uint8_t *residual, int32_t z_res, float res_mult, int relu, uint8_t *out,
+                  void *scratch) {
+    (void)scratch;
+    qjob j;
+    memset(&j, 0, sizeof j);
+    if (!in || !out || !mult || em_qw_open(packed, &j.q) != 0) return -1;
+    if (Cin <= 0 || H <= 0 || W <= 0 || KH <= 0 || KW <= 0 || stride <= 0 || pad < 0) return -1;
+    if (j.q.M != Cout || j.q.K != Cin * KH * KW || j.q.z_in != z_in) return -1;
+    if (H + 2 * pad < KH || W + 2 * pad < KW) return -1;
+    int OH = (H + 2 * pad - KH) / stride + 1, OW = (W + 2 * pad - KW) / stride + 1;
+    j.N = OH * OW;
+    j.src = in;
+    if (KH == 1 && KW == 1 && stride == 1 && pad == 0) {
+        j.src_kind = QSRC_ROWS;
+        j.ldk = (long)H * W;
+    } else {
+        j.src_kind = QSRC_CONV;
+        j.H = H, j.W = W, j.KH = KH, j.KW = KW, j.stride = stride, j.pad = pad, j.OW = OW;
+    }
+    j.out_kind = QOUT_CHW;
+    j.out = out;
+    j.mult = mult;
+    j.z_out = z_out;
+    j.lo = relu ? z_out : 0;
+    j.res = residual;
+    j.z_res = z_res;
+    j.res_mult = res_mult;
+    if (qgemm_run(&j) != 0)
+        return em_qconv2d_u8_ref(in, Cin, H, W, z_in, packed, Cout, KH, KW, stride, pad, mult,
+                                 z_out, residual, z_res, res_mult, relu, out);
+    return 0;
+}
+
+int em_qdeconv2x2s2_u8(const uint8_t *in, int Cin, int H, int W, int32_t z_in, const void *packed,
+                       int Cout, const float *mult, int32_t z_out, int relu, uint8_t *out,
+                       void *scratch) {
+    (void)scratch;
+    qjob j;
+    memset(&j, 0, sizeof j);
+    if (!in || !out || !mult || em_qw_open(packed, &j.q) != 0) return -1;
+    if (Cin <= 0 || H <= 0 || W <= 0 || j.q.M != 4 * Cout || j.q.K != Cin || j.q.z_in != z_in)
+        return -1;
+    j.N = H * W;
+    j.src_kind = QSRC_ROWS;
+    j.src = in;
+    j.ldk = (long)H * W;
+    j.out_kind = QOUT_DECONV;
+    j.out = out;
+    j.mult = mult;
+    j.z_out = z_out;
+    j.lo = relu ? z_out : 0;
+    j.dH = H;
+    j.dW = W;
+    if (qgemm_run(&j) != 0)
+        return em_qdeconv2x2s2_u8_ref(in, Cin, H, W, z_in, packed, Cout, mult, z_out, relu, out);
+    return 0;
+}
+
+static int linear_job(qjob *j, const uint8_t *in, int N, int K, int32_t z_in, const void *packed,
+                      int M, const float *mult, const void *out) {
+    memset(j, 0, sizeof *j);
+    if (!in || !out || !mult || N <= 0 || em_qw_open(packed, &j->q) != 0) return -1;
+    if (j->q.M != M || j->q.K != K || j->q.z_in != z_in) return -1;
+    j->N = N;
+    j->src_kind = QSRC_COLS;
+    j->src = in;
+    j->ldk = K;
+    j->mult = mult;
+    return 0;
+}
+
+int em_qlinear_u8(const uint8_t *in, int N, int K, int32_t z_in, const void *packed, int M,
+                  const float *mult, int32_t z_out, int relu, uint8_t *out) {
+    qjob j;
+    if (linear_job(&j, in, N, K, z_in, packed, M, mult, out) != 0) return -1;
+    j.out_kind = QOUT_NM_U8;
+    j.out = out;
+    j.z_out = z_out;
+    j.lo = relu ? z_out : 0;
+    if (qgemm_run(&j) != 0)
+        return em_qlinear_u8_ref(in, N, K, z_in, packed, M, mult, z_out, relu, out);
+    return 0;
+}
+
+int em_qlinear_u8_f32(const uint8_t *in, int N, int K, int32_t z_in, const void *packed, int M,
+                      const float *deq, float *out) {
+    qjob j;
+    if (linear_job(&j, in, N, K, z_in, packed, M, deq, out) != 0) return -1;
+    j.out_kind = QOUT_NM_F32;
+    j.outf = out;
+    if (qgemm_run(&j) != 0) return em_qlinear_u8_f32_ref(in, N, K, z_in, packed, M, deq, out);
+    return 0;
+}
+
+// Element-wise ops: the ISA's requantisation row is not needed (these are memory bound); they
+// use the scalar formula, which is the definition.
+void em_qadd_u8(const uint8_t *a, int32_t z_a, float a_mult, const uint8_t *b, int32_t z_b,
+                float b_mult, size_t n, int32_t z_out, int relu, uint8_t *out) {
+    em_qadd_u8_ref(a, z_a, a_mult, b, z_b, b_mult, n, z_out, relu, out);
+}
+
+void em_qadd_upsample_nearest_u8(const uint8_t *lat, int32_t z_lat, float lat_mult,
+                                 const uint8_t *top, int32_t z_top, float top_mult, int C, int TH,
+                                 int TW, int H, int W, int32_t z_out, uint8_t *out) {
+    em_qadd_upsample_nearest_u8_ref(lat, z_lat, lat_mult, top, z_top, top_mult, C, TH, TW, H, W,
+                                    z_out, out);
+}
+
+void em_quantize_f32_u8(const float *x, size_t n, float scale, int32_t z, uint8_t *out) {
+    em_quantize_f32_u8_ref(x, n, scale, z, out);
+}
+
+void em_dequantize_u8_f32(const uint8_t *q, size_t n, float scale, int32_t z, float *out) {
+    em_dequantize_u8_f32_ref(q, n, scale, z, out);
+}
+
+void em_qmaxpool2d_u8(const uint8_t *in, int C, int H, int W, int k, int stride, int pad,
+                      uint8_t *out) {
+    em_qmaxpool2d_u8_ref(in, C, H, W, k, stride, pad, out);
+}

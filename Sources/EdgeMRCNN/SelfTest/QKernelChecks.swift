@@ -1,0 +1,426 @@
+// Self-test checks of the int8 kernels (em_qkernels.h; see SelfTest.swift): on every ISA this CPU
+// runs and with threads 1 and 3, every dispatched kernel must equal its C reference byte for byte
+// (outputs pre-filled with a sentinel, the bytes after the output must stay untouched), and the
+// references must equal a direct int64 computation followed by the documented float formula.
+// Small odd shapes plus saturating extremes (all 255 inputs with all +-127 weights at large K).
+// The XCTest QKernelTests runs the same cases plus larger ones.
+#if canImport(Glibc)
+import Glibc
+#endif
+import CShim
+
+extension SelfTest {
+    static var qkernelChecks: [SelfCheck] {
+        [
+            SelfCheck("qkernels: packed weight layout") { try QKernelCheck.packing() },
+            SelfCheck("qkernels: conv2d u8 vs reference and int64, all ISAs") {
+                for c in QKernelCheck.smallConvCases { try QKernelCheck.conv(c) }
+            },
+            SelfCheck("qkernels: linear and deconv u8 vs reference and int64, all ISAs") {
+                for c in QKernelCheck.smallLinearCases { try QKernelCheck.linear(c) }
+                for c in QKernelCheck.smallDeconvCases { try QKernelCheck.deconv(c) }
+            },
+            SelfCheck("qkernels: element-wise ops vs formula, all ISAs") { try QKernelCheck.elementwise() },
+        ]
+    }
+}
+
+enum QKernelCheck {
+    // MARK: helpers
+
+    struct Rng {
+        var s: UInt64
+        init(_ seed: UInt64) { s = seed &* 0x9E37_79B9_7F4A_7C15 | 1 }
+        mutating func next() -> UInt32 {
+            s = s &* 6364136223846793005 &+ 1442695040888963407
+            return UInt32(truncatingIfNeeded: s >> 33)
+        }
+        mutating func below(_ n: Int) -> Int { Int(next() % UInt32(n)) }
+        mutating func unit() -> Float { Float(next() % 1000 + 500) / 1000 } // [0.5, 1.5)
+    }
+
+    /// Data modes: 0 random; 1 all-255 inputs x all +127 weights; 2 all-255 x all -127;
+    /// 3 all-255 x alternating +-127.
+    static func inputs(_ n: Int, _ mode: Int, _ r: inout Rng) -> [UInt8] {
+        mode == 0 ? (0..<n).map { _ in UInt8(truncatingIfNeeded: r.next()) } : [UInt8](repeating: 255, count: n)
+    }
+    static func weights(_ n: Int, _ mode: Int, _ r: inout Rng) -> [Int8] {
+        (0..<n).map { i in
+            switch mode {
+            case 1: return 127
+            case 2: return -127
+            case 3: return i & 1 == 1 ? 127 : -127
+            default: return Int8(r.below(255) - 127)
+            }
+        }
+    }
+    /// Requantisation multipliers that keep random outputs mostly inside 0..255 and extreme
+    /// accumulators (+-32385 K) at about +-100.
+    static func mults(_ m: Int, k: Int, mode: Int, _ r: inout Rng) -> [Float] {
+        (0..<m).map { _ in mode == 0 ? r.unit() * 0.012 / Float(k).squareRoot() : r.unit() * 100 / (32385 * Float(k)) }
+    }
+
+    /// The documented scalar formula: clampf, round half even, + z_out, clamp to [lo, 255].
+    static func finish(_ v: Float, _ z: Int32, _ lo: Int32) -> UInt8 {
+        var v = v
+        if !(v >= -16_777_216) { v = -16_777_216 }
+        if v > 16_777_216 { v = 16_777_216 }
+        let y = Int64(z) + Int64(v.rounded(.toNearestOrEven))
+        return UInt8(max(Int64(lo), min(255, y)))
+    }
+
+    static func pack(_ w: [Int8], m: Int, k: Int, zIn: Int32, bias: [Int32]) throws -> [UInt8] {
+        var p = [UInt8](repeating: 0, count: em_qpack_weights_bytes(Int32(m), Int32(k)))
+        let rc = p.withUnsafeMutableBytes { em_qpack_weights(w, Int32(m), Int32(k), zIn, bias, $0.baseAddress) }
+        try SelfTest.expect(rc == 0, "em_qpack_weights refused M \(m) K \(k)")
+        return p
+    }
+
+    static let sentinel: UInt8 = 0xA5
+    static let tail = 37
+
+    /// Runs body(ISA name, threads) for every supported ISA and threads 1 and 3.
+    static func forEachISA(_ body: (String, Int32) throws -> Void) throws {
+        let saved = em_isa_current(), threads = em_num_threads()
+        defer {
+            _ = em_isa_set(saved)
+            em_set_num_threads(threads)
+        }
+        for isa in 0..<Int32(EM_ISA_COUNT.rawValue) where em_isa_supported(isa) != 0 {
+            try SelfTest.expect(em_isa_set(isa) == 0, "em_isa_set(\(isa)) refused a supported ISA")
+            for t: Int32 in [1, 3] {
+                em_set_num_threads(t)
+                try body(String(cString: em_isa_name(isa)), t)
+            }
+        }
+    }
+
+    /// got has `ref.count + tail` bytes: the output, then sentinels.
+    static func same(_ got: [UInt8], _ ref: [UInt8], _ what: String) throws {
+        for i in 0..<ref.count where got[i] != ref[i] {
+            throw EdgeError("check failed: \(what): byte \(i) is \(got[i]), reference \(ref[i])")
+        }
+        for i in ref.count..<got.count where got[i] != sentinel {
+            throw EdgeError("check failed: \(what): byte \(i) past the output was written")
+        }
+    }
+
+    // MARK: packing
+
+    static func packing() throws {
+        // M 10, K 6: Kp 8, Mp 16. w[m, k] = m * 10 + k - 50 (m 9, k 5: 45).
+        let m = 10, k = 6
+        var w = (0..<(m * k)).map { Int8($0 / k * 10 + $0 % k - 50) }
+        w[0] = -128 // clamped to -127
+        let p = try pack(w, m: m, k: k, zIn: 3, bias: (0..<m).map { Int32($0) })
+        try SelfTest.expect(p.count == 64 + 8 * 16 + 16 * 8, "packed size \(p.count)")
+        func i32(_ off: Int) -> Int32 {
+            Int32(bitPattern: UInt32(p[off]) | UInt32(p[off + 1]) << 8 | UInt32(p[off + 2]) << 16 | UInt32(p[off + 3]) << 24)
+        }
+        try SelfTest.expect(i32(0) == 0x5751_4D45 && i32(4) == 1 && i32(8) == 10 && i32(12) == 6 &&
+                            i32(16) == 8 && i32(20) == 16 && i32(24) == 3, "packed header")
+        let wbase = 64 + 8 * 16
+        for mm in 0..<16 {
+            var s: Int32 = 0
+            for kk in 0..<8 {
+                let v = mm < m && kk < k ? Int32(w[mm * k + kk] == -128 ? -127 : w[mm * k + kk]) : 0
+                s += v
+                let off = wbase + ((mm / 8) * 2 + kk / 4) * 32 + (mm % 8) * 4 + kk % 4
+                try SelfTest.expect(Int8(bitPattern: p[off]) == Int8(v), "packed w[\(mm), \(kk)]")
+            }
+            try SelfTest.expect(i32(64 + 4 * 16 + 4 * mm) == s, "rowsum[\(mm)]")
+            try SelfTest.expect(i32(64 + 4 * mm) == (mm < m ? Int32(mm) - 3 * s : 0), "term[\(mm)]")
+        }
+        var mm: Int32 = 0, kk: Int32 = 0, z: Int32 = 0
+        let ok = p.withUnsafeBytes { em_qpacked_info($0.baseAddress, p.count, &mm, &kk, &z) }
+        try SelfTest.expect(ok == 0 && mm == 10 && kk == 6 && z == 3, "em_qpacked_info")
+        let bad = p.withUnsafeBytes { em_qpacked_info($0.baseAddress, p.count - 1, nil, nil, nil) }
+        try SelfTest.expect(bad == -1, "em_qpacked_info accepted a truncated blob")
+    }
+
+    // MARK: convolution
+
+    struct Conv {
+        var cin, h, w, cout, kh, kw, stride, pad: Int
+        var mode = 0, residual = false, relu = false
+    }
+
+    static var smallConvCases: [Conv] {
+        var cs: [Conv] = []
+        for mode in 0...3 {
+            cs.append(Conv(cin: 3, h: 9, w: 7, cout: 5, kh: 3, kw: 3, stride: 1, pad: 1, mode: mode))
+            cs.append(Conv(cin: 7, h: 5, w: 6, cout: 11, kh: 1, kw: 1, stride: 1, pad: 0, mode: mode, residual: true, relu: true))
+            cs.append(Conv(cin: 5, h: 9, w: 8, cout: 9, kh: 3, kw: 3, stride: 2, pad: 1, mode: mode, relu: true))
+        }
+        cs.append(Conv(cin: 6, h: 8, w: 7, cout: 9, kh: 1, kw: 1, stride: 2, pad: 0, residual: true))
+        cs.append(Conv(cin: 3, h: 11, w: 10, cout: 8, kh: 7, kw: 7, stride: 2, pad: 3, relu: true))
+        cs.append(Conv(cin: 1, h: 1, w: 1, cout: 1, kh: 1, kw: 1, stride: 1, pad: 0))
+        cs.append(Conv(cin: 257, h: 3, w: 2, cout: 9, kh: 3, kw: 3, stride: 1, pad: 1, mode: 1)) // K 2313
+        cs.append(Conv(cin: 257, h: 3, w: 2, cout: 9, kh: 3, kw: 3, stride: 1, pad: 1, mode: 3, residual: true, relu: true))
+        return cs
+    }
+
+    static func conv(_ c: Conv) throws {
+        var r = Rng(UInt64(c.cin * 1_000_003 + c.h * 1009 + c.cout * 17 + c.mode))
+        let k = c.cin * c.kh * c.kw
+        let oh = (c.h + 2 * c.pad - c.kh) / c.stride + 1, ow = (c.w + 2 * c.pad - c.kw) / c.stride + 1
+        let nOut = c.cout * oh * ow
+        let x = inputs(c.cin * c.h * c.w, c.mode, &r)
+        let w = weights(c.cout * k, c.mode, &r)
+        let zIn = Int32(c.mode == 0 ? r.below(256) : 0), zOut = Int32(c.mode == 0 ? r.below(256) : 128)
+        let zRes = Int32(r.below(256)), resMult = r.unit()
+        let bias = (0..<c.cout).map { _ in Int32(r.below(20001) - 10000) }
+        let mult = mults(c.cout, k: k, mode: c.mode, &r)
+        let res: [UInt8]? = c.residual ? (0..<nOut).map { _ in UInt8(truncatingIfNeeded: r.next()) } : nil
+        let p = try pack(w, m: c.cout, k: k, zIn: zIn, bias: bias)
+        let what = "conv \(c.cin)x\(c.h)x\(c.w)->\(c.cout) k\(c.kh)x\(c.kw) s\(c.stride) p\(c.pad) mode \(c.mode) res \(c.residual) relu \(c.relu)"
+        let lo: Int32 = c.relu ? zOut : 0
+
+        // Direct int64 + formula.
+        var direct = [UInt8](repeating: 0, count: nOut)
+        for m in 0..<c.cout {
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    var acc = Int64(bias[m])
+                    for ci in 0..<c.cin {
+                        for ky in 0..<c.kh {
+                            for kx in 0..<c.kw {
+                                let iy = oy * c.stride - c.pad + ky, ix = ox * c.stride - c.pad + kx
+                                let v = (iy < 0 || iy >= c.h || ix < 0 || ix >= c.w) ? Int64(zIn) : Int64(x[(ci * c.h + iy) * c.w + ix])
+                                acc += Int64(w[((m * c.cin + ci) * c.kh + ky) * c.kw + kx]) * (v - Int64(zIn))
+                            }
+                        }
+                    }
+                    let o = (m * oh + oy) * ow + ox
+                    var v = Float(Int32(acc)) * mult[m]
+                    if let res = res {
+                        let b = Float(Int32(res[o]) - zRes) * resMult
+                        v = v + b
+                    }
+                    direct[o] = finish(v, zOut, lo)
+                }
+            }
+        }
+
+        var ref = [UInt8](repeating: sentinel, count: nOut)
+        let rc = p.withUnsafeBytes { pk in
+            em_qconv2d_u8_ref(x, Int32(c.cin), Int32(c.h), Int32(c.w), zIn, pk.baseAddress, Int32(c.cout),
+                              Int32(c.kh), Int32(c.kw), Int32(c.stride), Int32(c.pad), mult, zOut, res,
+                              zRes, resMult, c.relu ? 1 : 0, &ref)
+        }
+        try SelfTest.expect(rc == 0, "\(what): reference refused")
+        try SelfTest.expect(ref == direct, "\(what): reference differs from int64 + formula")
+
+        try forEachISA { isa, threads in
+            var out = [UInt8](repeating: sentinel, count: nOut + tail)
+            var inPlace = false
+            if let res = res, threads == 3 { // residual aliasing the output
+                for i in 0..<nOut { out[i] = res[i] }
+                inPlace = true
+            }
+            let rc = p.withUnsafeBytes { pk in
+                out.withUnsafeMutableBufferPointer { o -> Int32 in
+                    let rp: UnsafePointer<UInt8>? = inPlace ? UnsafePointer(o.baseAddress) : nil
+                    return res.withUnsafeBufferPointerOpt { rr in
+                        em_qconv2d_u8(x, Int32(c.cin), Int32(c.h), Int32(c.w), zIn, pk.baseAddress, Int32(c.cout),
+                                      Int32(c.kh), Int32(c.kw), Int32(c.stride), Int32(c.pad), mult, zOut,
+                                      inPlace ? rp : rr, zRes, resMult, c.relu ? 1 : 0, o.baseAddress, nil)
+                    }
+                }
+            }
+            try SelfTest.expect(rc == 0, "\(what) [\(isa), \(threads) threads]: refused")
+            try same(out, ref, "\(what) [\(isa), \(threads) threads]")
+        }
+    }
+
+    // MARK: linear and deconvolution
+
+    struct Linear { var n, k, m: Int; var mode = 0 }
+    static var smallLinearCases: [Linear] {
+        [Linear(n: 5, k: 37, m: 13), Linear(n: 9, k: 130, m: 19, mode: 3), Linear(n: 2, k: 2305, m: 9, mode: 1),
+         Linear(n: 1, k: 1, m: 1)]
+    }
+
+    static func linear(_ c: Linear) throws {
+        var r = Rng(UInt64(c.n * 7919 + c.k * 31 + c.m + c.mode))
+        let x = inputs(c.n * c.k, c.mode, &r), w = weights(c.m * c.k, c.mode, &r)
+        let zIn = Int32(c.mode == 0 ? r.below(256) : 0), zOut = Int32(c.mode == 0 ? r.below(256) : 128)
+        let bias = (0..<c.m).map { _ in Int32(r.below(2001) - 1000) }
+        let mult = mults(c.m, k: c.k, mode: c.mode, &r)
+        let deq = (0..<c.m).map { _ in r.unit() * 1e-3 }
+        let p = try pack(w, m: c.m, k: c.k, zIn: zIn, bias: bias)
+        let what = "linear \(c.n)x\(c.k)->\(c.m) mode \(c.mode)"
+        var direct = [UInt8](repeating: 0, count: c.n * c.m), directF = [Float](repeating: 0, count: c.n * c.m)
+        for n in 0..<c.n {
+            for m in 0..<c.m {
+                var acc = Int64(bias[m])
+                for k in 0..<c.k { acc += Int64(w[m * c.k + k]) * (Int64(x[n * c.k + k]) - Int64(zIn)) }
+                direct[n * c.m + m] = finish(Float(Int32(acc)) * mult[m], zOut, zOut)
+                directF[n * c.m + m] = Float(Int32(acc)) * deq[m]
+            }
+        }
+        var ref = [UInt8](repeating: 0, count: c.n * c.m), refF = [Float](repeating: 0, count: c.n * c.m)
+        let rc = p.withUnsafeBytes { pk in
+            em_qlinear_u8_ref(x, Int32(c.n), Int32(c.k), zIn, pk.baseAddress, Int32(c.m), mult, zOut, 1, &ref) |
+                em_qlinear_u8_f32_ref(x, Int32(c.n), Int32(c.k), zIn, pk.baseAddress, Int32(c.m), deq, &refF)
+        }
+        try SelfTest.expect(rc == 0, "\(what): reference refused")
+        try SelfTest.expect(ref == direct, "\(what): reference differs from int64 + formula")
+        try SelfTest.expect(zip(refF, directF).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(what): f32 reference differs from int64 * deq")
+        try forEachISA { isa, threads in
+            var out = [UInt8](repeating: sentinel, count: c.n * c.m + tail)
+            var outF = [Float](repeating: .nan, count: c.n * c.m + tail)
+            let rc = p.withUnsafeBytes { pk in
+                em_qlinear_u8(x, Int32(c.n), Int32(c.k), zIn, pk.baseAddress, Int32(c.m), mult, zOut, 1, &out) |
+                    em_qlinear_u8_f32(x, Int32(c.n), Int32(c.k), zIn, pk.baseAddress, Int32(c.m), deq, &outF)
+            }
+            try SelfTest.expect(rc == 0, "\(what) [\(isa)]: refused")
+            try same(out, ref, "\(what) [\(isa), \(threads) threads]")
+            for i in 0..<outF.count {
+                let ok = i < refF.count ? outF[i].bitPattern == refF[i].bitPattern : outF[i].isNaN
+                try SelfTest.expect(ok, "\(what) f32 [\(isa), \(threads) threads]: element \(i)")
+            }
+        }
+    }
+
+    struct Deconv { var cin, h, w, cout: Int; var mode = 0 }
+    static var smallDeconvCases: [Deconv] {
+        [Deconv(cin: 5, h: 7, w: 6, cout: 3), Deconv(cin: 33, h: 4, w: 5, cout: 10), Deconv(cin: 300, h: 3, w: 2, cout: 3, mode: 1)]
+    }
+
+    static func deconv(_ c: Deconv) throws {
+        var r = Rng(UInt64(c.cin * 131 + c.h * 7 + c.cout + c.mode))
+        let x = inputs(c.cin * c.h * c.w, c.mode, &r), w = weights(c.cin * c.cout * 4, c.mode, &r)
+        let zIn = Int32(c.mode == 0 ? r.below(256) : 0), zOut = Int32(c.mode == 0 ? r.below(256) : 128)
+        let bias = (0..<c.cout).map { _ in Int32(r.below(2001) - 1000) }
+        let mult = mults(c.cout, k: c.cin, mode: c.mode, &r)
+        var p = [UInt8](repeating: 0, count: em_qpack_weights_bytes(Int32(4 * c.cout), Int32(c.cin)))
+        let prc = p.withUnsafeMutableBytes { em_qpack_deconv2x2_weights(w, Int32(c.cin), Int32(c.cout), zIn, bias, $0.baseAddress) }
+        try SelfTest.expect(prc == 0, "deconv pack refused")
+        let what = "deconv \(c.cin)x\(c.h)x\(c.w)->\(c.cout) mode \(c.mode)"
+        let oh = 2 * c.h, ow = 2 * c.w, nOut = c.cout * oh * ow
+        var direct = [UInt8](repeating: 0, count: nOut)
+        for co in 0..<c.cout {
+            for y in 0..<oh {
+                for xx in 0..<ow {
+                    var acc = Int64(bias[co])
+                    for ci in 0..<c.cin {
+                        acc += Int64(w[((ci * c.cout + co) * 2 + y % 2) * 2 + xx % 2]) *
+                            (Int64(x[(ci * c.h + y / 2) * c.w + xx / 2]) - Int64(zIn))
+                    }
+                    direct[(co * oh + y) * ow + xx] = finish(Float(Int32(acc)) * mult[co], zOut, 0)
+                }
+            }
+        }
+        var ref = [UInt8](repeating: 0, count: nOut)
+        let rc = p.withUnsafeBytes { pk in
+            em_qdeconv2x2s2_u8_ref(x, Int32(c.cin), Int32(c.h), Int32(c.w), zIn, pk.baseAddress, Int32(c.cout), mult, zOut, 0, &ref)
+        }
+        try SelfTest.expect(rc == 0, "\(what): reference refused")
+        try SelfTest.expect(ref == direct, "\(what): reference differs from int64 + formula")
+        try forEachISA { isa, threads in
+            var out = [UInt8](repeating: sentinel, count: nOut + tail)
+            let rc = p.withUnsafeBytes { pk in
+                em_qdeconv2x2s2_u8(x, Int32(c.cin), Int32(c.h), Int32(c.w), zIn, pk.baseAddress, Int32(c.cout), mult, zOut, 0, &out, nil)
+            }
+            try SelfTest.expect(rc == 0, "\(what) [\(isa)]: refused")
+            try same(out, ref, "\(what) [\(isa), \(threads) threads]")
+        }
+    }
+
+    // MARK: element-wise
+
+    static func elementwise() throws {
+        var r = Rng(99)
+        let n = 1003
+        let a = inputs(n, 0, &r), b = inputs(n, 0, &r)
+        var xs = (0..<n).map { _ in Float(r.below(20001) - 10000) * 0.00137 }
+        xs[0] = .nan
+        xs[1] = .infinity
+        xs[2] = -.infinity
+        xs[3] = 0.025 // ties of x * inv_scale exercise round half even
+        xs[4] = 0.075
+        xs[5] = -0.125
+        // Formulas.
+        let addF = (0..<n).map { i -> UInt8 in
+            let pa = Float(Int32(a[i]) - 17) * 0.73, pb = Float(Int32(b[i]) - 200) * 1.31
+            return finish(pa + pb, 91, 91)
+        }
+        let inv: Float = 1 / 0.05
+        let quantF = xs.map { finish($0 * inv, 113, 0) }
+        let deqF = a.map { Float(Int32($0) - 113) * 0.05 }
+        let (c, h, w, th, tw) = (5, 13, 11, 7, 6)
+        var upF = [UInt8](repeating: 0, count: c * h * w)
+        for ch in 0..<c {
+            for y in 0..<h {
+                let sy = min(Int((Float(y) * Float(th) / Float(h)).rounded(.down)), th - 1)
+                for x in 0..<w {
+                    let sx = min(Int((Float(x) * Float(tw) / Float(w)).rounded(.down)), tw - 1)
+                    let o = (ch * h + y) * w + x
+                    let pa = Float(Int32(a[o]) - 3) * 0.9, pb = Float(Int32(b[(ch * th + sy) * tw + sx]) - 250) * 0.6
+                    upF[o] = finish(pa + pb, 128, 0)
+                }
+            }
+        }
+        var poolF = [UInt8](repeating: 0, count: 3 * 9 * 10)
+        for ch in 0..<3 {
+            for oy in 0..<9 {
+                for ox in 0..<10 {
+                    var m: UInt8 = 0
+                    for ky in 0..<3 {
+                        for kx in 0..<3 {
+                            let iy = oy * 2 - 1 + ky, ix = ox * 2 - 1 + kx
+                            if iy >= 0, iy < 17, ix >= 0, ix < 19 { m = max(m, a[(ch * 17 + iy) * 19 + ix]) }
+                        }
+                    }
+                    poolF[(ch * 9 + oy) * 10 + ox] = m
+                }
+            }
+        }
+        try SelfTest.expect(quantF[0] == 0, "quantize NaN gives \(quantF[0])")
+        // References against the formulas, then every ISA against the formulas.
+        var o = [UInt8](repeating: 0, count: n), f = [Float](repeating: 0, count: n)
+        em_qadd_u8_ref(a, 17, 0.73, b, 200, 1.31, n, 91, 1, &o)
+        try SelfTest.expect(o == addF, "qadd reference vs formula")
+        em_quantize_f32_u8_ref(xs, n, 0.05, 113, &o)
+        try SelfTest.expect(o == quantF, "quantize reference vs formula")
+        em_dequantize_u8_f32_ref(a, n, 0.05, 113, &f)
+        try SelfTest.expect(zip(f, deqF).allSatisfy { $0.bitPattern == $1.bitPattern }, "dequantize reference vs formula")
+        var up = [UInt8](repeating: 0, count: c * h * w)
+        em_qadd_upsample_nearest_u8_ref(a, 3, 0.9, b, 250, 0.6, Int32(c), Int32(th), Int32(tw), Int32(h), Int32(w), 128, &up)
+        try SelfTest.expect(up == upF, "qadd upsample reference vs formula")
+        var pool = [UInt8](repeating: 0, count: poolF.count)
+        em_qmaxpool2d_u8_ref(a, 3, 17, 19, 3, 2, 1, &pool)
+        try SelfTest.expect(pool == poolF, "maxpool reference vs direct")
+        try forEachISA { isa, threads in
+            let tag = "[\(isa), \(threads) threads]"
+            var o = [UInt8](repeating: sentinel, count: n + tail)
+            em_qadd_u8(a, 17, 0.73, b, 200, 1.31, n, 91, 1, &o)
+            try same(o, addF, "qadd \(tag)")
+            o = [UInt8](repeating: sentinel, count: n + tail)
+            em_quantize_f32_u8(xs, n, 0.05, 113, &o)
+            try same(o, quantF, "quantize \(tag)")
+            var f = [Float](repeating: .nan, count: n + tail)
+            em_dequantize_u8_f32(a, n, 0.05, 113, &f)
+            try SelfTest.expect((0..<f.count).allSatisfy { $0 < n ? f[$0].bitPattern == deqF[$0].bitPattern : f[$0].isNaN }, "dequantize \(tag)")
+            var up = [UInt8](a[0..<(c * h * w)]) + [UInt8](repeating: sentinel, count: tail)
+            up.withUnsafeMutableBufferPointer { u in // in place: out aliases lat
+                em_qadd_upsample_nearest_u8(u.baseAddress, 3, 0.9, b, 250, 0.6, Int32(c), Int32(th), Int32(tw), Int32(h), Int32(w), 128, u.baseAddress)
+            }
+            try same(up, upF, "qadd upsample in place \(tag)")
+            var pool = [UInt8](repeating: sentinel, count: poolF.count + tail)
+            em_qmaxpool2d_u8(a, 3, 17, 19, 3, 2, 1, &pool)
+            try same(pool, poolF, "maxpool \(tag)")
+        }
+    }
+}
+
+extension Optional where Wrapped == [UInt8] {
+    /// Calls body with the array's base address, or nil.
+    func withUnsafeBufferPointerOpt<R>(_ body: (UnsafePointer<UInt8>?) throws -> R) rethrows -> R {
+        switch self {
+        case .some(let a): return try a.withUnsafeBufferPointer { try body($0.baseAddress) }
+        case .none: return try body(nil)
+        }
+    }
+}

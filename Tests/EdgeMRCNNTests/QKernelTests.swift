@@ -1,0 +1,88 @@
+import XCTest
+import CShim
+@testable import EdgeMRCNN
+
+/// int8 kernels (em_qkernels.h): for every ISA this CPU runs and threads 1 and 3, each dispatched
+/// kernel must be byte-identical to its C reference (sentinel-filled outputs, untouched tail), and
+/// each reference identical to a direct int64 computation + the documented float formula. The
+/// checks themselves live in SelfTest/QKernelChecks.swift (they also run on aarch64 via
+/// `edge-mrcnn selftest`); here they run on the small cases and on larger odd shapes.
+final class QKernelTests: XCTestCase {
+    typealias Q = QKernelCheck
+
+    func testISAsCovered() {
+        var names: [String] = []
+        for isa in 0..<Int32(EM_ISA_COUNT.rawValue) where em_isa_supported(isa) != 0 {
+            names.append(String(cString: em_isa_name(isa)))
+        }
+        XCTAssertTrue(names.contains("scalar"))
+        print("QKernelTests ISAs: \(names.joined(separator: " "))")
+    }
+
+    func testPacking() throws { try Q.packing() }
+
+    func testPackRejectsBadArguments() {
+        var p = [UInt8](repeating: 0, count: 1024)
+        let w = [Int8](repeating: 1, count: 16)
+        XCTAssertEqual(em_qpack_weights_bytes(0, 4), 0)
+        XCTAssertEqual(p.withUnsafeMutableBytes { em_qpack_weights(w, 4, 4, 256, nil, $0.baseAddress) }, -1)
+        XCTAssertEqual(p.withUnsafeMutableBytes { em_qpack_weights(w, 4, 4, 7, nil, $0.baseAddress) }, 0)
+        // Shapes or zero point not matching the blob: refused, output untouched.
+        let x = [UInt8](repeating: 9, count: 4)
+        var out = [UInt8](repeating: 0xA5, count: 4)
+        let mult = [Float](repeating: 0.01, count: 4)
+        let rc1 = p.withUnsafeBytes { em_qconv2d_u8(x, 4, 1, 1, 8, $0.baseAddress, 4, 1, 1, 1, 0, mult, 0, nil, 0, 0, 0, &out, nil) }
+        let rc2 = p.withUnsafeBytes { em_qconv2d_u8(x, 2, 1, 2, 7, $0.baseAddress, 4, 1, 1, 1, 0, mult, 0, nil, 0, 0, 0, &out, nil) }
+        let rc3 = p.withUnsafeBytes { em_qlinear_u8(x, 1, 4, 7, $0.baseAddress, 3, mult, 0, 0, &out) }
+        XCTAssertEqual([rc1, rc2, rc3], [-1, -1, -1])
+        XCTAssertEqual(out, [UInt8](repeating: 0xA5, count: 4))
+        XCTAssertEqual(p.withUnsafeBytes { em_qconv2d_u8(x, 4, 1, 1, 7, $0.baseAddress, 4, 1, 1, 1, 0, mult, 0, nil, 0, 0, 0, &out, nil) }, 0)
+    }
+
+    func testConvSmall() throws { for c in Q.smallConvCases { try Q.conv(c) } }
+
+    func testConvOddShapes() throws {
+        let cases: [Q.Conv] = [
+            .init(cin: 37, h: 21, w: 19, cout: 70, kh: 3, kw: 3, stride: 1, pad: 1, residual: true, relu: true),
+            .init(cin: 64, h: 14, w: 13, cout: 41, kh: 1, kw: 1, stride: 1, pad: 0, residual: true, relu: true),
+            .init(cin: 3, h: 45, w: 38, cout: 16, kh: 7, kw: 7, stride: 2, pad: 3, relu: true),   // stem-like
+            .init(cin: 33, h: 17, w: 15, cout: 35, kh: 3, kw: 3, stride: 2, pad: 1, relu: true),  // K 297
+            .init(cin: 66, h: 15, w: 14, cout: 130, kh: 1, kw: 1, stride: 2, pad: 0),            // downsample
+            .init(cin: 2, h: 3, w: 3, cout: 3, kh: 3, kw: 3, stride: 1, pad: 1, residual: true, relu: true),
+            .init(cin: 130, h: 6, w: 5, cout: 17, kh: 3, kw: 3, stride: 1, pad: 0),
+            .init(cin: 9, h: 2, w: 300, cout: 8, kh: 1, kw: 3, stride: 1, pad: 1),
+        ]
+        for c in cases { try Q.conv(c) }
+    }
+
+    func testConvExtremesLargeK() throws {
+        // All 255 inputs (zero point 0) with all +127 / all -127 / alternating weights, K = 4635:
+        // |acc| up to 150e6; any 16-bit saturation (pmaddubsw) or lost carry would show.
+        for mode in 1...3 {
+            try Q.conv(.init(cin: 515, h: 5, w: 4, cout: 9, kh: 3, kw: 3, stride: 1, pad: 1, mode: mode))
+            try Q.conv(.init(cin: 515, h: 4, w: 7, cout: 17, kh: 3, kw: 3, stride: 1, pad: 1, mode: mode, residual: true, relu: true))
+            try Q.conv(.init(cin: 2049, h: 3, w: 5, cout: 11, kh: 1, kw: 1, stride: 1, pad: 0, mode: mode, residual: true))
+        }
+    }
+
+    func testLinear() throws {
+        for c in Q.smallLinearCases { try Q.linear(c) }
+        try Q.linear(.init(n: 33, k: 257, m: 70))
+        try Q.linear(.init(n: 70, k: 1025, m: 37))
+        try Q.linear(.init(n: 3, k: 12545, m: 9, mode: 1)) // FC6-sized K, extremes
+        try Q.linear(.init(n: 3, k: 12545, m: 9, mode: 2))
+    }
+
+    func testDeconv() throws {
+        for c in Q.smallDeconvCases { try Q.deconv(c) }
+        try Q.deconv(.init(cin: 65, h: 14, w: 14, cout: 5))
+        try Q.deconv(.init(cin: 256, h: 7, w: 9, cout: 11, mode: 3))
+    }
+
+    func testElementwise() throws { try Q.elementwise() }
+
+    func testSelfCheckListRegistered() {
+        XCTAssertEqual(SelfTest.qkernelChecks.count, 4)
+        XCTAssertTrue(SelfTest.all.contains { $0.name.hasPrefix("qkernels:") })
+    }
+}
