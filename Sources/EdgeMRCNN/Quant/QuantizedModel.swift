@@ -1,7 +1,9 @@
 // The int8 model file (safetensors, metadata precision "int8") and how it is run.
 //
 // Tensors, for every quantised layer L of QuantSpec.layers:
-//   L.weight        I8  torch weight shape, symmetric per output channel (-127..127)
+//   L.packed        U8  [bytes] the em_qkernels.h packed blob (int8 weights symmetric per output
+//                   channel, -127..127, bias and input zero point folded in; ConvTranspose2d as
+//                   em_qpack_deconv2x2_weights)
 //   L.weight_scale  F32 [Cout]   real weight = weight_scale[c] * weight
 //   L.bias          I32 [Cout]   round(bias / (input_scale * weight_scale[c]))
 // for a layer kept in float (metadata float_layers): L.weight / L.bias F32 as in the float model;
@@ -16,6 +18,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import CShim
 
 public struct CalibrationInfo: Sendable {
     public var method: CalibrationMethod
@@ -105,7 +108,9 @@ public enum QuantizedModel {
             }
             let (q, scales) = quantizeWeights(w.floats, shape: ws, axis: l.channelAxis)
             let bq = (0..<bs[0]).map { biasQ(b.floats[$0], inQ.scale, scales[$0]) }
-            q.withUnsafeBytes { out.add(l.name + ".weight", dtype: .i8, shape: ws, bytes: $0) }
+            let blob = try pack(q, bias: bq, layer: l, shape: ws, zIn: inQ.zeroPoint, source: source)
+            out.add(l.name + ".packed", dtype: .u8, shape: [blob.count],
+                    bytes: UnsafeRawBufferPointer(start: blob.pointer, count: blob.count))
             out.addFloats(l.name + ".weight_scale", shape: [scales.count], scales)
             bq.withUnsafeBytes { out.add(l.name + ".bias", dtype: .i32, shape: bs, bytes: $0) }
         }
@@ -151,7 +156,7 @@ public enum QuantizedModel {
     /// run with `SimulatedInt8` as the activation hook, the float kernels compute what the int8
     /// kernels compute up to the requantisation rounding.
     public static func dequantized(_ store: TensorStore, config: ModelConfig, source: String,
-                                   materialize: Bool = true) throws
+                                   materialize: Bool = true, only: ((String) -> Bool)? = nil) throws
         -> (store: OwnedTensorStore, qparams: [String: QParams])
     {
         let qp = try activationParams(store, source: source)
@@ -160,6 +165,7 @@ public enum QuantizedModel {
         let shapes = Dictionary(ModelSpec.tensors(numClasses: config.numClasses).map { ($0.name, $0.shape) },
                                 uniquingKeysWith: { a, _ in a })
         for l in QuantSpec.layers {
+            if let only, !only(l.name) { continue }
             let ws = shapes[l.name + ".weight"]!, bs = shapes[l.name + ".bias"]!
             if floats.contains(l.name) {
                 let w = try store.floatTensor(l.name + ".weight", shape: ws, source: source)
@@ -169,28 +175,23 @@ public enum QuantizedModel {
                 continue
             }
             func need(_ n: String, _ d: DType, _ shape: [Int]) throws -> TensorView {
-                guard let t = store.tensor(n) else { throw EdgeError(file: source, "int8 model: missing tensor '\(n)'") }
-                guard t.dtype == d, t.shape == shape else {
-                    throw EdgeError(file: source, "int8 model: tensor '\(n)' is \(t.dtype.rawValue) \(t.shape), expected \(d.rawValue) \(shape)")
-                }
-                return t
+                try QuantizedModel.need(store, n, d, shape, source)
             }
             let cout = ws[l.channelAxis]
-            let w = try need(l.name + ".weight", .i8, ws)
+            let qw = try int8Weights(store, layer: l, shape: ws, source: source)
             let s = try need(l.name + ".weight_scale", .f32, [cout])
             let b = try need(l.name + ".bias", .i32, bs)
             guard let sIn = qp[l.input]?.scale else { throw EdgeError(file: source, "int8 model: no input scale for \(l.name)") }
             if !materialize { continue }
-            let q = w.data.assumingMemoryBound(to: Int8.self)
             let sc = s.floats
-            let n = w.count
+            let n = qw.count
             let outer = l.channelAxis == 0 ? 1 : ws[0]
             let inner = n / (outer * cout)
             var wf = [Float](repeating: 0, count: n)
             for o in 0..<outer {
                 for c in 0..<cout {
                     let base = (o * cout + c) * inner
-                    for i in 0..<inner { wf[base + i] = Float(q[base + i]) * sc[c] }
+                    for i in 0..<inner { wf[base + i] = Float(qw[base + i]) * sc[c] }
                 }
             }
             let bq = b.data.assumingMemoryBound(to: Int32.self)
@@ -199,6 +200,89 @@ public enum QuantizedModel {
             out.addFloats(l.name + ".bias", shape: bs, bf)
         }
         return (out, qp)
+    }
+
+    static func need(_ store: TensorStore, _ n: String, _ d: DType, _ shape: [Int], _ source: String) throws -> TensorView {
+        guard let t = store.tensor(n) else { throw EdgeError(file: source, "int8 model: missing tensor '\(n)'") }
+        guard t.dtype == d, t.shape == shape else {
+            throw EdgeError(file: source, "int8 model: tensor '\(n)' is \(t.dtype.rawValue) \(t.shape), expected \(d.rawValue) \(shape)")
+        }
+        return t
+    }
+
+    /// GEMM matrix size of a layer's packed weights: (M, K).
+    static func gemmShape(_ l: QuantLayer, _ ws: [Int]) -> (Int, Int) {
+        l.kind == .deconv ? (4 * ws[1], ws[0]) : (ws[0], ws.dropFirst().reduce(1, *))
+    }
+
+    /// Packs int8 weights (torch layout) with the int32 bias for input zero point zIn.
+    static func pack(_ q: [Int8], bias: [Int32], layer l: QuantLayer, shape ws: [Int], zIn: Int32, source: String) throws -> ByteBuffer {
+        let (m, k) = gemmShape(l, ws)
+        let blob = ByteBuffer(count: em_qpack_weights_bytes(Int32(m), Int32(k)))
+        let rc = q.withUnsafeBufferPointer { qp in
+            bias.withUnsafeBufferPointer { bp in
+                l.kind == .deconv
+                    ? em_qpack_deconv2x2_weights(qp.baseAddress, Int32(ws[0]), Int32(ws[1]), zIn, bp.baseAddress, blob.pointer)
+                    : em_qpack_weights(qp.baseAddress, Int32(m), Int32(k), zIn, bp.baseAddress, blob.pointer)
+            }
+        }
+        if rc != 0 { throw EdgeError(file: source, "cannot pack the weights of \(l.name)") }
+        return blob
+    }
+
+    /// The int8 weights of a layer in torch layout, from L.packed (unpacked) or L.weight (I8).
+    static func int8Weights(_ store: TensorStore, layer l: QuantLayer, shape ws: [Int], source: String) throws -> [Int8] {
+        let n = ws.reduce(1, *)
+        if let t = store.tensor(l.name + ".weight"), t.dtype == .i8 {
+            guard t.shape == ws else { throw EdgeError(file: source, "int8 model: tensor '\(t.name)' has shape \(t.shape), expected \(ws)") }
+            return Array(UnsafeBufferPointer(start: t.data.assumingMemoryBound(to: Int8.self), count: n))
+        }
+        let (m, k) = gemmShape(l, ws)
+        let t = try need(store, l.name + ".packed", .u8, [em_qpack_weights_bytes(Int32(m), Int32(k))], source)
+        var pm: Int32 = 0, pk: Int32 = 0
+        guard em_qpacked_info(t.data, t.byteCount, &pm, &pk, nil) == 0, Int(pm) == m, Int(pk) == k else {
+            throw EdgeError(file: source, "int8 model: '\(t.name)' is not a valid packed \(m)x\(k) weight blob")
+        }
+        let mp = (m + 7) / 8 * 8, kp = (k + 3) / 4 * 4
+        let w = (t.data + 64 + 8 * mp).assumingMemoryBound(to: Int8.self)
+        @inline(__always) func at(_ r: Int, _ c: Int) -> Int8 { w[((r / 8) * (kp / 4) + c / 4) * 32 + (r % 8) * 4 + c % 4] }
+        var out = [Int8](repeating: 0, count: n)
+        if l.kind == .deconv {
+            let cin = ws[0], cout = ws[1]
+            for ci in 0..<cin { for co in 0..<cout { for d in 0..<4 { out[(ci * cout + co) * 4 + d] = at(co * 4 + d, ci) } } }
+        } else {
+            for r in 0..<m { for c in 0..<k { out[r * k + c] = at(r, c) } }
+        }
+        return out
+    }
+
+    /// The packed blob of a layer: the file's L.packed when present and aligned, else packed now
+    /// (`keep` receives the new buffer).
+    static func packedWeights(_ store: TensorStore, layer l: QuantLayer, shape ws: [Int], zIn: Int32, source: String,
+                              keep: (ByteBuffer) -> Void) throws -> UnsafeRawPointer {
+        let (m, k) = gemmShape(l, ws)
+        let bytes = em_qpack_weights_bytes(Int32(m), Int32(k))
+        if let t = store.tensor(l.name + ".packed") {
+            guard t.dtype == .u8, t.shape == [bytes] else {
+                throw EdgeError(file: source, "int8 model: tensor '\(t.name)' is \(t.dtype.rawValue) \(t.shape), expected U8 [\(bytes)]")
+            }
+            var z: Int32 = -1
+            guard em_qpacked_info(t.data, t.byteCount, nil, nil, &z) == 0, z == zIn else {
+                throw EdgeError(file: source, "int8 model: '\(t.name)' is not a valid packed weight blob for input zero point \(zIn)")
+            }
+            if Int(bitPattern: t.data) % 4 == 0 { return t.data }
+            let copy = ByteBuffer(count: bytes)
+            copy.pointer.update(from: t.data.assumingMemoryBound(to: UInt8.self), count: bytes)
+            keep(copy)
+            return UnsafeRawPointer(copy.pointer)
+        }
+        let q = try int8Weights(store, layer: l, shape: ws, source: source)
+        let cout = ws[l.channelAxis]
+        let b = try need(store, l.name + ".bias", .i32, [cout], source)
+        let bias = Array(UnsafeBufferPointer(start: b.data.assumingMemoryBound(to: Int32.self), count: cout))
+        let blob = try pack(q, bias: bias, layer: l, shape: ws, zIn: zIn, source: source)
+        keep(blob)
+        return UnsafeRawPointer(blob.pointer)
     }
 
     /// Checks an int8 model file's tensors (dtype and shape).

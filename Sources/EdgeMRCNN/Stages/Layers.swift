@@ -87,9 +87,16 @@ struct Linear {
         self.inF = inF; self.outF = outF
     }
 
+    /// An unbound placeholder (never run).
+    init(name: String) {
+        self.name = name; inF = 0; outF = 0
+        weight = UnsafePointer(Linear.nothing); bias = UnsafePointer(Linear.nothing)
+    }
+    private static let nothing = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+
     func run(_ input: UnsafePointer<Float>, rows: Int, out: UnsafeMutablePointer<Float>, relu: Bool,
              hook: ActivationHook? = nil) {
-        if rows == 0 { return }
+        if rows == 0 || inF == 0 { return }
         em_linear_f32(input, Int32(rows), Int32(inF), weight, bias, Int32(outF), relu ? 1 : 0, out)
         hook?.activation(name, out, rows * outF)
     }
