@@ -64,6 +64,29 @@ struct QLayer {
         return out
     }
 
+    /// A 1x1 convolution with float output straight from the int32 accumulators:
+    /// out[m, p] = acc[m, p] * s_in * w_s[m] (em_qlinear_u8_f32 on the transposed map).
+    func conv1x1Float(_ x: UnsafePointer<UInt8>, _ h: Int, _ w: Int, out: UnsafeMutablePointer<Float>) throws {
+        let hw = h * w
+        let t = ByteBuffer(count: hw * cin)
+        for c in 0..<cin {
+            let src = x + c * hw
+            for p in 0..<hw { t.pointer[p * cin + c] = src[p] }
+        }
+        let tmp = FloatBuffer(count: hw * cout)
+        let rc = mult.withUnsafeBufferPointer { m in
+            em_qlinear_u8_f32(t.pointer, Int32(hw), Int32(cin), inQ.zeroPoint, packed, Int32(cout), m.baseAddress, tmp.pointer)
+        }
+        if rc != 0 { throw EdgeError("int8 layer \(name) rejected its arguments") }
+        for p in 0..<hw { for m in 0..<cout { out[m * hw + p] = tmp.pointer[p * cout + m] } }
+    }
+
+    func convFloat(_ x: U8Map) throws -> FeatureMap {
+        let f = FeatureMap(buffer: FloatBuffer(count: cout * x.height * x.width), channels: cout, height: x.height, width: x.width)
+        try conv1x1Float(x.pointer, x.height, x.width, out: f.pointer)
+        return f
+    }
+
     func convInto(_ x: UnsafePointer<UInt8>, _ h: Int, _ w: Int, out: UnsafeMutablePointer<UInt8>, relu: Bool,
                   residual: U8Map? = nil) throws {
         let o = outQ!
@@ -168,9 +191,7 @@ final class Int8Network {
     func rpnHeads(_ levels: [U8Map]) throws -> [(logits: FeatureMap, deltas: FeatureMap)] {
         try levels.map { p in
             let t = try layer("rpn.head.conv").conv(p, relu: true)
-            let l = try layer("rpn.head.cls_logits").conv(t, relu: false)
-            let d = try layer("rpn.head.bbox_pred").conv(t, relu: false)
-            return (l.dequantized(), d.dequantized())
+            return (try layer("rpn.head.cls_logits").convFloat(t), try layer("rpn.head.bbox_pred").convFloat(t))
         }
     }
 
@@ -223,7 +244,7 @@ final class Int8Network {
         let maxW = g * pitch - 1
         let a = ByteBuffer(count: c * p * maxW), b = ByteBuffer(count: c * p * maxW)
         let up = ByteBuffer(count: c * 4 * p * maxW)
-        let lg = ByteBuffer(count: numClasses * 4 * p * maxW)
+        let lg = FloatBuffer(count: numClasses * 4 * p * maxW)
         var start = 0
         while start < n {
             let cnt = min(g, n - start)
@@ -254,18 +275,14 @@ final class Int8Network {
             }
             if rc != 0 { throw EdgeError("int8 deconvolution rejected its arguments") }
             let uw = 2 * w
-            try logits.convInto(up.pointer, 2 * p, uw, out: lg.pointer, relu: false)
-            let lq = logits.outQ!
+            try logits.conv1x1Float(up.pointer, 2 * p, uw, out: lg.pointer)
             for r in 0..<cnt {
                 let i = start + r
                 let label = min(max(labels[i], 0), numClasses - 1)
                 let dst = out.pointer + i * m * m
                 for y in 0..<m {
                     let row = lg.pointer + (label * 2 * p + y) * uw + 2 * r * pitch
-                    for x in 0..<m {
-                        let v = Float(Int32(row[x]) - lq.zeroPoint) * lq.scale
-                        dst[y * m + x] = 1 / (1 + expf(-v))
-                    }
+                    for x in 0..<m { dst[y * m + x] = 1 / (1 + expf(-row[x])) }
                 }
             }
             start += cnt

@@ -15,7 +15,8 @@ public struct QuantLayer: Sendable {
     public let kind: QuantLayerKind
     /// Activation (qparams key) of the layer input.
     public let input: String
-    /// Output dequantised straight from int32 (no uint8 output parameters): box predictor.
+    /// Output dequantised straight from int32 (no uint8 output parameters): the box predictor,
+    /// the RPN 1x1 heads and the mask logits.
     public let floatOutput: Bool
     /// Output channel axis of the torch weight (1 for ConvTranspose2d, else 0).
     public var channelAxis: Int { kind == .deconv ? 1 : 0 }
@@ -55,8 +56,9 @@ public enum QuantSpec {
         add("backbone.fpn.layer_blocks.3", .conv, "backbone.fpn.inner_blocks.3")
         for i in 0..<3 { add("backbone.fpn.layer_blocks.\(i)", .conv, "backbone.fpn.merge.\(i)") }
         add("rpn.head.conv", .conv, fpnOutput)
-        add("rpn.head.cls_logits", .conv, "rpn.head.conv")
-        add("rpn.head.bbox_pred", .conv, "rpn.head.conv")
+        // the 1x1 heads whose outputs are decoded in float dequantise straight from int32
+        add("rpn.head.cls_logits", .conv, "rpn.head.conv", float: true)
+        add("rpn.head.bbox_pred", .conv, "rpn.head.conv", float: true)
         add("roi_heads.box_head.fc6", .linear, BoxHead.poolName)
         add("roi_heads.box_head.fc7", .linear, "roi_heads.box_head.fc6")
         add("roi_heads.box_predictor.cls_score", .linear, "roi_heads.box_head.fc7", float: true)
@@ -64,7 +66,7 @@ public enum QuantSpec {
         add("roi_heads.mask_head.0", .conv, MaskHead.poolName)
         for i in 1..<4 { add("roi_heads.mask_head.\(i)", .conv, "roi_heads.mask_head.\(i - 1)") }
         add("roi_heads.mask_predictor.conv5_mask", .deconv, "roi_heads.mask_head.3")
-        add("roi_heads.mask_predictor.mask_fcn_logits", .conv, "roi_heads.mask_predictor.conv5_mask")
+        add("roi_heads.mask_predictor.mask_fcn_logits", .conv, "roi_heads.mask_predictor.conv5_mask", float: true)
         return out
     }()
 
