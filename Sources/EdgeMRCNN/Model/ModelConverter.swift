@@ -86,6 +86,7 @@ public enum ModelConverter {
                 let fl = QuantizedModel.floatLayers(m)
                 let qn = QuantSpec.layers.count - fl.count
                 lines.append("int8 layers: \(qn) of \(QuantSpec.layers.count) (RoIAlign, box decoding, NMS, softmax, sigmoid and mask paste run in float)")
+                if let fo = m["float_outputs"] { lines.append("float outputs: \(fo)") }
                 lines.append("float layers: " + (fl.isEmpty ? "none" : fl.map { "\($0.name) (\($0.reason))" }.joined(separator: ", ")))
             }
             lines.append("tensors: \(tc)")

@@ -11,7 +11,8 @@
 //   act.A.scale F32 [1], act.A.zero_point I32 [1]   real = scale * (q - zero_point)
 // Metadata: the float model's keys with precision "int8", plus quant_scheme, calibration_method,
 // calibration_images, calibration_images_sha256 (SHA-256 of the sorted file names, one per line),
-// calibration_percentile, float_layers ("name: reason; ..." or "none").
+// calibration_percentile, float_layers ("name: reason; ..." or "none"), float_outputs (layers
+// whose outputs are dequantised from int32), float_ops (what runs in float by design).
 
 #if canImport(Glibc)
 import Glibc
@@ -87,6 +88,9 @@ public enum QuantizedModel {
         meta["calibration_images"] = String(info.imageNames.count)
         meta["calibration_images_sha256"] = info.imagesHash
         meta["calibration_percentile"] = info.method == .percentile ? "\(info.percentile)" : "n/a"
+        meta["float_outputs"] = QuantSpec.layers.filter { $0.floatOutput }.map { $0.name }.joined(separator: ",")
+            + ": int8 weights and inputs, float outputs dequantised from int32 (decoded/softmax/sigmoid in float)"
+        meta["float_ops"] = "RoIAlign (reads dequantised P2-P5), anchors, box decoding, NMS, softmax, sigmoid, mask paste"
         meta["float_layers"] = floatLayers.isEmpty ? "none"
             : floatLayers.keys.sorted().map { "\($0): \(floatLayers[$0]!)" }.joined(separator: "; ")
         let out = OwnedTensorStore(metadata: meta)
