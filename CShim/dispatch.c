@@ -109,46 +109,47 @@ static void fill_params(void) {
 #endif
 }
 
-static em_qgemm_params qparams_cur;
+// int8 kernels per ISA: {mr, nr, panel, ukr, prep, prep bytes per k, prep channel stride, row,
+// xor, add row, quantise row}. Read-only after init, swapped by pointer like the float table.
+static em_qgemm_params isa_qparams[EM_ISA_COUNT];
+static const em_qgemm_params *volatile qparams_cur;
 
-// int8 GEMM per ISA: {mr, nr, panel, ukr, prep, prep bytes per k, prep channel stride, row, xor}.
-static void select_qparams(int isa) {
-    em_qgemm_params q = {8, 8, EM_QP_K4, em_qukr_generic_8x8, NULL, 0, 4, em_qrow_generic, 0};
-    switch (isa) {
+static void fill_qparams(void) {
+    for (int i = 0; i < EM_ISA_COUNT; i++)
+        isa_qparams[i] = (em_qgemm_params){8, 8, EM_QP_K4, em_qukr_generic_8x8, NULL, 0, 4,
+                                           em_qrow_generic, 0, em_qadd_row_generic,
+                                           em_qquant_row_generic};
 #if defined(__x86_64__)
-    case EM_ISA_SSE41:
-        q = (em_qgemm_params){4, 8, EM_QP_K2, em_qukr_u8s8_sse41_4x8, em_qprep_s16_k2, 16, 4,
-                              em_qrow_sse41, 0};
-        break;
-    case EM_ISA_AVX2:
-    case EM_ISA_AVX512:
-        q = (em_qgemm_params){4, 16, EM_QP_K2, em_qukr_u8s8_avx2_4x16, em_qprep_s16_k2, 16, 4,
-                              em_qrow_avx2, 0};
-        break;
-    case EM_ISA_AVX512VNNI:
-        q = (em_qgemm_params){8, 32, EM_QP_K4, em_qukr_u8s8_avx512vnni_8x32, NULL, 0, 4,
-                              em_qrow_avx2, 0};
-        break;
+    isa_qparams[EM_ISA_SSE41] =
+        (em_qgemm_params){4, 8, EM_QP_K2, em_qukr_u8s8_sse41_4x8, em_qprep_s16_k2, 16, 4,
+                          em_qrow_sse41, 0, em_qadd_row_sse41, em_qquant_row_sse41};
+    isa_qparams[EM_ISA_AVX2] =
+        (em_qgemm_params){4, 16, EM_QP_K2, em_qukr_u8s8_avx2_4x16, em_qprep_s16_k2, 16, 4,
+                          em_qrow_avx2, 0, em_qadd_row_sse41, em_qquant_row_sse41};
+    isa_qparams[EM_ISA_AVX512] = isa_qparams[EM_ISA_AVX2];
+    isa_qparams[EM_ISA_AVX512].row = em_qrow_avx512;
+    isa_qparams[EM_ISA_AVX512VNNI] =
+        (em_qgemm_params){8, 32, EM_QP_K4, em_qukr_u8s8_avx512vnni_8x32, NULL, 0, 4, em_qrow_avx512,
+                          0, em_qadd_row_sse41, em_qquant_row_sse41};
 #endif
 #if defined(__aarch64__)
-    case EM_ISA_NEON:
-        q = (em_qgemm_params){8, 8, EM_QP_K1, em_qukr_u8s8_neon_8x8, em_qprep_s16_k1, 16, 2,
-                              em_qrow_neon, 0};
-        break;
-    case EM_ISA_NEONDOT:
-        q = (em_qgemm_params){8, 8, EM_QP_K4X, em_qukr_u8s8_neondot_8x8, NULL, 0, 4, em_qrow_neon,
-                              1};
-        break;
+    isa_qparams[EM_ISA_NEON] =
+        (em_qgemm_params){8, 8, EM_QP_K1, em_qukr_u8s8_neon_8x8, em_qprep_s16_k1, 16, 2,
+                          em_qrow_neon, 0, em_qadd_row_neon, em_qquant_row_neon};
+    isa_qparams[EM_ISA_NEONDOT] =
+        (em_qgemm_params){8, 8, EM_QP_K4X, em_qukr_u8s8_neondot_8x8, NULL, 0, 4, em_qrow_neon, 1,
+                          em_qadd_row_neon, em_qquant_row_neon};
 #endif
-    default: break;
-    }
-    qparams_cur = q;
 }
 
-static void select_params(int isa) { params_cur = &isa_params[isa]; select_qparams(isa); }
+static void select_params(int isa) {
+    params_cur = &isa_params[isa];
+    qparams_cur = &isa_qparams[isa];
+}
 
 static void isa_init(void) {
     fill_params();
+    fill_qparams();
     isa_mask = detect_mask();
     isa_best_v = EM_ISA_SCALAR;
     for (int i = EM_ISA_COUNT - 1; i >= 0; i--)
@@ -190,14 +191,14 @@ int em_isa_set(int isa) {
     return 0;
 }
 
-const em_qgemm_params *em_qgemm_params_current(void) {
-    pthread_once(&isa_once, isa_init);
-    return &qparams_cur;
-}
-
 const em_gemm_params *em_gemm_params_current(void) {
     pthread_once(&isa_once, isa_init);
     return params_cur;
+}
+
+const em_qgemm_params *em_qgemm_params_current(void) {
+    pthread_once(&isa_once, isa_init);
+    return qparams_cur;
 }
 
 // ---------------------------------------------------------------- thread pool

@@ -64,17 +64,25 @@ enum {
     EM_QP_K1 = 3,   // [Kp][NR] u8 (widening multiply-accumulate by lane)
 };
 
-// Micro-kernel: acc[MR x NR] (row stride NR, int32) = sum over Kp of the packed weights of MR
-// channels and the panel. wblk: channel c0 of a packed 8-channel block (or the prepared weights,
-// see prep), kp: Kp. Adds nothing else (no term).
-typedef void (*em_qukr_fn)(int kp, const void *wblk, const uint8_t *panel, int32_t *acc);
-// Optional per-block weight preparation (e.g. s8 -> s16) into dst; returns the pointer the
-// micro-kernel gets for channel offset 0 (the driver adds c0 * prep_cstride bytes for MR < 8).
+// Micro-kernel: acc[MR x NR] (row stride NR, int32) = (accumulate ? acc : 0) + the sum over kp
+// values of k of the packed weights of MR channels times the panel. wblk: channel c0 of a packed
+// 8-channel block (or of the prepared weights, see prep) at the first k; panel: the panel at the
+// first k. kp is a multiple of 4. Adds nothing else (no term).
+typedef void (*em_qukr_fn)(int kp, const void *wblk, const uint8_t *panel, int32_t *acc,
+                           int accumulate);
+// Optional weight preparation (e.g. s8 -> s16) of kp values of k of one 8-channel block (blk at
+// the first k) into dst; the micro-kernel gets dst + c0 * prep_cstride bytes.
 typedef void (*em_qprep_fn)(int kp, const int8_t *blk, void *dst);
 // Requantise one row of n accumulators (term already added) into dst (stride 1).
 // res == NULL: no residual.
 typedef void (*em_qrow_fn)(const int32_t *acc, int n, float mult, int32_t z_out, int32_t lo,
                            const uint8_t *res, int32_t z_res, float res_mult, uint8_t *dst);
+
+// Element-wise rows: rescaled add (em_qadd_u8 formula) and quantisation (em_quantize_f32_u8).
+typedef void (*em_qadd_row_fn)(const uint8_t *a, int32_t z_a, float a_mult, const uint8_t *b,
+                               int32_t z_b, float b_mult, int n, int32_t z_out, int32_t lo,
+                               uint8_t *out);
+typedef void (*em_qquant_row_fn)(const float *x, int n, float inv_scale, int32_t z, uint8_t *out);
 
 typedef struct em_qgemm_params {
     int mr, nr;       // channels (1, 2, 4 or 8) x pixels per micro-kernel call
@@ -85,27 +93,46 @@ typedef struct em_qgemm_params {
     int prep_cstride; // bytes between channel c and c+1 in the prepared layout's first group
     em_qrow_fn row;
     int xor_term;     // 1: the panel is offset by -128: add 128 * rowsum to the term
+    em_qadd_row_fn add_row;
+    em_qquant_row_fn quant_row;
 } em_qgemm_params;
 
 const em_qgemm_params *em_qgemm_params_current(void);
 
-void em_qukr_generic_8x8(int kp, const void *wblk, const uint8_t *panel, int32_t *acc);
+void em_qukr_generic_8x8(int kp, const void *wblk, const uint8_t *panel, int32_t *acc,
+                         int accumulate);
 void em_qrow_generic(const int32_t *acc, int n, float mult, int32_t z_out, int32_t lo,
                      const uint8_t *res, int32_t z_res, float res_mult, uint8_t *dst);
+void em_qadd_row_generic(const uint8_t *a, int32_t z_a, float a_mult, const uint8_t *b,
+                         int32_t z_b, float b_mult, int n, int32_t z_out, int32_t lo, uint8_t *out);
+void em_qquant_row_generic(const float *x, int n, float inv_scale, int32_t z, uint8_t *out);
 #if defined(__x86_64__)
-void em_qukr_u8s8_sse41_4x8(int kp, const void *wblk, const uint8_t *panel, int32_t *acc);
+void em_qadd_row_sse41(const uint8_t *a, int32_t z_a, float a_mult, const uint8_t *b, int32_t z_b,
+                       float b_mult, int n, int32_t z_out, int32_t lo, uint8_t *out);
+void em_qquant_row_sse41(const float *x, int n, float inv_scale, int32_t z, uint8_t *out);
+void em_qukr_u8s8_sse41_4x8(int kp, const void *wblk, const uint8_t *panel, int32_t *acc,
+                         int accumulate);
 void em_qprep_s16_k2(int kp, const int8_t *blk, void *dst);
-void em_qukr_u8s8_avx2_4x16(int kp, const void *wblk, const uint8_t *panel, int32_t *acc);
-void em_qukr_u8s8_avx512vnni_8x32(int kp, const void *wblk, const uint8_t *panel, int32_t *acc);
+void em_qukr_u8s8_avx2_4x16(int kp, const void *wblk, const uint8_t *panel, int32_t *acc,
+                         int accumulate);
+void em_qukr_u8s8_avx512vnni_8x32(int kp, const void *wblk, const uint8_t *panel, int32_t *acc,
+                         int accumulate);
 void em_qrow_sse41(const int32_t *acc, int n, float mult, int32_t z_out, int32_t lo,
                    const uint8_t *res, int32_t z_res, float res_mult, uint8_t *dst);
+void em_qrow_avx512(const int32_t *acc, int n, float mult, int32_t z_out, int32_t lo,
+                    const uint8_t *res, int32_t z_res, float res_mult, uint8_t *dst);
 void em_qrow_avx2(const int32_t *acc, int n, float mult, int32_t z_out, int32_t lo,
                   const uint8_t *res, int32_t z_res, float res_mult, uint8_t *dst);
 #endif
 #if defined(__aarch64__)
+void em_qadd_row_neon(const uint8_t *a, int32_t z_a, float a_mult, const uint8_t *b, int32_t z_b,
+                      float b_mult, int n, int32_t z_out, int32_t lo, uint8_t *out);
+void em_qquant_row_neon(const float *x, int n, float inv_scale, int32_t z, uint8_t *out);
 void em_qprep_s16_k1(int kp, const int8_t *blk, void *dst);
-void em_qukr_u8s8_neon_8x8(int kp, const void *wblk, const uint8_t *panel, int32_t *acc);
-void em_qukr_u8s8_neondot_8x8(int kp, const void *wblk, const uint8_t *panel, int32_t *acc);
+void em_qukr_u8s8_neon_8x8(int kp, const void *wblk, const uint8_t *panel, int32_t *acc,
+                         int accumulate);
+void em_qukr_u8s8_neondot_8x8(int kp, const void *wblk, const uint8_t *panel, int32_t *acc,
+                         int accumulate);
 void em_qrow_neon(const int32_t *acc, int n, float mult, int32_t z_out, int32_t lo,
                   const uint8_t *res, int32_t z_res, float res_mult, uint8_t *dst);
 #endif

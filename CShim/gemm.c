@@ -196,8 +196,15 @@ static void pack_b(const em_gemm_job *j, int k0, int kc, int n0, int nc, int NR,
                 }
                 const float *row = plane + (size_t)iy * W;
                 int ix0 = seg_ox[g] * s - pad + kx;
-                int tlo = ix0 >= 0 ? 0 : (-ix0 + s - 1) / s;
-                int thi = ix0 < W ? (W - 1 - ix0) / s + 1 : 0;
+                // valid t: 0 <= ix0 + t*s < W (no division on the common stride-1 path)
+                int tlo, thi;
+                if (s == 1) {
+                    tlo = ix0 >= 0 ? 0 : -ix0;
+                    thi = W - ix0;
+                } else {
+                    tlo = ix0 >= 0 ? 0 : (-ix0 + s - 1) / s;
+                    thi = ix0 < W ? (W - 1 - ix0) / s + 1 : 0;
+                }
                 if (tlo > len) tlo = len;
                 if (thi > len) thi = len;
                 if (thi < tlo) thi = tlo;

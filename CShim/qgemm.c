@@ -6,6 +6,7 @@
 // does not depend on the ISA, the tiling or the thread count. Also the public em_q* entry points.
 #pragma STDC FP_CONTRACT OFF
 #define _GNU_SOURCE
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,7 +91,8 @@ typedef struct {
     int dH, dW; // QOUT_DECONV: input plane
 } qjob;
 
-// K1 gather: tmp[k * NR + p] = B(k, n0 + p) for k < Kp, p < NR (padding: z_in).
+// K1 gather: tmp[k * NR + p] = B(k, n0 + p) for k < Kp, p < NR (padding: z_in). NR here is
+// any width (the driver gathers a whole chunk of panels at once).
 static void gather(const qjob *j, int n0, int NR, uint8_t *tmp) {
     const int K = j->q.K, Kp = j->q.Kp, N = j->N;
     const uint8_t z = (uint8_t)j->q.z_in;
@@ -152,15 +154,15 @@ static void gather(const qjob *j, int n0, int NR, uint8_t *tmp) {
 
 // K1 -> the ISA's panel format (NR is a multiple of 8). Interleaving 2 or 4 rows is a byte
 // zip: SSE2 unpack on x86-64 and vst2/vst4 on aarch64 (both baseline), plain C elsewhere.
-static void format_panel(const uint8_t *tmp, int Kp, int NR, int fmt, uint8_t *dst) {
+static void format_panel(const uint8_t *tmp, long ld, int Kp, int NR, int fmt, uint8_t *dst) {
     if (fmt == EM_QP_K1) {
-        memcpy(dst, tmp, (size_t)Kp * NR);
+        for (int k = 0; k < Kp; k++) memcpy(dst + (size_t)k * NR, tmp + (size_t)k * ld, NR);
         return;
     }
     int g = fmt == EM_QP_K2 ? 2 : 4;
     for (int k0 = 0; k0 < Kp; k0 += g) {
         uint8_t *d = dst + (size_t)k0 * NR;
-        const uint8_t *r0 = tmp + (size_t)k0 * NR, *r1 = r0 + NR, *r2 = r1 + NR, *r3 = r2 + NR;
+        const uint8_t *r0 = tmp + (size_t)k0 * ld, *r1 = r0 + ld, *r2 = r1 + ld, *r3 = r2 + ld;
         int p = 0;
 #if defined(__x86_64__)
         if (g == 4) {
@@ -205,7 +207,7 @@ static void format_panel(const uint8_t *tmp, int Kp, int NR, int fmt, uint8_t *d
 #endif
         uint8_t xr = fmt == EM_QP_K4X ? 0x80 : 0;
         for (; p < NR; p++)
-            for (int i = 0; i < g; i++) d[p * g + i] = tmp[(size_t)(k0 + i) * NR + p] ^ xr;
+            for (int i = 0; i < g; i++) d[p * g + i] = tmp[(size_t)(k0 + i) * ld + p] ^ xr;
     }
 }
 
@@ -263,35 +265,60 @@ typedef struct {
 static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_hi, int mb_lo,
                      int mb_hi) {
     const int NR = P->nr, MR = P->mr, Kp = j->q.Kp;
-    // Chunk of pixel blocks whose panels stay in cache (~192 KB).
+    // Chunk of pixel blocks whose panels stay in cache (~192 KB), at least ~128 pixels wide so
+    // the im2col gather copies long row segments.
     int cb = (int)((192 * 1024) / ((size_t)Kp * NR));
-    if (cb < 1) cb = 1;
+    if (cb < (128 + NR - 1) / NR) cb = (128 + NR - 1) / NR;
+    int cmax = (int)((512 * 1024) / ((size_t)Kp * NR)); // but at most ~512 KB (FC6: K 12544)
+    if (cb > cmax) cb = cmax > 1 ? cmax : 1;
     if (cb > pb_hi - pb_lo) cb = pb_hi - pb_lo;
-    size_t pbytes = (size_t)Kp * NR;
-    qbufs *b = thread_qbufs(pbytes * cb, pbytes, P->prep ? P->prep_bytes_per_k * Kp : 1);
+    // K is split in slices of KC so that one panel slice (KC x NR bytes) stays in L1 while every
+    // weight block of the channel group MG passes over it; the int32 tiles of the chunk x group
+    // accumulate across the slices (exact), then are requantised once.
+    const int KC = 512, MG = 32;
+    int kcmax = Kp < KC ? Kp : KC;
+    size_t pbytes = (size_t)Kp * NR, tile = (size_t)8 * NR;
+    qbufs *b = thread_qbufs(pbytes * cb + tile * 4 * MG * cb, pbytes * cb,
+                            P->prep ? P->prep_bytes_per_k * kcmax * MG : 1);
     if (!b) return -1;
-    int32_t acc[8 * 64] __attribute__((aligned(64)));
+    int32_t *accs = (int32_t *)(b->panel + pbytes * cb); // [MG][cb] tiles of 8 x NR
     for (int c0 = pb_lo; c0 < pb_hi; c0 += cb) {
         int cn = pb_hi - c0 < cb ? pb_hi - c0 : cb;
-        for (int c = 0; c < cn; c++) {
-            gather(j, (c0 + c) * NR, NR, b->tmp);
-            format_panel(b->tmp, Kp, NR, P->panel, b->panel + (size_t)c * pbytes);
-        }
-        for (int mb = mb_lo; mb < mb_hi; mb++) {
-            const int8_t *blk = j->q.w + (size_t)mb * Kp * 8;
-            const uint8_t *wp = (const uint8_t *)blk;
-            int cstride = 4;
-            if (P->prep) {
-                P->prep(Kp, blk, b->prep);
-                wp = b->prep;
-                cstride = P->prep_cstride;
+        gather(j, c0 * NR, cn * NR, b->tmp);
+        for (int c = 0; c < cn; c++)
+            format_panel(b->tmp + (size_t)c * NR, (long)cn * NR, Kp, NR, P->panel,
+                         b->panel + (size_t)c * pbytes);
+        for (int g0 = mb_lo; g0 < mb_hi; g0 += MG) {
+            int gn = mb_hi - g0 < MG ? mb_hi - g0 : MG;
+            for (int k0 = 0; k0 < Kp; k0 += KC) {
+                int kc = Kp - k0 < KC ? Kp - k0 : KC, load = k0 > 0;
+                if (P->prep)
+                    for (int g = 0; g < gn; g++)
+                        P->prep(kc, j->q.w + ((size_t)(g0 + g) * Kp + k0) * 8,
+                                b->prep + (size_t)g * P->prep_bytes_per_k * kc);
+                for (int c = 0; c < cn; c++) {
+                    const uint8_t *pan = b->panel + (size_t)c * pbytes + (size_t)k0 * NR;
+                    for (int g = 0; g < gn; g++) {
+                        int mb = g0 + g;
+                        const uint8_t *wp;
+                        int cstride;
+                        if (P->prep) {
+                            wp = b->prep + (size_t)g * P->prep_bytes_per_k * kc;
+                            cstride = P->prep_cstride;
+                        } else {
+                            wp = (const uint8_t *)(j->q.w + ((size_t)mb * Kp + k0) * 8);
+                            cstride = 4;
+                        }
+                        int32_t *t = accs + ((size_t)g * cb + c) * tile;
+                        for (int i0 = 0; i0 < 8 && mb * 8 + i0 < j->q.M; i0 += MR)
+                            P->ukr(kc, wp + (size_t)i0 * cstride, pan, t + (size_t)i0 * NR, load);
+                    }
+                }
             }
             for (int c = 0; c < cn; c++) {
                 int n0 = (c0 + c) * NR, nv = j->N - n0 < NR ? j->N - n0 : NR;
-                for (int i0 = 0; i0 < 8 && mb * 8 + i0 < j->q.M; i0 += MR) {
-                    P->ukr(Kp, wp + (size_t)i0 * cstride, b->panel + (size_t)c * pbytes, acc);
-                    epilogue(j, P, acc, NR, mb * 8 + i0, MR, n0, nv);
-                }
+                for (int g = 0; g < gn; g++)
+                    epilogue(j, P, accs + ((size_t)g * cb + c) * tile, NR, (g0 + g) * 8, 8, n0, nv);
             }
         }
     }
@@ -330,7 +357,8 @@ static int qgemm_run(const qjob *j) {
 
 // ---------------------------------------------------------------- portable micro-kernel + row
 
-void em_qukr_generic_8x8(int kp, const void *wblk, const uint8_t *panel, int32_t *acc) {
+void em_qukr_generic_8x8(int kp, const void *wblk, const uint8_t *panel, int32_t *acc,
+                         int accumulate) {
     const int8_t *w = (const int8_t *)wblk;
     int32_t a[8][8];
     memset(a, 0, sizeof a);
@@ -342,7 +370,8 @@ void em_qukr_generic_8x8(int kp, const void *wblk, const uint8_t *panel, int32_t
                 a[c][p] += wg[c * 4 + 0] * pg[p * 4 + 0] + wg[c * 4 + 1] * pg[p * 4 + 1] +
                            wg[c * 4 + 2] * pg[p * 4 + 2] + wg[c * 4 + 3] * pg[p * 4 + 3];
     }
-    memcpy(acc, a, sizeof a);
+    for (int c = 0; c < 8; c++)
+        for (int p = 0; p < 8; p++) acc[c * 8 + p] = (accumulate ? acc[c * 8 + p] : 0) + a[c][p];
 }
 
 void em_qrow_generic(const int32_t *acc, int n, float mult, int32_t z_out, int32_t lo,
@@ -471,29 +500,109 @@ int em_qlinear_u8_f32(const uint8_t *in, int N, int K, int32_t z_in, const void 
     return 0;
 }
 
-// Element-wise ops: the ISA's requantisation row is not needed (these are memory bound); they
-// use the scalar formula, which is the definition.
+// ---------------------------------------------------------------- element-wise
+
+void em_qadd_row_generic(const uint8_t *a, int32_t z_a, float a_mult, const uint8_t *b,
+                         int32_t z_b, float b_mult, int n, int32_t z_out, int32_t lo, uint8_t *out) {
+    for (int i = 0; i < n; i++) {
+        float pa = (float)((int32_t)a[i] - z_a) * a_mult;
+        float pb = (float)((int32_t)b[i] - z_b) * b_mult;
+        float v = pa + pb;
+        out[i] = em_q_finish(v, z_out, lo);
+    }
+}
+
+void em_qquant_row_generic(const float *x, int n, float inv_scale, int32_t z, uint8_t *out) {
+    for (int i = 0; i < n; i++) {
+        float v = x[i] * inv_scale;
+        out[i] = em_q_finish(v, z, 0);
+    }
+}
+
+#define EM_QROW_CHUNK 4096
+
 void em_qadd_u8(const uint8_t *a, int32_t z_a, float a_mult, const uint8_t *b, int32_t z_b,
                 float b_mult, size_t n, int32_t z_out, int relu, uint8_t *out) {
-    em_qadd_u8_ref(a, z_a, a_mult, b, z_b, b_mult, n, z_out, relu, out);
+    if (!a || !b || !out) return;
+    const em_qgemm_params *P = em_qgemm_params_current();
+    for (size_t i = 0; i < n; i += EM_QROW_CHUNK) {
+        int c = n - i < EM_QROW_CHUNK ? (int)(n - i) : EM_QROW_CHUNK;
+        P->add_row(a + i, z_a, a_mult, b + i, z_b, b_mult, c, z_out, relu ? z_out : 0, out + i);
+    }
 }
 
 void em_qadd_upsample_nearest_u8(const uint8_t *lat, int32_t z_lat, float lat_mult,
                                  const uint8_t *top, int32_t z_top, float top_mult, int C, int TH,
                                  int TW, int H, int W, int32_t z_out, uint8_t *out) {
-    em_qadd_upsample_nearest_u8_ref(lat, z_lat, lat_mult, top, z_top, top_mult, C, TH, TW, H, W,
-                                    z_out, out);
+    if (!lat || !top || !out || C <= 0 || TH <= 0 || TW <= 0 || H <= 0 || W <= 0) return;
+    const em_qgemm_params *P = em_qgemm_params_current();
+    uint8_t tb[1024];
+    int sxs[1024];
+    if (W > 1024) {
+        em_qadd_upsample_nearest_u8_ref(lat, z_lat, lat_mult, top, z_top, top_mult, C, TH, TW, H, W,
+                                        z_out, out);
+        return;
+    }
+    for (int x = 0; x < W; x++) {
+        int sx = (int)floorf(x * (float)TW / (float)W);
+        sxs[x] = sx > TW - 1 ? TW - 1 : sx;
+    }
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < H; y++) {
+            int sy = (int)floorf(y * (float)TH / (float)H);
+            if (sy > TH - 1) sy = TH - 1;
+            const uint8_t *trow = top + ((size_t)c * TH + sy) * TW;
+            for (int x = 0; x < W; x++) tb[x] = trow[sxs[x]];
+            size_t o = ((size_t)c * H + y) * W;
+            P->add_row(lat + o, z_lat, lat_mult, tb, z_top, top_mult, W, z_out, 0, out + o);
+        }
 }
 
 void em_quantize_f32_u8(const float *x, size_t n, float scale, int32_t z, uint8_t *out) {
-    em_quantize_f32_u8_ref(x, n, scale, z, out);
+    if (!x || !out) return;
+    const em_qgemm_params *P = em_qgemm_params_current();
+    float inv = 1.0f / scale;
+    for (size_t i = 0; i < n; i += EM_QROW_CHUNK) {
+        int c = n - i < EM_QROW_CHUNK ? (int)(n - i) : EM_QROW_CHUNK;
+        P->quant_row(x + i, c, inv, z, out + i);
+    }
 }
 
 void em_dequantize_u8_f32(const uint8_t *q, size_t n, float scale, int32_t z, float *out) {
     em_dequantize_u8_f32_ref(q, n, scale, z, out);
 }
 
+// Separable: the column max over the window's valid rows (contiguous, vectorised by the
+// compiler), then the row max over the valid columns. Max is exact in any order.
 void em_qmaxpool2d_u8(const uint8_t *in, int C, int H, int W, int k, int stride, int pad,
                       uint8_t *out) {
-    em_qmaxpool2d_u8_ref(in, C, H, W, k, stride, pad, out);
+    if (!in || !out || C <= 0 || H <= 0 || W <= 0 || k <= 0 || stride <= 0 || pad < 0) return;
+    uint8_t vm[4096];
+    if (W > 4096) {
+        em_qmaxpool2d_u8_ref(in, C, H, W, k, stride, pad, out);
+        return;
+    }
+    int OH = (H + 2 * pad - k) / stride + 1, OW = (W + 2 * pad - k) / stride + 1;
+    for (int c = 0; c < C; c++) {
+        const uint8_t *plane = in + (size_t)c * H * W;
+        for (int oy = 0; oy < OH; oy++) {
+            int y0 = oy * stride - pad, y1 = y0 + k;
+            if (y0 < 0) y0 = 0;
+            if (y1 > H) y1 = H;
+            memset(vm, 0, W);
+            for (int y = y0; y < y1; y++) {
+                const uint8_t *r = plane + (size_t)y * W;
+                for (int x = 0; x < W; x++) vm[x] = r[x] > vm[x] ? r[x] : vm[x];
+            }
+            uint8_t *o = out + ((size_t)c * OH + oy) * OW;
+            for (int ox = 0; ox < OW; ox++) {
+                int x0 = ox * stride - pad, x1 = x0 + k;
+                if (x0 < 0) x0 = 0;
+                if (x1 > W) x1 = W;
+                uint8_t m = 0;
+                for (int x = x0; x < x1; x++) m = vm[x] > m ? vm[x] : m;
+                o[ox] = m;
+            }
+        }
+    }
 }

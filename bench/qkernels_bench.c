@@ -76,6 +76,90 @@ static void run_f(void *v) {
                   NULL, 1, c->fout, NULL);
 }
 
+typedef struct {
+    int N, K, M;
+    uint8_t *in, *out;
+    void *pk;
+    float *mult, *fin, *fw, *fb, *fout;
+} lin_ctx;
+static void run_ql(void *v) {
+    lin_ctx *c = v;
+    em_qlinear_u8(c->in, c->N, c->K, 7, c->pk, c->M, c->mult, 100, 1, c->out);
+}
+static void run_fl(void *v) {
+    lin_ctx *c = v;
+    em_linear_f32(c->fin, c->N, c->K, c->fw, c->fb, c->M, 1, c->fout);
+}
+static void *rbytes(size_t n) {
+    uint8_t *p = malloc(n);
+    unsigned r = 7;
+    for (size_t i = 0; i < n; i++) p[i] = (uint8_t)((r = r * 1103515245u + 12345u) >> 20);
+    return p;
+}
+static float *rfloats(size_t n) {
+    float *p = malloc(4 * n);
+    unsigned r = 9;
+    for (size_t i = 0; i < n; i++) p[i] = (float)((r = r * 1103515245u + 12345u) >> 20) / 4096.0f - 0.5f;
+    return p;
+}
+static void bench_linear(lin_ctx *c, const int *isas, int nisa, int best) {
+    double mac = (double)c->N * c->K * c->M;
+    int8_t *w = rbytes((size_t)c->M * c->K);
+    for (size_t i = 0; i < (size_t)c->M * c->K; i++)
+        if (w[i] == -128) w[i] = -127;
+    c->in = rbytes((size_t)c->N * c->K), c->out = malloc((size_t)c->N * c->M);
+    c->pk = malloc(em_qpack_weights_bytes(c->M, c->K));
+    em_qpack_weights(w, c->M, c->K, 7, NULL, c->pk);
+    c->mult = rfloats(c->M), c->fin = rfloats((size_t)c->N * c->K), c->fw = rfloats((size_t)c->M * c->K);
+    c->fb = rfloats(c->M), c->fout = malloc(4 * (size_t)c->N * c->M);
+    printf("%-24s %7.3f", "fc6 512x12544->1024", mac * 1e-9);
+    em_isa_set(best);
+    printf(" %8.1f", mac / best_time(run_fl, c) * 1e-9);
+    for (int i = 0; i < nisa; i++) {
+        em_isa_set(isas[i]);
+        printf(" %10.1f", mac / best_time(run_ql, c) * 1e-9);
+        fflush(stdout);
+    }
+    printf("\n");
+}
+typedef struct {
+    int Cin, H, W, Cout;
+    uint8_t *in, *out;
+    void *pk;
+    float *mult, *fin, *fw, *fb, *fout;
+    void *scr;
+} dec_ctx;
+static void run_qd(void *v) {
+    dec_ctx *c = v;
+    em_qdeconv2x2s2_u8(c->in, c->Cin, c->H, c->W, 7, c->pk, c->Cout, c->mult, 100, 1, c->out, NULL);
+}
+static void run_fd(void *v) {
+    dec_ctx *c = v;
+    em_deconv2x2s2_f32(c->fin, c->Cin, c->H, c->W, c->fw, c->fb, c->Cout, 1, c->fout, c->scr);
+}
+static void bench_deconv(dec_ctx *c, const int *isas, int nisa, int best) {
+    double mac = 4.0 * c->Cin * c->Cout * c->H * c->W;
+    size_t nw = (size_t)4 * c->Cin * c->Cout, nin = (size_t)c->Cin * c->H * c->W, nout = (size_t)4 * c->Cout * c->H * c->W;
+    int8_t *w = rbytes(nw);
+    for (size_t i = 0; i < nw; i++)
+        if (w[i] == -128) w[i] = -127;
+    c->in = rbytes(nin), c->out = malloc(nout);
+    c->pk = malloc(em_qpack_weights_bytes(4 * c->Cout, c->Cin));
+    em_qpack_deconv2x2_weights(w, c->Cin, c->Cout, 7, NULL, c->pk);
+    c->mult = rfloats(c->Cout), c->fin = rfloats(nin), c->fw = rfloats(nw), c->fb = rfloats(c->Cout);
+    c->fout = malloc(4 * nout);
+    c->scr = malloc(em_deconv2x2s2_f32_scratch_bytes(c->Cin, c->H, c->W, c->Cout) + 64);
+    printf("%-24s %7.3f", "deconv 256 14->28", mac * 1e-9);
+    em_isa_set(best);
+    printf(" %8.1f", mac / best_time(run_fd, c) * 1e-9);
+    for (int i = 0; i < nisa; i++) {
+        em_isa_set(isas[i]);
+        printf(" %10.1f", mac / best_time(run_qd, c) * 1e-9);
+        fflush(stdout);
+    }
+    printf("\n");
+}
+
 int main(int argc, char **argv) {
     int isas[EM_ISA_COUNT], nisa = 0;
     for (int i = 1; i < argc; i++) {
@@ -123,6 +207,12 @@ int main(int argc, char **argv) {
         }
         printf("\n");
         free(c.in), free(c.out), free(c.pk), free(c.mult), free(c.fin), free(c.fw), free(c.fb), free(c.fout), free(w);
+    }
+    if (!getenv("EM_ONLY")) { // box head FC6 (512 RoIs) and mask-head deconv
+        lin_ctx l = {512, 12544, 1024};
+        bench_linear(&l, isas, nisa, best);
+        dec_ctx d = {256, 14, 14, 256};
+        bench_deconv(&d, isas, nisa, best);
     }
     return 0;
 }

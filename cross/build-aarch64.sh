@@ -20,7 +20,7 @@
 # only unpacked (dpkg-deb -x), never installed.
 set -euo pipefail
 
-RECIPE_VERSION=1   # bump when the SDK layout produced below changes
+RECIPE_VERSION=2   # bump when the SDK layout produced below changes
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${EDGE_MRCNN_CROSS_CACHE:-$HOME/.cache/edge-mrcnn-cross}"
 SCRATCH="${EDGE_MRCNN_CROSS_SCRATCH:-$ROOT/.build-aarch64}"
@@ -33,7 +33,8 @@ DEBIAN_MIRROR="${EDGE_MRCNN_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 # C sysroot packages (trixie, arm64). linux-libc-dev is Architecture: all in trixie.
 SYSROOT_PKGS=(libc6 libc6-dev libgcc-s1 libgcc-14-dev libstdc++6 libstdc++-14-dev linux-libc-dev
               libjpeg62-turbo libjpeg62-turbo-dev)
-SWIFT_PKG=swiftlang   # from sid (6.2.x); only its usr/libexec/swift/lib/swift_static is used
+SWIFT_SUITES="${EDGE_MRCNN_SWIFT_SUITES:-sid trixie}"   # where to look for swiftlang, in order
+SWIFT_PKG=swiftlang   # from sid (6.2.x; else trixie); only usr/libexec/swift/lib/swift_static is used
 
 log()  { printf '[cross] %s\n' "$*" >&2; }
 die()  { printf '[cross] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -140,8 +141,15 @@ resolve_versions() {
         [ -n "$v" ] || die "no arm64 version of $p in trixie"
         echo "$p=$v" >> "$APTDIR/versions.new"
     done
-    v="$(candidate_version "$SWIFT_PKG" sid)"
-    [ -n "$v" ] || die "no arm64 version of $SWIFT_PKG in sid"
+    # sid's swiftlang (6.2.x) is preferred; trixie's (6.0.x) works too (see the -licu fix below).
+    local suite
+    v=""
+    for suite in $SWIFT_SUITES; do
+        v="$(candidate_version "$SWIFT_PKG" "$suite")"
+        [ -z "$v" ] || break
+        log "no arm64 $SWIFT_PKG in $suite"
+    done
+    [ -n "$v" ] || die "no arm64 version of $SWIFT_PKG in: $SWIFT_SUITES"
     echo "$SWIFT_PKG=$v" >> "$APTDIR/versions.new"
     mv "$APTDIR/versions.new" "$APTDIR/versions"
 }
@@ -193,6 +201,11 @@ build_sdk() {   # build_sdk STAMP VERSIONS-FILE
     rm -rf "$ext"
     [ -d "$ss/linux" ] || die "unexpected swift_static layout in $deb (no linux/)"
     rm -rf "$ss/clang"; ln -s "$CLANG_RES" "$ss/clang"   # arm_neon.h & co. from the host clang
+    # Older runtimes (6.0.x) list ICU libraries the sysroot does not have; the stdlib needs none.
+    local lnk
+    for lnk in "$ss"/linux/static-executable-args.lnk "$ss"/linux/static-stdlib-args.lnk; do
+        if [ -f "$lnk" ]; then sed -i '/^-licu/d' "$lnk"; fi
+    done
 
     # 4. drop what ships binary-only (it would make canImport(Foundation) true and then fail)
     rm -rf "$ss"/linux/Foundation*.swiftmodule "$ss"/linux/_FoundationCollections.swiftmodule \
@@ -243,6 +256,7 @@ EOF
 EOF
     cp "$versions" "$bundle/debian-versions.txt"
     echo "$HOST_SWIFT_VERSION" > "$bundle/host-swift-version.txt"
+    echo "$RECIPE_VERSION" > "$bundle/recipe-version.txt"
     rm -rf "$final"; mkdir -p "$CACHE/sdks"
     mv "$work" "$final"
     trap - EXIT
@@ -293,7 +307,8 @@ STAMP=""
 if [ "${EDGE_MRCNN_CROSS_REFRESH:-0}" != 1 ] && [ -f "$CURRENT" ]; then
     STAMP="$(cat "$CURRENT")"
     if [ -f "$CACHE/sdks/$STAMP/$SDK_ID.artifactbundle/info.json" ] \
-       && [ "$(cat "$CACHE/sdks/$STAMP/$SDK_ID.artifactbundle/host-swift-version.txt" 2>/dev/null)" = "$HOST_SWIFT_VERSION" ]; then
+       && [ "$(cat "$CACHE/sdks/$STAMP/$SDK_ID.artifactbundle/host-swift-version.txt" 2>/dev/null)" = "$HOST_SWIFT_VERSION" ] \
+       && [ "$(cat "$CACHE/sdks/$STAMP/$SDK_ID.artifactbundle/recipe-version.txt" 2>/dev/null)" = "$RECIPE_VERSION" ]; then
         log "using cached SDK $CACHE/sdks/$STAMP (EDGE_MRCNN_CROSS_REFRESH=1 re-resolves package versions)"
     else
         STAMP=""

@@ -17,7 +17,8 @@ void em_qprep_s16_k1(int kp, const int8_t *blk, void *dst) {
 }
 
 // 8 channels x 8 pixels; panel EM_QP_K1 with NR = 8 (8 bytes per k).
-void em_qukr_u8s8_neon_8x8(int kp, const void *wblk, const uint8_t *panel, int32_t *acc) {
+void em_qukr_u8s8_neon_8x8(int kp, const void *wblk, const uint8_t *panel, int32_t *acc,
+                           int accumulate) {
     const int16_t *w = (const int16_t *)wblk;
     int32x4_t c[8][2];
     for (int i = 0; i < 8; i++) c[i][0] = c[i][1] = vdupq_n_s32(0);
@@ -32,6 +33,10 @@ void em_qukr_u8s8_neon_8x8(int kp, const void *wblk, const uint8_t *panel, int32
 #undef CH
     }
     for (int i = 0; i < 8; i++) {
+        if (accumulate) {
+            c[i][0] = vaddq_s32(c[i][0], vld1q_s32(acc + i * 8));
+            c[i][1] = vaddq_s32(c[i][1], vld1q_s32(acc + i * 8 + 4));
+        }
         vst1q_s32(acc + i * 8, c[i][0]);
         vst1q_s32(acc + i * 8 + 4, c[i][1]);
     }
@@ -40,7 +45,7 @@ void em_qukr_u8s8_neon_8x8(int kp, const void *wblk, const uint8_t *panel, int32
 // 8 channels x 8 pixels; panel EM_QP_K4X with NR = 8 (32 bytes per group of 4 k).
 __attribute__((target("dotprod"))) void em_qukr_u8s8_neondot_8x8(int kp, const void *wblk,
                                                                   const uint8_t *panel,
-                                                                  int32_t *acc) {
+                                                                  int32_t *acc, int accumulate) {
     const int8_t *w = (const int8_t *)wblk;
     const int8_t *p = (const int8_t *)panel;
     int32x4_t c[8][2];
@@ -56,6 +61,10 @@ __attribute__((target("dotprod"))) void em_qukr_u8s8_neondot_8x8(int kp, const v
 #undef CH
     }
     for (int i = 0; i < 8; i++) {
+        if (accumulate) {
+            c[i][0] = vaddq_s32(c[i][0], vld1q_s32(acc + i * 8));
+            c[i][1] = vaddq_s32(c[i][1], vld1q_s32(acc + i * 8 + 4));
+        }
         vst1q_s32(acc + i * 8, c[i][0]);
         vst1q_s32(acc + i * 8 + 4, c[i][1]);
     }
@@ -97,5 +106,51 @@ void em_qrow_neon(const int32_t *acc, int n, float mult, int32_t z_out, int32_t 
     if (i < n)
         em_qrow_generic(acc + i, n - i, mult, z_out, lo, res ? res + i : NULL, z_res, res_mult,
                         dst + i);
+}
+
+// Rescaled add, 4 lanes: two vcvtq_f32_s32/vmulq_f32, one vaddq_f32, clampf (maxnm: NaN -> lo),
+// vcvtnq_s32_f32, + z_out, clamp.
+void em_qadd_row_neon(const uint8_t *a, int32_t z_a, float a_mult, const uint8_t *b, int32_t z_b,
+                      float b_mult, int n, int32_t z_out, int32_t lo, uint8_t *out) {
+    const float32x4_t am = vdupq_n_f32(a_mult), bm = vdupq_n_f32(b_mult);
+    const float32x4_t flo = vdupq_n_f32(-EM_QF_LIM), fhi = vdupq_n_f32(EM_QF_LIM);
+    const int32x4_t za = vdupq_n_s32(z_a), zb = vdupq_n_s32(z_b), vz = vdupq_n_s32(z_out),
+                    vlo = vdupq_n_s32(lo), vhi = vdupq_n_s32(255);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint16x8_t wa = vmovl_u8(vld1_u8(a + i)), wb = vmovl_u8(vld1_u8(b + i));
+        int32x4_t y[2];
+        for (int h = 0; h < 2; h++) {
+            int32x4_t ia = vreinterpretq_s32_u32(vmovl_u16(h ? vget_high_u16(wa) : vget_low_u16(wa)));
+            int32x4_t ib = vreinterpretq_s32_u32(vmovl_u16(h ? vget_high_u16(wb) : vget_low_u16(wb)));
+            float32x4_t pa = vmulq_f32(vcvtq_f32_s32(vsubq_s32(ia, za)), am);
+            float32x4_t pb = vmulq_f32(vcvtq_f32_s32(vsubq_s32(ib, zb)), bm);
+            float32x4_t v = vminnmq_f32(vmaxnmq_f32(vaddq_f32(pa, pb), flo), fhi);
+            int32x4_t t = vaddq_s32(vcvtnq_s32_f32(v), vz);
+            y[h] = vminq_s32(vmaxq_s32(t, vlo), vhi);
+        }
+        uint16x8_t hv = vcombine_u16(vmovn_u32(vreinterpretq_u32_s32(y[0])), vmovn_u32(vreinterpretq_u32_s32(y[1])));
+        vst1_u8(out + i, vmovn_u16(hv));
+    }
+    if (i < n) em_qadd_row_generic(a + i, z_a, a_mult, b + i, z_b, b_mult, n - i, z_out, lo, out + i);
+}
+
+// Quantise, 4 lanes: vmulq_f32, clampf (maxnm: NaN -> lo), vcvtnq_s32_f32, + z, clamp.
+void em_qquant_row_neon(const float *x, int n, float inv_scale, int32_t z, uint8_t *out) {
+    const float32x4_t vi = vdupq_n_f32(inv_scale);
+    const float32x4_t flo = vdupq_n_f32(-EM_QF_LIM), fhi = vdupq_n_f32(EM_QF_LIM);
+    const int32x4_t vz = vdupq_n_s32(z), v0 = vdupq_n_s32(0), vhi = vdupq_n_s32(255);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        int32x4_t y[2];
+        for (int h = 0; h < 2; h++) {
+            float32x4_t v = vmulq_f32(vld1q_f32(x + i + 4 * h), vi);
+            v = vminnmq_f32(vmaxnmq_f32(v, flo), fhi);
+            y[h] = vminq_s32(vmaxq_s32(vaddq_s32(vcvtnq_s32_f32(v), vz), v0), vhi);
+        }
+        uint16x8_t hv = vcombine_u16(vmovn_u32(vreinterpretq_u32_s32(y[0])), vmovn_u32(vreinterpretq_u32_s32(y[1])));
+        vst1_u8(out + i, vmovn_u16(hv));
+    }
+    if (i < n) em_qquant_row_generic(x + i, n - i, inv_scale, z, out + i);
 }
 #endif

@@ -67,7 +67,8 @@ void em_linear_f32_ref(const float *in, int N, int K, const float *weight, const
 void em_maxpool2d_f32(const float *in, int C, int H, int W, int k, int stride, int pad, float *out);
 
 // FPN top-down step: inout[c, y, x] += top[c, sy, sx] with torch's nearest interpolation from
-// (TH, TW) to (H, W): sy = min((int)floorf(y * (float)TH / (float)H), TH - 1), same for x.
+// (TH, TW) to (H, W): sy = min((int)floorf(y * ((float)TH / (float)H)), TH - 1), same for x
+// (the scale is computed first, as torch does).
 void em_upsample_nearest_add_f32(const float *top, int C, int TH, int TW, float *inout, int H,
                                  int W);
 

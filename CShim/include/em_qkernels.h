@@ -10,7 +10,8 @@
 // Weights: symmetric int8 per output channel, real = w_s[m] * w, w in -127..127 (never -128;
 //   em_qpack_* clamps -128 to -127).
 // Bias: int32 bias_q[m] = round(b[m] / (s_in * w_s[m])) (computed by the caller).
-// Accumulator of output channel m (int32, exact; it cannot overflow for K <= 66000):
+// Accumulator of output channel m (int32, exact; no overflow while 32385 K + |bias_q| < 2^31,
+// i.e. K <= 65000 for any sane bias; FC6's K = 12544 is far inside):
 //   acc[m] = bias_q[m] + sum_k w[m,k] * (x[k] - z_in)
 //          = term[m] + sum_k w[m,k] * x[k],   term[m] = bias_q[m] - z_in * sum_k w[m,k]
 //   (term is precomputed by em_qpack_*; z_in is therefore fixed at pack time).
@@ -26,6 +27,10 @@
 // where rne = round half to even (the default IEEE rounding mode), and
 //   clampf(v) = min(max(v, -2^24), 2^24), NaN -> -2^24 (only matters for absurd scales; it keeps
 //   the float->int conversion in range so SIMD and scalar agree).
+// The int32 accumulation is exact on every ISA (sse41/avx2: u8 and s8 widened to int16 and
+// pmaddwd, never the saturating pmaddubsw; avx512vnni: vpdpbusd; neon: widening smlal; neondot:
+// sdot on u8 ^ 0x80 with 128 * rowsum added back), so only the requantisation could differ, and
+// it is specified operation by operation:
 // No FMA contraction anywhere (the C files use #pragma STDC FP_CONTRACT OFF; SIMD uses
 // cvtdq2ps/mulps/addps/cvtps2dq resp. vcvtq_f32_s32/vmulq_f32/vaddq_f32/vcvtnq_s32_f32).
 //
@@ -69,8 +74,9 @@ int em_qpack_deconv2x2_weights(const int8_t *w, int Cin, int Cout, int32_t z_in,
 // not a valid blob of `bytes` bytes (bytes == 0: size not checked).
 int em_qpacked_info(const void *packed, size_t bytes, int *M, int *K, int32_t *z_in);
 
-// All kernels below return 0, or -1 on bad arguments (shapes not matching the packed blob,
-// z_in different from the packed one, invalid sizes); then `out` is untouched.
+// The GEMM-based kernels below (conv, deconv, linear) return 0, or -1 on bad arguments (shapes not
+// matching the packed blob, z_in different from the packed one, invalid sizes); then `out` is
+// untouched. They split output tiles over em_num_threads() threads.
 
 // ---------------------------------------------------------------- convolution
 // 2-D convolution, groups 1, dilation 1, symmetric padding `pad` with the value z_in (= real 0).

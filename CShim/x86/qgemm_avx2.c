@@ -12,7 +12,7 @@
 // 4 channels x 16 pixels. w: em_qprep_s16_k2 weights at channel c0 (pair group stride 32
 // bytes); panel EM_QP_K2 with NR = 16 (32 bytes per k pair).
 EM_AVX2 void em_qukr_u8s8_avx2_4x16(int kp, const void *wblk, const uint8_t *panel,
-                                    int32_t *acc) {
+                                    int32_t *acc, int accumulate) {
     const uint8_t *w = (const uint8_t *)wblk;
     __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
             c30 = c00, c31 = c00;
@@ -34,14 +34,14 @@ EM_AVX2 void em_qukr_u8s8_avx2_4x16(int kp, const void *wblk, const uint8_t *pan
         c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(x0, w3));
         c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(x1, w3));
     }
-    _mm256_storeu_si256((__m256i *)(acc + 0), c00);
-    _mm256_storeu_si256((__m256i *)(acc + 8), c01);
-    _mm256_storeu_si256((__m256i *)(acc + 16), c10);
-    _mm256_storeu_si256((__m256i *)(acc + 24), c11);
-    _mm256_storeu_si256((__m256i *)(acc + 32), c20);
-    _mm256_storeu_si256((__m256i *)(acc + 40), c21);
-    _mm256_storeu_si256((__m256i *)(acc + 48), c30);
-    _mm256_storeu_si256((__m256i *)(acc + 56), c31);
+    _mm256_storeu_si256((__m256i *)(acc + 0), accumulate ? _mm256_add_epi32(c00, _mm256_loadu_si256((const __m256i *)(acc + 0))) : c00);
+    _mm256_storeu_si256((__m256i *)(acc + 8), accumulate ? _mm256_add_epi32(c01, _mm256_loadu_si256((const __m256i *)(acc + 8))) : c01);
+    _mm256_storeu_si256((__m256i *)(acc + 16), accumulate ? _mm256_add_epi32(c10, _mm256_loadu_si256((const __m256i *)(acc + 16))) : c10);
+    _mm256_storeu_si256((__m256i *)(acc + 24), accumulate ? _mm256_add_epi32(c11, _mm256_loadu_si256((const __m256i *)(acc + 24))) : c11);
+    _mm256_storeu_si256((__m256i *)(acc + 32), accumulate ? _mm256_add_epi32(c20, _mm256_loadu_si256((const __m256i *)(acc + 32))) : c20);
+    _mm256_storeu_si256((__m256i *)(acc + 40), accumulate ? _mm256_add_epi32(c21, _mm256_loadu_si256((const __m256i *)(acc + 40))) : c21);
+    _mm256_storeu_si256((__m256i *)(acc + 48), accumulate ? _mm256_add_epi32(c30, _mm256_loadu_si256((const __m256i *)(acc + 48))) : c30);
+    _mm256_storeu_si256((__m256i *)(acc + 56), accumulate ? _mm256_add_epi32(c31, _mm256_loadu_si256((const __m256i *)(acc + 56))) : c31);
 }
 
 // Requantisation row, 8 lanes (same operation sequence as em_qrow_sse41).

@@ -11,7 +11,7 @@
 // wblk: packed block (group stride 32 bytes, channel c at c*4); panel EM_QP_K4 with NR = 32
 // (128 bytes per group of 4 k).
 EM_VNNI void em_qukr_u8s8_avx512vnni_8x32(int kp, const void *wblk, const uint8_t *panel,
-                                          int32_t *acc) {
+                                          int32_t *acc, int accumulate) {
     const uint8_t *w = (const uint8_t *)wblk;
     __m512i c[8][2];
 #pragma clang loop unroll(full)
@@ -29,8 +29,35 @@ EM_VNNI void em_qukr_u8s8_avx512vnni_8x32(int kp, const void *wblk, const uint8_
     }
 #pragma clang loop unroll(full)
     for (int i = 0; i < 8; i++) {
-        _mm512_storeu_si512((void *)(acc + i * 32), c[i][0]);
-        _mm512_storeu_si512((void *)(acc + i * 32 + 16), c[i][1]);
+        _mm512_storeu_si512((void *)(acc + i * 32), accumulate ? _mm512_add_epi32(c[i][0], _mm512_loadu_si512((const void *)(acc + i * 32))) : c[i][0]);
+        _mm512_storeu_si512((void *)(acc + i * 32 + 16), accumulate ? _mm512_add_epi32(c[i][1], _mm512_loadu_si512((const void *)(acc + i * 32 + 16))) : c[i][1]);
+    }
+}
+#endif
+
+#if defined(__x86_64__)
+#define EM_AVX512Q __attribute__((target("avx512f,avx512bw,avx512vl")))
+// Requantisation row, 16 lanes (same operation sequence as em_qrow_sse41; masked tail, so every
+// element goes through the same instructions): vcvtdq2ps, vmulps (+ residual vmulps, vaddps),
+// vmaxps/vminps (clampf; NaN -> lower bound), vcvtps2dq (round half even), + z_out, clamp, narrow.
+EM_AVX512Q void em_qrow_avx512(const int32_t *acc, int n, float mult, int32_t z_out, int32_t lo,
+                               const uint8_t *res, int32_t z_res, float res_mult, uint8_t *dst) {
+    const __m512 vm = _mm512_set1_ps(mult), vrm = _mm512_set1_ps(res_mult);
+    const __m512 flo = _mm512_set1_ps(-EM_QF_LIM), fhi = _mm512_set1_ps(EM_QF_LIM);
+    const __m512i vz = _mm512_set1_epi32(z_out), vlo = _mm512_set1_epi32(lo),
+                  vhi = _mm512_set1_epi32(255), vzr = _mm512_set1_epi32(z_res);
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(k, acc + i)), vm);
+        if (res) {
+            __m512i r = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, res + i));
+            __m512 rv = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(r, vzr)), vrm);
+            v = _mm512_add_ps(v, rv);
+        }
+        v = _mm512_min_ps(_mm512_max_ps(v, flo), fhi);
+        __m512i y = _mm512_add_epi32(_mm512_cvtps_epi32(v), vz);
+        y = _mm512_min_epi32(_mm512_max_epi32(y, vlo), vhi);
+        _mm_mask_storeu_epi8(dst + i, k, _mm512_cvtepi32_epi8(y));
     }
 }
 #endif

@@ -3,7 +3,7 @@ import EdgeMRCNN
 
 let selfTestCommand = Command(
     name: "selftest",
-    summary: "run the built-in checks (kernels, model I/O, pipeline, output)",
+    summary: "run the built-in checks (kernels, model I/O, pipeline, output, eval)",
     usage: "usage: edge-mrcnn selftest",
     details: "",
     spec: ArgSpec(),

@@ -411,6 +411,26 @@ enum QKernelCheck {
             var pool = [UInt8](repeating: sentinel, count: poolF.count + tail)
             em_qmaxpool2d_u8(a, 3, 17, 19, 3, 2, 1, &pool)
             try same(pool, poolF, "maxpool \(tag)")
+            // More pools vs the reference: FPN's LastLevelMaxPool (k1 s2), k2 s2, k3 s1 p1, even sizes.
+            for (pc, ph, pw, pk, ps, pp) in [(5, 9, 8, 1, 2, 0), (4, 10, 11, 2, 2, 0), (3, 16, 18, 3, 2, 1), (2, 7, 7, 3, 1, 1)] {
+                let oh = (ph + 2 * pp - pk) / ps + 1, ow = (pw + 2 * pp - pk) / ps + 1
+                var pr = [UInt8](repeating: 0, count: pc * oh * ow)
+                var po = [UInt8](repeating: sentinel, count: pc * oh * ow + tail)
+                em_qmaxpool2d_u8_ref(a, Int32(pc), Int32(ph), Int32(pw), Int32(pk), Int32(ps), Int32(pp), &pr)
+                em_qmaxpool2d_u8(a, Int32(pc), Int32(ph), Int32(pw), Int32(pk), Int32(ps), Int32(pp), &po)
+                try same(po, pr, "maxpool \(pc)x\(ph)x\(pw) k\(pk) s\(ps) p\(pp) \(tag)")
+            }
+            // Exact ties (.5 results): round half to even on every path.
+            let tx: [Float] = (0..<64).map { Float($0 - 32) * 0.125 } // x * 4 = k / 2
+            var tq = [UInt8](repeating: sentinel, count: tx.count + tail)
+            em_quantize_f32_u8(tx, tx.count, 0.25, 100, &tq)
+            try same(tq, tx.map { finish($0 * 4, 100, 0) }, "quantize ties \(tag)")
+            try SelfTest.expect(tq[33] == 100 && tq[35] == 102 && tq[37] == 102 && tq[31] == 100 && tq[29] == 98,
+                                "quantize ties \(tag): 0.5 -> 0, 1.5 -> 2, 2.5 -> 2, -0.5 -> 0, -1.5 -> -2 expected")
+            var ta = [UInt8](repeating: sentinel, count: n + tail)
+            em_qadd_u8(a, 7, 0.5, b, 9, 0.25, n, 128, 0, &ta)
+            let taF = (0..<n).map { i in finish(Float(Int32(a[i]) - 7) * 0.5 + Float(Int32(b[i]) - 9) * 0.25, 128, 0) }
+            try same(ta, taF, "qadd ties \(tag)")
         }
     }
 }
