@@ -27,9 +27,9 @@ let globalHelp = """
 
     """
 
-var allCommands: [Command] { [detectCommand, evalCommand, benchCommand, convertCommand, infoCommand, selfTestCommand] }
+var allCommands: [Command] { [detectCommand, evalCommand, calibrateCommand, benchCommand, convertCommand, infoCommand, selfTestCommand] }
 
-let mainUsage = "usage: edge-mrcnn [--threads N] <detect|eval|bench|convert|info|selftest> [options] (see edge-mrcnn --help)"
+let mainUsage = "usage: edge-mrcnn [--threads N] <detect|eval|calibrate|bench|convert|info|selftest> [options] (see edge-mrcnn --help)"
 
 func mainHelp() -> String {
     var s = """

@@ -51,8 +51,8 @@ extension ModelConfig {
         if let arch = m["arch"], arch != ModelConfig.architecture {
             throw EdgeError(file: source, "architecture '\(arch)' is not supported (expected \(ModelConfig.architecture))")
         }
-        if let prec = m["precision"], prec != "float32" {
-            throw EdgeError(file: source, "precision '\(prec)' is not supported by this build (expected float32)")
+        if let prec = m["precision"], prec != "float32", prec != "int8" {
+            throw EdgeError(file: source, "precision '\(prec)' is not supported by this build (expected float32 or int8)")
         }
         let k = try int("num_classes")
         guard k >= 2 && k <= 100_000 else { throw EdgeError(file: source, "metadata num_classes \(k) is out of range (2...100000)") }

@@ -78,6 +78,17 @@ public enum ModelConverter {
             } else {
                 lines.append("config: missing or invalid edge-mrcnn metadata")
             }
+            if QuantizedModel.isInt8(store) {
+                lines.append("quantisation: \(m["quant_scheme"] ?? "?")")
+                lines.append("calibration: \(m["calibration_method"] ?? "?") on \(m["calibration_images"] ?? "?") images"
+                    + (m["calibration_method"] == "percentile" ? " (percentile \(m["calibration_percentile"] ?? "?"))" : "")
+                    + ", images sha256 \(m["calibration_images_sha256"] ?? "?")")
+                let fl = QuantizedModel.floatLayers(m)
+                let qn = QuantSpec.layers.count - fl.count
+                lines.append("int8 layers: \(qn) of \(QuantSpec.layers.count) (RoIAlign, box decoding, NMS, softmax, sigmoid and mask paste run in float)")
+                if let fo = m["float_outputs"] { lines.append("float outputs: \(fo)") }
+                lines.append("float layers: " + (fl.isEmpty ? "none" : fl.map { "\($0.name) (\($0.reason))" }.joined(separator: ", ")))
+            }
             lines.append("tensors: \(tc)")
             lines.append("parameters: \(pc)")
         }

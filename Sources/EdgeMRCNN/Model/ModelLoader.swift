@@ -127,6 +127,10 @@ public enum ModelLoader {
 
     /// Every ModelSpec tensor is present, F32 and of the right shape.
     public static func validate(_ store: TensorStore, config: ModelConfig, source: String) throws {
+        if QuantizedModel.isInt8(store) {
+            try QuantizedModel.validate(store, config: config, source: source)
+            return
+        }
         for (name, shape) in ModelSpec.tensors(numClasses: config.numClasses) {
             _ = try store.floatTensor(name, shape: shape, source: source)
         }

@@ -38,6 +38,8 @@ public struct FeatureMap {
 final class Workspace {
     private var scratchBuffer: UnsafeMutableRawPointer?
     private var scratchBytes = 0
+    /// Sees every activation a quantised layer would produce (calibration, simulated int8).
+    var hook: ActivationHook?
 
     deinit { scratchBuffer?.deallocate() }
 

@@ -38,11 +38,22 @@ public final class PipelineTrace {
 public final class MaskRCNN {
     public let config: ModelConfig
     private let store: TensorStore   // keeps the weight memory alive
-    private let backbone: Backbone
-    private let fpn: FPN
+    private let backbone: Backbone?
+    private let fpn: FPN?
+    /// The int8 layers (int8 model files); nil for float models and simulated int8.
+    private var int8: Int8Network?
+    /// EDGE_MRCNN_INT8=simulate: run int8 models on the float kernels with simulated quantisation.
+    static var simulateInt8: Bool {
+        guard let e = getenv("EDGE_MRCNN_INT8") else { return false }
+        return String(cString: e) == "simulate"
+    }
+    /// "float32", "int8" or "int8 (simulated)".
+    public var precision: String { int8 != nil ? "int8" : activationHook is SimulatedInt8 ? "int8 (simulated)" : "float32" }
     private let rpn: RPN
     private let boxHead: BoxHead
     private let maskHead: MaskHead
+    /// Activation name of the normalised, padded input image (the input of the stem).
+    public static let inputName = "input"
 
     /// Binds the weights of `store` (canonical names from ModelSpec). `source` names the file in
     /// error messages. Throws on missing or mis-shaped tensors.
@@ -54,11 +65,27 @@ public final class MaskRCNN {
             throw EdgeError(file: source, "invalid transform sizes min \(config.minSize) max \(config.maxSize)")
         }
         self.config = config
+        var store: TensorStore = store
+        if QuantizedModel.isInt8(store) {
+            if MaskRCNN.simulateInt8 {
+                // simulated on the float kernels: dequantised weights, every activation quantised
+                // in place (EDGE_MRCNN_INT8=simulate; for accuracy studies)
+                let (s, qp) = try QuantizedModel.dequantized(store, config: config, source: source)
+                store = s
+                activationHook = SimulatedInt8(qparams: qp)
+            } else {
+                int8 = try Int8Network(store, config: config, source: source)
+                // the head structs keep their float logic; only their (small) weights are bound
+                let (s, _) = try QuantizedModel.dequantized(store, config: config, source: source,
+                                                            only: { !$0.hasPrefix("backbone.") && $0 != "roi_heads.box_head.fc6" })
+                store = s
+            }
+        }
         self.store = store
-        backbone = try Backbone(store, source: source)
-        fpn = try FPN(store, source: source)
+        backbone = int8 == nil ? try Backbone(store, source: source) : nil
+        fpn = int8 == nil ? try FPN(store, source: source) : nil
         rpn = try RPN(store, source: source)
-        boxHead = try BoxHead(store, numClasses: config.numClasses, source: source)
+        boxHead = try BoxHead(store, numClasses: config.numClasses, source: source, withMLP: int8 == nil)
         maskHead = try MaskHead(store, numClasses: config.numClasses, source: source)
     }
 
@@ -71,10 +98,20 @@ public final class MaskRCNN {
 
     /// `detect` that also fills `trace` (timings always; tensors if trace.captureTensors).
     public func detect(_ image: RGBImage, scoreThresh: Float = 0.05, trace: PipelineTrace?) throws -> [Detection] {
+        try detect(image, scoreThresh: scoreThresh, trace: trace, hook: activationHook)
+    }
+
+    /// Set by the int8 loader: simulated quantisation of every activation (see Quant/).
+    public var activationHook: ActivationHook?
+
+    /// `detect` with an activation hook (calibration observers, simulated int8).
+    public func detect(_ image: RGBImage, scoreThresh: Float = 0.05, trace: PipelineTrace?,
+                       hook: ActivationHook?) throws -> [Detection] {
         guard image.width > 0, image.height > 0, image.pixels.count == image.width * image.height * 3 else {
             throw EdgeError("image has invalid size \(image.width)x\(image.height)")
         }
         let ws = Workspace()
+        ws.hook = hook
         var t0 = monotonicSeconds(), c0 = processCPUSeconds()
         func lap(_ name: String) {
             guard let trace = trace else { return }
@@ -87,27 +124,42 @@ public final class MaskRCNN {
 
         let (x, sizes) = Transform.run(image, config: config, ws)
         trace?.sizes = sizes
+        hook?.activation(MaskRCNN.inputName, x.pointer, x.count)
         if capture { trace?.input = x }
         lap("preprocess")
 
         // C2..C5 are released as soon as the FPN has consumed them.
-        let ps: [FeatureMap] = {
-            let cs = backbone.run(x, ws)
+        let ps: [FeatureMap]
+        var proposals: [Float], pscores: [Float]
+        var det: (boxes: [Float], scores: [Float], labels: [Int])
+        let probs: FloatBuffer
+        if let q = int8 {
+            let pq = try q.features(x)
+            lap("backbone+fpn")
+            ps = pq.prefix(4).map { $0.dequantized() }   // RoIAlign reads float maps
+            (proposals, pscores) = rpn.proposals(try q.rpnHeads(pq), sizes: sizes)
+            if capture { trace?.fpn = ps + [pq[4].dequantized()] }
+            lap("rpn")
+            det = boxHead.run(ps, proposals: proposals, sizes: sizes, scoreThresh: scoreThresh, ws,
+                              predictor: q.boxPredictor(numClasses: config.numClasses))
+            lap("roi_heads")
+            probs = try q.masks(ps, boxes: det.boxes, labels: det.labels, sizes: sizes, numClasses: config.numClasses)
+        } else {
+            let cs = backbone!.run(x, ws)
             lap("backbone")
-            return fpn.run(cs, ws)
-        }()
-        if capture { trace?.fpn = ps }
-        lap("fpn")
-
-        let (proposals, pscores) = rpn.run(ps, sizes: sizes, ws)
-        if capture { trace?.proposals = proposals; trace?.proposalScores = pscores }
-        lap("rpn")
-
-        let det = boxHead.run(ps, proposals: proposals, sizes: sizes, scoreThresh: scoreThresh, ws)
-        if capture { trace?.prePasteBoxes = det.boxes; trace?.scores = det.scores; trace?.labels = det.labels }
-        lap("roi_heads")
-
-        let probs = maskHead.run(ps, boxes: det.boxes, labels: det.labels, sizes: sizes, ws)
+            ps = fpn!.run(cs, ws)
+            if capture { trace?.fpn = ps }
+            lap("fpn")
+            (proposals, pscores) = rpn.run(ps, sizes: sizes, ws)
+            lap("rpn")
+            det = boxHead.run(ps, proposals: proposals, sizes: sizes, scoreThresh: scoreThresh, ws)
+            lap("roi_heads")
+            probs = maskHead.run(ps, boxes: det.boxes, labels: det.labels, sizes: sizes, ws)
+        }
+        if capture {
+            trace?.proposals = proposals; trace?.proposalScores = pscores
+            trace?.prePasteBoxes = det.boxes; trace?.scores = det.scores; trace?.labels = det.labels
+        }
         if capture { trace?.maskProbabilities = probs.toArray() }
         lap("masks")
 

@@ -16,9 +16,13 @@ struct BoxHead {
     let nmsThresh = 0.5
     let detectionsPerImage = 100
     static let chunk = 256
+    /// Activation name of the pooled RoI features (the input of fc6).
+    static let poolName = "roi_heads.box_roi_pool"
 
-    init(_ store: TensorStore, numClasses k: Int, source: String) throws {
-        fc6 = try Linear(store, "roi_heads.box_head.fc6", inF: 256 * 7 * 7, outF: 1024, source: source)
+    /// withMLP false: fc6 is not bound (the int8 pipeline runs the MLP with its own predictor).
+    init(_ store: TensorStore, numClasses k: Int, source: String, withMLP: Bool = true) throws {
+        fc6 = withMLP ? try Linear(store, "roi_heads.box_head.fc6", inF: 256 * 7 * 7, outF: 1024, source: source)
+            : Linear(name: "roi_heads.box_head.fc6")
         fc7 = try Linear(store, "roi_heads.box_head.fc7", inF: 1024, outF: 1024, source: source)
         clsScore = try Linear(store, "roi_heads.box_predictor.cls_score", inF: 1024, outF: k, source: source)
         bboxPred = try Linear(store, "roi_heads.box_predictor.bbox_pred", inF: 1024, outF: 4 * k, source: source)
@@ -26,8 +30,13 @@ struct BoxHead {
     }
 
     /// Detections in resized-image coordinates, descending by score.
+    /// The MLP + predictor on `rows` pooled RoIs [rows, 256*7*7] -> logits [rows, K], deltas
+    /// [rows, 4K] (the int8 pipeline supplies its own).
+    typealias Predictor = (_ pooled: UnsafeMutablePointer<Float>, _ rows: Int, _ logits: UnsafeMutablePointer<Float>,
+                           _ deltas: UnsafeMutablePointer<Float>) -> Void
+
     func run(_ features: [FeatureMap], proposals: [Float], sizes s: ImageSizes, scoreThresh: Float,
-             _ ws: Workspace) -> (boxes: [Float], scores: [Float], labels: [Int]) {
+             _ ws: Workspace, predictor: Predictor? = nil) -> (boxes: [Float], scores: [Float], labels: [Int]) {
         let r = proposals.count / 4
         if r == 0 { return ([], [], []) }
         let k = numClasses
@@ -42,8 +51,14 @@ struct BoxHead {
             let n = min(chunk, r - start)
             MultiScaleRoIAlign.run(levels, boxes: Array(proposals[(4 * start)..<(4 * (start + n))]), sizes: s,
                                    output: 7, out: pooled.pointer)
-            fc6.run(pooled.pointer, rows: n, out: h6.pointer, relu: true)
-            fc7.run(h6.pointer, rows: n, out: h7.pointer, relu: true)
+            if let predictor {
+                predictor(pooled.pointer, n, logits.pointer + start * k, deltas.pointer + start * 4 * k)
+                start += n
+                continue
+            }
+            ws.hook?.activation(BoxHead.poolName, pooled.pointer, n * 256 * 49)
+            fc6.run(pooled.pointer, rows: n, out: h6.pointer, relu: true, hook: ws.hook)
+            fc7.run(h6.pointer, rows: n, out: h7.pointer, relu: true, hook: ws.hook)
             clsScore.run(h7.pointer, rows: n, out: logits.pointer + start * k, relu: false)
             bboxPred.run(h7.pointer, rows: n, out: deltas.pointer + start * 4 * k, relu: false)
             start += n

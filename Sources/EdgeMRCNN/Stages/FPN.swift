@@ -27,6 +27,7 @@ struct FPN {
             let lateral = inner[i](cs[i], ws, relu: false)
             em_upsample_nearest_add_f32(last.pointer, Int32(last.channels), Int32(last.height), Int32(last.width),
                                         lateral.pointer, Int32(lateral.height), Int32(lateral.width))
+            ws.hook?.activation("backbone.fpn.merge.\(i)", lateral.pointer, lateral.count)
             last = lateral
             results[i] = layer[i](lateral, ws, relu: false)
         }

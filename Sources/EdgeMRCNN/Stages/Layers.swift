@@ -7,9 +7,12 @@ struct Conv2d {
     let weight: UnsafePointer<Float>
     let bias: UnsafePointer<Float>
     let cin: Int, cout: Int, kernel: Int, stride: Int, pad: Int
+    /// Canonical layer name (activation hooks report the output under it).
+    var name = ""
 
     init(_ store: TensorStore, _ name: String, cin: Int, cout: Int, kernel: Int, stride: Int = 1,
          pad: Int = 0, source: String) throws {
+        self.name = name
         weight = try store.floatTensor(name + ".weight", shape: [cout, cin, kernel, kernel], source: source).floats
         bias = try store.floatTensor(name + ".bias", shape: [cout], source: source).floats
         self.cin = cin; self.cout = cout; self.kernel = kernel; self.stride = stride; self.pad = pad
@@ -40,6 +43,10 @@ struct Conv2d {
         let scratch = ws.scratch(Int(bytes))
         em_conv2d_f32(input, Int32(cin), Int32(h), Int32(w), weight, bias, Int32(cout), Int32(kernel),
                       Int32(kernel), Int32(stride), Int32(pad), residual, relu ? 1 : 0, out, scratch)
+        if let hook = ws.hook {
+            let (oh, ow) = outSize(h, w)
+            hook.activation(name, out, cout * oh * ow)
+        }
     }
 }
 
@@ -48,8 +55,10 @@ struct Deconv2x2 {
     let weight: UnsafePointer<Float>
     let bias: UnsafePointer<Float>
     let cin: Int, cout: Int
+    let name: String
 
     init(_ store: TensorStore, _ name: String, cin: Int, cout: Int, source: String) throws {
+        self.name = name
         weight = try store.floatTensor(name + ".weight", shape: [cin, cout, 2, 2], source: source).floats
         bias = try store.floatTensor(name + ".bias", shape: [cout], source: source).floats
         self.cin = cin; self.cout = cout
@@ -60,6 +69,7 @@ struct Deconv2x2 {
         let bytes = em_deconv2x2s2_f32_scratch_bytes(Int32(cin), Int32(h), Int32(w), Int32(cout))
         em_deconv2x2s2_f32(input, Int32(cin), Int32(h), Int32(w), weight, bias, Int32(cout), relu ? 1 : 0,
                            out, ws.scratch(Int(bytes)))
+        ws.hook?.activation(name, out, cout * 4 * h * w)
     }
 }
 
@@ -68,15 +78,26 @@ struct Linear {
     let weight: UnsafePointer<Float>
     let bias: UnsafePointer<Float>
     let inF: Int, outF: Int
+    let name: String
 
     init(_ store: TensorStore, _ name: String, inF: Int, outF: Int, source: String) throws {
+        self.name = name
         weight = try store.floatTensor(name + ".weight", shape: [outF, inF], source: source).floats
         bias = try store.floatTensor(name + ".bias", shape: [outF], source: source).floats
         self.inF = inF; self.outF = outF
     }
 
-    func run(_ input: UnsafePointer<Float>, rows: Int, out: UnsafeMutablePointer<Float>, relu: Bool) {
-        if rows == 0 { return }
+    /// An unbound placeholder (never run).
+    init(name: String) {
+        self.name = name; inF = 0; outF = 0
+        weight = UnsafePointer(Linear.nothing); bias = UnsafePointer(Linear.nothing)
+    }
+    private static let nothing = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+
+    func run(_ input: UnsafePointer<Float>, rows: Int, out: UnsafeMutablePointer<Float>, relu: Bool,
+             hook: ActivationHook? = nil) {
+        if rows == 0 || inF == 0 { return }
         em_linear_f32(input, Int32(rows), Int32(inF), weight, bias, Int32(outF), relu ? 1 : 0, out)
+        hook?.activation(name, out, rows * outF)
     }
 }

@@ -15,6 +15,8 @@ struct MaskHead {
     let logits: Conv2d
     let numClasses: Int
     static let size = 28
+    /// Activation name of the pooled RoI features (the input of mask_head.0).
+    static let poolName = "roi_heads.mask_roi_pool"
 
     init(_ store: TensorStore, numClasses k: Int, source: String) throws {
         convs = try (0..<4).map {
@@ -41,6 +43,7 @@ struct MaskHead {
         let c = 256, p = 14, pitch = p + 1
         let pooled = ws.floats(n * c * p * p)
         MultiScaleRoIAlign.run(Array(features.prefix(4)), boxes: boxes, sizes: s, output: p, out: pooled.pointer)
+        ws.hook?.activation(MaskHead.poolName, pooled.pointer, n * c * p * p)
         let g = min(MaskHead.batch, n)
         let maxW = g * pitch - 1
         let a = ws.floats(c * p * maxW), b = ws.floats(c * p * maxW)
@@ -81,6 +84,7 @@ struct MaskHead {
                     em_sgemm(1, Int32(m), Int32(c), wrow, Int32(c), up.pointer + y * uw + 2 * r * pitch,
                              Int32(m * uw), dst + y * m, Int32(m), logits.bias + label, 0, 0)
                 }
+                ws.hook?.activation(logits.name, dst, m * m)
                 for j in 0..<(m * m) { dst[j] = 1 / (1 + expf(-dst[j])) }
             }
             start += cnt

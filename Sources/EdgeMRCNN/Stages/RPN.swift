@@ -27,14 +27,25 @@ struct RPN {
     /// Proposals (x1, y1, x2, y2 in resized-image pixels) and their objectness probabilities,
     /// descending by score.
     func run(_ levels: [FeatureMap], sizes s: ImageSizes, _ ws: Workspace) -> (boxes: [Float], scores: [Float]) {
+        let heads = levels.map { p -> (FeatureMap, FeatureMap) in
+            let t = conv(p, ws, relu: true)
+            return (cls(t, ws, relu: false), bbox(t, ws, relu: false))
+        }
+        return proposals(heads, sizes: s)
+    }
+
+    /// Proposals from the head outputs of every level: objectness logits [A, H, W] and box
+    /// deltas [4A, H, W] (float; the int8 pipeline passes its dequantised outputs).
+    func proposals(_ heads: [(logits: FeatureMap, deltas: FeatureMap)], sizes s: ImageSizes)
+        -> (boxes: [Float], scores: [Float])
+    {
         let a = ModelSpec.anchorsPerLocation
         var candBoxes: [Float] = []
         var candScores: [Float] = []
         var candLevel: [Int] = []
-        for (li, p) in levels.enumerated() {
-            let t = conv(p, ws, relu: true)
-            let logits = cls(t, ws, relu: false)
-            let deltas = bbox(t, ws, relu: false)
+        for (li, head) in heads.enumerated() {
+            let (logits, deltas) = head
+            let p = logits
             let hw = p.height * p.width
             let n = hw * a
             // anchor index i = (y * W + x) * A + a  <->  channel a, pixel y * W + x

@@ -1,0 +1,44 @@
+// Self-checks of the int8 quantisation (no files): parameters, round trip, calibration methods,
+// the layer table.
+
+extension SelfTest {
+    static var quantChecks: [SelfCheck] {
+        [
+            SelfCheck("quant: qparams round trip") {
+                let q = QParams(lo: -2, hi: 6)
+                try expect(q.dequantize(q.quantize(0)) == 0, "zero is exact")
+                var x: Float = -2
+                while x <= 6 {
+                    let e = abs(q.dequantize(q.quantize(x)) - x)
+                    try expect(e <= q.scale * 0.5001, "error \(e) at \(x) above half a step \(q.scale / 2)")
+                    x += 0.013
+                }
+                try expect(QParams(lo: 0.5, hi: 3).zeroPoint == 0, "non-negative range -> zero point 0")
+            },
+            SelfCheck("quant: calibration methods clip outliers") {
+                // a triangle-ish bulk in [-1, 1] plus one far outlier
+                var xs: [Float] = []
+                for i in 0..<20_000 { xs.append(Float(i % 200) / 100 - 1) }
+                xs.append(50)
+                let o = HistogramObserver()
+                o.observe(xs)
+                try expect(o.range(.minmax).hi == 50, "minmax keeps the outlier")
+                for m in [CalibrationMethod.percentile, .entropy] {
+                    let r = o.range(m)
+                    try expect(r.hi < 10 && r.hi > 0.5 && r.lo < -0.5, "\(m.rawValue) range [\(r.lo), \(r.hi)]")
+                }
+                // mse weighs the outlier's clipping error against the step size of the bulk
+                let mm = o.range(.minmax), ms = o.range(.mse)
+                try expect(o.quantizationError(lo: ms.lo, hi: ms.hi) <= o.quantizationError(lo: mm.lo, hi: mm.hi),
+                           "mse range [\(ms.lo), \(ms.hi)] has no smaller error than minmax")
+            },
+            SelfCheck("quant: layer table") {
+                let acts = Set(QuantSpec.activations)
+                for l in QuantSpec.layers {
+                    try expect(acts.contains(l.input), "input of \(l.name) has parameters")
+                }
+                try expect(QuantSpec.layers.count == 74, "74 weight layers, got \(QuantSpec.layers.count)")
+            },
+        ]
+    }
+}

@@ -1,0 +1,65 @@
+// `edge-mrcnn calibrate`: a float model + sample images -> an int8 model file.
+import EdgeMRCNN
+
+let calibrateCommand = Command(
+    name: "calibrate",
+    summary: "calibrate a float model on sample images and write an int8 model",
+    usage: "usage: edge-mrcnn calibrate --model FLOAT_MODEL --images DIR -o INT8.safetensors [--method M] [options]",
+    details: """
+      --model FILE          the float model (.safetensors from `convert`, or a .pth checkpoint)
+      --images DIR          folder of sample .jpg/.jpeg images (at least 2)
+      -o, --output FILE     the int8 model file to write
+      --method M            activation range: minmax, percentile, entropy, mse (default \(CalibrationMethod.defaultMethod.rawValue));
+                            all: one file per method, OUT-<method>.safetensors
+      --percentile P        for --method percentile (default 99.99)
+      --max-images N        use at most the first N images (by name)
+      --min-size N          resize: shorter side target (overrides the model file)
+      --max-size N          resize: longer side limit (overrides the model file)
+      --classes a,b,c       class names, with or without the background
+    """,
+    notes: """
+    The result is deterministic: the same model, images and options give a byte-identical file.
+    Files that are not JPEG images are skipped with a message.
+    """,
+    spec: ArgSpec(values: ["model", "images", "output", "method", "percentile", "max-images", "min-size",
+                           "max-size", "classes"], aliases: ["o": "output"]),
+    run: runCalibrate)
+
+func runCalibrate(_ a: ParsedArgs) throws -> Int32 {
+    guard a.positionals.isEmpty else { throw UsageError("unexpected argument '\(a.positionals[0])'") }
+    let modelPath = try a.requiredString("model")
+    let images = try a.requiredString("images")
+    guard let output = a.string("output"), !output.isEmpty else { throw UsageError("-o INT8.safetensors is required") }
+    var method = CalibrationMethod.defaultMethod
+    var also: [(method: CalibrationMethod, output: String)] = []
+    if a.string("method") == "all" {
+        // one calibration pass, one file per method: OUT-<method>.safetensors
+        let stem = output.hasSuffix(".safetensors") ? String(output.dropLast(12)) : output
+        let outs = CalibrationMethod.allCases.map { ($0, stem + "-" + $0.rawValue + ".safetensors") }
+        method = outs[0].0
+        also = Array(outs.dropFirst())
+        try Calibration.run(modelPath: try a.requiredString("model"), imagesDir: try a.requiredString("images"),
+                            output: outs[0].1, method: method, alsoWrite: also,
+                            maxImages: try a.int("max-images", in: 1...Int(Int32.max)),
+                            percentile: Double(a.string("percentile") ?? "99.99") ?? 99.99,
+                            overrides: try modelOverrides(a), log: { printErr($0) })
+        return 0
+    }
+    if let m = a.string("method") {
+        guard let v = CalibrationMethod(rawValue: m) else {
+            throw UsageError("--method must be one of \(CalibrationMethod.allCases.map { $0.rawValue }.joined(separator: ", ")), got '\(m)'")
+        }
+        method = v
+    }
+    var p = 99.99
+    if let s = a.string("percentile") {
+        guard let v = Double(s), v > 0, v <= 100 else { throw UsageError("--percentile must be a number in (0, 100], got '\(s)'") }
+        p = v
+    }
+    let maxImages = try a.int("max-images", in: 1...Int(Int32.max))
+    let overrides = try modelOverrides(a)
+    warnAboutForcedISA()
+    try Calibration.run(modelPath: modelPath, imagesDir: images, output: output, method: method, maxImages: maxImages,
+                        percentile: p, overrides: overrides, log: { printErr($0) })
+    return 0
+}
