@@ -138,8 +138,49 @@ detect_stage() {
         fi
     done
 }
+# int8: calibrate with the x86 binary on a few shapes-calib images, then detect with the int8 model
+# on x86_64 and under qemu on every INT8_CPUS CPU (cortex-a76: neondot kernels; cortex-a53: neon).
+# The int8 kernels are bit-exact across ISAs, so the JSON files must be byte-identical.
+INT8_CPUS="${EDGE_MRCNN_QEMU_INT8_CPUS-cortex-a76 cortex-a53}"
+int8_stage() {
+    local calib="$WORK/calib-images" q="$WORK/shapes-int8.safetensors" t0 rc
+    mkdir -p "$calib"
+    local n=0 f
+    for f in "$SHARED"/data/shapes-calib/images/*.jpg; do
+        ln -sf "$f" "$calib/"; n=$((n + 1)); [ "$n" -lt 6 ] || break
+    done
+    log "int8: calibrate on $n shapes-calib images with the x86 binary"
+    t0=$(now)
+    set +e; "$XBIN" calibrate --model "$MODEL" --images "$calib" -o "$q" > "$WORK/calibrate.log" 2>&1; rc=$?; set -e
+    if [ "$rc" != 0 ] || [ ! -s "$q" ]; then
+        tail -n 3 "$WORK/calibrate.log"; log "int8: calibrate FAILED (exit $rc)"; SUMMARY+=("int8 calibrate: FAIL"); FAILED=1; return 0
+    fi
+    log "int8: calibrated in $(since "$t0") s"
+    local xjson="$WORK/int8-x86_64.json"
+    set +e; "$XBIN" --threads "$THREADS" detect --model "$q" --json "$xjson" "$IMAGE" > "$WORK/int8-x86_64.log" 2>&1; rc=$?; set -e
+    [ "$rc" = 0 ] && [ -s "$xjson" ] || { log "int8 detect on x86_64 FAILED (exit $rc)"; SUMMARY+=("int8 x86_64: FAIL"); FAILED=1; return 0; }
+    local cpu ajson adt
+    for cpu in $INT8_CPUS; do
+        ajson="$WORK/int8-aarch64-$cpu.json"
+        log "int8: detect on aarch64 ($cpu, qemu)"
+        t0=$(now)
+        set +e; timeout "$QEMU_TIMEOUT" qemu-aarch64-static -cpu "$cpu" "$ABIN" --threads "$THREADS" detect --model "$q" --json "$ajson" "$IMAGE" > "$WORK/int8-$cpu.log" 2>&1; rc=$?; set -e
+        adt=$(since "$t0")
+        if [ "$rc" = 0 ] && cmp -s "$xjson" "$ajson"; then
+            log "int8 detect on $cpu: PASS, JSON byte-identical to x86_64 ($adt s under qemu)"
+            SUMMARY+=("int8 detect $cpu: pass (byte-identical), $adt s")
+        else
+            sed "s/^/[qemu $cpu] /" "$WORK/int8-$cpu.log" | tail -n 5
+            python3 "$ROOT/cross/compare_detections.py" "$xjson" "$ajson" --box-tol 0 --score-tol 0 || true
+            log "int8 detect on $cpu: FAIL (exit $rc; the JSON must be byte-identical to x86_64's)"
+            SUMMARY+=("int8 detect $cpu: FAIL"); FAILED=1
+        fi
+    done
+}
+
 if [ -n "${DETECT_CPUS// /}" ]; then
     detect_stage
+    [ -z "${INT8_CPUS// /}" ] || int8_stage
 else
     log "detect skipped: EDGE_MRCNN_QEMU_DETECT_CPUS is empty"
 fi
