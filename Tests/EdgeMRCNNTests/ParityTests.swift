@@ -200,11 +200,13 @@ final class ParityTests: XCTestCase {
             let rle = refRLE[j]
             let size = rle["size"] as! [Int]
             let ref = rleDecode(rle["counts"] as! String, h: size[0], w: size[1])
+            XCTAssertTrue(d.mask.map { $0.height == size[0] && $0.width == size[1] } ?? true, "\(name): detection \(j) mask size")
+            let ours = d.mask?.rowMajorMask()
             var inter = 0, uni = 0
             for y in 0..<size[0] {
                 for x in 0..<size[1] {
                     let a = ref[y * size[1] + x] != 0
-                    let b = d.mask?.contains(x: x, y: y) ?? false
+                    let b = ours.map { $0[y * size[1] + x] != 0 } ?? false
                     if a && b { inter += 1 }
                     if a || b { uni += 1 }
                 }
@@ -243,7 +245,10 @@ final class PipelineRobustnessTests: XCTestCase {
             XCTAssertLessThanOrEqual(dets.count, 100)
             for d in dets {
                 XCTAssertTrue(d.box.0 >= 0 && d.box.2 <= Float(w) && d.box.1 >= 0 && d.box.3 <= Float(h))
-                if let m = d.mask { XCTAssertTrue(m.x0 >= 0 && m.y0 >= 0 && m.x0 + m.width <= w && m.y0 + m.height <= h) }
+                if let m = d.mask {
+                    XCTAssertTrue(m.height == h && m.width == w && m.counts.reduce(0, +) == w * h)
+                    XCTAssertTrue(m.counts.allSatisfy { $0 >= 0 })
+                }
             }
             XCTAssertEqual(trace.timings.count, 7)
         }

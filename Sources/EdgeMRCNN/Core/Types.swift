@@ -12,7 +12,8 @@ public struct RGBImage {
     }
 }
 
-/// A binary instance mask stored only over the image region its pasted box covers.
+/// A binary instance mask stored only over the image region its pasted box covers (paste output
+/// for tests and tools; detections carry RLE, see Detection.mask).
 /// bits is row-major [height][width] of 0/1, placed at (x0, y0) in an imageWidth x imageHeight image.
 public struct MaskRegion {
     public var x0: Int, y0: Int, width: Int, height: Int
@@ -39,9 +40,16 @@ public struct Detection {
     public var score: Float
     /// Class index (for COCO models the COCO category id).
     public var label: Int
-    public var mask: MaskRegion?
+    /// The instance mask over the whole image as COCO RLE (column-major runs, Output/RLE.swift),
+    /// encoded as soon as it was pasted: a detection never holds a bitmap.
+    public var mask: RLE?
 
-    public init(box: (Float, Float, Float, Float), score: Float, label: Int, mask: MaskRegion?) {
+    public init(box: (Float, Float, Float, Float), score: Float, label: Int, mask: RLE?) {
         self.box = box; self.score = score; self.label = label; self.mask = mask
+    }
+
+    /// A detection whose mask is given as a region bitmap (encoded to RLE at once).
+    public init(box: (Float, Float, Float, Float), score: Float, label: Int, mask region: MaskRegion) {
+        self.init(box: box, score: score, label: label, mask: RLE(region: region))
     }
 }

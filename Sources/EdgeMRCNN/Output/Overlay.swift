@@ -124,15 +124,17 @@ struct Canvas {
         }
     }
 
-    func tint(_ m: MaskRegion, _ c: Overlay.Color, alpha: Int) {
-        guard m.bits.count >= m.width * m.height else { return }
-        let x0 = max(m.x0, 0), x1 = min(m.x0 + m.width, width)
-        let y0 = max(m.y0, 0), y1 = min(m.y0 + m.height, height)
-        if x1 <= x0 || y1 <= y0 { return }
-        for y in y0..<y1 {
-            let row = (y - m.y0) * m.width - m.x0
-            for x in x0..<x1 where m.bits[row + x] != 0 {
-                blend((y * width + x) * 3, c, alpha: alpha)
+    /// Tints the set pixels of an RLE mask, one column run at a time (no bitmap is made).
+    /// A mask of another size than the image is drawn in its own coordinates, clipped.
+    func tint(_ m: RLE, _ c: Overlay.Color, alpha: Int) {
+        let w = width, h = height
+        m.forEachColumnRun { x, y0, y1 in
+            guard x < w else { return }
+            let end = min(y1, h)
+            var y = y0
+            while y < end {
+                blend((y * w + x) * 3, c, alpha: alpha)
+                y += 1
             }
         }
     }

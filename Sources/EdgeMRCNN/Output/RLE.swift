@@ -54,25 +54,48 @@ public struct RLE: Equatable {
     /// Encodes a mask region placed in its full image without materialising the full mask.
     /// Region pixels outside the image are ignored.
     public init(region r: MaskRegion) {
-        let H = max(r.imageHeight, 0), W = max(r.imageWidth, 0)
+        let ok = r.width >= 0 && r.height >= 0 && r.bits.count >= r.width * r.height
+        self = r.bits.withUnsafeBufferPointer { bits in
+            RLE(regionBits: ok ? bits : UnsafeBufferPointer(start: nil, count: 0), x0: r.x0, y0: r.y0,
+                width: r.width, height: r.height, imageWidth: r.imageWidth, imageHeight: r.imageHeight)
+        }
+    }
+
+    /// Encodes a region bitmap (row-major [height][width], nonzero = set, at least width * height
+    /// bytes; fewer encodes an empty mask) placed at (x0, y0) in an imageWidth x imageHeight image.
+    /// Pixels outside the image are ignored. This is the encoder of every pasted mask: detect
+    /// pastes each mask into one reusable buffer and encodes it here at once (Stages/Paste.swift).
+    public init(regionBits bits: UnsafeBufferPointer<UInt8>, x0: Int, y0: Int, width: Int, height: Int,
+                imageWidth: Int, imageHeight: Int) {
+        let H = max(imageHeight, 0), W = max(imageWidth, 0)
         var b = RunBuilder()
         // Clip the region to the image.
-        let cx0 = max(r.x0, 0), cx1 = min(r.x0 + r.width, W)
-        let cy0 = max(r.y0, 0), cy1 = min(r.y0 + r.height, H)
-        if cx1 <= cx0 || cy1 <= cy0 || r.bits.count < r.width * r.height {
+        let cx0 = max(x0, 0), cx1 = min(x0 + width, W)
+        let cy0 = max(y0, 0), cy1 = min(y0 + height, H)
+        if cx1 <= cx0 || cy1 <= cy0 || width <= 0 || height <= 0 || bits.count < width * height
+            || bits.baseAddress == nil {
             b.add(0, H * W)
         } else {
+            let base = bits.baseAddress!
+            let n = cy1 - cy0
             b.add(0, cx0 * H)
-            r.bits.withUnsafeBufferPointer { bits in
-                for x in cx0..<cx1 {
-                    b.add(0, cy0)
-                    var idx = (cy0 - r.y0) * r.width + (x - r.x0)
-                    for _ in cy0..<cy1 {
-                        b.add(bits[idx] != 0 ? 1 : 0, 1)
-                        idx += r.width
+            for x in cx0..<cx1 {
+                b.add(0, cy0)
+                // Walk the column (stride `width`) one run at a time.
+                var p = base + ((cy0 - y0) * width + (x - x0))
+                var y = 0
+                while y < n {
+                    let v = p.pointee != 0
+                    var e = y + 1
+                    p += width
+                    while e < n && (p.pointee != 0) == v {
+                        e += 1
+                        p += width
                     }
-                    b.add(0, H - cy1)
+                    b.add(v ? 1 : 0, e - y)
+                    y = e
                 }
+                b.add(0, H - cy1)
             }
             b.add(0, (W - cx1) * H)
         }
@@ -110,6 +133,43 @@ public struct RLE: Equatable {
             pos += c
         }
         return out
+    }
+
+    /// Calls `body(x, y0, y1)` for every vertical run of set pixels: rows y0..<y1 of column x, in
+    /// column-major order. Runs are cut at column ends; nothing is materialised. Counts that run
+    /// past height * width are ignored.
+    public func forEachColumnRun(_ body: (_ x: Int, _ y0: Int, _ y1: Int) -> Void) {
+        let h = height, total = height * width
+        guard h > 0, total > 0 else { return }
+        var pos = 0
+        var i = 0
+        while i < counts.count && pos < total {
+            let c = max(counts[i], 0)
+            if i % 2 == 1 && c > 0 {
+                var p = pos
+                let end = min(pos + c, total)
+                while p < end {
+                    let x = p / h, y = p - x * h
+                    let y1 = min(h, y + (end - p))
+                    body(x, y, y1)
+                    p += y1 - y
+                }
+            }
+            pos += c
+            i += 1
+        }
+    }
+
+    /// Whether pixel (x, y) is set (a linear walk over the runs: tests, small checks).
+    public func contains(x: Int, y: Int) -> Bool {
+        guard x >= 0, y >= 0, x < width, y < height else { return false }
+        let target = x * height + y
+        var pos = 0
+        for (i, c) in counts.enumerated() {
+            if target < pos + c { return i % 2 == 1 }
+            pos += c
+        }
+        return false
     }
 
     // MARK: - compressed string codec

@@ -49,8 +49,7 @@ public enum ResultsJSON {
         let score = try number(d.score, what: "score of \(fileName)")
         var s = "{\"image_id\":\(imageId),\"file_name\":\(string(fileName)),\"category_id\":\(d.label),"
         s += "\"category_name\":\(string(categoryName)),\"bbox\":[\(bx),\(by),\(bw),\(bh)],\"score\":\(score)"
-        if let m = d.mask {
-            let rle = RLE(region: m)
+        if let rle = d.mask {
             s += ",\"segmentation\":{\"size\":[\(rle.height),\(rle.width)],\"counts\":\(string(rle.compressedString))}"
         }
         s += "}"

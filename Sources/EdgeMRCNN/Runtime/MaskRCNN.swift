@@ -167,12 +167,13 @@ public final class MaskRCNN {
         var out: [Detection] = []
         out.reserveCapacity(det.labels.count)
         let m = MaskHead.size
+        // Streamed: each mask is pasted into one reusable buffer and RLE-encoded at once.
+        var paster = MaskPaster(boxes: boxes, size: m, imageHeight: image.height, imageWidth: image.width)
         for i in 0..<det.labels.count {
             let b = Array(boxes[(4 * i)..<(4 * i + 4)])
-            let region = Paste.mask(probs.pointer + i * m * m, size: m, box: b, imageHeight: image.height,
-                                    imageWidth: image.width)
+            let rle = paster.rle(probs.pointer + i * m * m, box: b)
             out.append(Detection(box: (b[0], b[1], b[2], b[3]), score: det.scores[i], label: det.labels[i],
-                                 mask: region))
+                                 mask: rle))
         }
         lap("paste")
         return out

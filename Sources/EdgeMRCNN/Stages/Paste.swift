@@ -1,6 +1,8 @@
 // torchvision transform.postprocess: boxes rescaled to the original image with float32 ratios
-// (orig / resized per axis), then paste_masks_in_image; masks thresholded at 0.5 and kept only
-// over the box-sized region they cover (MaskRegion), never as full-image planes.
+// (orig / resized per axis), then paste_masks_in_image; masks thresholded at 0.5 over the
+// box-sized region they cover, never as full-image planes. detect streams them (MaskPaster):
+// each mask is pasted into one reusable buffer and RLE-encoded at once, so the output stage holds
+// one region bitmap plus the RLEs, never N bitmaps.
 
 import CShim
 
@@ -33,5 +35,60 @@ enum Paste {
         }
         return MaskRegion(x0: Int(x0), y0: Int(y0), width: Int(rw), height: Int(rh), imageWidth: w,
                           imageHeight: h, bits: bits)
+    }
+
+    /// The clipped image region (x0, y0, width, height) the mask of `box` covers.
+    static func region(box: UnsafePointer<Float>, size m: Int, imageHeight h: Int,
+                       imageWidth w: Int) -> (x0: Int, y0: Int, width: Int, height: Int) {
+        var x0: Int32 = 0, y0: Int32 = 0, rw: Int32 = 0, rh: Int32 = 0
+        em_paste_mask_region(box, Int32(m), Int32(h), Int32(w), &x0, &y0, &rw, &rh)
+        return (Int(x0), Int(y0), Int(rw), Int(rh))
+    }
+}
+
+/// Pastes masks one at a time into one reusable region buffer (sized to the largest region of
+/// the boxes it was made for) and RLE-encodes each at once. Same numerics as `Paste.mask`.
+struct MaskPaster {
+    let size: Int
+    let imageHeight: Int
+    let imageWidth: Int
+    let threshold: Float
+    private var scratch: [UInt8]
+
+    /// `boxes`: flat (x1, y1, x2, y2) in original image coordinates, the masks to come.
+    init(boxes: [Float], size m: Int, imageHeight h: Int, imageWidth w: Int, threshold: Float = 0.5) {
+        size = m; imageHeight = h; imageWidth = w; self.threshold = threshold
+        var largest = 0
+        boxes.withUnsafeBufferPointer { b in
+            var i = 0
+            while i + 4 <= b.count {
+                let r = Paste.region(box: b.baseAddress! + i, size: m, imageHeight: h, imageWidth: w)
+                largest = max(largest, r.width * r.height)
+                i += 4
+            }
+        }
+        scratch = [UInt8](repeating: 0, count: largest)
+    }
+
+    /// Bytes of the region buffer.
+    var scratchBytes: Int { scratch.count }
+
+    /// The RLE of one 28x28 probability map pasted for `box` (4 floats, original image coordinates).
+    mutating func rle(_ probs: UnsafePointer<Float>, box: UnsafePointer<Float>) -> RLE {
+        let (h, w, m, t) = (imageHeight, imageWidth, size, threshold)
+        let r = Paste.region(box: box, size: m, imageHeight: h, imageWidth: w)
+        let n = r.width * r.height
+        if n > scratch.count { scratch = [UInt8](repeating: 0, count: n) }  // a box it was not made for
+        return scratch.withUnsafeMutableBufferPointer { buf in
+            if n > 0 {
+                em_paste_mask_f32(probs, Int32(m), box, Int32(h), Int32(w), t, buf.baseAddress)
+            }
+            return RLE(regionBits: UnsafeBufferPointer(start: buf.baseAddress, count: n), x0: r.x0, y0: r.y0,
+                       width: r.width, height: r.height, imageWidth: w, imageHeight: h)
+        }
+    }
+
+    mutating func rle(_ probs: UnsafePointer<Float>, box: [Float]) -> RLE {
+        box.withUnsafeBufferPointer { rle(probs, box: $0.baseAddress!) }
     }
 }
