@@ -4,7 +4,7 @@ import XCTest
 
 final class ResultsJSONTests: XCTestCase {
     private func det(_ box: (Float, Float, Float, Float), _ score: Float, _ label: Int, mask: MaskRegion? = nil) -> Detection {
-        Detection(box: box, score: score, label: label, mask: mask)
+        Detection(box: box, score: score, label: label, mask: mask.map { RLE(region: $0) })
     }
 
     func testNumbers() throws {

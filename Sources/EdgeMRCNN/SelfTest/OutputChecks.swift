@@ -1,5 +1,6 @@
 // Self-test checks of the output area (see SelfTest.swift): the COCO RLE codec on the examples
-// of notes/formats.md §5 (checked against pycocotools) and the results JSON writer.
+// of notes/formats.md §5 (checked against pycocotools), the streamed paste -> RLE path and the
+// results JSON writer.
 
 extension SelfTest {
     static var outputChecks: [SelfCheck] {
@@ -45,6 +46,24 @@ extension SelfTest {
                 try expect(a == b, "region and full-mask encoders differ")
                 let back = try RLE(height: H, width: W, compressed: a.compressedString)
                 try expect(back.rowMajorMask() == full, "round trip differs")
+            },
+            SelfCheck("output.paste-streamed") {
+                // detect's streamed paste (one reusable buffer, RLE at once) equals the bitmap paste,
+                // with the buffer reused from a big mask for smaller ones.
+                var probs = [Float](repeating: 0, count: 28 * 28)
+                for y in 0..<28 { for x in 0..<28 { probs[y * 28 + x] = Float((x * 7 + y * 13) % 17) / 16 } }
+                let boxes: [Float] = [-4, -3, 70, 45, 10, 5, 30.5, 22.25, 50, 30, 90, 90, 66, 1, 66.5, 1.5]
+                let H = 41, W = 67
+                var paster = MaskPaster(boxes: boxes, size: 28, imageHeight: H, imageWidth: W)
+                for i in 0..<4 {
+                    let b = Array(boxes[(4 * i)..<(4 * i + 4)])
+                    let (got, want) = probs.withUnsafeBufferPointer { p in
+                        (paster.rle(p.baseAddress!, box: b),
+                         RLE(region: Paste.mask(p.baseAddress!, size: 28, box: b, imageHeight: H, imageWidth: W)))
+                    }
+                    try expect(got == want, "box \(i): streamed \(got.counts.prefix(6)) vs bitmap \(want.counts.prefix(6))")
+                }
+                try expect(paster.scratchBytes <= H * W, "buffer \(paster.scratchBytes) bytes")
             },
             SelfCheck("output.results-json") {
                 // counts "32103" is what pycocotools.mask.encode gives for this mask.
