@@ -83,6 +83,12 @@ typedef void (*em_qadd_row_fn)(const uint8_t *a, int32_t z_a, float a_mult, cons
                                int32_t z_b, float b_mult, int n, int32_t z_out, int32_t lo,
                                uint8_t *out);
 typedef void (*em_qquant_row_fn)(const float *x, int n, float inv_scale, int32_t z, uint8_t *out);
+// RoIAlign on uint8 HWC maps, one sample point over n channels (em_roi_align_u8_hwc): with
+// v_i = (float)(f_i[c] - z) * s, acc[c] += ((w1 * v1 + w2 * v2) + w3 * v3) + w4 * v4, in exactly
+// this order on every ISA.
+typedef void (*em_qroi_row_fn)(const uint8_t *f1, const uint8_t *f2, const uint8_t *f3,
+                               const uint8_t *f4, float w1, float w2, float w3, float w4, int32_t z,
+                               float s, int n, float *acc);
 
 typedef struct em_qgemm_params {
     int mr, nr;       // channels (1, 2, 4 or 8) x pixels per micro-kernel call
@@ -95,6 +101,7 @@ typedef struct em_qgemm_params {
     int xor_term;     // 1: the panel is offset by -128: add 128 * rowsum to the term
     em_qadd_row_fn add_row;
     em_qquant_row_fn quant_row;
+    em_qroi_row_fn roi_row;
 } em_qgemm_params;
 
 const em_qgemm_params *em_qgemm_params_current(void);
@@ -106,10 +113,18 @@ void em_qrow_generic(const int32_t *acc, int n, float mult, int32_t z_out, int32
 void em_qadd_row_generic(const uint8_t *a, int32_t z_a, float a_mult, const uint8_t *b,
                          int32_t z_b, float b_mult, int n, int32_t z_out, int32_t lo, uint8_t *out);
 void em_qquant_row_generic(const float *x, int n, float inv_scale, int32_t z, uint8_t *out);
+void em_qroi_row_generic(const uint8_t *f1, const uint8_t *f2, const uint8_t *f3, const uint8_t *f4,
+                         float w1, float w2, float w3, float w4, int32_t z, float s, int n,
+                         float *acc);
 #if defined(__x86_64__)
 void em_qadd_row_sse41(const uint8_t *a, int32_t z_a, float a_mult, const uint8_t *b, int32_t z_b,
                        float b_mult, int n, int32_t z_out, int32_t lo, uint8_t *out);
 void em_qquant_row_sse41(const float *x, int n, float inv_scale, int32_t z, uint8_t *out);
+void em_qroi_row_avx2(const uint8_t *f1, const uint8_t *f2, const uint8_t *f3, const uint8_t *f4,
+                      float w1, float w2, float w3, float w4, int32_t z, float s, int n, float *acc);
+void em_qroi_row_avx512(const uint8_t *f1, const uint8_t *f2, const uint8_t *f3, const uint8_t *f4,
+                        float w1, float w2, float w3, float w4, int32_t z, float s, int n,
+                        float *acc);
 void em_qukr_u8s8_sse41_4x8(int kp, const void *wblk, const uint8_t *panel, int32_t *acc,
                          int accumulate);
 void em_qprep_s16_k2(int kp, const int8_t *blk, void *dst);

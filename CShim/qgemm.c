@@ -71,7 +71,7 @@ static qbufs *thread_qbufs(size_t np, size_t nt, size_t nw) {
 // ---------------------------------------------------------------- job
 
 enum { QSRC_ROWS = 0, QSRC_CONV = 1, QSRC_COLS = 2 };
-enum { QOUT_CHW = 0, QOUT_DECONV = 1, QOUT_NM_U8 = 2, QOUT_NM_F32 = 3 };
+enum { QOUT_CHW = 0, QOUT_DECONV = 1, QOUT_NM_U8 = 2, QOUT_NM_F32 = 3, QOUT_CHW_F32 = 4 };
 
 typedef struct {
     em_qw q;
@@ -215,6 +215,37 @@ static void format_panel(const uint8_t *tmp, long ld, int Kp, int NR, int fmt, u
 static void epilogue(const qjob *j, const em_qgemm_params *P, int32_t *acc, int NR, int m0, int mr,
                      int n0, int nv) {
     uint8_t row[64];
+    if (j->out_kind == QOUT_DECONV) {
+        // Rows come in (dx = 0, dx = 1) pairs of one (co, dy) (m = co * 4 + dy * 2 + dx; m0 is a
+        // multiple of 8 and M of 4): requantise both, then write them interleaved, one output
+        // row segment at a time.
+        uint8_t r1[64];
+        const int W = j->dW, H = j->dH;
+        for (int i = 0; i < mr; i += 2) {
+            int m = m0 + i;
+            if (m >= j->q.M) break;
+            for (int d = 0; d < 2; d++) {
+                int32_t *a = acc + (size_t)(i + d) * NR;
+                int32_t t = j->q.term[m + d] + (P->xor_term ? 128 * j->q.rowsum[m + d] : 0);
+                for (int p = 0; p < nv; p++) a[p] += t;
+                P->row(a, nv, j->mult[m >> 2], j->z_out, j->lo, NULL, 0, 0.0f, d ? r1 : row);
+            }
+            int co = m >> 2, dy = (m >> 1) & 1;
+            int y = n0 / W, x = n0 - y * W, p = 0;
+            while (p < nv) {
+                int seg = W - x < nv - p ? W - x : nv - p;
+                uint8_t *o = j->out + ((size_t)co * 2 * H + 2 * y + dy) * 2 * W + 2 * x;
+                for (int q = 0; q < seg; q++) {
+                    o[2 * q] = row[p + q];
+                    o[2 * q + 1] = r1[p + q];
+                }
+                p += seg;
+                x = 0;
+                y++;
+            }
+        }
+        return;
+    }
     for (int i = 0; i < mr; i++) {
         int m = m0 + i;
         if (m >= j->q.M) break;
@@ -228,23 +259,16 @@ static void epilogue(const qjob *j, const em_qgemm_params *P, int32_t *acc, int 
                    j->res_mult, j->out + o);
             break;
         }
-        case QOUT_DECONV: {
-            int co = m >> 2, dy = (m >> 1) & 1, dx = m & 1, W = j->dW, H = j->dH;
-            P->row(a, nv, j->mult[co], j->z_out, j->lo, NULL, 0, 0.0f, row);
-            int y = n0 / W, x = n0 - y * W;
-            for (int p = 0; p < nv; p++) {
-                j->out[((size_t)co * 2 * H + 2 * y + dy) * 2 * W + 2 * x + dx] = row[p];
-                if (++x == W) {
-                    x = 0;
-                    y++;
-                }
-            }
-            break;
-        }
         case QOUT_NM_U8:
             P->row(a, nv, j->mult[m], j->z_out, j->lo, NULL, 0, 0.0f, row);
             for (int p = 0; p < nv; p++) j->out[(size_t)(n0 + p) * j->q.M + m] = row[p];
             break;
+        case QOUT_CHW_F32: {
+            float d = j->mult[m];
+            float *o = j->outf + (size_t)m * j->N + n0;
+            for (int p = 0; p < nv; p++) o[p] = (float)a[p] * d;
+            break;
+        }
         default: {
             float d = j->mult[m];
             for (int p = 0; p < nv; p++) j->outf[(size_t)(n0 + p) * j->q.M + m] = (float)a[p] * d;
@@ -436,6 +460,33 @@ int em_qconv2d_u8(const uint8_t *in, int Cin, int H, int W, int32_t z_in, const 
     if (qgemm_run(&j) != 0)
         return em_qconv2d_u8_ref(in, Cin, H, W, z_in, packed, Cout, KH, KW, stride, pad, mult,
                                  z_out, residual, z_res, res_mult, relu, out);
+    return 0;
+}
+
+int em_qconv2d_u8_f32(const uint8_t *in, int Cin, int H, int W, int32_t z_in, const void *packed,
+                      int Cout, int KH, int KW, int stride, int pad, const float *deq, float *out) {
+    qjob j;
+    memset(&j, 0, sizeof j);
+    if (!in || !out || !deq || em_qw_open(packed, &j.q) != 0) return -1;
+    if (Cin <= 0 || H <= 0 || W <= 0 || KH <= 0 || KW <= 0 || stride <= 0 || pad < 0) return -1;
+    if (j.q.M != Cout || j.q.K != Cin * KH * KW || j.q.z_in != z_in) return -1;
+    if (H + 2 * pad < KH || W + 2 * pad < KW) return -1;
+    int OH = (H + 2 * pad - KH) / stride + 1, OW = (W + 2 * pad - KW) / stride + 1;
+    j.N = OH * OW;
+    j.src = in;
+    if (KH == 1 && KW == 1 && stride == 1 && pad == 0) {
+        j.src_kind = QSRC_ROWS;
+        j.ldk = (long)H * W;
+    } else {
+        j.src_kind = QSRC_CONV;
+        j.H = H, j.W = W, j.KH = KH, j.KW = KW, j.stride = stride, j.pad = pad, j.OW = OW;
+    }
+    j.out_kind = QOUT_CHW_F32;
+    j.outf = out;
+    j.mult = deq;
+    if (qgemm_run(&j) != 0)
+        return em_qconv2d_u8_f32_ref(in, Cin, H, W, z_in, packed, Cout, KH, KW, stride, pad, deq,
+                                     out);
     return 0;
 }
 

@@ -122,6 +122,30 @@ int em_qlinear_u8_f32(const uint8_t *in, int N, int K, int32_t z_in, const void 
 int em_qlinear_u8_f32_ref(const uint8_t *in, int N, int K, int32_t z_in, const void *packed,
                           int M, const float *deq, float *out);
 
+// Convolution with float output straight from the int32 accumulators (the RPN heads and the mask
+// logits): out[m, oy, ox] = (float)acc * deq[m] (as em_qlinear_u8_f32), CHW [Cout, OH, OW];
+// shapes as em_qconv2d_u8. 1x1 stride-1 convolutions read the input rows directly.
+int em_qconv2d_u8_f32(const uint8_t *in, int Cin, int H, int W, int32_t z_in, const void *packed,
+                      int Cout, int KH, int KW, int stride, int pad, const float *deq, float *out);
+int em_qconv2d_u8_f32_ref(const uint8_t *in, int Cin, int H, int W, int32_t z_in,
+                          const void *packed, int Cout, int KH, int KW, int stride, int pad,
+                          const float *deq, float *out);
+
+// ---------------------------------------------------------------- RoIAlign on uint8 maps
+// CHW -> HWC copy of a uint8 map (RoIAlign samples all channels of a pixel at once).
+void em_transpose_chw_hwc_u8(const uint8_t *in, int C, int H, int W, uint8_t *out);
+// torchvision roi_align (aligned = false semantics and sample points as em_roi_align_f32) on a
+// uint8 feature map in HWC layout [H, W, C] with quantisation (s_in, z_in), output quantised with
+// (s_out, z_out). Each tap is dequantised as (float)(q - z_in) * s_in, the bin average is formed
+// with em_roi_align_f32's float operations in the same order and quantised as em_quantize_f32_u8
+// does: the result equals em_dequantize_u8_f32 -> em_roi_align_f32 -> em_quantize_f32_u8 bit for
+// bit, on every ISA and for any thread count. RoI r writes its pooled [C, PH, PW] block to
+// out[out_offset[r] + c * cstride + ph * ystride + pw]. Returns 0, or -1 on bad arguments.
+int em_roi_align_u8_hwc(const uint8_t *feat, int C, int H, int W, float s_in, int32_t z_in,
+                        float spatial_scale, int sampling_ratio, const float *rois, int R,
+                        const size_t *out_offset, int PH, int PW, size_t cstride, size_t ystride,
+                        float s_out, int32_t z_out, uint8_t *out);
+
 // ---------------------------------------------------------------- element-wise
 // Rescaled add, n elements: a_mult = s_a / s_out, b_mult = s_b / s_out,
 //   v = (float)(a - z_a) * a_mult + (float)(b - z_b) * b_mult    (two products, then one add)

@@ -235,3 +235,30 @@ void em_qmaxpool2d_u8_ref(const uint8_t *in, int C, int H, int W, int k, int str
                 out[((size_t)c * OH + oy) * OW + ox] = (uint8_t)m;
             }
 }
+
+int em_qconv2d_u8_f32_ref(const uint8_t *in, int Cin, int H, int W, int32_t z_in,
+                          const void *packed, int Cout, int KH, int KW, int stride, int pad,
+                          const float *deq, float *out) {
+    em_qw q;
+    if (!in || !out || !deq || em_qw_open(packed, &q) != 0) return -1;
+    if (Cin <= 0 || H <= 0 || W <= 0 || KH <= 0 || KW <= 0 || stride <= 0 || pad < 0) return -1;
+    if (q.M != Cout || q.K != Cin * KH * KW || q.z_in != z_in) return -1;
+    if (H + 2 * pad < KH || W + 2 * pad < KW) return -1;
+    int OH = (H + 2 * pad - KH) / stride + 1, OW = (W + 2 * pad - KW) / stride + 1;
+    for (int m = 0; m < Cout; m++)
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++) {
+                int32_t acc = q.term[m];
+                for (int ci = 0; ci < Cin; ci++)
+                    for (int ky = 0; ky < KH; ky++)
+                        for (int kx = 0; kx < KW; kx++) {
+                            int iy = oy * stride - pad + ky, ix = ox * stride - pad + kx;
+                            int x = (iy < 0 || iy >= H || ix < 0 || ix >= W)
+                                        ? z_in
+                                        : in[((size_t)ci * H + iy) * W + ix];
+                            acc += em_qw_at(&q, m, (ci * KH + ky) * KW + kx) * x;
+                        }
+                out[((size_t)m * OH + oy) * OW + ox] = (float)acc * deq[m];
+            }
+    return 0;
+}

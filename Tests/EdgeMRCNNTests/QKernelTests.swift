@@ -81,8 +81,23 @@ final class QKernelTests: XCTestCase {
 
     func testElementwise() throws { try Q.elementwise() }
 
+    func testFloatOutputConv() throws { for c in Q.floatConvCases { try Q.floatConv(c) } }
+
+    func testTransposeCHWtoHWC() throws { try Q.transpose() }
+
+    /// The uint8 RoIAlign equals dequantise -> float RoIAlign -> quantise byte for byte.
+    func testRoIAlignU8MatchesFloatRoundTrip() throws { for c in Q.roiCases { try Q.roiAlign(c) } }
+
+    func testRoIAlignU8RejectsBadArguments() {
+        var out = [UInt8](repeating: 0, count: 16)
+        let feat = [UInt8](repeating: 1, count: 8), box: [Float] = [0, 0, 1, 1], off = [0]
+        XCTAssertEqual(em_roi_align_u8_hwc(feat, 0, 2, 2, 1, 0, 1, 2, box, 1, off, 2, 2, 4, 2, 1, 0, &out), -1)
+        XCTAssertEqual(em_roi_align_u8_hwc(feat, 2, 2, 2, 1, 0, 1, 2, box, 1, off, 2, 2, 4, 2, 0, 0, &out), -1)
+        XCTAssertEqual(em_roi_align_u8_hwc(feat, 2, 2, 2, 1, 0, 1, 2, box, 0, off, 2, 2, 4, 2, 1, 0, &out), 0)
+    }
+
     func testSelfCheckListRegistered() {
-        XCTAssertEqual(SelfTest.qkernelChecks.count, 4)
+        XCTAssertEqual(SelfTest.qkernelChecks.count, 6)
         XCTAssertTrue(SelfTest.all.contains { $0.name.hasPrefix("qkernels:") })
     }
 }

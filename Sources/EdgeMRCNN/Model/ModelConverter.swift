@@ -85,7 +85,7 @@ public enum ModelConverter {
                     + ", images sha256 \(m["calibration_images_sha256"] ?? "?")")
                 let fl = QuantizedModel.floatLayers(m)
                 let qn = QuantSpec.layers.count - fl.count
-                lines.append("int8 layers: \(qn) of \(QuantSpec.layers.count) (RoIAlign, box decoding, NMS, softmax, sigmoid and mask paste run in float)")
+                lines.append("int8 layers: \(qn) of \(QuantSpec.layers.count) (RoIAlign samples the uint8 maps in float arithmetic; box decoding, NMS, softmax, sigmoid and mask paste run in float)")
                 if let fo = m["float_outputs"] { lines.append("float outputs: \(fo)") }
                 lines.append("float layers: " + (fl.isEmpty ? "none" : fl.map { "\($0.name) (\($0.reason))" }.joined(separator: ", ")))
             }

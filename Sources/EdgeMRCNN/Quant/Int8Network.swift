@@ -64,26 +64,19 @@ struct QLayer {
         return out
     }
 
-    /// A 1x1 convolution with float output straight from the int32 accumulators:
-    /// out[m, p] = acc[m, p] * s_in * w_s[m] (em_qlinear_u8_f32 on the transposed map).
-    func conv1x1Float(_ x: UnsafePointer<UInt8>, _ h: Int, _ w: Int, out: UnsafeMutablePointer<Float>) throws {
-        let hw = h * w
-        let t = ByteBuffer(count: hw * cin)
-        for c in 0..<cin {
-            let src = x + c * hw
-            for p in 0..<hw { t.pointer[p * cin + c] = src[p] }
-        }
-        let tmp = FloatBuffer(count: hw * cout)
+    /// A convolution with float CHW output straight from the int32 accumulators:
+    /// out[m, p] = acc[m, p] * s_in * w_s[m] (em_qconv2d_u8_f32).
+    func convFloatInto(_ x: UnsafePointer<UInt8>, _ h: Int, _ w: Int, out: UnsafeMutablePointer<Float>) throws {
         let rc = mult.withUnsafeBufferPointer { m in
-            em_qlinear_u8_f32(t.pointer, Int32(hw), Int32(cin), inQ.zeroPoint, packed, Int32(cout), m.baseAddress, tmp.pointer)
+            em_qconv2d_u8_f32(x, Int32(cin), Int32(h), Int32(w), inQ.zeroPoint, packed, Int32(cout), Int32(kernel),
+                              Int32(kernel), Int32(stride), Int32(pad), m.baseAddress, out)
         }
         if rc != 0 { throw EdgeError("int8 layer \(name) rejected its arguments") }
-        for p in 0..<hw { for m in 0..<cout { out[m * hw + p] = tmp.pointer[p * cout + m] } }
     }
 
     func convFloat(_ x: U8Map) throws -> FeatureMap {
         let f = FeatureMap(buffer: FloatBuffer(count: cout * x.height * x.width), channels: cout, height: x.height, width: x.width)
-        try conv1x1Float(x.pointer, x.height, x.width, out: f.pointer)
+        try convFloatInto(x.pointer, x.height, x.width, out: f.pointer)
         return f
     }
 
@@ -197,47 +190,56 @@ final class Int8Network {
 
     // ------------------------------------------------------------------ box head MLP
 
-    /// BoxHead.Predictor on the int8 kernels.
-    func boxPredictor(numClasses k: Int) -> BoxHead.Predictor {
+    /// P2..P5 (of `features`) copied to HWC layout for the uint8 RoIAlign.
+    func hwcLevels(_ levels: [U8Map]) -> [U8Map] {
+        levels.prefix(4).map { m in
+            let t = U8Map(m.channels, m.height, m.width, m.q)
+            em_transpose_chw_hwc_u8(m.pointer, Int32(m.channels), Int32(m.height), Int32(m.width), t.pointer)
+            return t
+        }
+    }
+
+    /// BoxHead.Scorer on the int8 kernels: 7x7 RoIAlign from the uint8 HWC maps straight to the
+    /// quantised fc6 input, fc6, fc7 (uint8), cls_score and bbox_pred (float from int32).
+    func boxScorer(_ hwc: [U8Map], sizes: ImageSizes) -> BoxHead.Scorer {
         let pq = qparams[BoxHead.poolName]!
         let fc6 = layer("roi_heads.box_head.fc6"), fc7 = layer("roi_heads.box_head.fc7")
         let cls = layer("roi_heads.box_predictor.cls_score"), bbox = layer("roi_heads.box_predictor.bbox_pred")
         var xq = ByteBuffer(count: 0), h6 = ByteBuffer(count: 0), h7 = ByteBuffer(count: 0)
-        return { pooled, n, logits, deltas in
-            let inF = fc6.cin
+        return { boxes, n, logits, deltas in
+            let inF = fc6.cin, p = 7
             if xq.count < n * inF { xq = ByteBuffer(count: n * inF); h6 = ByteBuffer(count: n * 1024); h7 = ByteBuffer(count: n * 1024) }
-            em_quantize_f32_u8(pooled, n * inF, pq.scale, pq.zeroPoint, xq.pointer)
-            fc6.mult.withUnsafeBufferPointer { m in
-                _ = em_qlinear_u8(xq.pointer, Int32(n), Int32(inF), pq.zeroPoint, fc6.packed, Int32(fc6.cout),
-                                  m.baseAddress, fc6.outQ!.zeroPoint, 1, h6.pointer)
+            try MultiScaleRoIAlign.runU8(hwc, boxes: boxes, count: n, sizes: sizes, output: p, outQ: pq, out: xq.pointer,
+                                         cstride: p * p, ystride: p, offset: { $0 * inF })
+            var rc = fc6.mult.withUnsafeBufferPointer { m in
+                em_qlinear_u8(xq.pointer, Int32(n), Int32(inF), pq.zeroPoint, fc6.packed, Int32(fc6.cout),
+                              m.baseAddress, fc6.outQ!.zeroPoint, 1, h6.pointer)
             }
-            fc7.mult.withUnsafeBufferPointer { m in
-                _ = em_qlinear_u8(h6.pointer, Int32(n), Int32(fc7.cin), fc7.inQ.zeroPoint, fc7.packed, Int32(fc7.cout),
-                                  m.baseAddress, fc7.outQ!.zeroPoint, 1, h7.pointer)
+            rc |= fc7.mult.withUnsafeBufferPointer { m in
+                em_qlinear_u8(h6.pointer, Int32(n), Int32(fc7.cin), fc7.inQ.zeroPoint, fc7.packed, Int32(fc7.cout),
+                              m.baseAddress, fc7.outQ!.zeroPoint, 1, h7.pointer)
             }
             for (l, out) in [(cls, logits), (bbox, deltas)] {
-                l.mult.withUnsafeBufferPointer { m in
-                    _ = em_qlinear_u8_f32(h7.pointer, Int32(n), Int32(l.cin), l.inQ.zeroPoint, l.packed, Int32(l.cout),
-                                          m.baseAddress, out)
+                rc |= l.mult.withUnsafeBufferPointer { m in
+                    em_qlinear_u8_f32(h7.pointer, Int32(n), Int32(l.cin), l.inQ.zeroPoint, l.packed, Int32(l.cout),
+                                      m.baseAddress, out)
                 }
             }
+            if rc != 0 { throw EdgeError("int8 box head rejected its arguments") }
         }
     }
 
     // ------------------------------------------------------------------ mask head
 
     /// 28x28 probabilities [N * 784] of the predicted labels (same batching as MaskHead.run).
-    func masks(_ features: [FeatureMap], boxes: [Float], labels: [Int], sizes s: ImageSizes, numClasses: Int) throws -> FloatBuffer {
+    /// `hwc`: uint8 P2..P5 in HWC layout (hwcLevels).
+    func masks(_ hwc: [U8Map], boxes: [Float], labels: [Int], sizes s: ImageSizes, numClasses: Int) throws -> FloatBuffer {
         let n = labels.count
         let m = MaskHead.size
         let out = FloatBuffer(count: n * m * m)
         if n == 0 { return out }
         let c = 256, p = 14, pitch = p + 1
-        let pooled = FloatBuffer(count: n * c * p * p)
-        MultiScaleRoIAlign.run(Array(features.prefix(4)), boxes: boxes, sizes: s, output: p, out: pooled.pointer)
         let pq = qparams[MaskHead.poolName]!
-        let pooledQ = ByteBuffer(count: n * c * p * p)
-        em_quantize_f32_u8(pooled.pointer, n * c * p * p, pq.scale, pq.zeroPoint, pooledQ.pointer)
         let convs = (0..<4).map { layer("roi_heads.mask_head.\($0)") }
         let deconv = layer("roi_heads.mask_predictor.conv5_mask"), logits = layer("roi_heads.mask_predictor.mask_fcn_logits")
         let g = min(MaskHead.batch, n)
@@ -249,14 +251,12 @@ final class Int8Network {
         while start < n {
             let cnt = min(g, n - start)
             let w = cnt * pitch - 1
+            // the RoIs of this batch side by side, separated by one zero-point column
             a.pointer.initialize(repeating: UInt8(pq.zeroPoint), count: c * p * w)
-            for r in 0..<cnt {
-                let src = pooledQ.pointer + (start + r) * c * p * p
-                for ch in 0..<c {
-                    for y in 0..<p {
-                        (a.pointer + (ch * p + y) * w + r * pitch).update(from: src + (ch * p + y) * p, count: p)
-                    }
-                }
+            try boxes.withUnsafeBufferPointer { bp in
+                try MultiScaleRoIAlign.runU8(hwc, boxes: bp.baseAddress! + 4 * start, count: cnt, sizes: s, output: p,
+                                             outQ: pq, out: a.pointer, cstride: p * w, ystride: w,
+                                             offset: { $0 * pitch })
             }
             func zeroSeparators(_ x: UnsafeMutablePointer<UInt8>, _ z: Int32) {
                 if cnt < 2 { return }
@@ -275,7 +275,7 @@ final class Int8Network {
             }
             if rc != 0 { throw EdgeError("int8 deconvolution rejected its arguments") }
             let uw = 2 * w
-            try logits.conv1x1Float(up.pointer, 2 * p, uw, out: lg.pointer)
+            try logits.convFloatInto(up.pointer, 2 * p, uw, out: lg.pointer)
             for r in 0..<cnt {
                 let i = start + r
                 let label = min(max(labels[i], 0), numClasses - 1)

@@ -74,19 +74,18 @@ public final class MaskRCNN {
                 store = s
                 activationHook = SimulatedInt8(qparams: qp)
             } else {
+                // every weight layer runs on the int8 kernels; the head structs only contribute
+                // their float post-processing (decoding, NMS, ...), so no float weights are bound
                 int8 = try Int8Network(store, config: config, source: source)
-                // the head structs keep their float logic; only their (small) weights are bound
-                let (s, _) = try QuantizedModel.dequantized(store, config: config, source: source,
-                                                            only: { !$0.hasPrefix("backbone.") && $0 != "roi_heads.box_head.fc6" })
-                store = s
             }
         }
         self.store = store
-        backbone = int8 == nil ? try Backbone(store, source: source) : nil
-        fpn = int8 == nil ? try FPN(store, source: source) : nil
-        rpn = try RPN(store, source: source)
-        boxHead = try BoxHead(store, numClasses: config.numClasses, source: source, withMLP: int8 == nil)
-        maskHead = try MaskHead(store, numClasses: config.numClasses, source: source)
+        let bind = int8 == nil
+        backbone = bind ? try Backbone(store, source: source) : nil
+        fpn = bind ? try FPN(store, source: source) : nil
+        rpn = try RPN(store, source: source, bindWeights: bind)
+        boxHead = try BoxHead(store, numClasses: config.numClasses, source: source, bindWeights: bind)
+        maskHead = try MaskHead(store, numClasses: config.numClasses, source: source, bindWeights: bind)
     }
 
     /// Runs the whole model on one image. Detections are in original image coordinates, sorted
@@ -129,30 +128,33 @@ public final class MaskRCNN {
         lap("preprocess")
 
         // C2..C5 are released as soon as the FPN has consumed them.
-        let ps: [FeatureMap]
         var proposals: [Float], pscores: [Float]
         var det: (boxes: [Float], scores: [Float], labels: [Int])
         let probs: FloatBuffer
         if let q = int8 {
-            let pq = try q.features(x)
+            var pq = try q.features(x)
             lap("backbone+fpn")
-            ps = pq.prefix(4).map { $0.dequantized() }   // RoIAlign reads float maps
-            (proposals, pscores) = rpn.proposals(try q.rpnHeads(pq), sizes: sizes)
-            if capture { trace?.fpn = ps + [pq[4].dequantized()] }
+            let heads = try q.rpnHeads(pq)
+            if capture { trace?.fpn = pq.map { $0.dequantized() } }
+            // RoIAlign samples every channel of a pixel at once: P2..P5 in HWC from here on
+            let hwc = q.hwcLevels(pq)
+            pq = []
+            (proposals, pscores) = rpn.proposals(heads, sizes: sizes)
             lap("rpn")
-            det = boxHead.run(ps, proposals: proposals, sizes: sizes, scoreThresh: scoreThresh, ws,
-                              predictor: q.boxPredictor(numClasses: config.numClasses))
+            det = try boxHead.run(proposals: proposals, sizes: sizes, scoreThresh: scoreThresh, ws,
+                                  scorer: q.boxScorer(hwc, sizes: sizes))
             lap("roi_heads")
-            probs = try q.masks(ps, boxes: det.boxes, labels: det.labels, sizes: sizes, numClasses: config.numClasses)
+            probs = try q.masks(hwc, boxes: det.boxes, labels: det.labels, sizes: sizes, numClasses: config.numClasses)
         } else {
             let cs = backbone!.run(x, ws)
             lap("backbone")
-            ps = fpn!.run(cs, ws)
+            let ps = fpn!.run(cs, ws)
             if capture { trace?.fpn = ps }
             lap("fpn")
             (proposals, pscores) = rpn.run(ps, sizes: sizes, ws)
             lap("rpn")
-            det = boxHead.run(ps, proposals: proposals, sizes: sizes, scoreThresh: scoreThresh, ws)
+            det = try boxHead.run(proposals: proposals, sizes: sizes, scoreThresh: scoreThresh, ws,
+                                  scorer: boxHead.floatScorer(ps, sizes: sizes, ws))
             lap("roi_heads")
             probs = maskHead.run(ps, boxes: det.boxes, labels: det.labels, sizes: sizes, ws)
         }

@@ -21,6 +21,13 @@ extension SelfTest {
                 for c in QKernelCheck.smallDeconvCases { try QKernelCheck.deconv(c) }
             },
             SelfCheck("qkernels: element-wise ops vs formula, all ISAs") { try QKernelCheck.elementwise() },
+            SelfCheck("qkernels: float-output conv vs reference and int64, all ISAs") {
+                for c in QKernelCheck.floatConvCases { try QKernelCheck.floatConv(c) }
+            },
+            SelfCheck("qkernels: uint8 RoIAlign vs the float round trip, CHW->HWC, all ISAs") {
+                try QKernelCheck.transpose()
+                for c in QKernelCheck.roiCases { try QKernelCheck.roiAlign(c) }
+            },
         ]
     }
 }

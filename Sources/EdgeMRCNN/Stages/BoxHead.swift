@@ -19,49 +19,59 @@ struct BoxHead {
     /// Activation name of the pooled RoI features (the input of fc6).
     static let poolName = "roi_heads.box_roi_pool"
 
-    /// withMLP false: fc6 is not bound (the int8 pipeline runs the MLP with its own predictor).
-    init(_ store: TensorStore, numClasses k: Int, source: String, withMLP: Bool = true) throws {
-        fc6 = withMLP ? try Linear(store, "roi_heads.box_head.fc6", inF: 256 * 7 * 7, outF: 1024, source: source)
-            : Linear(name: "roi_heads.box_head.fc6")
-        fc7 = try Linear(store, "roi_heads.box_head.fc7", inF: 1024, outF: 1024, source: source)
-        clsScore = try Linear(store, "roi_heads.box_predictor.cls_score", inF: 1024, outF: k, source: source)
-        bboxPred = try Linear(store, "roi_heads.box_predictor.bbox_pred", inF: 1024, outF: 4 * k, source: source)
+    /// bindWeights false: no float weights are bound (the int8 pipeline scores with its own
+    /// layers and uses only the post-processing here).
+    init(_ store: TensorStore, numClasses k: Int, source: String, bindWeights: Bool = true) throws {
+        func linear(_ name: String, _ inF: Int, _ outF: Int) throws -> Linear {
+            bindWeights ? try Linear(store, name, inF: inF, outF: outF, source: source) : Linear(name: name)
+        }
+        fc6 = try linear("roi_heads.box_head.fc6", 256 * 7 * 7, 1024)
+        fc7 = try linear("roi_heads.box_head.fc7", 1024, 1024)
+        clsScore = try linear("roi_heads.box_predictor.cls_score", 1024, k)
+        bboxPred = try linear("roi_heads.box_predictor.bbox_pred", 1024, 4 * k)
         numClasses = k
     }
 
-    /// Detections in resized-image coordinates, descending by score.
-    /// The MLP + predictor on `rows` pooled RoIs [rows, 256*7*7] -> logits [rows, K], deltas
-    /// [rows, 4K] (the int8 pipeline supplies its own).
-    typealias Predictor = (_ pooled: UnsafeMutablePointer<Float>, _ rows: Int, _ logits: UnsafeMutablePointer<Float>,
-                           _ deltas: UnsafeMutablePointer<Float>) -> Void
+    /// Scores `rows` proposals (x1, y1, x2, y2 each) -> class logits [rows, K] and per-class deltas
+    /// [rows, 4K]: RoI pooling + MLP + predictor. The float one is `floatScorer`; the int8
+    /// network supplies its own (Int8Network.boxScorer).
+    typealias Scorer = (_ boxes: UnsafePointer<Float>, _ rows: Int, _ logits: UnsafeMutablePointer<Float>,
+                        _ deltas: UnsafeMutablePointer<Float>) throws -> Void
 
-    func run(_ features: [FeatureMap], proposals: [Float], sizes s: ImageSizes, scoreThresh: Float,
-             _ ws: Workspace, predictor: Predictor? = nil) -> (boxes: [Float], scores: [Float], labels: [Int]) {
-        let r = proposals.count / 4
-        if r == 0 { return ([], [], []) }
-        let k = numClasses
-        // RoIs in chunks so that the pooled [chunk, 12544] block stays small (12.8 MB for 256).
-        let chunk = min(r, BoxHead.chunk)
-        let pooled = ws.floats(chunk * 256 * 49)
-        let h6 = ws.floats(chunk * 1024), h7 = ws.floats(chunk * 1024)
-        let logits = ws.floats(r * k), deltas = ws.floats(r * 4 * k)
+    /// 7x7 RoIAlign on float P2..P5, fc6 + ReLU, fc7 + ReLU, cls_score, bbox_pred.
+    func floatScorer(_ features: [FeatureMap], sizes s: ImageSizes, _ ws: Workspace) -> Scorer {
         let levels = Array(features.prefix(4))
-        var start = 0
-        while start < r {
-            let n = min(chunk, r - start)
-            MultiScaleRoIAlign.run(levels, boxes: Array(proposals[(4 * start)..<(4 * (start + n))]), sizes: s,
-                                   output: 7, out: pooled.pointer)
-            if let predictor {
-                predictor(pooled.pointer, n, logits.pointer + start * k, deltas.pointer + start * 4 * k)
-                start += n
-                continue
+        var pooled: FloatBuffer?, h6: FloatBuffer?, h7: FloatBuffer?
+        return { boxes, n, logits, deltas in
+            if (pooled?.count ?? 0) < n * 256 * 49 {
+                pooled = ws.floats(n * 256 * 49); h6 = ws.floats(n * 1024); h7 = ws.floats(n * 1024)
             }
+            let pooled = pooled!, h6 = h6!, h7 = h7!
+            MultiScaleRoIAlign.run(levels, boxes: Array(UnsafeBufferPointer(start: boxes, count: 4 * n)), sizes: s,
+                                   output: 7, out: pooled.pointer)
             ws.hook?.activation(BoxHead.poolName, pooled.pointer, n * 256 * 49)
             fc6.run(pooled.pointer, rows: n, out: h6.pointer, relu: true, hook: ws.hook)
             fc7.run(h6.pointer, rows: n, out: h7.pointer, relu: true, hook: ws.hook)
-            clsScore.run(h7.pointer, rows: n, out: logits.pointer + start * k, relu: false)
-            bboxPred.run(h7.pointer, rows: n, out: deltas.pointer + start * 4 * k, relu: false)
-            start += n
+            clsScore.run(h7.pointer, rows: n, out: logits, relu: false)
+            bboxPred.run(h7.pointer, rows: n, out: deltas, relu: false)
+        }
+    }
+
+    /// Detections in resized-image coordinates, descending by score. The proposals are scored in
+    /// chunks of `chunk` RoIs so that the pooled block stays small (12.8 MB float for 256).
+    func run(proposals: [Float], sizes s: ImageSizes, scoreThresh: Float, _ ws: Workspace,
+             scorer: Scorer) throws -> (boxes: [Float], scores: [Float], labels: [Int]) {
+        let r = proposals.count / 4
+        if r == 0 { return ([], [], []) }
+        let k = numClasses
+        let logits = ws.floats(r * k), deltas = ws.floats(r * 4 * k)
+        try proposals.withUnsafeBufferPointer { pp in
+            var start = 0
+            while start < r {
+                let n = min(BoxHead.chunk, r - start)
+                try scorer(pp.baseAddress! + 4 * start, n, logits.pointer + start * k, deltas.pointer + start * 4 * k)
+                start += n
+            }
         }
 
         var candBoxes: [Float] = [], candScores: [Float] = [], candLabels: [Int] = []

@@ -24,6 +24,14 @@ struct Conv2d {
         self.cin = cin; self.cout = cout; self.kernel = kernel; self.stride = stride; self.pad = pad
     }
 
+    /// An unbound placeholder with this geometry (never run; the int8 pipeline has its own layers).
+    static func unbound(_ name: String, cin: Int, cout: Int, kernel: Int, stride: Int = 1, pad: Int = 0) -> Conv2d {
+        var c = Conv2d(weight: UnsafePointer(Linear.nothing), bias: UnsafePointer(Linear.nothing), cin: cin, cout: cout,
+                       kernel: kernel, stride: stride, pad: pad)
+        c.name = name
+        return c
+    }
+
     func outSize(_ h: Int, _ w: Int) -> (Int, Int) {
         ((h + 2 * pad - kernel) / stride + 1, (w + 2 * pad - kernel) / stride + 1)
     }
@@ -64,6 +72,12 @@ struct Deconv2x2 {
         self.cin = cin; self.cout = cout
     }
 
+    /// An unbound placeholder (never run).
+    init(unbound name: String, cin: Int, cout: Int) {
+        self.name = name; self.cin = cin; self.cout = cout
+        weight = UnsafePointer(Linear.nothing); bias = UnsafePointer(Linear.nothing)
+    }
+
     func run(_ input: UnsafePointer<Float>, _ h: Int, _ w: Int, out: UnsafeMutablePointer<Float>,
              _ ws: Workspace, relu: Bool) {
         let bytes = em_deconv2x2s2_f32_scratch_bytes(Int32(cin), Int32(h), Int32(w), Int32(cout))
@@ -92,7 +106,7 @@ struct Linear {
         self.name = name; inF = 0; outF = 0
         weight = UnsafePointer(Linear.nothing); bias = UnsafePointer(Linear.nothing)
     }
-    private static let nothing = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    static let nothing = UnsafeMutablePointer<Float>.allocate(capacity: 1)
 
     func run(_ input: UnsafePointer<Float>, rows: Int, out: UnsafeMutablePointer<Float>, relu: Bool,
              hook: ActivationHook? = nil) {

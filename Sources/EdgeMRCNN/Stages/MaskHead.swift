@@ -18,13 +18,20 @@ struct MaskHead {
     /// Activation name of the pooled RoI features (the input of mask_head.0).
     static let poolName = "roi_heads.mask_roi_pool"
 
-    init(_ store: TensorStore, numClasses k: Int, source: String) throws {
+    /// bindWeights false: unbound placeholders (the int8 pipeline runs its own mask layers).
+    init(_ store: TensorStore, numClasses k: Int, source: String, bindWeights: Bool = true) throws {
+        numClasses = k
+        guard bindWeights else {
+            convs = (0..<4).map { Conv2d.unbound("roi_heads.mask_head.\($0)", cin: 256, cout: 256, kernel: 3, pad: 1) }
+            deconv = Deconv2x2(unbound: "roi_heads.mask_predictor.conv5_mask", cin: 256, cout: 256)
+            logits = Conv2d.unbound("roi_heads.mask_predictor.mask_fcn_logits", cin: 256, cout: k, kernel: 1)
+            return
+        }
         convs = try (0..<4).map {
             try Conv2d(store, "roi_heads.mask_head.\($0)", cin: 256, cout: 256, kernel: 3, pad: 1, source: source)
         }
         deconv = try Deconv2x2(store, "roi_heads.mask_predictor.conv5_mask", cin: 256, cout: 256, source: source)
         logits = try Conv2d(store, "roi_heads.mask_predictor.mask_fcn_logits", cin: 256, cout: k, kernel: 1, source: source)
-        numClasses = k
     }
 
     /// RoIs per batch: the 14x14 maps of a batch are laid side by side in one [256, 14, W] map

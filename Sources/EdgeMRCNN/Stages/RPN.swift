@@ -17,8 +17,16 @@ struct RPN {
     let minSize: Float = 1e-3
     let coder = BoxCoder(1, 1, 1, 1)
 
-    init(_ store: TensorStore, source: String) throws {
+    /// bindWeights false: unbound placeholders (the int8 pipeline runs the head convs itself and
+    /// uses `proposals` only).
+    init(_ store: TensorStore, source: String, bindWeights: Bool = true) throws {
         let a = ModelSpec.anchorsPerLocation
+        guard bindWeights else {
+            conv = Conv2d.unbound("rpn.head.conv", cin: 256, cout: 256, kernel: 3, pad: 1)
+            cls = Conv2d.unbound("rpn.head.cls_logits", cin: 256, cout: a, kernel: 1)
+            bbox = Conv2d.unbound("rpn.head.bbox_pred", cin: 256, cout: 4 * a, kernel: 1)
+            return
+        }
         conv = try Conv2d(store, "rpn.head.conv", cin: 256, cout: 256, kernel: 3, pad: 1, source: source)
         cls = try Conv2d(store, "rpn.head.cls_logits", cin: 256, cout: a, kernel: 1, source: source)
         bbox = try Conv2d(store, "rpn.head.bbox_pred", cin: 256, cout: 4 * a, kernel: 1, source: source)

@@ -32,6 +32,42 @@ public enum MultiScaleRoIAlign {
         box.withUnsafeBufferPointer { level($0.baseAddress!) }
     }
 
+    /// The level (index into P2..P5) of each of `r` boxes, with k_min/k_max from the scales.
+    static func levels(_ boxes: UnsafePointer<Float>, count r: Int, scales: [Float]) -> [Int] {
+        let kMin = Int(-log2f(scales[0]))
+        let kMax = Int(-log2f(scales[scales.count - 1]))
+        return (0..<r).map { min(max(level(boxes + 4 * $0, kMin: kMin, kMax: kMax), 0), scales.count - 1) }
+    }
+
+    /// The int8 pooler: pools `r` boxes from uint8 P2..P5 in HWC layout (`hwc[l]` holds
+    /// [H, W, C] bytes; channels/height/width as the CHW map) straight to uint8 with parameters
+    /// `outQ`, equal bit for bit to dequantise -> `run` -> quantise. Box i's [C, P, P] block goes
+    /// to out + offset(i) with channel stride `cstride` and row stride `ystride`.
+    static func runU8(_ hwc: [U8Map], boxes: UnsafePointer<Float>, count r: Int, sizes s: ImageSizes, output p: Int,
+                      outQ: QParams, out: UnsafeMutablePointer<UInt8>, cstride: Int, ystride: Int,
+                      offset: (Int) -> Int) throws {
+        if r == 0 { return }
+        let scales = hwc.map { scale(featureHeight: $0.height, imageHeight: s.resizedHeight) }
+        let lv = levels(boxes, count: r, scales: scales)
+        for (l, f) in hwc.enumerated() {
+            var rois: [Float] = [], offs: [Int] = []
+            for i in 0..<r where lv[i] == l {
+                for c in 0..<4 { rois.append(boxes[4 * i + c]) }
+                offs.append(offset(i))
+            }
+            if offs.isEmpty { continue }
+            let rc = rois.withUnsafeBufferPointer { rb in
+                offs.withUnsafeBufferPointer { ob in
+                    em_roi_align_u8_hwc(f.pointer, Int32(f.channels), Int32(f.height), Int32(f.width), f.q.scale,
+                                        f.q.zeroPoint, scales[l], 2, rb.baseAddress, Int32(ob.count),
+                                        ob.baseAddress, Int32(p), Int32(p), cstride, ystride, outQ.scale,
+                                        outQ.zeroPoint, out)
+                }
+            }
+            if rc != 0 { throw EdgeError("RoIAlign (uint8) rejected its arguments or ran out of memory") }
+        }
+    }
+
     /// Pools every box (resized-image coordinates) to [C, P, P] into out [R, C, P, P].
     static func run(_ features: [FeatureMap], boxes: [Float], sizes s: ImageSizes, output p: Int,
                     out: UnsafeMutablePointer<Float>) {
