@@ -110,38 +110,39 @@ static void fill_params(void) {
 }
 
 // int8 kernels per ISA: {mr, nr, panel, ukr, prep, prep bytes per k, prep channel stride, row,
-// xor, add row, quantise row, RoIAlign row}. Read-only after init, swapped by pointer like the float table.
+// rows (tile requantisation or NULL), xor, add row, quantise row, RoIAlign row}. Read-only after init, swapped by pointer like the float table.
 static em_qgemm_params isa_qparams[EM_ISA_COUNT];
 static const em_qgemm_params *volatile qparams_cur;
 
 static void fill_qparams(void) {
     for (int i = 0; i < EM_ISA_COUNT; i++)
         isa_qparams[i] = (em_qgemm_params){8, 8, EM_QP_K4, em_qukr_generic_8x8, NULL, 0, 4,
-                                           em_qrow_generic, 0, em_qadd_row_generic,
+                                           em_qrow_generic, NULL, 0, em_qadd_row_generic,
                                            em_qquant_row_generic, em_qroi_row_generic};
 #if defined(__x86_64__)
     isa_qparams[EM_ISA_SSE41] =
         (em_qgemm_params){4, 8, EM_QP_K2, em_qukr_u8s8_sse41_4x8, em_qprep_s16_k2, 16, 4,
-                          em_qrow_sse41, 0, em_qadd_row_sse41, em_qquant_row_sse41,
+                          em_qrow_sse41, NULL, 0, em_qadd_row_sse41, em_qquant_row_sse41,
                           em_qroi_row_generic};
     isa_qparams[EM_ISA_AVX2] =
         (em_qgemm_params){4, 16, EM_QP_K2, em_qukr_u8s8_avx2_4x16, em_qprep_s16_k2, 16, 4,
-                          em_qrow_avx2, 0, em_qadd_row_sse41, em_qquant_row_sse41,
+                          em_qrow_avx2, em_qrows_avx2, 0, em_qadd_row_sse41, em_qquant_row_sse41,
                           em_qroi_row_avx2};
     isa_qparams[EM_ISA_AVX512] = isa_qparams[EM_ISA_AVX2];
     isa_qparams[EM_ISA_AVX512].row = em_qrow_avx512;
+    isa_qparams[EM_ISA_AVX512].rows = em_qrows_avx512;
     isa_qparams[EM_ISA_AVX512].roi_row = em_qroi_row_avx512;
     isa_qparams[EM_ISA_AVX512VNNI] =
         (em_qgemm_params){8, 32, EM_QP_K4, em_qukr_u8s8_avx512vnni_8x32, NULL, 0, 4, em_qrow_avx512,
-                          0, em_qadd_row_sse41, em_qquant_row_sse41, em_qroi_row_avx512};
+                          em_qrows_avx512, 0, em_qadd_row_sse41, em_qquant_row_sse41, em_qroi_row_avx512};
 #endif
 #if defined(__aarch64__)
     isa_qparams[EM_ISA_NEON] =
         (em_qgemm_params){8, 8, EM_QP_K1, em_qukr_u8s8_neon_8x8, em_qprep_s16_k1, 16, 2,
-                          em_qrow_neon, 0, em_qadd_row_neon, em_qquant_row_neon,
+                          em_qrow_neon, em_qrows_neon, 0, em_qadd_row_neon, em_qquant_row_neon,
                           em_qroi_row_generic};
     isa_qparams[EM_ISA_NEONDOT] =
-        (em_qgemm_params){8, 8, EM_QP_K4X, em_qukr_u8s8_neondot_8x8, NULL, 0, 4, em_qrow_neon, 1,
+        (em_qgemm_params){8, 8, EM_QP_K4X, em_qukr_u8s8_neondot_8x8, NULL, 0, 4, em_qrow_neon, em_qrows_neon, 1,
                           em_qadd_row_neon, em_qquant_row_neon, em_qroi_row_generic};
 #endif
 }

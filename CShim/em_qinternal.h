@@ -77,6 +77,14 @@ typedef void (*em_qprep_fn)(int kp, const int8_t *blk, void *dst);
 // res == NULL: no residual.
 typedef void (*em_qrow_fn)(const int32_t *acc, int n, float mult, int32_t z_out, int32_t lo,
                            const uint8_t *res, int32_t z_res, float res_mult, uint8_t *dst);
+// A whole accumulator tile at once (the CHW output path): for rows i < rows,
+// row(acc + i * ld_acc + terms[i] (added in int32), n, mults[i], z_out, lo,
+//     res ? res + i * res_ld : NULL, z_res, res_mult, dst + i * dst_ld).
+// acc is modified (the terms are added in place).
+typedef void (*em_qrows_fn)(int32_t *acc, int ld_acc, int rows, int n, const int32_t *terms,
+                            const float *mults, int32_t z_out, int32_t lo, const uint8_t *res,
+                            size_t res_ld, int32_t z_res, float res_mult, uint8_t *dst,
+                            size_t dst_ld);
 
 // Element-wise rows: rescaled add (em_qadd_u8 formula) and quantisation (em_quantize_f32_u8).
 typedef void (*em_qadd_row_fn)(const uint8_t *a, int32_t z_a, float a_mult, const uint8_t *b,
@@ -98,6 +106,7 @@ typedef struct em_qgemm_params {
     size_t prep_bytes_per_k; // bytes of prepared weights per k (for 8 channels)
     int prep_cstride; // bytes between channel c and c+1 in the prepared layout's first group
     em_qrow_fn row;
+    em_qrows_fn rows; // NULL: the driver calls row once per row
     int xor_term;     // 1: the panel is offset by -128: add 128 * rowsum to the term
     em_qadd_row_fn add_row;
     em_qquant_row_fn quant_row;
@@ -136,8 +145,14 @@ void em_qrow_sse41(const int32_t *acc, int n, float mult, int32_t z_out, int32_t
                    const uint8_t *res, int32_t z_res, float res_mult, uint8_t *dst);
 void em_qrow_avx512(const int32_t *acc, int n, float mult, int32_t z_out, int32_t lo,
                     const uint8_t *res, int32_t z_res, float res_mult, uint8_t *dst);
+void em_qrows_avx512(int32_t *acc, int ld_acc, int rows, int n, const int32_t *terms,
+                     const float *mults, int32_t z_out, int32_t lo, const uint8_t *res,
+                     size_t res_ld, int32_t z_res, float res_mult, uint8_t *dst, size_t dst_ld);
 void em_qrow_avx2(const int32_t *acc, int n, float mult, int32_t z_out, int32_t lo,
                   const uint8_t *res, int32_t z_res, float res_mult, uint8_t *dst);
+void em_qrows_avx2(int32_t *acc, int ld_acc, int rows, int n, const int32_t *terms,
+                   const float *mults, int32_t z_out, int32_t lo, const uint8_t *res,
+                   size_t res_ld, int32_t z_res, float res_mult, uint8_t *dst, size_t dst_ld);
 #endif
 #if defined(__aarch64__)
 void em_qadd_row_neon(const uint8_t *a, int32_t z_a, float a_mult, const uint8_t *b, int32_t z_b,
@@ -150,6 +165,9 @@ void em_qukr_u8s8_neondot_8x8(int kp, const void *wblk, const uint8_t *panel, in
                          int accumulate);
 void em_qrow_neon(const int32_t *acc, int n, float mult, int32_t z_out, int32_t lo,
                   const uint8_t *res, int32_t z_res, float res_mult, uint8_t *dst);
+void em_qrows_neon(int32_t *acc, int ld_acc, int rows, int n, const int32_t *terms,
+                   const float *mults, int32_t z_out, int32_t lo, const uint8_t *res, size_t res_ld,
+                   int32_t z_res, float res_mult, uint8_t *dst, size_t dst_ld);
 #endif
 
 #endif

@@ -246,6 +246,16 @@ static void epilogue(const qjob *j, const em_qgemm_params *P, int32_t *acc, int 
         }
         return;
     }
+    if (j->out_kind == QOUT_CHW && P->rows) {
+        int rows = j->q.M - m0 < mr ? j->q.M - m0 : mr;
+        int32_t terms[8];
+        for (int i = 0; i < rows; i++)
+            terms[i] = j->q.term[m0 + i] + (P->xor_term ? 128 * j->q.rowsum[m0 + i] : 0);
+        size_t o = (size_t)m0 * j->N + n0;
+        P->rows(acc, NR, rows, nv, terms, j->mult + m0, j->z_out, j->lo, j->res ? j->res + o : NULL,
+                (size_t)j->N, j->z_res, j->res_mult, j->out + o, (size_t)j->N);
+        return;
+    }
     for (int i = 0; i < mr; i++) {
         int m = m0 + i;
         if (m >= j->q.M) break;

@@ -108,6 +108,21 @@ void em_qrow_neon(const int32_t *acc, int n, float mult, int32_t z_out, int32_t 
                         dst + i);
 }
 
+// em_qrows_fn: the term added in place (int32), then em_qrow_neon on each row of the tile.
+void em_qrows_neon(int32_t *acc, int ld_acc, int rows, int n, const int32_t *terms,
+                   const float *mults, int32_t z_out, int32_t lo, const uint8_t *res, size_t res_ld,
+                   int32_t z_res, float res_mult, uint8_t *dst, size_t dst_ld) {
+    for (int r = 0; r < rows; r++) {
+        int32_t *a = acc + (size_t)r * ld_acc;
+        const int32x4_t vt = vdupq_n_s32(terms[r]);
+        int i = 0;
+        for (; i + 4 <= n; i += 4) vst1q_s32(a + i, vaddq_s32(vld1q_s32(a + i), vt));
+        for (; i < n; i++) a[i] += terms[r];
+        em_qrow_neon(a, n, mults[r], z_out, lo, res ? res + (size_t)r * res_ld : NULL, z_res,
+                     res_mult, dst + (size_t)r * dst_ld);
+    }
+}
+
 // Rescaled add, 4 lanes: two vcvtq_f32_s32/vmulq_f32, one vaddq_f32, clampf (maxnm: NaN -> lo),
 // vcvtnq_s32_f32, + z_out, clamp.
 void em_qadd_row_neon(const uint8_t *a, int32_t z_a, float a_mult, const uint8_t *b, int32_t z_b,

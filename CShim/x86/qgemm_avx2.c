@@ -70,4 +70,22 @@ EM_AVX2 void em_qrow_avx2(const int32_t *acc, int n, float mult, int32_t z_out, 
         em_qrow_generic(acc + i, n - i, mult, z_out, lo, res ? res + i : NULL, z_res, res_mult,
                         dst + i);
 }
+
+// em_qrows_fn: the term added in place (int32), then em_qrow_avx2 on each row of the tile.
+EM_AVX2 void em_qrows_avx2(int32_t *acc, int ld_acc, int rows, int n, const int32_t *terms,
+                           const float *mults, int32_t z_out, int32_t lo, const uint8_t *res,
+                           size_t res_ld, int32_t z_res, float res_mult, uint8_t *dst,
+                           size_t dst_ld) {
+    for (int r = 0; r < rows; r++) {
+        int32_t *a = acc + (size_t)r * ld_acc;
+        const __m256i vt = _mm256_set1_epi32(terms[r]);
+        int i = 0;
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_si256((__m256i *)(a + i),
+                                _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(a + i)), vt));
+        for (; i < n; i++) a[i] += terms[r];
+        em_qrow_avx2(a, n, mults[r], z_out, lo, res ? res + (size_t)r * res_ld : NULL, z_res,
+                     res_mult, dst + (size_t)r * dst_ld);
+    }
+}
 #endif

@@ -22,9 +22,14 @@ EM_VNNI void em_qukr_u8s8_avx512vnni_8x32(int kp, const void *wblk, const uint8_
         const uint8_t *wg = w + (size_t)g * 32;
 #pragma clang loop unroll(full)
         for (int i = 0; i < 8; i++) {
-            __m512i wv = _mm512_set1_epi32(*(const int32_t *)(wg + i * 4));
-            c[i][0] = _mm512_dpbusd_epi32(c[i][0], x0, wv);
-            c[i][1] = _mm512_dpbusd_epi32(c[i][1], x1, wv);
+            // embedded broadcast: the weight dword is read by each vpdpbusd ({1to16}), no
+            // separate broadcast instruction
+            __asm__("vpdpbusd %[w]%{1to16%}, %[x], %[c]"
+                    : [c] "+v"(c[i][0])
+                    : [x] "v"(x0), [w] "m"(*(const int32_t *)(wg + i * 4)));
+            __asm__("vpdpbusd %[w]%{1to16%}, %[x], %[c]"
+                    : [c] "+v"(c[i][1])
+                    : [x] "v"(x1), [w] "m"(*(const int32_t *)(wg + i * 4)));
         }
     }
 #pragma clang loop unroll(full)
@@ -58,6 +63,40 @@ EM_AVX512Q void em_qrow_avx512(const int32_t *acc, int n, float mult, int32_t z_
         __m512i y = _mm512_add_epi32(_mm512_cvtps_epi32(v), vz);
         y = _mm512_min_epi32(_mm512_max_epi32(y, vlo), vhi);
         _mm_mask_storeu_epi8(dst + i, k, _mm512_cvtepi32_epi8(y));
+    }
+}
+
+// em_qrows_fn: em_qrow_avx512 over the rows of one accumulator tile, with the int32 term added
+// first; the constants are set up once per tile and every element goes through em_qrow_avx512's
+// instruction sequence.
+EM_AVX512Q void em_qrows_avx512(int32_t *acc, int ld_acc, int rows, int n, const int32_t *terms,
+                                const float *mults, int32_t z_out, int32_t lo, const uint8_t *res,
+                                size_t res_ld, int32_t z_res, float res_mult, uint8_t *dst,
+                                size_t dst_ld) {
+    const __m512 vrm = _mm512_set1_ps(res_mult);
+    const __m512 flo = _mm512_set1_ps(-EM_QF_LIM), fhi = _mm512_set1_ps(EM_QF_LIM);
+    const __m512i vz = _mm512_set1_epi32(z_out), vlo = _mm512_set1_epi32(lo),
+                  vhi = _mm512_set1_epi32(255), vzr = _mm512_set1_epi32(z_res);
+    for (int r = 0; r < rows; r++) {
+        const int32_t *a = acc + (size_t)r * ld_acc;
+        const __m512i vt = _mm512_set1_epi32(terms[r]);
+        const __m512 vm = _mm512_set1_ps(mults[r]);
+        uint8_t *d = dst + (size_t)r * dst_ld;
+        const uint8_t *rr = res ? res + (size_t)r * res_ld : NULL;
+        for (int i = 0; i < n; i += 16) {
+            __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+            __m512i ai = _mm512_add_epi32(_mm512_maskz_loadu_epi32(k, a + i), vt);
+            __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(ai), vm);
+            if (rr) {
+                __m512i q = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, rr + i));
+                __m512 rv = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q, vzr)), vrm);
+                v = _mm512_add_ps(v, rv);
+            }
+            v = _mm512_min_ps(_mm512_max_ps(v, flo), fhi);
+            __m512i y = _mm512_add_epi32(_mm512_cvtps_epi32(v), vz);
+            y = _mm512_min_epi32(_mm512_max_epi32(y, vlo), vhi);
+            _mm_mask_storeu_epi8(d + i, k, _mm512_cvtepi32_epi8(y));
+        }
     }
 }
 #endif

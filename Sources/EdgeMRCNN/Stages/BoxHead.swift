@@ -101,7 +101,7 @@ struct BoxHead {
         let keep = candBoxes.withUnsafeBufferPointer { bp in
             candScores.withUnsafeBufferPointer { sp in
                 Boxes.batchedNMS(boxes: bp.baseAddress!, scores: sp.baseAddress!, groups: candLabels,
-                                 iouThreshold: nmsThresh)
+                                 iouThreshold: nmsThresh, limit: detectionsPerImage)
             }
         }
         var boxes: [Float] = [], scores: [Float] = [], labels: [Int] = []

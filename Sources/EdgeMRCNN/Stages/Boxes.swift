@@ -120,10 +120,19 @@ public enum Boxes {
     /// torchvision batched_nms: NMS independently per group id. Like torchvision on CPU, more
     /// than 1000 boxes run NMS per group and sort the union by score; fewer use the coordinate
     /// offset trick (boxes + id * (max coordinate + 1)), whose float rounding we reproduce.
+    /// `limit`: only the first `limit` kept indices are wanted (torchvision's keep[:k] after
+    /// batched_nms). Above 1000 boxes this runs greedily in global score order against the kept
+    /// boxes of each group and stops at `limit`: exactly the per-group NMS result cut to `limit`
+    /// (a box's fate depends only on the higher-ranked boxes of its group, and the IoU is computed
+    /// with the same operands in the same order), at O(n * kept) instead of O(n^2) per group.
     public static func batchedNMS(boxes: UnsafePointer<Float>, scores: UnsafePointer<Float>, groups: [Int],
-                                  iouThreshold: Double) -> [Int] {
+                                  iouThreshold: Double, limit: Int? = nil) -> [Int] {
         let n = groups.count
         if n == 0 { return [] }
+        if n > 1000, let limit {
+            return greedyBatchedNMS(boxes: boxes, scores: scores, groups: groups, iouThreshold: iouThreshold,
+                                    limit: limit)
+        }
         if n > 1000 {
             var byGroup: [Int: [Int]] = [:]
             for i in 0..<n { byGroup[groups[i], default: []].append(i) }
@@ -141,6 +150,45 @@ public enum Boxes {
         return offsets.withUnsafeBufferPointer { off in
             nms(boxes: boxes, scores: scores, subset: Array(0..<n), iouThreshold: iouThreshold, offsets: off.baseAddress)
         }
+    }
+
+    private struct KeptBoxes { var x1: [Float] = [], y1: [Float] = [], x2: [Float] = [], y2: [Float] = [], area: [Float] = [] }
+
+    static func greedyBatchedNMS(boxes: UnsafePointer<Float>, scores: UnsafePointer<Float>, groups: [Int],
+                                 iouThreshold: Double, limit: Int) -> [Int] {
+        let order = orderByScore(scores, Array(0..<groups.count))
+        var slotOf: [Int: Int] = [:]
+        var kept: [KeptBoxes] = []
+        var keep: [Int] = []
+        keep.reserveCapacity(min(limit, order.count))
+        for j in order {
+            if keep.count >= limit { break }
+            let jx1 = boxes[4 * j], jy1 = boxes[4 * j + 1], jx2 = boxes[4 * j + 2], jy2 = boxes[4 * j + 3]
+            let jarea = (jx2 - jx1) * (jy2 - jy1)
+            let slot: Int
+            if let s = slotOf[groups[j]] { slot = s } else {
+                slot = kept.count; slotOf[groups[j]] = slot; kept.append(KeptBoxes())
+            }
+            let suppressed = kept[slot].x1.withUnsafeBufferPointer { x1 in kept[slot].y1.withUnsafeBufferPointer { y1 in
+                kept[slot].x2.withUnsafeBufferPointer { x2 in kept[slot].y2.withUnsafeBufferPointer { y2 in
+                kept[slot].area.withUnsafeBufferPointer { area -> Bool in
+                    for i in 0..<x1.count {
+                        // as nms: i is the kept (higher-ranked) box, j the candidate
+                        let xx1 = max(x1[i], jx1), yy1 = max(y1[i], jy1)
+                        let xx2 = min(x2[i], jx2), yy2 = min(y2[i], jy2)
+                        let w = max(0, xx2 - xx1), h = max(0, yy2 - yy1)
+                        let inter = w * h
+                        let ovr = inter / (area[i] + jarea - inter)
+                        if Double(ovr) > iouThreshold { return true }
+                    }
+                    return false
+                }}}}}
+            if suppressed { continue }
+            kept[slot].x1.append(jx1); kept[slot].y1.append(jy1); kept[slot].x2.append(jx2)
+            kept[slot].y2.append(jy2); kept[slot].area.append(jarea)
+            keep.append(j)
+        }
+        return keep
     }
 
     /// IoU of two boxes (no +1), for tests and tools.

@@ -84,7 +84,7 @@ struct RPN {
         let keep = candBoxes.withUnsafeBufferPointer { bp in
             candScores.withUnsafeBufferPointer { sp in
                 Boxes.batchedNMS(boxes: bp.baseAddress!, scores: sp.baseAddress!, groups: candLevel,
-                                 iouThreshold: nmsThresh)
+                                 iouThreshold: nmsThresh, limit: postNMSTopN)
             }
         }
         let kept = keep.prefix(postNMSTopN)
