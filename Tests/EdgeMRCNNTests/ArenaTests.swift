@@ -133,7 +133,7 @@ final class ArenaTests: XCTestCase {
 
     func minorFaults() -> Int {
         var ru = rusage()
-        getrusage(RUSAGE_SELF, &ru)
+        getrusage(RUSAGE_SELF.rawValue, &ru)
         return ru.ru_minflt
     }
 
