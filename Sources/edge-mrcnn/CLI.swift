@@ -63,8 +63,8 @@ var maxMemoryBytes: Int?
 func applyMemoryBudget(_ model: MaskRCNN) { model.maxMemoryBytes = maxMemoryBytes }
 
 let memoryHelp = """
-      --max-memory MB       memory budget for weights + activations: the RoI heads then work in
-                            smaller chunks when needed; an input that cannot fit is an error
+  --max-memory MB       memory budget for weights + activations: the RoI heads then work in
+                        smaller chunks when needed; an input that cannot fit is an error
 
 """
 

@@ -92,6 +92,11 @@ final class ArenaTests: XCTestCase {
         _ = fakeRun(arena, 16, 16)
         XCTAssertEqual(arena.stats.plans, 2)
         XCTAssertEqual(arena.stats.lastRunHeapBlocks, 1)
+        // back to the first shape: its plan was kept, and the (bigger) block serves it
+        _ = fakeRun(arena, 8, 16)
+        XCTAssertEqual(arena.stats.plans, 2)
+        XCTAssertEqual(arena.stats.lastRunHeapBlocks, 0)
+        XCTAssertEqual(arena.stats.paddedHeight, 8)
     }
 
     func testRequestsThePlanCannotServeFallBackToTheHeap() {

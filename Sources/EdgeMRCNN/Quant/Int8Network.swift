@@ -142,27 +142,47 @@ final class Int8Network {
 
     /// The float input image -> P2..P6 in uint8 (shared parameters backbone.fpn.out).
     func features(_ x: FeatureMap, _ ws: Workspace) throws -> [U8Map] {
-        let xq = U8Map(x.channels, x.height, x.width, qparams[MaskRCNN.inputName]!, ws)
-        em_quantize_f32_u8(x.pointer, x.count, xq.q.scale, xq.q.zeroPoint, xq.pointer)
-        let s = try layer("backbone.body.conv1").conv(xq, ws, relu: true)
-        var y = U8Map(s.channels, (s.height + 2 - 3) / 2 + 1, (s.width + 2 - 3) / 2 + 1, s.q, ws)
+        var y = try stem(x, ws)
+        return try features(stem: &y, ws)
+    }
+
+    /// The quantised input after the stem (conv1 + maxpool), so that the float input can be
+    /// released before the body runs.
+    func stem(_ x: FeatureMap, _ ws: Workspace) throws -> U8Map {
+        let s: U8Map
+        do {
+            let xq = U8Map(x.channels, x.height, x.width, qparams[MaskRCNN.inputName]!, ws)
+            em_quantize_f32_u8(x.pointer, x.count, xq.q.scale, xq.q.zeroPoint, xq.pointer)
+            s = try layer("backbone.body.conv1").conv(xq, ws, relu: true)
+        }
+        let y = U8Map(s.channels, (s.height + 2 - 3) / 2 + 1, (s.width + 2 - 3) / 2 + 1, s.q, ws)
         em_qmaxpool2d_u8(s.pointer, Int32(s.channels), Int32(s.height), Int32(s.width), 3, 2, 1, y.pointer)
-        var cs: [U8Map] = []
+        return y
+    }
+
+    /// Body + FPN from the stem output (consumed: `y` is replaced as the blocks run).
+    func features(stem y: inout U8Map, _ ws: Workspace) throws -> [U8Map] {
+        var cs: [U8Map?] = []   // each C_i is released once its lateral conv has read it
         for (li, blocks) in ModelSpec.resnetBlocks.enumerated() {
             for b in 0..<blocks {
                 let p = "backbone.body.layer\(li + 1).\(b)"
-                let a = try layer(p + ".conv1").conv(y, ws, relu: true)
-                let c2 = try layer(p + ".conv2").conv(a, ws, relu: true)
+                let c2: U8Map
+                do {   // scoped: `a` is released before conv3
+                    let a = try layer(p + ".conv1").conv(y, ws, relu: true)
+                    c2 = try layer(p + ".conv2").conv(a, ws, relu: true)
+                }
                 let identity = b == 0 ? try layer(p + ".downsample").conv(y, ws, relu: false) : y
                 y = try layer(p + ".conv3").conv(c2, ws, relu: true, residual: identity)
             }
             cs.append(y)
         }
         var results = [U8Map?](repeating: nil, count: 5)
-        var last = try layer("backbone.fpn.inner_blocks.3").conv(cs[3], ws, relu: false)
+        var last = try layer("backbone.fpn.inner_blocks.3").conv(cs[3]!, ws, relu: false)
+        cs[3] = nil
         results[3] = try layer("backbone.fpn.layer_blocks.3").conv(last, ws, relu: false)
         for i in stride(from: 2, through: 0, by: -1) {
-            let lat = try layer("backbone.fpn.inner_blocks.\(i)").conv(cs[i], ws, relu: false)
+            let lat = try layer("backbone.fpn.inner_blocks.\(i)").conv(cs[i]!, ws, relu: false)
+            cs[i] = nil
             let mq = qparams["backbone.fpn.merge.\(i)"]!
             let merged = U8Map(lat.channels, lat.height, lat.width, mq, ws)
             em_qadd_upsample_nearest_u8(lat.pointer, lat.q.zeroPoint, lat.q.scale / mq.scale, last.pointer,

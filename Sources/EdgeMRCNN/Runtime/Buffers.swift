@@ -228,8 +228,10 @@ public struct ArenaStats: Equatable {
     public var peakLiveBytes = 0
     /// Planned buffers in one run.
     public var buffers = 0
-    /// Plans made so far (one per change of the padded input shape).
+    /// Plans made so far (one per padded input shape not seen before; the last 8 are kept).
     public var plans = 0
+    /// Size of the arena block now held (the largest plan served so far), bytes.
+    public var blockBytes = 0
     /// Kernel scratch kept across runs (grow-only), bytes.
     public var scratchBytes = 0
     /// Padded input shape of the current plan (0, 0 before the first run).
@@ -244,49 +246,74 @@ public struct ArenaStats: Equatable {
 /// planning run, and the grow-only kernel scratch.
 final class Arena {
     private struct Planned { var bytes: Int; var offset: Int }
+    private struct ShapeKey: Hashable { var h: Int, w: Int }
+    private struct SavedPlan {
+        var entries: [Planned]
+        var tag: Int
+        var planBytes: Int, sumBytes: Int, peakLiveBytes: Int
+    }
+    /// Plans by padded shape (a few are kept, so that alternating shapes do not re-plan).
+    private var saved: [ShapeKey: SavedPlan] = [:]
+    private var savedOrder: [ShapeKey] = []
+    static let keptPlans = 8
     private var plan: [Planned] = []
+    /// The block serving the current plan; kept (and reused) while it is big enough.
     private var block: ArenaBlock?
-    private var key: (h: Int, w: Int)?
+    /// Replace a block bigger than the plan being served (under a memory budget).
+    var shrinkBlock = false
     private(set) var stats = ArenaStats()
-    /// Extra state a plan depends on (e.g. the RoI chunk sizes --max-memory chose).
-    private(set) var planTag = 0
 
     // run state
     private var recording = false
     private var generation = 0
-    private var recKey: (h: Int, w: Int)?
+    private var recKey = ShapeKey(h: 0, w: 0)
+    private var recTag = 0
     private var next = 0
     private var clock = 0
     private var recBytes: [Int] = [], recStart: [Int] = [], recEnd: [Int] = []
     /// Recording run: bytes (as planned) alive now and at most so far.
     private(set) var recordingLiveBytes = 0, recordingPeakBytes = 0
     var isRecording: Bool { recording }
-    /// The tag of the plan being recorded can still change during the recording run (the RoI
-    /// chunk sizes are chosen after the backbone has run).
-    func setPlanTag(_ t: Int) { if recording { planTag = t } }
+    /// The tag of the plan being recorded (extra state the plan depends on, e.g. the RoI chunk
+    /// sizes --max-memory chose); it can still change during the recording run.
+    var recordingTag: Int { recTag }
+    func setPlanTag(_ t: Int) { if recording { recTag = t } }
     private var runHeap0 = 0, runFallback0 = 0
 
     // scratch (grow-only, kept across runs)
     private var scratchBuffer: UnsafeMutableRawPointer?
     private var scratchCap = 0
+    var scratchBytes: Int { scratchCap }
 
     deinit { if let s = scratchBuffer { blockFree(s, scratchCap) } }
 
-    /// Does a run of this padded shape (and tag) need a new plan?
-    func needsPlan(paddedHeight h: Int, paddedWidth w: Int, tag: Int = 0) -> Bool {
-        !(key.map { $0.h == h && $0.w == w } ?? false) || tag != planTag
+    /// The saved plan of a padded shape: its tag and size, nil if none.
+    func savedPlan(paddedHeight h: Int, paddedWidth w: Int) -> (tag: Int, planBytes: Int)? {
+        saved[ShapeKey(h: h, w: w)].map { ($0.tag, $0.planBytes) }
     }
 
-    /// Starts a run: records when the shape (or tag) has no plan yet, serves from the plan otherwise.
+    /// Does a run of this padded shape (and tag) need a new plan?
+    func needsPlan(paddedHeight h: Int, paddedWidth w: Int, tag: Int = 0) -> Bool {
+        saved[ShapeKey(h: h, w: w)].map { $0.tag != tag } ?? true
+    }
+
+    /// Starts a run: records when the shape (or tag) has no plan yet, serves from its plan otherwise.
     func beginRun(paddedHeight h: Int, paddedWidth w: Int, tag: Int = 0) {
-        recording = needsPlan(paddedHeight: h, paddedWidth: w, tag: tag)
+        let k = ShapeKey(h: h, w: w)
         generation += 1
-        if recording {
-            // the key is set only when the recording run completes (a run that throws re-plans)
-            plan = []; block = nil; key = nil
+        if let sp = saved[k], sp.tag == tag {
+            recording = false
+            plan = sp.entries
+            if shrinkBlock, let b = block, b.bytes > sp.planBytes { block = nil }
+            stats.planBytes = sp.planBytes; stats.sumBytes = sp.sumBytes; stats.peakLiveBytes = sp.peakLiveBytes
+            stats.buffers = sp.entries.count; stats.paddedHeight = h; stats.paddedWidth = w
+        } else {
+            // the plan is saved only when the recording run completes (a run that throws re-plans)
+            recording = true
+            plan = []
             recBytes = []; recStart = []; recEnd = []
             recordingLiveBytes = 0; recordingPeakBytes = 0
-            planTag = tag; recKey = (h, w)
+            recKey = k; recTag = tag
         }
         next = 0; clock = 0
         runHeap0 = ActivationAllocations.heapBlocks; runFallback0 = ActivationAllocations.fallbacks
@@ -295,25 +322,30 @@ final class Arena {
     /// Ends a run; a completed recording run makes the plan (the block itself is allocated at
     /// first use); an incomplete one (the run threw) is dropped, so the next run records again.
     func endRun(completed: Bool = true) {
-        if recording && !completed { recording = false; recKey = nil }
-        if recording {
-            recording = false
+        if recording && completed {
             let reqs = (0..<recBytes.count).map {
                 ArenaPlanner.Request(bytes: recBytes[$0], start: recStart[$0], end: recEnd[$0] < 0 ? Int.max : recEnd[$0])
             }
             let (offsets, total) = ArenaPlanner.plan(reqs)
-            plan = zip(recBytes, offsets).map { Planned(bytes: $0, offset: $1) }
-            stats.planBytes = total
-            stats.sumBytes = recBytes.reduce(0) { $0 + roundUp(max($1, 1), 64) }
-            stats.peakLiveBytes = ArenaPlanner.peakLive(reqs)
-            stats.buffers = plan.count
+            let sp = SavedPlan(entries: zip(recBytes, offsets).map { Planned(bytes: $0, offset: $1) }, tag: recTag,
+                               planBytes: total, sumBytes: recBytes.reduce(0) { $0 + roundUp(max($1, 1), 64) },
+                               peakLiveBytes: ArenaPlanner.peakLive(reqs))
+            if saved[recKey] == nil {
+                savedOrder.append(recKey)
+                if savedOrder.count > Arena.keptPlans { saved[savedOrder.removeFirst()] = nil }
+            }
+            saved[recKey] = sp
+            plan = sp.entries
+            stats.planBytes = sp.planBytes; stats.sumBytes = sp.sumBytes; stats.peakLiveBytes = sp.peakLiveBytes
+            stats.buffers = sp.entries.count; stats.paddedHeight = recKey.h; stats.paddedWidth = recKey.w
             stats.plans += 1
-            key = recKey
-            stats.paddedHeight = key?.h ?? 0; stats.paddedWidth = key?.w ?? 0
         }
+        recording = false
+        recBytes = []; recStart = []; recEnd = []
         stats.lastRunFallbacks = ActivationAllocations.fallbacks - runFallback0
         stats.lastRunHeapBlocks = ActivationAllocations.heapBlocks - runHeap0
         stats.scratchBytes = scratchCap
+        stats.blockBytes = block?.bytes ?? 0
     }
 
     /// Memory for `bytes` bytes; `reserve` (>= bytes) is what a planning run reserves for it
@@ -330,7 +362,7 @@ final class Arena {
             return ActivationStorage(heapBytes: bytes, recorder: self, request: i, generation: generation)
         }
         if i < plan.count && bytes <= plan[i].bytes {
-            if block == nil { block = ArenaBlock(bytes: max(stats.planBytes, 64)) }
+            if (block?.bytes ?? 0) < stats.planBytes { block = ArenaBlock(bytes: max(stats.planBytes, 64)) }
             if let b = block, let slot = b.take(plan[i].offset, plan[i].offset + roundUp(max(bytes, 1), 64)) {
                 return ActivationStorage(block: b, offset: plan[i].offset, bytes: bytes, slot: slot)
             }
@@ -359,8 +391,8 @@ final class Arena {
         return scratchBuffer
     }
 
-    /// Drops the plan and the block (the next run re-plans).
-    func reset() { plan = []; block = nil; key = nil }
+    /// Drops the plans and the block (the next run re-plans).
+    func reset() { plan = []; block = nil; saved = [:]; savedOrder = [] }
 }
 
 /// The single allocation point for activations and kernel scratch memory of one run.

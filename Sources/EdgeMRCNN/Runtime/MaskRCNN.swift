@@ -146,20 +146,20 @@ public final class MaskRCNN {
         }
         // With a budget: a plan that does not fit is re-made with smaller RoI chunks, and fails
         // up front when the smallest chunks do not fit either.
-        var forceReplan = false
-        if let limit = maxMemoryBytes, !arena.needsPlan(paddedHeight: ph, paddedWidth: pw, tag: arena.planTag) {
-            let st = arena.stats
-            let need = weightBytes + st.planBytes + st.scratchBytes
+        let existing = arena.savedPlan(paddedHeight: ph, paddedWidth: pw)
+        var tag = existing?.tag ?? 0
+        if let limit = maxMemoryBytes, let e = existing {
+            let need = weightBytes + e.planBytes + arena.scratchBytes
             if need > limit {
-                if arena.planTag + 1 < MaskRCNN.memoryLevels.count {
-                    forceReplan = true
+                if tag + 1 < MaskRCNN.memoryLevels.count {
+                    tag += 1   // re-plan with smaller RoI chunks
                 } else {
-                    throw budgetError(need, "activations \(st.planBytes / mb) MB + scratch \(st.scratchBytes / mb) MB")
+                    throw budgetError(need, "activations \(e.planBytes / mb) MB + scratch \(arena.scratchBytes / mb) MB")
                 }
             }
         }
-        let tag = forceReplan ? arena.planTag + 1 : arena.planTag
-        arena.beginRun(paddedHeight: ph, paddedWidth: pw, tag: forceReplan ? tag : (arena.needsPlan(paddedHeight: ph, paddedWidth: pw, tag: tag) ? 0 : tag))
+        arena.shrinkBlock = maxMemoryBytes != nil
+        arena.beginRun(paddedHeight: ph, paddedWidth: pw, tag: tag)
         var completed = false
         defer { arena.endRun(completed: completed) }
         let ws = Workspace(arena: arena)
@@ -168,14 +168,13 @@ public final class MaskRCNN {
             let l = MaskRCNN.memoryLevels[min(max(t, 0), MaskRCNN.memoryLevels.count - 1)]
             ws.boxChunk = l.boxChunk; ws.maskBatch = l.maskBatch
         }
-        applyLevel(arena.planTag)
+        applyLevel(tag)
         var t0 = monotonicSeconds(), c0 = processCPUSeconds()
         func lap(_ name: String) throws {
             if let limit = maxMemoryBytes, arena.isRecording {
-                let need = weightBytes + arena.recordingPeakBytes + arena.stats.scratchBytes
+                let need = weightBytes + arena.recordingPeakBytes + arena.scratchBytes
                 if need > limit { throw budgetError(need, "activations \(arena.recordingPeakBytes / mb) MB so far") }
             }
-            if getenv("EM_DEBUG_RSS") != nil { debugRSS(name) }
             guard let trace = trace else { return }
             let t = monotonicSeconds(), c = processCPUSeconds()
             trace.timings.append((name, t - t0))
@@ -187,7 +186,7 @@ public final class MaskRCNN {
         func chooseHeadLevel() {
             guard let limit = maxMemoryBytes, arena.isRecording else { return }
             let room = limit - weightBytes - arena.recordingLiveBytes
-            var t = arena.planTag
+            var t = arena.recordingTag
             while t + 1 < MaskRCNN.memoryLevels.count && MaskRCNN.headBytes(MaskRCNN.memoryLevels[t], numClasses: config.numClasses) > room {
                 t += 1
             }
@@ -196,9 +195,15 @@ public final class MaskRCNN {
         }
         let capture = trace?.captureTensors ?? false
 
-        let (x, sizes) = Transform.run(image, config: config, ws)
+        // the input is released as soon as the stem has read it (unless a trace keeps it)
+        var x: FeatureMap?
+        let sizes: ImageSizes
+        do {
+            let r = Transform.run(image, config: config, ws)
+            x = r.0; sizes = r.1
+        }
         trace?.sizes = sizes
-        hook?.activation(MaskRCNN.inputName, x.pointer, x.count)
+        hook?.activation(MaskRCNN.inputName, x!.pointer, x!.count)
         if capture { trace?.input = x }
         try lap("preprocess")
 
@@ -208,7 +213,9 @@ public final class MaskRCNN {
         var det: (boxes: [Float], scores: [Float], labels: [Int])
         let probs: FloatBuffer
         if let q = int8 {
-            let pq = try q.features(x, ws)
+            var y = try q.stem(x!, ws)
+            x = nil
+            let pq = try q.features(stem: &y, ws)
             try lap("backbone+fpn")
             ps = pq.prefix(4).map { $0.dequantized(ws) }   // RoIAlign reads float maps
             (proposals, pscores) = rpn.proposals(try q.rpnHeads(pq, ws), sizes: sizes)
@@ -220,9 +227,9 @@ public final class MaskRCNN {
             try lap("roi_heads")
             probs = try q.masks(ps, boxes: det.boxes, labels: det.labels, sizes: sizes, numClasses: config.numClasses, ws)
         } else {
-            let cs = backbone!.run(x, ws)
+            var cs: [FeatureMap?] = backbone!.run(consuming: &x, ws)
             try lap("backbone")
-            ps = fpn!.run(cs, ws)
+            ps = fpn!.run(consuming: &cs, ws)
             if capture { trace?.fpn = ps }
             try lap("fpn")
             (proposals, pscores) = rpn.run(ps, sizes: sizes, ws)
@@ -256,10 +263,3 @@ public final class MaskRCNN {
     }
 }
 
-func debugRSS(_ name: String) {
-    var ru = rusage(); getrusage(RUSAGE_SELF.rawValue, &ru)
-    var cur = 0
-    if let f = fopen("/proc/self/statm", "r") { var a = 0, b = 0; withUnsafeMutablePointer(to: &a) { pa in withUnsafeMutablePointer(to: &b) { pb in _ = withVaList([pa, pb]) { vfscanf(f, "%ld %ld", $0) } } }; cur = b * 4; fclose(f) }
-    var line = "RSS \(name) t=\(Int(monotonicSeconds() * 1000) % 100000): cur \(cur / 1024) MB, peak \(ru.ru_maxrss / 1024) MB\n"
-    line.withUTF8 { _ = fwrite($0.baseAddress, 1, $0.count, stderr) }
-}
