@@ -232,8 +232,6 @@ public struct ArenaStats: Equatable {
     public var plans = 0
     /// Size of the arena block now held (the largest plan served so far), bytes.
     public var blockBytes = 0
-    /// Kernel scratch kept across runs (grow-only), bytes.
-    public var scratchBytes = 0
     /// Padded input shape of the current plan (0, 0 before the first run).
     public var paddedHeight = 0, paddedWidth = 0
     /// Requests of the last run served by the heap because the plan could not serve them.
@@ -242,8 +240,8 @@ public struct ArenaStats: Equatable {
     public var lastRunHeapBlocks = 0
 }
 
-/// The activation memory of one model: the current plan and its block, the recording of a
-/// planning run, and the grow-only kernel scratch.
+/// The activation memory of one model: the saved plans, the block serving them and the recording
+/// of a planning run. Kernel scratch is planned like the activations (Workspace.scratch).
 final class Arena {
     private struct Planned { var bytes: Int; var offset: Int }
     private struct ShapeKey: Hashable { var h: Int, w: Int }
@@ -279,13 +277,6 @@ final class Arena {
     var recordingTag: Int { recTag }
     func setPlanTag(_ t: Int) { if recording { recTag = t } }
     private var runHeap0 = 0, runFallback0 = 0
-
-    // scratch (grow-only, kept across runs)
-    private var scratchBuffer: UnsafeMutableRawPointer?
-    private var scratchCap = 0
-    var scratchBytes: Int { scratchCap }
-
-    deinit { if let s = scratchBuffer { blockFree(s, scratchCap) } }
 
     /// The saved plan of a padded shape: its tag and size, nil if none.
     func savedPlan(paddedHeight h: Int, paddedWidth w: Int) -> (tag: Int, planBytes: Int)? {
@@ -344,7 +335,6 @@ final class Arena {
         recBytes = []; recStart = []; recEnd = []
         stats.lastRunFallbacks = ActivationAllocations.fallbacks - runFallback0
         stats.lastRunHeapBlocks = ActivationAllocations.heapBlocks - runHeap0
-        stats.scratchBytes = scratchCap
         stats.blockBytes = block?.bytes ?? 0
     }
 
@@ -380,17 +370,6 @@ final class Arena {
         }
     }
 
-    func scratch(_ bytes: Int) -> UnsafeMutableRawPointer? {
-        if bytes <= 0 { return nil }
-        if bytes > scratchCap {
-            if let s = scratchBuffer { blockFree(s, scratchCap) }
-            guard let p = blockAllocate(bytes) else { fatalError("out of memory allocating \(bytes) bytes of scratch") }
-            scratchBuffer = p; scratchCap = bytes
-            ActivationAllocations.heapBlocks += 1
-        }
-        return scratchBuffer
-    }
-
     /// Drops the plans and the block (the next run re-plans).
     func reset() { plan = []; block = nil; saved = [:]; savedOrder = [] }
 }
@@ -422,9 +401,20 @@ final class Workspace {
         ByteBuffer(storage: arena.storage(bytes: max(count, 1), reserve: reserve), count: count)
     }
 
-    /// Kernel scratch memory of at least `bytes` bytes (grow-only, kept by the arena across runs).
+    /// The scratch buffer handed out last; released by the next scratch request (or the end of
+    /// the run), so the plan gives it exactly that lifetime.
+    private var scratchHold: ByteBuffer?
+
+    /// Kernel scratch memory of at least `bytes` bytes, valid until the next `scratch` call; a
+    /// planned buffer like the activations (`reserve`: its bound when `bytes` is dynamic).
     /// Returns nil when no scratch is needed.
-    func scratch(_ bytes: Int) -> UnsafeMutableRawPointer? { arena.scratch(bytes) }
+    func scratch(_ bytes: Int, reserve: Int = 0) -> UnsafeMutableRawPointer? {
+        scratchHold = nil
+        if bytes <= 0 { return nil }
+        let b = self.bytes(bytes, reserve: reserve)
+        scratchHold = b
+        return UnsafeMutableRawPointer(b.pointer)
+    }
 }
 
 /// Monotonic wall clock in seconds.

@@ -42,7 +42,7 @@ public final class MaskRCNN {
     static func headBytes(_ l: (boxChunk: Int, maskBatch: Int), numClasses k: Int) -> Int {
         let box = l.boxChunk * (256 * 49 + 2 * 1024) * 4 + BoxHead.proposalBound * 5 * k * 4
         let w = l.maskBatch * 15 - 1
-        let mask = BoxHead.detectionsPerImageBound * (784 + 256 * 196) * 4 + (2 * 256 * 14 * w + 2 * 256 * 28 * 2 * w) * 4
+        let mask = BoxHead.detectionsPerImageBound * (784 + 256 * 196) * 4 + (2 * 256 * 14 * w + 2 * 256 * 28 * 2 * w + 4 * 256 * 14 * w) * 4
         return max(box, mask) + BoxHead.detectionsPerImageBound * 784 * 4
     }
 
@@ -66,7 +66,7 @@ public final class MaskRCNN {
     public var arenaStats: ArenaStats { arena.stats }
     /// Bytes of weight memory the model keeps (mapped or owned tensors and packed int8 blobs).
     public private(set) var weightBytes = 0
-    /// --max-memory: a budget in bytes for weights + planned activations + kernel scratch. With a
+    /// --max-memory: a budget in bytes for weights + planned activations (kernel scratch included). With a
     /// budget the RoI heads work in smaller chunks when the full-size ones would not fit, and
     /// detect fails with a one-line error when even the smallest do not fit. nil: no budget.
     public var maxMemoryBytes: Int?
@@ -149,12 +149,12 @@ public final class MaskRCNN {
         let existing = arena.savedPlan(paddedHeight: ph, paddedWidth: pw)
         var tag = existing?.tag ?? 0
         if let limit = maxMemoryBytes, let e = existing {
-            let need = weightBytes + e.planBytes + arena.scratchBytes
+            let need = weightBytes + e.planBytes
             if need > limit {
                 if tag + 1 < MaskRCNN.memoryLevels.count {
                     tag += 1   // re-plan with smaller RoI chunks
                 } else {
-                    throw budgetError(need, "activations \(e.planBytes / mb) MB + scratch \(arena.scratchBytes / mb) MB")
+                    throw budgetError(need, "activations \(e.planBytes / mb) MB")
                 }
             }
         }
@@ -172,7 +172,7 @@ public final class MaskRCNN {
         var t0 = monotonicSeconds(), c0 = processCPUSeconds()
         func lap(_ name: String) throws {
             if let limit = maxMemoryBytes, arena.isRecording {
-                let need = weightBytes + arena.recordingPeakBytes + arena.scratchBytes
+                let need = weightBytes + arena.recordingPeakBytes
                 if need > limit { throw budgetError(need, "activations \(arena.recordingPeakBytes / mb) MB so far") }
             }
             guard let trace = trace else { return }

@@ -74,7 +74,7 @@ struct MaskHead {
             convs[1].run(b.pointer, p, w, out: a.pointer, ws, relu: true); zeroSeparators(a.pointer)
             convs[2].run(a.pointer, p, w, out: b.pointer, ws, relu: true); zeroSeparators(b.pointer)
             convs[3].run(b.pointer, p, w, out: a.pointer, ws, relu: true)
-            deconv.run(a.pointer, p, w, out: up.pointer, ws, relu: true)   // [c, 28, 2w]
+            deconv.run(a.pointer, p, w, out: up.pointer, ws, relu: true, reserveWidth: boundW)   // [c, 28, 2w]
             let uw = 2 * w
             for r in 0..<cnt {
                 let i = start + r
