@@ -66,7 +66,8 @@ public final class MaskRCNN {
     public var arenaStats: ArenaStats { arena.stats }
     /// Bytes of weight memory the model keeps (mapped or owned tensors and packed int8 blobs).
     public private(set) var weightBytes = 0
-    /// --max-memory: a budget in bytes for weights + planned activations (kernel scratch included). With a
+    /// --max-memory: a budget in bytes for weights + the decoded image + planned activations (kernel
+    /// scratch included; not the runtime itself nor a .pth loader's transient copy). With a
     /// budget the RoI heads work in smaller chunks when the full-size ones would not fit, and
     /// detect fails with a one-line error when even the smallest do not fit. nil: no budget.
     public var maxMemoryBytes: Int?
@@ -142,14 +143,21 @@ public final class MaskRCNN {
         let mb = 1 << 20
         func budgetError(_ need: Int, _ what: String) -> EdgeError {
             EdgeError("input \(image.width)x\(image.height) (padded \(pw)x\(ph)) needs at least \((need + mb - 1) / mb) MB "
-                + "(weights \(weightBytes / mb) MB + \(what)), --max-memory allows \(maxMemoryBytes! / mb) MB")
+                + "(weights \(weightBytes / mb) MB + image \(image.pixels.count / mb) MB + \(what)), --max-memory allows \(maxMemoryBytes! / mb) MB")
         }
         // With a budget: a plan that does not fit is re-made with smaller RoI chunks, and fails
         // up front when the smallest chunks do not fit either.
+        // Up front, before anything runs: the decoded image, the weights and a lower bound of the
+        // activations (layer1's first bottleneck holds 64 + 64 + 256 + 256 channels at stride 4).
+        let fixedBytes = weightBytes + image.pixels.count
+        if let limit = maxMemoryBytes {
+            let lower = fixedBytes + 640 * (ph / 4) * (pw / 4) * (int8 != nil ? 1 : 4)
+            if lower > limit { throw budgetError(lower, "activations at least \((lower - fixedBytes) / mb) MB") }
+        }
         let existing = arena.savedPlan(paddedHeight: ph, paddedWidth: pw)
         var tag = existing?.tag ?? 0
         if let limit = maxMemoryBytes, let e = existing {
-            let need = weightBytes + e.planBytes
+            let need = fixedBytes + e.planBytes
             if need > limit {
                 if tag + 1 < MaskRCNN.memoryLevels.count {
                     tag += 1   // re-plan with smaller RoI chunks
@@ -172,7 +180,7 @@ public final class MaskRCNN {
         var t0 = monotonicSeconds(), c0 = processCPUSeconds()
         func lap(_ name: String) throws {
             if let limit = maxMemoryBytes, arena.isRecording {
-                let need = weightBytes + arena.recordingPeakBytes
+                let need = fixedBytes + arena.recordingPeakBytes
                 if need > limit { throw budgetError(need, "activations \(arena.recordingPeakBytes / mb) MB so far") }
             }
             guard let trace = trace else { return }
@@ -185,7 +193,7 @@ public final class MaskRCNN {
         /// buffers fit beside what is alive now.
         func chooseHeadLevel() {
             guard let limit = maxMemoryBytes, arena.isRecording else { return }
-            let room = limit - weightBytes - arena.recordingLiveBytes
+            let room = limit - fixedBytes - arena.recordingLiveBytes
             var t = arena.recordingTag
             while t + 1 < MaskRCNN.memoryLevels.count && MaskRCNN.headBytes(MaskRCNN.memoryLevels[t], numClasses: config.numClasses) > room {
                 t += 1
