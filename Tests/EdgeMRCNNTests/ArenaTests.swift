@@ -234,3 +234,28 @@ final class ArenaTests: XCTestCase {
         }
     }
 }
+
+/// Opt-in measurement: EDGE_MRCNN_ARENA_IMAGE=photo.jpg [EDGE_MRCNN_ARENA_MODELS=a.pth:b.safetensors]
+/// [EDGE_MRCNN_ARENA_MIN=800 EDGE_MRCNN_ARENA_MAX=1333] prints each model's plan for that image.
+final class ArenaReportTests: XCTestCase {
+    func testReportPlan() throws {
+        guard let img = ProcessInfo.processInfo.environment["EDGE_MRCNN_ARENA_IMAGE"] else {
+            throw XCTSkip("set EDGE_MRCNN_ARENA_IMAGE to report a plan")
+        }
+        let env = ProcessInfo.processInfo.environment
+        var models = [try Shared.require("models/shapes-r50fpn/model.pth")]
+        if let list = env["EDGE_MRCNN_ARENA_MODELS"] { models = list.split(separator: ":").map(String.init) }
+        let overrides = ModelOverrides(minSize: env["EDGE_MRCNN_ARENA_MIN"].flatMap { Int($0) } ?? 800,
+                                       maxSize: env["EDGE_MRCNN_ARENA_MAX"].flatMap { Int($0) } ?? 1333)
+        let image = try loadImage(path: img)
+        for m in models {
+            let loaded = try ModelLoader.load(path: m, overrides: overrides)
+            let model = try MaskRCNN(store: loaded.store, config: loaded.config, source: m)
+            _ = try model.detect(image)
+            let st = model.arenaStats
+            print("arena \(model.precision) \((m as NSString).lastPathComponent): padded \(st.paddedHeight)x\(st.paddedWidth): "
+                + "plan \(st.planBytes >> 20) MB, sum of buffers \(st.sumBytes >> 20) MB, peak live \(st.peakLiveBytes >> 20) MB, "
+                + "\(st.buffers) buffers, weights \(model.weightBytes >> 20) MB")
+        }
+    }
+}
