@@ -145,10 +145,11 @@ public final class MaskRCNN {
             EdgeError("input \(image.width)x\(image.height) (padded \(pw)x\(ph)) needs at least \((need + mb - 1) / mb) MB "
                 + "(weights \(weightBytes / mb) MB + image \(image.pixels.count / mb) MB + \(what)), --max-memory allows \(maxMemoryBytes! / mb) MB")
         }
-        // With a budget: a plan that does not fit is re-made with smaller RoI chunks, and fails
-        // up front when the smallest chunks do not fit either.
-        // Up front, before anything runs: the decoded image, the weights and a lower bound of the
-        // activations (layer1's first bottleneck holds 64 + 64 + 256 + 256 channels at stride 4).
+        // With a budget (--max-memory), checked before anything runs: the decoded image, the
+        // weights and a lower bound of the activations (layer1's first bottleneck holds 64 + 64 +
+        // 256 + 256 channels at stride 4); then a saved plan that does not fit is re-made with
+        // smaller RoI chunks, or fails when the smallest chunks do not fit either; a planning run
+        // checks what it has allocated at every stage and picks the RoI chunks that fit.
         let fixedBytes = weightBytes + image.pixels.count
         if let limit = maxMemoryBytes {
             let lower = fixedBytes + 640 * (ph / 4) * (pw / 4) * (int8 != nil ? 1 : 4)
