@@ -1,3 +1,4 @@
+import CShim
 import Foundation
 import XCTest
 @testable import EdgeMRCNN
@@ -132,6 +133,26 @@ final class ArenaTests: XCTestCase {
         XCTAssertTrue((0..<held.count).allSatisfy { held.pointer[$0] == 0 })
         _ = fakeRun(arena, 32, 32)   // re-plan drops the old block; `held` keeps its memory alive
         XCTAssertTrue((0..<held.count).allSatisfy { held.pointer[$0] == 0 })
+    }
+
+    /// The fused preprocess (no full-size float image) equals normalise, resize, pad bit for bit,
+    /// on both of its paths (tabulated columns up to 4096 wide, per-pixel beyond).
+    func testFusedPreprocessIsBitIdentical() {
+        var rng = Rng(s: 12345)
+        let mean: [Float] = [0.485, 0.456, 0.406], std: [Float] = [0.229, 0.224, 0.225]
+        for (h, w, oh, ow) in [(7, 9, 16, 20), (40, 30, 13, 11), (5, 5, 5, 5), (3, 5000, 2, 4100), (31, 17, 64, 33)] {
+            let rgb = (0..<(h * w * 3)).map { _ in UInt8(rng.next(256)) }
+            let ph = (oh + 31) / 32 * 32, pw = (ow + 31) / 32 * 32
+            var norm = [Float](repeating: 0, count: 3 * h * w)
+            var resized = [Float](repeating: 0, count: 3 * oh * ow)
+            em_normalize_rgb8_f32(rgb, Int32(h), Int32(w), mean, std, &norm)
+            em_resize_bilinear_f32(norm, 3, Int32(h), Int32(w), &resized, Int32(oh), Int32(ow))
+            var want = [Float](repeating: 0, count: 3 * ph * pw)
+            for c in 0..<3 { for y in 0..<oh { for x in 0..<ow { want[(c * ph + y) * pw + x] = resized[(c * oh + y) * ow + x] } } }
+            var got = [Float](repeating: .nan, count: 3 * ph * pw)
+            em_normalize_resize_pad_rgb8_f32(rgb, Int32(h), Int32(w), mean, std, Int32(oh), Int32(ow), Int32(ph), Int32(pw), &got)
+            XCTAssertEqual(got.map { $0.bitPattern }, want.map { $0.bitPattern }, "\(h)x\(w) -> \(oh)x\(ow)")
+        }
     }
 
     // ---------------------------------------------------------------- the real pipeline
