@@ -54,9 +54,24 @@ func mainHelp() -> String {
     return s
 }
 
+/// Commands that run the model and accept --max-memory.
+let memoryBudgetCommands: Set<String> = ["detect", "eval", "bench"]
+
+/// --max-memory MB (detect, eval, bench): the model's memory budget, applied with `applyMemoryBudget`.
+var maxMemoryBytes: Int?
+
+func applyMemoryBudget(_ model: MaskRCNN) { model.maxMemoryBytes = maxMemoryBytes }
+
+let memoryHelp = """
+  --max-memory MB       memory budget for weights + activations: the RoI heads then work in
+                        smaller chunks when needed; an input that cannot fit is an error
+
+"""
+
 func commandHelp(_ c: Command) -> String {
     var s = "\(c.summary)\n\n\(c.usage)\n\noptions:\n"
     if !c.details.isEmpty { s += c.details.hasSuffix("\n") ? c.details : c.details + "\n" }
+    if memoryBudgetCommands.contains(c.name) { s += memoryHelp }
     s += globalHelp
     if !c.notes.isEmpty { s += "\n" + c.notes + (c.notes.hasSuffix("\n") ? "" : "\n") }
     return s
@@ -101,6 +116,7 @@ func runCLI(_ argv: [String]) -> Int32 {
     }
     var spec = cmd.spec
     spec.valueFlags.insert("threads")
+    if memoryBudgetCommands.contains(cmd.name) { spec.valueFlags.insert("max-memory") }
     spec.boolFlags.insert("help")
     spec.aliases["h"] = "help"
     do {
@@ -108,6 +124,7 @@ func runCLI(_ argv: [String]) -> Int32 {
         if parsed.bools.contains("help") { printOut(commandHelp(cmd)); return 0 }
         if let t = threads, parsed.values["threads"] == nil { parsed.values["threads"] = [t] }
         if let n = try parsed.int("threads", in: 1...1024) { em_set_num_threads(Int32(n)) }
+        if let mb = try parsed.int("max-memory", in: 1...(1 << 30)) { maxMemoryBytes = mb << 20 }
         return try cmd.run(parsed)
     } catch let e as UsageError {
         return usageFailure(e.message, cmd.usage)

@@ -58,6 +58,7 @@ func runDetect(_ a: ParsedArgs) throws -> Int32 {
     warnAboutForcedISA()
     let loaded = try ModelLoader.load(path: modelPath, overrides: overrides, notice: { printErr($0) })
     let model = try MaskRCNN(store: loaded.store, config: loaded.config, source: modelPath)
+    applyMemoryBudget(model)
 
     let options = DetectRunOptions(jsonPath: jsonPath, overlayDir: overlayDir, maxPixels: maxPixels,
                                    overlayStyle: OverlayStyle(minScore: overlayThresh), classNames: model.config.classNames,

@@ -167,6 +167,7 @@ private func runModelForEval(_ a: ParsedArgs, gt: COCODataset, modelPath: String
     warnAboutForcedISA()
     let loaded = try ModelLoader.load(path: modelPath, overrides: overrides, notice: { printErr($0) })
     let model = try MaskRCNN(store: loaded.store, config: loaded.config, source: modelPath)
+    applyMemoryBudget(model)
     let classNames = model.config.classNames
 
     // Results are written as they come (atomically) and read back object by object exactly as

@@ -44,6 +44,21 @@ public final class MappedFile {
     /// All bytes of the file.
     public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: base == nil ? 0 : count) }
 
+    /// Lets the kernel drop the resident pages of [p, p + n) that lie wholly inside the mapping
+    /// (the data stays readable: a later read faults the page in again from the file). Used by
+    /// the .pth loader once a tensor has been copied, so the file and its folded copy are not
+    /// both resident. Pointers outside the mapping are ignored.
+    public func dropPages(_ p: UnsafeRawPointer, count n: Int) {
+        guard let base, n > 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let lo = max(Int(bitPattern: p), Int(bitPattern: base)), hi = min(Int(bitPattern: p) + n, Int(bitPattern: base) + count)
+        let a = (lo + page - 1) / page * page, b = hi / page * page
+        if b > a, let q = UnsafeMutableRawPointer(bitPattern: a) { _ = madvise(q, b - a, MADV_DONTNEED) }
+    }
+
+    /// All of the file's resident pages (see dropPages).
+    public func dropAllPages() { if let base { dropPages(base, count: count) } }
+
     /// A bounds-checked span over the whole file; errors name `path`.
     public var span: ByteSpan { ByteSpan(bytes, source: path) }
 }

@@ -53,7 +53,10 @@ public enum Fold {
     }
 
     /// Folds a torchvision Mask R-CNN state dict into the tensors of ModelSpec (all F32).
-    public static func fold(_ sd: TensorStore, source: String, metadata: [String: String] = [:]) throws -> OwnedTensorStore {
+    /// consumed: told about each source tensor's bytes once they have been read for the last
+    /// time (the loader lets the file's pages go).
+    public static func fold(_ sd: TensorStore, source: String, metadata: [String: String] = [:],
+                            consumed: ((UnsafeRawPointer, Int) -> Void)? = nil) throws -> OwnedTensorStore {
         let k = try numClasses(sd, source: source)
         let out = OwnedTensorStore(metadata: metadata)
         var scratch: [Float] = []
@@ -87,6 +90,7 @@ public enum Fold {
                 let buf = UnsafeBufferPointer(start: t.floats, count: t.count)
                 try checkFinite(found, buf)
                 out.add(name, dtype: .f32, shape: shape, bytes: UnsafeRawBufferPointer(buf))
+                consumed?(t.data, t.byteCount)
             case .convBN(let convName, let bn):
                 let cout = shape[0]
                 let w = try get(convName, isBias ? nil : shape)
@@ -128,6 +132,7 @@ public enum Fold {
                         }
                     }
                     scratch.withUnsafeBytes { out.add(name, dtype: .f32, shape: shape, bytes: $0) }
+                    consumed?(w.data, w.byteCount)
                 }
             }
         }

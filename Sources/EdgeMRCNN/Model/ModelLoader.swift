@@ -69,12 +69,15 @@ public enum ModelLoader {
         let k = try Fold.numClasses(sd, source: path)
         let lookup = overrides.needsKnownCheckpoint && knownCheckpointCouldApply(numClasses: k)
         var (config, card) = checkpointConfig(numClasses: k, known: lookup ? known(file) : nil)
+        if lookup { file.dropAllPages() }   // hashing read every page; folding reads them again one by one
         if let card {
             notice("recognised checkpoint: \(card.name); min_size \(card.minSize), max_size \(card.maxSize), "
                 + "\(k - 1) classes (flags override)")
         }
         try overrides.apply(to: &config, source: path)
-        let store = try Fold.fold(sd, source: path, metadata: config.metadata())
+        // each source tensor's pages are let go once folded, so the file and the folded copy are
+        // not both resident (peak RSS of loading ~ one copy instead of two)
+        let store = try Fold.fold(sd, source: path, metadata: config.metadata()) { file.dropPages($0, count: $1) }
         return (store, config)
     }
 

@@ -16,6 +16,10 @@ struct BoxHead {
     let nmsThresh = 0.5
     let detectionsPerImage = 100
     static let chunk = 256
+    /// Bounds of the dynamic sizes (what a planning run reserves): RPN post-NMS proposals and
+    /// detections per image.
+    static let proposalBound = 1000
+    static let detectionsPerImageBound = 100
     /// Activation name of the pooled RoI features (the input of fc6).
     static let poolName = "roi_heads.box_roi_pool"
 
@@ -42,9 +46,11 @@ struct BoxHead {
     func floatScorer(_ features: [FeatureMap], sizes s: ImageSizes, _ ws: Workspace) -> Scorer {
         let levels = Array(features.prefix(4))
         var pooled: FloatBuffer?, h6: FloatBuffer?, h7: FloatBuffer?
+        let maxChunk = max(ws.boxChunk, 1)   // the largest chunk `run` passes (planned at that bound)
         return { boxes, n, logits, deltas in
             if (pooled?.count ?? 0) < n * 256 * 49 {
-                pooled = ws.floats(n * 256 * 49); h6 = ws.floats(n * 1024); h7 = ws.floats(n * 1024)
+                pooled = ws.floats(n * 256 * 49, reserve: maxChunk * 256 * 49)
+                h6 = ws.floats(n * 1024, reserve: maxChunk * 1024); h7 = ws.floats(n * 1024, reserve: maxChunk * 1024)
             }
             let pooled = pooled!, h6 = h6!, h7 = h7!
             MultiScaleRoIAlign.run(levels, boxes: Array(UnsafeBufferPointer(start: boxes, count: 4 * n)), sizes: s,
@@ -58,17 +64,20 @@ struct BoxHead {
     }
 
     /// Detections in resized-image coordinates, descending by score. The proposals are scored in
-    /// chunks of `chunk` RoIs so that the pooled block stays small (12.8 MB float for 256).
+    /// chunks of `ws.boxChunk` RoIs (256; fewer under --max-memory) so that the pooled block
+    /// stays small (12.8 MB float for 256).
     func run(proposals: [Float], sizes s: ImageSizes, scoreThresh: Float, _ ws: Workspace,
              scorer: Scorer) throws -> (boxes: [Float], scores: [Float], labels: [Int]) {
         let r = proposals.count / 4
         if r == 0 { return ([], [], []) }
         let k = numClasses
-        let logits = ws.floats(r * k), deltas = ws.floats(r * 4 * k)
+        let rb = max(r, BoxHead.proposalBound)
+        let logits = ws.floats(r * k, reserve: rb * k), deltas = ws.floats(r * 4 * k, reserve: rb * 4 * k)
+        let chunk = max(ws.boxChunk, 1)
         try proposals.withUnsafeBufferPointer { pp in
             var start = 0
             while start < r {
-                let n = min(BoxHead.chunk, r - start)
+                let n = min(chunk, r - start)
                 try scorer(pp.baseAddress! + 4 * start, n, logits.pointer + start * k, deltas.pointer + start * 4 * k)
                 start += n
             }
