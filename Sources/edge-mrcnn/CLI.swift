@@ -126,8 +126,16 @@ func usageFailure(_ message: String, _ usage: String) -> Int32 {
     return 2
 }
 
+/// `s` as one printable line: line breaks become spaces, other control characters (a NUL would
+/// cut the message short) become '?'.
 func oneLine(_ s: String) -> String {
-    String(s.map { $0 == "\n" || $0 == "\r" ? " " : $0 })
+    var out = String.UnicodeScalarView()
+    for u in s.unicodeScalars {
+        if u == "\n" || u == "\r" || u == "\t" { out.append(" ") }
+        else if u.value < 0x20 || u.value == 0x7F { out.append("?") }
+        else { out.append(u) }
+    }
+    return String(out)
 }
 
 /// Warns on stderr when EDGE_MRCNN_ISA asks for an ISA this CPU or build cannot run (the C
@@ -152,6 +160,24 @@ func monotonicSeconds() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+/// Help lines of the limit flags (detect, eval).
+let limitsHelp = """
+      --max-pixels N        refuse images with more than N pixels, checked from the JPEG header
+                            before decoding (default \(defaultMaxPixels))
+      --max-detections N    keep at most N detections per image (default \(defaultMaxDetections), at most \(maxMaxDetections))
+      --max-memory MB       refuse an image whose estimated memory (decoded image, activations,
+                            weights) exceeds MB megabytes (default: the machine's physical memory)
+    """
+
+let limitFlags = ["max-pixels", "max-detections", "max-memory"]
+
+/// --max-pixels, --max-detections, --max-memory.
+func runLimits(_ a: ParsedArgs) throws -> RunLimits {
+    RunLimits(maxPixels: try a.int("max-pixels", in: 1...Int(Int32.max) * 16) ?? defaultMaxPixels,
+              maxDetections: try a.int("max-detections", in: 1...maxMaxDetections) ?? defaultMaxDetections,
+              maxMemoryBytes: try a.int("max-memory", in: 1...(1 << 24)).map { $0 << 20 })
 }
 
 /// Model overrides from --min-size, --max-size, --classes.

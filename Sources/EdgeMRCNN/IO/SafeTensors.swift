@@ -24,10 +24,49 @@ public final class MappedTensorStore: TensorStore {
                                            "F8_E5M2FNUZ", "U16", "U32", "U64", "C64", "F4"]
     public static let maxHeader = 100_000_000
 
+    /// Where each tensor of a safetensors file lies, after every check of the format.
+    public struct Layout {
+        public var metadata: [String: String]
+        /// In header order; begin/end are offsets into the data section.
+        public var tensors: [(name: String, dtype: DType, shape: [Int], begin: Int, end: Int)]
+        /// File offset of the data section.
+        public var dataStart: Int
+    }
+
     public init(path: String) throws {
         self.path = path
         file = try MappedFile(path: path)
         let span = file.span
+        let layout = try MappedTensorStore.layout(span)
+        let list = layout.tensors, dataStart = layout.dataStart
+        var v: [String: TensorView] = [:]
+        let base = span.raw.baseAddress
+        for t in list {
+            guard let base else {
+                // An empty data section: every tensor has 0 elements.
+                let p = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 64)
+                owned.append(p)
+                v[t.name] = TensorView(name: t.name, dtype: t.dtype, shape: t.shape, data: UnsafeRawPointer(p))
+                continue
+            }
+            var ptr = base + dataStart + t.begin
+            if Int(bitPattern: ptr) % t.dtype.byteSize != 0 {
+                let p = UnsafeMutableRawPointer.allocate(byteCount: max(t.end - t.begin, 1), alignment: 64)
+                p.copyMemory(from: ptr, byteCount: t.end - t.begin)
+                owned.append(p)
+                ptr = UnsafeRawPointer(p)
+            }
+            v[t.name] = TensorView(name: t.name, dtype: t.dtype, shape: t.shape, data: ptr)
+        }
+        views = v
+        names = list.map { $0.name }
+        metadata = layout.metadata
+    }
+
+    /// Reads and checks the header of the safetensors bytes `span`: every tensor's bytes lie
+    /// inside the span, and together they tile the data section exactly. Errors name span.source.
+    public static func layout(_ span: ByteSpan) throws -> Layout {
+        let path = span.source
         func fail(_ m: String) -> EdgeError { EdgeError(file: path, m) }
         guard span.count >= 8 else { throw fail("not a safetensors file: only \(span.count) bytes (the header length alone takes 8)") }
         let n64 = try span.u64(0)
@@ -99,28 +138,7 @@ public final class MappedTensorStore: TensorStore {
             }
             throw fail("safetensors file not fully covered: \(dataCount - expect) trailing bytes after the last tensor")
         }
-        var v: [String: TensorView] = [:]
-        let base = span.raw.baseAddress
-        for t in list {
-            guard let base else {
-                // An empty data section: every tensor has 0 elements.
-                let p = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 64)
-                owned.append(p)
-                v[t.name] = TensorView(name: t.name, dtype: t.dtype, shape: t.shape, data: UnsafeRawPointer(p))
-                continue
-            }
-            var ptr = base + dataStart + t.begin
-            if Int(bitPattern: ptr) % t.dtype.byteSize != 0 {
-                let p = UnsafeMutableRawPointer.allocate(byteCount: max(t.end - t.begin, 1), alignment: 64)
-                p.copyMemory(from: ptr, byteCount: t.end - t.begin)
-                owned.append(p)
-                ptr = UnsafeRawPointer(p)
-            }
-            v[t.name] = TensorView(name: t.name, dtype: t.dtype, shape: t.shape, data: ptr)
-        }
-        views = v
-        names = list.map { $0.name }
-        metadata = meta
+        return Layout(metadata: meta, tensors: list, dataStart: dataStart)
     }
 }
 

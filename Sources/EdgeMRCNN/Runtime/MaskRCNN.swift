@@ -50,7 +50,12 @@ public final class MaskRCNN {
     /// "float32", "int8" or "int8 (simulated)".
     public var precision: String { int8 != nil ? "int8" : activationHook is SimulatedInt8 ? "int8 (simulated)" : "float32" }
     private let rpn: RPN
-    private let boxHead: BoxHead
+    private var boxHead: BoxHead
+    /// Detections kept per image, best first (torchvision box_detections_per_img, default 100).
+    public var maxDetections: Int {
+        get { boxHead.detectionsPerImage }
+        set { boxHead.detectionsPerImage = max(newValue, 1) }
+    }
     private let maskHead: MaskHead
     /// Activation name of the normalised, padded input image (the input of the stem).
     public static let inputName = "input"

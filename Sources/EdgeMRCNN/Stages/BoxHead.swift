@@ -14,7 +14,7 @@ struct BoxHead {
     let numClasses: Int
     let coder = BoxCoder(10, 10, 5, 5)
     let nmsThresh = 0.5
-    let detectionsPerImage = 100
+    var detectionsPerImage = 100
     static let chunk = 256
     /// Activation name of the pooled RoI features (the input of fc6).
     static let poolName = "roi_heads.box_roi_pool"
