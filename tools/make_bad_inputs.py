@@ -233,6 +233,8 @@ def make_pth():
     sd = small_sd()
     sd["backbone.body.bn1.running_var"] = torch.full((1,), float("inf")).expand(64)
     out("pth", "inf_batchnorm_running_var.pth", tsave(sd))
+    # A broadcast (stride 0) view of one element that claims 2^40 elements: 4 TB once expanded.
+    out("pth", "broadcast_view_claims_2pow40_elements.pth", tsave({CLS: torch.zeros(1).expand(1 << 20, 1 << 20)}))
     out("pth", "checkpoint_is_a_list.pth", tsave([1, 2, 3]))
     out("pth", "state_dict_without_tensors.pth", tsave({"epoch": 3, "lr": 0.1}))
     legacy = tsave(small_sd(), _use_new_zipfile_serialization=False)

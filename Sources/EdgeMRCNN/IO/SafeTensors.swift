@@ -179,39 +179,17 @@ public enum SafeTensorsWriter {
         JSON.object(entries).write(to: &header)
         while (8 + header.count) % 64 != 0 { header.append(0x20) }
 
-        let tmp = path + ".tmp-\(getpid())"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw EdgeError(file: path, "cannot create \(tmp): \(errnoText())") }
-        var ok = false
-        defer {
-            if !ok { close(fd); unlink(tmp) }
-        }
-        func put(_ p: UnsafeRawPointer, _ n: Int) throws {
-            var done = 0
-            while done < n {
-                let r = posixWrite(fd, p + done, n - done)
-                if r < 0 {
-                    if errno == EINTR { continue }
-                    throw EdgeError(file: path, "write failed: \(errnoText())")
-                }
-                done += r
-            }
-        }
-        var len = UInt64(header.count).littleEndian
-        try withUnsafeBytes(of: &len) { try put($0.baseAddress!, 8) }
-        try header.withUnsafeBytes { try put($0.baseAddress!, $0.count) }
-        for t in views where t.byteCount > 0 { try put(t.data, t.byteCount) }
-        guard close(fd) == 0 else {
-            ok = true; unlink(tmp)
-            throw EdgeError(file: path, "close failed: \(errnoText())")
-        }
-        ok = true
-        guard rename(tmp, path) == 0 else {
-            unlink(tmp)
-            throw EdgeError(file: path, "cannot rename \(tmp) to it: \(errnoText())")
+        // Output/AtomicFile: a temporary name, fsync, rename; removed on any error.
+        let file = try AtomicFile(path: path)
+        do {
+            var len = UInt64(header.count).littleEndian
+            try withUnsafeBytes(of: &len) { try file.write($0) }
+            try header.withUnsafeBytes { try file.write($0) }
+            for t in views where t.byteCount > 0 { try file.write(UnsafeRawBufferPointer(start: t.data, count: t.byteCount)) }
+            try file.commit()
+        } catch {
+            file.abort()
+            throw error
         }
     }
 }
-
-/// write(2), outside any type that has a `write` member.
-@inline(__always) func posixWrite(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int { write(fd, p, n) }
