@@ -81,6 +81,13 @@ void em_normalize_rgb8_f32(const uint8_t *rgb, int H, int W, const float mean[3]
 // src = max((dst + 0.5) * (in/out) - 0.5, 0); i0 = (int)src; i1 = min(i0 + 1, in - 1).
 void em_resize_bilinear_f32(const float *in, int C, int H, int W, float *out, int OH, int OW);
 
+// em_normalize_rgb8_f32 then em_resize_bilinear_f32 to [3, OH, OW], written into the top-left of
+// a zero-padded [3, PH, PW] plane set: the same values bit for bit, without the full-size float
+// image (each normalised value is looked up per byte).
+void em_normalize_resize_pad_rgb8_f32(const uint8_t *rgb, int H, int W, const float mean[3],
+                                      const float std[3], int OH, int OW, int PH, int PW,
+                                      float *out);
+
 // ---------------------------------------------------------------- RoIAlign
 // torchvision roi_align on one feature map feat [C, H, W]. rois [R, 4] (x1, y1, x2, y2) in image
 // pixels. For roi i the pooled result [C, PH, PW] is written at out + out_index[i] * C*PH*PW

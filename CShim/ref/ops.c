@@ -101,6 +101,63 @@ static inline float bilerp(const float *p, int W, int y0, int y1, float wy0, flo
     return t0 * wy0 + t1 * wy1;
 }
 
+// linear_axis for one destination index (the same float operations).
+static void linear_one(int in, int out, int d, int *i0, int *i1, float *l0, float *l1) {
+    float scale = (float)in / (float)out;
+    float src = scale * ((float)d + 0.5f) - 0.5f;
+    if (src < 0.0f) src = 0.0f;
+    int i = (int)floorf(src);
+    if (i > in - 1) i = in - 1;
+    float lam = src - (float)i;
+    if (lam < 0.0f) lam = 0.0f;
+    if (lam > 1.0f) lam = 1.0f;
+    *i0 = i;
+    *i1 = i < in - 1 ? i + 1 : i;
+    *l0 = 1.0f - lam;
+    *l1 = lam;
+}
+
+void em_normalize_resize_pad_rgb8_f32(const uint8_t *rgb, int H, int W, const float mean[3],
+                                      const float std[3], int OH, int OW, int PH, int PW,
+                                      float *out) {
+    if (H <= 0 || W <= 0 || OH <= 0 || OW <= 0 || PH < OH || PW < OW) return;
+    // The normalised value of a byte depends only on the byte: a table per channel gives exactly
+    // em_normalize_rgb8_f32's values without the full-size float image.
+    float lut[3][256];
+    for (int c = 0; c < 3; c++)
+        for (int v = 0; v < 256; v++) lut[c][v] = ((float)v / 255.0f - mean[c]) / std[c];
+    enum { CAP = 4096 };
+    int xi0[CAP], xi1[CAP];
+    float xl0[CAP], xl1[CAP];
+    int tab = OW <= CAP;
+    if (tab) linear_axis(W, OW, xi0, xi1, xl0, xl1);
+    for (int c = 0; c < 3; c++) {
+        const float *t = lut[c];
+        float *o = out + (size_t)c * PH * PW;
+        for (int y = 0; y < OH; y++) {
+            int y0, y1;
+            float wy0, wy1;
+            linear_one(H, OH, y, &y0, &y1, &wy0, &wy1);
+            const uint8_t *r0 = rgb + (size_t)y0 * W * 3 + c, *r1 = rgb + (size_t)y1 * W * 3 + c;
+            float *orow = o + (size_t)y * PW;
+            for (int x = 0; x < OW; x++) {
+                int x0, x1;
+                float wx0, wx1;
+                if (tab) {
+                    x0 = xi0[x]; x1 = xi1[x]; wx0 = xl0[x]; wx1 = xl1[x];
+                } else {
+                    linear_one(W, OW, x, &x0, &x1, &wx0, &wx1);
+                }
+                float t0 = t[r0[(size_t)x0 * 3]] * wx0 + t[r0[(size_t)x1 * 3]] * wx1;
+                float t1 = t[r1[(size_t)x0 * 3]] * wx0 + t[r1[(size_t)x1 * 3]] * wx1;
+                orow[x] = t0 * wy0 + t1 * wy1;
+            }
+            for (int x = OW; x < PW; x++) orow[x] = 0.0f;
+        }
+        for (int y = OH; y < PH; y++) memset(o + (size_t)y * PW, 0, (size_t)PW * sizeof(float));
+    }
+}
+
 void em_resize_bilinear_f32(const float *in, int C, int H, int W, float *out, int OH, int OW) {
     if (C <= 0 || H <= 0 || W <= 0 || OH <= 0 || OW <= 0) return;
     // Small fixed stack buffers for typical sizes; larger sizes fall back to per-pixel recompute.

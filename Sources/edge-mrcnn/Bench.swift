@@ -86,6 +86,7 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
     }
     let loaded = try ModelLoader.load(path: modelPath, overrides: overrides, notice: { printErr($0) })
     let model = try MaskRCNN(store: loaded.store, config: loaded.config, source: modelPath)
+    applyMemoryBudget(model)
     let precision = loaded.store.metadata["precision"] ?? "float32"
 
     var walls: [Double] = []

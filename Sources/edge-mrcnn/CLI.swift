@@ -54,9 +54,26 @@ func mainHelp() -> String {
     return s
 }
 
+/// Commands that run the model and accept --max-memory.
+let memoryBudgetCommands: Set<String> = ["detect", "eval", "bench"]
+
+/// --max-memory MB (detect, eval, bench): the model's memory budget, applied with `applyMemoryBudget`.
+var maxMemoryBytes: Int?
+
+func applyMemoryBudget(_ model: MaskRCNN) { model.maxMemoryBytes = maxMemoryBytes }
+
+let memoryHelp = """
+  --max-memory MB       memory budget for weights + activations: the RoI heads then work in
+                        smaller chunks when needed; an input that cannot fit is an error (an
+                        image whose decoded pixels and the weights exceed it, or by default the
+                        physical memory, is refused from its JPEG header, before decoding)
+
+"""
+
 func commandHelp(_ c: Command) -> String {
     var s = "\(c.summary)\n\n\(c.usage)\n\noptions:\n"
     if !c.details.isEmpty { s += c.details.hasSuffix("\n") ? c.details : c.details + "\n" }
+    if memoryBudgetCommands.contains(c.name) { s += memoryHelp }
     s += globalHelp
     if !c.notes.isEmpty { s += "\n" + c.notes + (c.notes.hasSuffix("\n") ? "" : "\n") }
     return s
@@ -101,6 +118,7 @@ func runCLI(_ argv: [String]) -> Int32 {
     }
     var spec = cmd.spec
     spec.valueFlags.insert("threads")
+    if memoryBudgetCommands.contains(cmd.name) { spec.valueFlags.insert("max-memory") }
     spec.boolFlags.insert("help")
     spec.aliases["h"] = "help"
     do {
@@ -108,6 +126,7 @@ func runCLI(_ argv: [String]) -> Int32 {
         if parsed.bools.contains("help") { printOut(commandHelp(cmd)); return 0 }
         if let t = threads, parsed.values["threads"] == nil { parsed.values["threads"] = [t] }
         if let n = try parsed.int("threads", in: 1...1024) { em_set_num_threads(Int32(n)) }
+        if let mb = try parsed.int("max-memory", in: 1...(1 << 30)) { maxMemoryBytes = mb << 20 }
         return try cmd.run(parsed)
     } catch let e as UsageError {
         return usageFailure(e.message, cmd.usage)
@@ -167,17 +186,18 @@ let limitsHelp = """
       --max-pixels N        refuse images with more than N pixels, checked from the JPEG header
                             before decoding (default \(defaultMaxPixels))
       --max-detections N    keep at most N detections per image (default \(defaultMaxDetections), at most \(maxMaxDetections))
-      --max-memory MB       refuse an image whose estimated memory (decoded image, activations,
-                            weights) exceeds MB megabytes (default: the machine's physical memory)
     """
 
-let limitFlags = ["max-pixels", "max-detections", "max-memory"]
+/// (--max-memory is a global flag of the model commands, see memoryBudgetCommands.)
+let limitFlags = ["max-pixels", "max-detections"]
 
-/// --max-pixels, --max-detections, --max-memory.
+/// --max-pixels, --max-detections, and the --max-memory budget: an image whose decoded pixels and
+/// the weights alone exceed it (default: the physical memory) is refused before decoding; the
+/// arena planner checks the activations against it before the model runs.
 func runLimits(_ a: ParsedArgs) throws -> RunLimits {
     RunLimits(maxPixels: try a.int("max-pixels", in: 1...Int(Int32.max) * 16) ?? defaultMaxPixels,
               maxDetections: try a.int("max-detections", in: 1...maxMaxDetections) ?? defaultMaxDetections,
-              maxMemoryBytes: try a.int("max-memory", in: 1...(1 << 24)).map { $0 << 20 })
+              maxMemoryBytes: maxMemoryBytes)
 }
 
 /// Model overrides from --min-size, --max-size, --classes.

@@ -57,13 +57,14 @@ func runDetect(_ a: ParsedArgs) throws -> Int32 {
     warnAboutForcedISA()
     let loaded = try ModelLoader.load(path: modelPath, overrides: overrides, notice: { printErr($0) })
     let model = try MaskRCNN(store: loaded.store, config: loaded.config, source: modelPath)
+    applyMemoryBudget(model)
     model.maxDetections = limits.maxDetections
-    let weightBytes = MemoryPlan.weightBytes(loaded.store)
+    let weightBytes = model.weightBytes
 
     let options = DetectRunOptions(jsonPath: jsonPath, overlayDir: overlayDir, maxPixels: limits.maxPixels,
                                    overlayStyle: OverlayStyle(minScore: overlayThresh), classNames: model.config.classNames,
                                    resolver: resolver,
-                                   preflight: { try checkImageLimits(path: $0, limits: limits, config: model.config, weightBytes: weightBytes) })
+                                   preflight: { try checkImageLimits(path: $0, limits: limits, weightBytes: weightBytes) })
     let failed = try processImages(images, options) { try model.detect($0, scoreThresh: scoreThresh) }
     return failed > 0 ? 1 : 0
 }

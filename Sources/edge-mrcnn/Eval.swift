@@ -166,9 +166,10 @@ private func runModelForEval(_ a: ParsedArgs, gt: COCODataset, modelPath: String
     warnAboutForcedISA()
     let loaded = try ModelLoader.load(path: modelPath, overrides: overrides, notice: { printErr($0) })
     let model = try MaskRCNN(store: loaded.store, config: loaded.config, source: modelPath)
+    applyMemoryBudget(model)
     let classNames = model.config.classNames
     model.maxDetections = limits.maxDetections
-    let weightBytes = MemoryPlan.weightBytes(loaded.store)
+    let weightBytes = model.weightBytes
 
     // Results are written as they come (atomically) and read back object by object exactly as
     // a results file would be (Float text -> Double), so both modes score the same numbers.
@@ -180,7 +181,7 @@ private func runModelForEval(_ a: ParsedArgs, gt: COCODataset, modelPath: String
         for (k, item) in todo.enumerated() {
             let t0 = monotonicSeconds()
             do {
-                try checkImageLimits(path: item.path, limits: limits, config: model.config, weightBytes: weightBytes)
+                try checkImageLimits(path: item.path, limits: limits, weightBytes: weightBytes)
                 let image = try loadImage(path: item.path, maxPixels: limits.maxPixels)
                 if image.width != item.image.width || image.height != item.image.height {
                     printErr("edge-mrcnn: \(item.path): warning: image is \(image.width)x\(image.height), annotations say "

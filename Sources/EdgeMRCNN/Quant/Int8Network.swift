@@ -12,18 +12,6 @@ import Musl
 #endif
 import CShim
 
-/// An owned, 64-byte aligned byte array.
-final class ByteBuffer {
-    let count: Int
-    let pointer: UnsafeMutablePointer<UInt8>
-    init(count: Int) {
-        self.count = count
-        pointer = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1), alignment: 64)
-            .bindMemory(to: UInt8.self, capacity: max(count, 1))
-    }
-    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
-}
-
 /// A CHW uint8 tensor with its quantisation parameters.
 struct U8Map {
     let buffer: ByteBuffer
@@ -32,15 +20,15 @@ struct U8Map {
     var pointer: UnsafeMutablePointer<UInt8> { buffer.pointer }
     var count: Int { channels * height * width }
 
-    init(_ c: Int, _ h: Int, _ w: Int, _ q: QParams) {
-        buffer = ByteBuffer(count: c * h * w); channels = c; height = h; width = w; self.q = q
+    init(_ c: Int, _ h: Int, _ w: Int, _ q: QParams, _ ws: Workspace) {
+        buffer = ws.bytes(c * h * w); channels = c; height = h; width = w; self.q = q
     }
     init(buffer: ByteBuffer, _ c: Int, _ h: Int, _ w: Int, _ q: QParams) {
         self.buffer = buffer; channels = c; height = h; width = w; self.q = q
     }
 
-    func dequantized() -> FeatureMap {
-        let f = FeatureMap(buffer: FloatBuffer(count: count), channels: channels, height: height, width: width)
+    func dequantized(_ ws: Workspace) -> FeatureMap {
+        let f = ws.map(channels, height, width)
         em_dequantize_u8_f32(pointer, count, q.scale, q.zeroPoint, f.pointer)
         return f
     }
@@ -57,23 +45,24 @@ struct QLayer {
     /// s_in * w_s[c] / s_out (or s_in * w_s[c] for float outputs).
     let mult: [Float]
 
-    func conv(_ x: U8Map, relu: Bool, residual: U8Map? = nil) throws -> U8Map {
+    func conv(_ x: U8Map, _ ws: Workspace, relu: Bool, residual: U8Map? = nil) throws -> U8Map {
         let oh = (x.height + 2 * pad - kernel) / stride + 1, ow = (x.width + 2 * pad - kernel) / stride + 1
-        let out = U8Map(cout, oh, ow, outQ!)
+        let out = U8Map(cout, oh, ow, outQ!, ws)
         try convInto(x.pointer, x.height, x.width, out: out.pointer, relu: relu, residual: residual)
         return out
     }
 
     /// A 1x1 convolution with float output straight from the int32 accumulators:
     /// out[m, p] = acc[m, p] * s_in * w_s[m] (em_qlinear_u8_f32 on the transposed map).
-    func conv1x1Float(_ x: UnsafePointer<UInt8>, _ h: Int, _ w: Int, out: UnsafeMutablePointer<Float>) throws {
+    func conv1x1Float(_ x: UnsafePointer<UInt8>, _ h: Int, _ w: Int, out: UnsafeMutablePointer<Float>,
+                      _ ws: Workspace, reserveWidth: Int = 0) throws {
         let hw = h * w
-        let t = ByteBuffer(count: hw * cin)
+        let t = ws.bytes(hw * cin, reserve: h * reserveWidth * cin)
         for c in 0..<cin {
             let src = x + c * hw
             for p in 0..<hw { t.pointer[p * cin + c] = src[p] }
         }
-        let tmp = FloatBuffer(count: hw * cout)
+        let tmp = ws.floats(hw * cout, reserve: h * reserveWidth * cout)
         let rc = mult.withUnsafeBufferPointer { m in
             em_qlinear_u8_f32(t.pointer, Int32(hw), Int32(cin), inQ.zeroPoint, packed, Int32(cout), m.baseAddress, tmp.pointer)
         }
@@ -81,9 +70,9 @@ struct QLayer {
         for p in 0..<hw { for m in 0..<cout { out[m * hw + p] = tmp.pointer[p * cout + m] } }
     }
 
-    func convFloat(_ x: U8Map) throws -> FeatureMap {
-        let f = FeatureMap(buffer: FloatBuffer(count: cout * x.height * x.width), channels: cout, height: x.height, width: x.width)
-        try conv1x1Float(x.pointer, x.height, x.width, out: f.pointer)
+    func convFloat(_ x: U8Map, _ ws: Workspace) throws -> FeatureMap {
+        let f = ws.map(cout, x.height, x.width)
+        try conv1x1Float(x.pointer, x.height, x.width, out: f.pointer, ws)
         return f
     }
 
@@ -105,6 +94,10 @@ final class Int8Network {
     var layers: [String: QLayer] = [:]
     /// Packed blobs made at load time (models without L.packed tensors).
     private var owned: [ByteBuffer] = []
+    /// Bytes of the int8 model's tensors plus the blobs packed at load time.
+    var weightBytes: Int {
+        owned.reduce(0) { $0 + $1.count } + store.names.reduce(0) { $0 + (store.tensor($1)?.byteCount ?? 0) }
+    }
     private let store: TensorStore
 
     init(_ store: TensorStore, config: ModelConfig, source: String) throws {
@@ -148,39 +141,59 @@ final class Int8Network {
     // ------------------------------------------------------------------ backbone + FPN
 
     /// The float input image -> P2..P6 in uint8 (shared parameters backbone.fpn.out).
-    func features(_ x: FeatureMap) throws -> [U8Map] {
-        let xq = U8Map(x.channels, x.height, x.width, qparams[MaskRCNN.inputName]!)
-        em_quantize_f32_u8(x.pointer, x.count, xq.q.scale, xq.q.zeroPoint, xq.pointer)
-        let s = try layer("backbone.body.conv1").conv(xq, relu: true)
-        var y = U8Map(s.channels, (s.height + 2 - 3) / 2 + 1, (s.width + 2 - 3) / 2 + 1, s.q)
+    func features(_ x: FeatureMap, _ ws: Workspace) throws -> [U8Map] {
+        var y = try stem(x, ws)
+        return try features(stem: &y, ws)
+    }
+
+    /// The quantised input after the stem (conv1 + maxpool), so that the float input can be
+    /// released before the body runs.
+    func stem(_ x: FeatureMap, _ ws: Workspace) throws -> U8Map {
+        let s: U8Map
+        do {
+            let xq = U8Map(x.channels, x.height, x.width, qparams[MaskRCNN.inputName]!, ws)
+            em_quantize_f32_u8(x.pointer, x.count, xq.q.scale, xq.q.zeroPoint, xq.pointer)
+            s = try layer("backbone.body.conv1").conv(xq, ws, relu: true)
+        }
+        let y = U8Map(s.channels, (s.height + 2 - 3) / 2 + 1, (s.width + 2 - 3) / 2 + 1, s.q, ws)
         em_qmaxpool2d_u8(s.pointer, Int32(s.channels), Int32(s.height), Int32(s.width), 3, 2, 1, y.pointer)
-        var cs: [U8Map] = []
+        return y
+    }
+
+    /// Body + FPN from the stem output (consumed: `y` is replaced as the blocks run).
+    func features(stem y: inout U8Map, _ ws: Workspace) throws -> [U8Map] {
+        var cs: [U8Map?] = []   // each C_i is released once its lateral conv has read it
         for (li, blocks) in ModelSpec.resnetBlocks.enumerated() {
             for b in 0..<blocks {
                 let p = "backbone.body.layer\(li + 1).\(b)"
-                let a = try layer(p + ".conv1").conv(y, relu: true)
-                let c2 = try layer(p + ".conv2").conv(a, relu: true)
-                let identity = b == 0 ? try layer(p + ".downsample").conv(y, relu: false) : y
-                y = try layer(p + ".conv3").conv(c2, relu: true, residual: identity)
+                let c2: U8Map
+                do {   // scoped: `a` is released before conv3
+                    let a = try layer(p + ".conv1").conv(y, ws, relu: true)
+                    c2 = try layer(p + ".conv2").conv(a, ws, relu: true)
+                }
+                let identity = b == 0 ? try layer(p + ".downsample").conv(y, ws, relu: false) : y
+                y = try layer(p + ".conv3").conv(c2, ws, relu: true, residual: identity)
             }
             cs.append(y)
         }
         var results = [U8Map?](repeating: nil, count: 5)
-        var last = try layer("backbone.fpn.inner_blocks.3").conv(cs[3], relu: false)
-        results[3] = try layer("backbone.fpn.layer_blocks.3").conv(last, relu: false)
+        var last = try layer("backbone.fpn.inner_blocks.3").conv(cs[3]!, ws, relu: false)
+        cs[3] = nil
+        results[3] = try layer("backbone.fpn.layer_blocks.3").conv(last, ws, relu: false)
         for i in stride(from: 2, through: 0, by: -1) {
-            let lat = try layer("backbone.fpn.inner_blocks.\(i)").conv(cs[i], relu: false)
+            let lat = try layer("backbone.fpn.inner_blocks.\(i)").conv(cs[i]!, ws, relu: false)
+            cs[i] = nil
             let mq = qparams["backbone.fpn.merge.\(i)"]!
-            let merged = U8Map(lat.channels, lat.height, lat.width, mq)
+            let merged = U8Map(lat.channels, lat.height, lat.width, mq, ws)
             em_qadd_upsample_nearest_u8(lat.pointer, lat.q.zeroPoint, lat.q.scale / mq.scale, last.pointer,
                                         last.q.zeroPoint, last.q.scale / mq.scale, Int32(lat.channels),
                                         Int32(last.height), Int32(last.width), Int32(lat.height), Int32(lat.width),
                                         mq.zeroPoint, merged.pointer)
             last = merged
-            results[i] = try layer("backbone.fpn.layer_blocks.\(i)").conv(merged, relu: false)
+            results[i] = try layer("backbone.fpn.layer_blocks.\(i)").conv(merged, ws, relu: false)
         }
         let p5 = results[3]!
-        let p6 = U8Map(p5.channels, (p5.height - 1) / 2 + 1, (p5.width - 1) / 2 + 1, p5.q)
+        let p6 = U8Map(p5.channels, (p5.height - 1) / 2 + 1, (p5.width - 1) / 2 + 1, p5.q, ws)
         em_qmaxpool2d_u8(p5.pointer, Int32(p5.channels), Int32(p5.height), Int32(p5.width), 1, 2, 0, p6.pointer)
         results[4] = p6
         return results.map { $0! }
@@ -188,24 +201,26 @@ final class Int8Network {
 
     // ------------------------------------------------------------------ RPN head
 
-    func rpnHeads(_ levels: [U8Map]) throws -> [(logits: FeatureMap, deltas: FeatureMap)] {
+    func rpnHeads(_ levels: [U8Map], _ ws: Workspace) throws -> [(logits: FeatureMap, deltas: FeatureMap)] {
         try levels.map { p in
-            let t = try layer("rpn.head.conv").conv(p, relu: true)
-            return (try layer("rpn.head.cls_logits").convFloat(t), try layer("rpn.head.bbox_pred").convFloat(t))
+            let t = try layer("rpn.head.conv").conv(p, ws, relu: true)
+            return (try layer("rpn.head.cls_logits").convFloat(t, ws), try layer("rpn.head.bbox_pred").convFloat(t, ws))
         }
     }
 
     // ------------------------------------------------------------------ box head MLP
 
     /// BoxHead.Predictor on the int8 kernels.
-    func boxPredictor(numClasses k: Int) -> BoxHead.Predictor {
+    func boxPredictor(numClasses k: Int, _ ws: Workspace) -> BoxHead.Predictor {
         let pq = qparams[BoxHead.poolName]!
         let fc6 = layer("roi_heads.box_head.fc6"), fc7 = layer("roi_heads.box_head.fc7")
         let cls = layer("roi_heads.box_predictor.cls_score"), bbox = layer("roi_heads.box_predictor.bbox_pred")
-        var xq = ByteBuffer(count: 0), h6 = ByteBuffer(count: 0), h7 = ByteBuffer(count: 0)
+        // sized for the largest chunk BoxHead.run passes (ws.boxChunk rows)
+        let rows = max(ws.boxChunk, 1)
+        var xq = ws.bytes(rows * fc6.cin), h6 = ws.bytes(rows * 1024), h7 = ws.bytes(rows * 1024)
         return { pooled, n, logits, deltas in
             let inF = fc6.cin
-            if xq.count < n * inF { xq = ByteBuffer(count: n * inF); h6 = ByteBuffer(count: n * 1024); h7 = ByteBuffer(count: n * 1024) }
+            if xq.count < n * inF { xq = ws.bytes(n * inF); h6 = ws.bytes(n * 1024); h7 = ws.bytes(n * 1024) }
             em_quantize_f32_u8(pooled, n * inF, pq.scale, pq.zeroPoint, xq.pointer)
             fc6.mult.withUnsafeBufferPointer { m in
                 _ = em_qlinear_u8(xq.pointer, Int32(n), Int32(inF), pq.zeroPoint, fc6.packed, Int32(fc6.cout),
@@ -227,24 +242,26 @@ final class Int8Network {
     // ------------------------------------------------------------------ mask head
 
     /// 28x28 probabilities [N * 784] of the predicted labels (same batching as MaskHead.run).
-    func masks(_ features: [FeatureMap], boxes: [Float], labels: [Int], sizes s: ImageSizes, numClasses: Int) throws -> FloatBuffer {
+    func masks(_ features: [FeatureMap], boxes: [Float], labels: [Int], sizes s: ImageSizes, numClasses: Int,
+               _ ws: Workspace) throws -> FloatBuffer {
         let n = labels.count
         let m = MaskHead.size
-        let out = FloatBuffer(count: n * m * m)
+        let maxN = BoxHead.detectionsPerImageBound
+        let out = ws.floats(n * m * m, reserve: maxN * m * m)
         if n == 0 { return out }
         let c = 256, p = 14, pitch = p + 1
-        let pooled = FloatBuffer(count: n * c * p * p)
+        let pooled = ws.floats(n * c * p * p, reserve: maxN * c * p * p)
         MultiScaleRoIAlign.run(Array(features.prefix(4)), boxes: boxes, sizes: s, output: p, out: pooled.pointer)
         let pq = qparams[MaskHead.poolName]!
-        let pooledQ = ByteBuffer(count: n * c * p * p)
+        let pooledQ = ws.bytes(n * c * p * p, reserve: maxN * c * p * p)
         em_quantize_f32_u8(pooled.pointer, n * c * p * p, pq.scale, pq.zeroPoint, pooledQ.pointer)
         let convs = (0..<4).map { layer("roi_heads.mask_head.\($0)") }
         let deconv = layer("roi_heads.mask_predictor.conv5_mask"), logits = layer("roi_heads.mask_predictor.mask_fcn_logits")
-        let g = min(MaskHead.batch, n)
-        let maxW = g * pitch - 1
-        let a = ByteBuffer(count: c * p * maxW), b = ByteBuffer(count: c * p * maxW)
-        let up = ByteBuffer(count: c * 4 * p * maxW)
-        let lg = FloatBuffer(count: numClasses * 4 * p * maxW)
+        let g = min(max(ws.maskBatch, 1), n)
+        let maxW = g * pitch - 1, boundW = max(ws.maskBatch, 1) * pitch - 1
+        let a = ws.bytes(c * p * maxW, reserve: c * p * boundW), b = ws.bytes(c * p * maxW, reserve: c * p * boundW)
+        let up = ws.bytes(c * 4 * p * maxW, reserve: c * 4 * p * boundW)
+        let lg = ws.floats(numClasses * 4 * p * maxW, reserve: numClasses * 4 * p * boundW)
         var start = 0
         while start < n {
             let cnt = min(g, n - start)
@@ -275,7 +292,7 @@ final class Int8Network {
             }
             if rc != 0 { throw EdgeError("int8 deconvolution rejected its arguments") }
             let uw = 2 * w
-            try logits.conv1x1Float(up.pointer, 2 * p, uw, out: lg.pointer)
+            try logits.conv1x1Float(up.pointer, 2 * p, uw, out: lg.pointer, ws, reserveWidth: 2 * boundW)
             for r in 0..<cnt {
                 let i = start + r
                 let label = min(max(labels[i], 0), numClasses - 1)

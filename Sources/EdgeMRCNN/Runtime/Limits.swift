@@ -1,7 +1,9 @@
 // Limits that protect a small board from hostile or merely huge inputs: image pixels (checked
-// from the JPEG header, before any pixel is decoded), detections per image, and the memory one
-// image will need (decoded image + activations + weights), checked before the image is decoded.
-// Each violation is a one-line EdgeError naming the file.
+// from the JPEG header, before any pixel is decoded), detections per image, and memory: before
+// an image is decoded, its decoded pixels plus the model's weights must fit the budget
+// (--max-memory, default the physical memory); the arena planner then checks weights + planned
+// activations before the model runs (MaskRCNN.maxMemoryBytes). Each violation is a one-line
+// EdgeError naming the file.
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -20,7 +22,7 @@ public struct RunLimits: Equatable {
     public var maxPixels: Int
     /// Detections kept per image, best scores first (`--max-detections`).
     public var maxDetections: Int
-    /// Bytes one image may need (`--max-memory MB`); nil: the machine's physical memory.
+    /// The memory budget in bytes (`--max-memory MB`); nil: the machine's physical memory.
     public var maxMemoryBytes: Int?
 
     public init(maxPixels: Int = defaultMaxPixels, maxDetections: Int = defaultMaxDetections, maxMemoryBytes: Int? = nil) {
@@ -31,32 +33,22 @@ public struct RunLimits: Equatable {
     public var effectiveMemoryLimit: Int? { maxMemoryBytes ?? MemoryPlan.physicalMemory() }
 }
 
-/// A conservative estimate of the memory one image needs, made before it is decoded.
+/// What an image needs before the network runs, known from its header alone.
 public struct MemoryPlan: Equatable {
-    /// Decoded RGB (C buffer + Swift copy) and the normalised float image at full resolution.
+    /// The decoded RGB image: the libjpeg buffer and its RGBImage copy.
     public var imageBytes: Int
-    /// Activations of the network at the padded model input size.
-    public var activationBytes: Int
     /// Weights (mapped or owned by the model).
     public var weightBytes: Int
-    public var total: Int { imageBytes + activationBytes + weightBytes }
+    public var total: Int { imageBytes &+ weightBytes }
 
-    /// Bytes per pixel of the original image: 3 (libjpeg) + 3 (RGBImage) + 12 (normalised f32).
-    public static let imageBytesPerPixel = 18
-    /// Bytes of live activations per pixel of the padded input (float pipeline: stem and C2/P2
-    /// maps at 1/2 and 1/4 resolution, the FPN pyramid, RPN head and im2col scratch), an upper
-    /// bound measured from peak RSS minus the weights at 800x1088 and 256x352.
-    public static let activationBytesPerPaddedPixel = 1100
+    /// Bytes per pixel of the original image while it is decoded: 3 (libjpeg) + 3 (RGBImage).
+    /// (Normalise, resize and pad are fused into the padded model input, planned by the arena.)
+    public static let imageBytesPerPixel = 6
 
-    public static func estimate(width w: Int, height h: Int, config: ModelConfig, weightBytes: Int) -> MemoryPlan {
-        let px = w.multipliedReportingOverflow(by: h)
-        let imagePixels = px.overflow ? Int.max / 64 : px.partialValue
-        let s = Transform.sizes(height: max(h, 1), width: max(w, 1), minSize: config.minSize, maxSize: config.maxSize)
-        let padded = s.paddedHeight * s.paddedWidth
-        return MemoryPlan(imageBytes: imagePixels.multipliedReportingOverflow(by: imageBytesPerPixel).overflow
-                              ? Int.max / 4 : imagePixels * imageBytesPerPixel,
-                          activationBytes: padded * activationBytesPerPaddedPixel,
-                          weightBytes: weightBytes)
+    public static func estimate(width w: Int, height h: Int, weightBytes: Int) -> MemoryPlan {
+        let (px, o1) = max(w, 0).multipliedReportingOverflow(by: max(h, 0))
+        let (b, o2) = px.multipliedReportingOverflow(by: imageBytesPerPixel)
+        return MemoryPlan(imageBytes: o1 || o2 ? Int.max / 4 : b, weightBytes: weightBytes)
     }
 
     /// Physical memory of the machine (sysconf), nil if unknown.
@@ -67,32 +59,24 @@ public struct MemoryPlan: Equatable {
         return o ? nil : b
     }
 
-    /// Sum of the byte sizes of every tensor of `store`.
-    public static func weightBytes(_ store: TensorStore) -> Int {
-        var n = 0
-        for name in store.names { if let t = store.tensor(name) { n += t.byteCount } }
-        return n
-    }
-
-    public static func megabytes(_ b: Int) -> String { "\((b + (1 << 20) - 1) >> 20) MB" }
+    public static func megabytes(_ b: Int) -> String { "\((b + (1 << 19)) >> 20) MB" }
 }
 
 /// Checks an image file against the limits from its JPEG header alone (no pixel decoded):
-/// pixel count, then the memory plan for `config`. Throws a one-line EdgeError naming `path`.
-public func checkImageLimits(path: String, limits: RunLimits, config: ModelConfig, weightBytes: Int) throws {
+/// pixel count, then decoded image + weights against the memory budget. Throws a one-line
+/// EdgeError naming `path`.
+public func checkImageLimits(path: String, limits: RunLimits, weightBytes: Int) throws {
     let (w, h) = try jpegSize(path: path)
     let (px, o) = w.multipliedReportingOverflow(by: h)
     if o || px > limits.maxPixels {
         throw EdgeError(file: path, "image too large: \(w)x\(h) = \(px) pixels exceeds the limit of \(limits.maxPixels) (--max-pixels)")
     }
     guard let limit = limits.effectiveMemoryLimit else { return }
-    let plan = MemoryPlan.estimate(width: w, height: h, config: config, weightBytes: weightBytes)
+    let plan = MemoryPlan.estimate(width: w, height: h, weightBytes: weightBytes)
     if plan.total > limit {
-        let s = Transform.sizes(height: h, width: w, minSize: config.minSize, maxSize: config.maxSize)
-        throw EdgeError(file: path, "needs about \(MemoryPlan.megabytes(plan.total)) (image \(w)x\(h) \(MemoryPlan.megabytes(plan.imageBytes)), "
-            + "activations at \(s.paddedWidth)x\(s.paddedHeight) \(MemoryPlan.megabytes(plan.activationBytes)), "
-            + "weights \(MemoryPlan.megabytes(plan.weightBytes))), more than the limit of \(MemoryPlan.megabytes(limit)) "
-            + (limits.maxMemoryBytes == nil ? "(physical memory; --max-memory MB)" : "(--max-memory)"))
+        throw EdgeError(file: path, "image \(w)x\(h) needs \(MemoryPlan.megabytes(plan.imageBytes)) decoded, with the weights "
+            + "(\(MemoryPlan.megabytes(plan.weightBytes))) more than the limit of \(MemoryPlan.megabytes(limit)) "
+            + (limits.maxMemoryBytes == nil ? "(the physical memory; see --max-memory MB)" : "(--max-memory)"))
     }
 }
 

@@ -36,6 +36,16 @@ public final class PipelineTrace {
 }
 
 public final class MaskRCNN {
+    /// Estimated bytes of the RoI-head buffers at one chunk level (float layout; the int8 heads
+    /// need less): box chunk pooled features + fc6/fc7 rows + logits/deltas of every proposal,
+    /// and the mask head's pooled features, two conv maps, the upsampled map and the deconv scratch.
+    static func headBytes(_ l: (boxChunk: Int, maskBatch: Int), numClasses k: Int) -> Int {
+        let box = l.boxChunk * (256 * 49 + 2 * 1024) * 4 + BoxHead.proposalBound * 5 * k * 4
+        let w = l.maskBatch * 15 - 1
+        let mask = BoxHead.detectionsPerImageBound * (784 + 256 * 196) * 4 + (2 * 256 * 14 * w + 2 * 256 * 28 * 2 * w + 4 * 256 * 14 * w) * 4
+        return max(box, mask) + BoxHead.detectionsPerImageBound * 784 * 4
+    }
+
     public let config: ModelConfig
     private let store: TensorStore   // keeps the weight memory alive
     private let backbone: Backbone?
@@ -50,6 +60,19 @@ public final class MaskRCNN {
     /// "float32", "int8" or "int8 (simulated)".
     public var precision: String { int8 != nil ? "int8" : activationHook is SimulatedInt8 ? "int8 (simulated)" : "float32" }
     private let rpn: RPN
+    /// Activation memory, planned per padded input shape and reused (Runtime/Buffers.swift).
+    private let arena = Arena()
+    /// What the arena planner did: plan size vs the sum of the buffers, plans made, fallbacks.
+    public var arenaStats: ArenaStats { arena.stats }
+    /// Bytes of weight memory the model keeps (mapped or owned tensors and packed int8 blobs).
+    public private(set) var weightBytes = 0
+    /// --max-memory: a budget in bytes for weights + planned activations (kernel scratch included). With a
+    /// budget the RoI heads work in smaller chunks when the full-size ones would not fit, and
+    /// detect fails with a one-line error when even the smallest do not fit. nil: no budget.
+    public var maxMemoryBytes: Int?
+    /// RoI chunk sizes from fastest (most memory) to smallest: box-head RoIs per chunk and mask
+    /// RoIs per batch. Index = the plan's tag.
+    static let memoryLevels: [(boxChunk: Int, maskBatch: Int)] = [(BoxHead.chunk, MaskHead.batch), (64, 4), (16, 1)]
     private var boxHead: BoxHead
     /// Detections kept per image, best first (torchvision box_detections_per_img, default 100).
     public var maxDetections: Int {
@@ -87,6 +110,9 @@ public final class MaskRCNN {
             }
         }
         self.store = store
+        var wb = store.names.reduce(0) { $0 + (store.tensor($1)?.byteCount ?? 0) }
+        if let q = int8 { wb += q.weightBytes }
+        weightBytes = wb
         backbone = int8 == nil ? try Backbone(store, source: source) : nil
         fpn = int8 == nil ? try FPN(store, source: source) : nil
         rpn = try RPN(store, source: source)
@@ -115,23 +141,76 @@ public final class MaskRCNN {
         guard image.width > 0, image.height > 0, image.pixels.count == image.width * image.height * 3 else {
             throw EdgeError("image has invalid size \(image.width)x\(image.height)")
         }
-        let ws = Workspace()
+        let sizes0 = Transform.sizes(height: image.height, width: image.width, minSize: config.minSize,
+                                     maxSize: config.maxSize)
+        let ph = sizes0.paddedHeight, pw = sizes0.paddedWidth
+        let mb = 1 << 20
+        func budgetError(_ need: Int, _ what: String) -> EdgeError {
+            EdgeError("input \(image.width)x\(image.height) (padded \(pw)x\(ph)) needs at least \((need + mb - 1) / mb) MB "
+                + "(weights \(weightBytes / mb) MB + \(what)), --max-memory allows \(maxMemoryBytes! / mb) MB")
+        }
+        // With a budget: a plan that does not fit is re-made with smaller RoI chunks, and fails
+        // up front when the smallest chunks do not fit either.
+        let existing = arena.savedPlan(paddedHeight: ph, paddedWidth: pw)
+        var tag = existing?.tag ?? 0
+        if let limit = maxMemoryBytes, let e = existing {
+            let need = weightBytes + e.planBytes
+            if need > limit {
+                if tag + 1 < MaskRCNN.memoryLevels.count {
+                    tag += 1   // re-plan with smaller RoI chunks
+                } else {
+                    throw budgetError(need, "activations \(e.planBytes / mb) MB")
+                }
+            }
+        }
+        arena.shrinkBlock = maxMemoryBytes != nil
+        arena.beginRun(paddedHeight: ph, paddedWidth: pw, tag: tag)
+        var completed = false
+        defer { arena.endRun(completed: completed) }
+        let ws = Workspace(arena: arena)
         ws.hook = hook
+        func applyLevel(_ t: Int) {
+            let l = MaskRCNN.memoryLevels[min(max(t, 0), MaskRCNN.memoryLevels.count - 1)]
+            ws.boxChunk = l.boxChunk; ws.maskBatch = l.maskBatch
+        }
+        applyLevel(tag)
         var t0 = monotonicSeconds(), c0 = processCPUSeconds()
-        func lap(_ name: String) {
+        func lap(_ name: String) throws {
+            if let limit = maxMemoryBytes, arena.isRecording {
+                let need = weightBytes + arena.recordingPeakBytes
+                if need > limit { throw budgetError(need, "activations \(arena.recordingPeakBytes / mb) MB so far") }
+            }
             guard let trace = trace else { return }
             let t = monotonicSeconds(), c = processCPUSeconds()
             trace.timings.append((name, t - t0))
             trace.cpuTimings.append((name, c - c0))
             t0 = t; c0 = c
         }
+        /// Planning run with a budget: the largest RoI chunks (at least the plan's) whose head
+        /// buffers fit beside what is alive now.
+        func chooseHeadLevel() {
+            guard let limit = maxMemoryBytes, arena.isRecording else { return }
+            let room = limit - weightBytes - arena.recordingLiveBytes
+            var t = arena.recordingTag
+            while t + 1 < MaskRCNN.memoryLevels.count && MaskRCNN.headBytes(MaskRCNN.memoryLevels[t], numClasses: config.numClasses) > room {
+                t += 1
+            }
+            arena.setPlanTag(t)
+            applyLevel(t)
+        }
         let capture = trace?.captureTensors ?? false
 
-        let (x, sizes) = Transform.run(image, config: config, ws)
+        // the input is released as soon as the stem has read it (unless a trace keeps it)
+        var x: FeatureMap?
+        let sizes: ImageSizes
+        do {
+            let r = Transform.run(image, config: config, ws)
+            x = r.0; sizes = r.1
+        }
         trace?.sizes = sizes
-        hook?.activation(MaskRCNN.inputName, x.pointer, x.count)
+        hook?.activation(MaskRCNN.inputName, x!.pointer, x!.count)
         if capture { trace?.input = x }
-        lap("preprocess")
+        try lap("preprocess")
 
         // C2..C5 are released as soon as the FPN has consumed them.
         let ps: [FeatureMap]
@@ -139,26 +218,30 @@ public final class MaskRCNN {
         var det: (boxes: [Float], scores: [Float], labels: [Int])
         let probs: FloatBuffer
         if let q = int8 {
-            let pq = try q.features(x)
-            lap("backbone+fpn")
-            ps = pq.prefix(4).map { $0.dequantized() }   // RoIAlign reads float maps
-            (proposals, pscores) = rpn.proposals(try q.rpnHeads(pq), sizes: sizes)
-            if capture { trace?.fpn = ps + [pq[4].dequantized()] }
-            lap("rpn")
+            var y = try q.stem(x!, ws)
+            x = nil
+            let pq = try q.features(stem: &y, ws)
+            try lap("backbone+fpn")
+            ps = pq.prefix(4).map { $0.dequantized(ws) }   // RoIAlign reads float maps
+            (proposals, pscores) = rpn.proposals(try q.rpnHeads(pq, ws), sizes: sizes)
+            if capture { trace?.fpn = ps + [pq[4].dequantized(ws)] }
+            try lap("rpn")
+            chooseHeadLevel()
             det = boxHead.run(ps, proposals: proposals, sizes: sizes, scoreThresh: scoreThresh, ws,
-                              predictor: q.boxPredictor(numClasses: config.numClasses))
-            lap("roi_heads")
-            probs = try q.masks(ps, boxes: det.boxes, labels: det.labels, sizes: sizes, numClasses: config.numClasses)
+                              predictor: q.boxPredictor(numClasses: config.numClasses, ws))
+            try lap("roi_heads")
+            probs = try q.masks(ps, boxes: det.boxes, labels: det.labels, sizes: sizes, numClasses: config.numClasses, ws)
         } else {
-            let cs = backbone!.run(x, ws)
-            lap("backbone")
-            ps = fpn!.run(cs, ws)
+            var cs: [FeatureMap?] = backbone!.run(consuming: &x, ws)
+            try lap("backbone")
+            ps = fpn!.run(consuming: &cs, ws)
             if capture { trace?.fpn = ps }
-            lap("fpn")
+            try lap("fpn")
             (proposals, pscores) = rpn.run(ps, sizes: sizes, ws)
-            lap("rpn")
+            try lap("rpn")
+            chooseHeadLevel()
             det = boxHead.run(ps, proposals: proposals, sizes: sizes, scoreThresh: scoreThresh, ws)
-            lap("roi_heads")
+            try lap("roi_heads")
             probs = maskHead.run(ps, boxes: det.boxes, labels: det.labels, sizes: sizes, ws)
         }
         if capture {
@@ -166,7 +249,7 @@ public final class MaskRCNN {
             trace?.prePasteBoxes = det.boxes; trace?.scores = det.scores; trace?.labels = det.labels
         }
         if capture { trace?.maskProbabilities = probs.toArray() }
-        lap("masks")
+        try lap("masks")
 
         let boxes = Paste.rescale(det.boxes, sizes: sizes)
         var out: [Detection] = []
@@ -179,7 +262,9 @@ public final class MaskRCNN {
             out.append(Detection(box: (b[0], b[1], b[2], b[3]), score: det.scores[i], label: det.labels[i],
                                  mask: region))
         }
-        lap("paste")
+        try lap("paste")
+        completed = true
         return out
     }
 }
+

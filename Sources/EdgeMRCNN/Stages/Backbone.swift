@@ -9,8 +9,12 @@ struct Bottleneck {
     let downsample: Conv2d?
 
     func run(_ x: FeatureMap, _ ws: Workspace) -> FeatureMap {
-        let a = conv1(x, ws, relu: true)
-        let b = conv2(a, ws, relu: true)
+        // scoped so that `a` is released before conv3 runs (the arena plan follows real lifetimes)
+        let b: FeatureMap
+        do {
+            let a = conv1(x, ws, relu: true)
+            b = conv2(a, ws, relu: true)
+        }
         let identity = downsample.map { $0(x, ws, relu: false) } ?? x
         return conv3(b, ws, relu: true, residual: identity)
     }
@@ -47,10 +51,20 @@ struct Backbone {
 
     /// x: the padded, normalised image [3, H, W]. Returns [C2, C3, C4, C5].
     func run(_ x: FeatureMap, _ ws: Workspace) -> [FeatureMap] {
-        let s = stem(x, ws, relu: true)
-        let ph = (s.height + 2 - 3) / 2 + 1, pw = (s.width + 2 - 3) / 2 + 1
-        var y = ws.map(s.channels, ph, pw)
-        em_maxpool2d_f32(s.pointer, Int32(s.channels), Int32(s.height), Int32(s.width), 3, 2, 1, y.pointer)
+        var owned: FeatureMap? = x
+        return run(consuming: &owned, ws)
+    }
+
+    /// `run` that releases the input (sets it to nil) once the stem has read it.
+    func run(consuming x: inout FeatureMap?, _ ws: Workspace) -> [FeatureMap] {
+        var y: FeatureMap
+        do {   // the stem output is released once pooled
+            let s = stem(x!, ws, relu: true)
+            x = nil
+            let ph = (s.height + 2 - 3) / 2 + 1, pw = (s.width + 2 - 3) / 2 + 1
+            y = ws.map(s.channels, ph, pw)
+            em_maxpool2d_f32(s.pointer, Int32(s.channels), Int32(s.height), Int32(s.width), 3, 2, 1, y.pointer)
+        }
         var outs: [FeatureMap] = []
         for layer in layers {
             for block in layer { y = block.run(y, ws) }

@@ -16,6 +16,10 @@ struct BoxHead {
     let nmsThresh = 0.5
     var detectionsPerImage = 100
     static let chunk = 256
+    /// Bounds of the dynamic sizes (what a planning run reserves): RPN post-NMS proposals and
+    /// detections per image.
+    static let proposalBound = 1000
+    static let detectionsPerImageBound = 100
     /// Activation name of the pooled RoI features (the input of fc6).
     static let poolName = "roi_heads.box_roi_pool"
 
@@ -41,10 +45,12 @@ struct BoxHead {
         if r == 0 { return ([], [], []) }
         let k = numClasses
         // RoIs in chunks so that the pooled [chunk, 12544] block stays small (12.8 MB for 256).
-        let chunk = min(r, BoxHead.chunk)
-        let pooled = ws.floats(chunk * 256 * 49)
-        let h6 = ws.floats(chunk * 1024), h7 = ws.floats(chunk * 1024)
-        let logits = ws.floats(r * k), deltas = ws.floats(r * 4 * k)
+        let maxChunk = max(ws.boxChunk, 1)
+        let chunk = min(r, maxChunk)
+        let pooled = ws.floats(chunk * 256 * 49, reserve: maxChunk * 256 * 49)
+        let h6 = ws.floats(chunk * 1024, reserve: maxChunk * 1024), h7 = ws.floats(chunk * 1024, reserve: maxChunk * 1024)
+        let rb = max(r, BoxHead.proposalBound)
+        let logits = ws.floats(r * k, reserve: rb * k), deltas = ws.floats(r * 4 * k, reserve: rb * 4 * k)
         let levels = Array(features.prefix(4))
         var start = 0
         while start < r {

@@ -20,11 +20,20 @@ struct FPN {
 
     /// [C2..C5] -> [P2, P3, P4, P5, P6] (torchvision keys '0', '1', '2', '3', 'pool').
     func run(_ cs: [FeatureMap], _ ws: Workspace) -> [FeatureMap] {
+        var owned = cs.map { Optional($0) }
+        return run(consuming: &owned, ws)
+    }
+
+    /// `run` that releases each C_i (sets it to nil) as soon as its lateral conv has read it, so
+    /// that C2..C5 are not all alive while P2..P6 are made (pass the only references).
+    func run(consuming cs: inout [FeatureMap?], _ ws: Workspace) -> [FeatureMap] {
         var results = [FeatureMap?](repeating: nil, count: 5)
-        var last = inner[3](cs[3], ws, relu: false)
+        var last = inner[3](cs[3]!, ws, relu: false)
+        cs[3] = nil
         results[3] = layer[3](last, ws, relu: false)
         for i in stride(from: 2, through: 0, by: -1) {
-            let lateral = inner[i](cs[i], ws, relu: false)
+            let lateral = inner[i](cs[i]!, ws, relu: false)
+            cs[i] = nil
             em_upsample_nearest_add_f32(last.pointer, Int32(last.channels), Int32(last.height), Int32(last.width),
                                         lateral.pointer, Int32(lateral.height), Int32(lateral.width))
             ws.hook?.activation("backbone.fpn.merge.\(i)", lateral.pointer, lateral.count)

@@ -64,11 +64,13 @@ struct Deconv2x2 {
         self.cin = cin; self.cout = cout
     }
 
+    /// reserveWidth: the largest `w` this call site passes (planning runs reserve its scratch).
     func run(_ input: UnsafePointer<Float>, _ h: Int, _ w: Int, out: UnsafeMutablePointer<Float>,
-             _ ws: Workspace, relu: Bool) {
+             _ ws: Workspace, relu: Bool, reserveWidth: Int = 0) {
         let bytes = em_deconv2x2s2_f32_scratch_bytes(Int32(cin), Int32(h), Int32(w), Int32(cout))
+        let bound = em_deconv2x2s2_f32_scratch_bytes(Int32(cin), Int32(h), Int32(max(w, reserveWidth)), Int32(cout))
         em_deconv2x2s2_f32(input, Int32(cin), Int32(h), Int32(w), weight, bias, Int32(cout), relu ? 1 : 0,
-                           out, ws.scratch(Int(bytes)))
+                           out, ws.scratch(Int(bytes), reserve: Int(bound)))
         ws.hook?.activation(name, out, cout * 4 * h * w)
     }
 }

@@ -38,16 +38,17 @@ struct MaskHead {
              _ ws: Workspace) -> FloatBuffer {
         let n = labels.count
         let m = MaskHead.size
-        let out = ws.floats(n * m * m)
+        let maxN = max(n, BoxHead.detectionsPerImageBound)
+        let out = ws.floats(n * m * m, reserve: maxN * m * m)
         if n == 0 { return out }
         let c = 256, p = 14, pitch = p + 1
-        let pooled = ws.floats(n * c * p * p)
+        let pooled = ws.floats(n * c * p * p, reserve: maxN * c * p * p)
         MultiScaleRoIAlign.run(Array(features.prefix(4)), boxes: boxes, sizes: s, output: p, out: pooled.pointer)
         ws.hook?.activation(MaskHead.poolName, pooled.pointer, n * c * p * p)
-        let g = min(MaskHead.batch, n)
-        let maxW = g * pitch - 1
-        let a = ws.floats(c * p * maxW), b = ws.floats(c * p * maxW)
-        let up = ws.floats(c * 2 * p * 2 * maxW)
+        let g = min(max(ws.maskBatch, 1), n)
+        let maxW = g * pitch - 1, boundW = max(ws.maskBatch, 1) * pitch - 1
+        let a = ws.floats(c * p * maxW, reserve: c * p * boundW), b = ws.floats(c * p * maxW, reserve: c * p * boundW)
+        let up = ws.floats(c * 2 * p * 2 * maxW, reserve: c * 2 * p * 2 * boundW)
         var start = 0
         while start < n {
             let cnt = min(g, n - start)
@@ -73,7 +74,7 @@ struct MaskHead {
             convs[1].run(b.pointer, p, w, out: a.pointer, ws, relu: true); zeroSeparators(a.pointer)
             convs[2].run(a.pointer, p, w, out: b.pointer, ws, relu: true); zeroSeparators(b.pointer)
             convs[3].run(b.pointer, p, w, out: a.pointer, ws, relu: true)
-            deconv.run(a.pointer, p, w, out: up.pointer, ws, relu: true)   // [c, 28, 2w]
+            deconv.run(a.pointer, p, w, out: up.pointer, ws, relu: true, reserveWidth: boundW)   // [c, 28, 2w]
             let uw = 2 * w
             for r in 0..<cnt {
                 let i = start + r

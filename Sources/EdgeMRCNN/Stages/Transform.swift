@@ -33,25 +33,17 @@ public enum Transform {
     static func run(_ image: RGBImage, config: ModelConfig, _ ws: Workspace) -> (FeatureMap, ImageSizes) {
         let s = sizes(height: image.height, width: image.width, minSize: config.minSize, maxSize: config.maxSize)
         let h = image.height, w = image.width
-        let norm = ws.map(3, h, w)
         let mean = config.imageMean.count == 3 ? config.imageMean : [0.485, 0.456, 0.406]
         let std = config.imageStd.count == 3 ? config.imageStd : [0.229, 0.224, 0.225]
+        // normalise + resize + pad in one pass (no full-size float copy of the image)
+        let out = ws.map(3, s.paddedHeight, s.paddedWidth)
         image.pixels.withUnsafeBufferPointer { px in
             mean.withUnsafeBufferPointer { m in
                 std.withUnsafeBufferPointer { sd in
-                    em_normalize_rgb8_f32(px.baseAddress, Int32(h), Int32(w), m.baseAddress, sd.baseAddress, norm.pointer)
+                    em_normalize_resize_pad_rgb8_f32(px.baseAddress, Int32(h), Int32(w), m.baseAddress, sd.baseAddress,
+                                                     Int32(s.resizedHeight), Int32(s.resizedWidth),
+                                                     Int32(s.paddedHeight), Int32(s.paddedWidth), out.pointer)
                 }
-            }
-        }
-        let resized = ws.map(3, s.resizedHeight, s.resizedWidth)
-        em_resize_bilinear_f32(norm.pointer, 3, Int32(h), Int32(w), resized.pointer,
-                               Int32(s.resizedHeight), Int32(s.resizedWidth))
-        let out = ws.map(3, s.paddedHeight, s.paddedWidth, zeroed: true)
-        for c in 0..<3 {
-            for y in 0..<s.resizedHeight {
-                let src = resized.pointer + (c * s.resizedHeight + y) * s.resizedWidth
-                let dst = out.pointer + (c * s.paddedHeight + y) * s.paddedWidth
-                dst.update(from: src, count: s.resizedWidth)
             }
         }
         return (out, s)
