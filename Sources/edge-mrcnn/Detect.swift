@@ -21,6 +21,7 @@ let detectCommand = Command(
       --annotations FILE    COCO annotations file: image_id comes from its "images" by file name
                             (default: the number a file name spells, e.g. 000000074646.jpg -> 74646,
                             else the image's position in the run)
+
     """ + limitsHelp,
     notes: """
     Folders are searched (not recursively) for .jpg/.jpeg files, in name order. Progress goes to

@@ -24,6 +24,7 @@ let evalCommand = Command(
       --min-size N          resize: shorter side target (overrides the model file)
       --max-size N          resize: longer side limit (overrides the model file)
       --classes a,b,c       class names, with or without the background
+
     """ + limitsHelp,
     notes: """
     Prints pycocotools' 12-line summary for each IoU type and then one line
