@@ -21,7 +21,9 @@ FLAGS=(--scratch-path .build-asan --sanitize=address
 swift build --build-tests "${FLAGS[@]}"
 t1=$(date +%s)
 rc=0
-swift test --skip-build --disable-swift-testing "${FLAGS[@]}" "$@" || rc=$?
+# A time limit: after an aborted test process swift-test has been seen to wait forever.
+timeout --kill-after=30 "${SANITIZE_TIMEOUT:-2700}" \
+    swift test --skip-build --disable-swift-testing "${FLAGS[@]}" "$@" || rc=$?
 t2=$(date +%s)
 echo "== sanitizers (ASan + UBSan): build $((t1 - t0)) s, tests $((t2 - t1)) s, exit $rc"
 exit $rc
