@@ -22,8 +22,11 @@ swift build --build-tests "${FLAGS[@]}"
 t1=$(date +%s)
 rc=0
 # A time limit: after an aborted test process swift-test has been seen to wait forever.
+# Skipped: ArenaTests' steady-state page-fault bound (ASan's allocator quarantines freed memory
+# and touches shadow pages, so fresh pages are faulted in by design under the sanitizer).
 timeout --kill-after=30 "${SANITIZE_TIMEOUT:-2700}" \
-    swift test --skip-build --disable-swift-testing "${FLAGS[@]}" "$@" || rc=$?
+    swift test --skip-build --disable-swift-testing "${FLAGS[@]}" \
+        --skip 'ArenaTests.testSecondDetectOfTheSameShapeAllocatesNothing' "$@" || rc=$?
 t2=$(date +%s)
 echo "== sanitizers (ASan + UBSan): build $((t1 - t0)) s, tests $((t2 - t1)) s, exit $rc"
 exit $rc
