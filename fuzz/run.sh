@@ -75,10 +75,12 @@ seed() {  # seed NAME FILES...
     for f in "$@"; do [ -f "$f" ] && cp -n "$f" "$d/seed-$(basename "$f")"; done
 }
 F=Tests/Fixtures
+# (bad/fuzz-found: reproducers of what the fuzzers found, by harness name)
 seed jpeg $F/bad/jpeg/* $F/bad/valid/*
 seed pth $F/bad/pth/* $F/io/*.pth
 seed safetensors $F/bad/safetensors/* $F/io/*.safetensors
 seed coco $F/bad/coco/* $F/eval/*.json $F/io/*.json
+seed rle $F/bad/fuzz-found/rle-*
 mkdir -p "$B/corpus/rle"
 printf '\x04\x05\x00' > "$B/corpus/rle/seed-empty-mask" && printf '20' >> "$B/corpus/rle/seed-empty-mask"
 printf '\x08\x08\x0052203' > "$B/corpus/rle/seed-runs"

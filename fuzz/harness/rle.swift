@@ -26,12 +26,19 @@ public func fuzzRLE(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         }
         _ = MaskOps.merge([r, again], intersect: data[2] & 2 != 0)
     } else {
-        // Polygons: 16-bit coordinates in tenths of a pixel, -50 offset.
+        // Polygons: coordinates in half pixels from -32 (one byte each), or with bit 2 of the
+        // mode byte, 16-bit ones in tenths of a pixel from -50 (long edges: slow, so rarer).
         var xy: [Double] = []
         var i = 0
-        while i + 1 < body.count && xy.count < 64 {
-            xy.append(Double(Int(body[i]) | Int(body[i + 1]) << 8) / 10 - 50)
-            i += 2
+        let wide = data[2] & 4 != 0
+        while i + (wide ? 1 : 0) < body.count && xy.count < (wide ? 16 : 64) {
+            if wide {
+                xy.append(Double(Int(body[i]) | Int(body[i + 1]) << 8) / 10 - 50)
+                i += 2
+            } else {
+                xy.append(Double(body[i]) / 2 - 32)
+                i += 1
+            }
         }
         guard xy.count >= 6 else { return 0 }
         if xy.count % 2 == 1 { xy.removeLast() }
