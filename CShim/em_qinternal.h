@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "em_dispatch.h"
 #include "em_qkernels.h"
@@ -22,6 +23,15 @@ typedef struct em_qw {
 } em_qw;
 
 // Parses a packed blob (no size check). Returns 0 or -1.
+// 4 bytes at any address (u8 rows have no alignment): memcpy compiles to one mov and, unlike a
+// cast to int32_t *, is not undefined behaviour when the address is not a multiple of 4.
+static inline int32_t em_ld32(const void *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+static inline void em_st32(void *p, int32_t v) { memcpy(p, &v, 4); }
+
 static inline int em_qw_open(const void *packed, em_qw *q) {
     if (!packed) return -1;
     const int32_t *h = (const int32_t *)packed;

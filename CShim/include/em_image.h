@@ -18,6 +18,11 @@ int em_jpeg_decode_file(const char *path, size_t max_pixels, uint8_t **rgb, int 
 int em_jpeg_decode_mem(const uint8_t *data, size_t size, size_t max_pixels, uint8_t **rgb, int *w,
                        int *h, char *err, int errlen);
 
+// Width and height from the frame header only (no pixel is decoded): for limits checked before
+// decoding.
+int em_jpeg_size_file(const char *path, int *w, int *h, char *err, int errlen);
+int em_jpeg_size_mem(const uint8_t *data, size_t size, int *w, int *h, char *err, int errlen);
+
 // Encode RGB [h, w, 3] as a baseline JPEG file.
 int em_jpeg_encode_file(const char *path, const uint8_t *rgb, int w, int h, int quality, char *err,
                         int errlen);

@@ -22,13 +22,30 @@ static void em_jpeg_error_exit(j_common_ptr cinfo) {
     longjmp(e->jump, 1);
 }
 
-// Warnings (corrupt data, premature end of file) are remembered; the decode then fails, because a
-// silently grey-filled image would give wrong detections.
+// A warning (corrupt data, premature end of file) fails the decode at once, because a silently
+// grey-filled image would give wrong detections; stopping at the first one also means a tiny
+// file that declares a huge image cannot make libjpeg decode all of its missing rows.
 static void em_jpeg_emit_message(j_common_ptr cinfo, int level) {
     em_jpeg_err *e = (em_jpeg_err *)cinfo->err;
     if (level < 0) {
-        if (cinfo->err->num_warnings == 0) (*cinfo->err->format_message)(cinfo, e->msg);
+        (*cinfo->err->format_message)(cinfo, e->msg);
         cinfo->err->num_warnings++;
+        longjmp(e->jump, 1);
+    }
+}
+
+// A progressive file may hold any number of scans, each costing a pass over the whole
+// coefficient buffer; real encoders write about 10. More than this is refused (libjpeg-turbo's
+// TurboJPEG API offers the same guard as its scan limit).
+#define EM_JPEG_MAX_SCANS 500
+
+static void em_jpeg_progress(j_common_ptr cinfo) {
+    if (!cinfo->is_decompressor) return;
+    j_decompress_ptr d = (j_decompress_ptr)cinfo;
+    if (d->input_scan_number > EM_JPEG_MAX_SCANS) {
+        em_jpeg_err *e = (em_jpeg_err *)cinfo->err;
+        snprintf(e->msg, sizeof e->msg, "more than %d progressive scans", EM_JPEG_MAX_SCANS);
+        longjmp(e->jump, 1);
     }
 }
 
@@ -75,7 +92,11 @@ int em_jpeg_decode_mem(const uint8_t *data, size_t size, size_t max_pixels, uint
         free(row);
         return -1;
     }
+    struct jpeg_progress_mgr progress;
+    memset(&progress, 0, sizeof(progress));
+    progress.progress_monitor = em_jpeg_progress;
     jpeg_create_decompress(&cinfo);
+    cinfo.progress = &progress;
     jpeg_mem_src(&cinfo, (unsigned char *)data, (unsigned long)size);
     jpeg_read_header(&cinfo, TRUE);
     const size_t w = cinfo.image_width, h = cinfo.image_height;
@@ -143,9 +164,10 @@ int em_jpeg_decode_mem(const uint8_t *data, size_t size, size_t max_pixels, uint
     return 0;
 }
 
-int em_jpeg_decode_file(const char *path, size_t max_pixels, uint8_t **rgb, int *w, int *h,
-                        char *err, int errlen) {
-    *rgb = NULL;
+// The whole file into a malloc'd buffer.
+static int read_all(const char *path, uint8_t **out, size_t *out_n, char *err, int errlen) {
+    *out = NULL;
+    *out_n = 0;
     FILE *f = fopen(path, "rb");
     if (!f) {
         set_err(err, errlen, "cannot open", strerror(errno));
@@ -177,7 +199,67 @@ int em_jpeg_decode_file(const char *path, size_t max_pixels, uint8_t **rgb, int 
         free(buf);
         return -1;
     }
-    int rc = em_jpeg_decode_mem(buf, (size_t)n, max_pixels, rgb, w, h, err, errlen);
+    *out = buf;
+    *out_n = (size_t)n;
+    return 0;
+}
+
+int em_jpeg_decode_file(const char *path, size_t max_pixels, uint8_t **rgb, int *w, int *h,
+                        char *err, int errlen) {
+    *rgb = NULL;
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    if (read_all(path, &buf, &n, err, errlen) != 0) return -1;
+    int rc = em_jpeg_decode_mem(buf, n, max_pixels, rgb, w, h, err, errlen);
+    free(buf);
+    return rc;
+}
+
+int em_jpeg_size_mem(const uint8_t *data, size_t size, int *w_out, int *h_out, char *err, int errlen) {
+    *w_out = 0;
+    *h_out = 0;
+    if (size < 4 || data[0] != 0xFF || data[1] != 0xD8) {
+        set_err(err, errlen, size == 0 ? "empty file" : "not a JPEG file (no SOI marker)", NULL);
+        return -1;
+    }
+    if (size > (size_t)0x7fffffff) {
+        set_err(err, errlen, "JPEG file too large", NULL);
+        return -1;
+    }
+    struct jpeg_decompress_struct cinfo;
+    em_jpeg_err jerr;
+    memset(&cinfo, 0, sizeof(cinfo));
+    memset(&jerr, 0, sizeof(jerr));
+    cinfo.err = jpeg_std_error(&jerr.pub);
+    jerr.pub.error_exit = em_jpeg_error_exit;
+    jerr.pub.emit_message = em_jpeg_emit_message;
+    jerr.pub.output_message = em_jpeg_silent_output;
+    if (setjmp(jerr.jump)) {
+        set_err(err, errlen, "corrupt JPEG", jerr.msg);
+        jpeg_destroy_decompress(&cinfo);
+        return -1;
+    }
+    jpeg_create_decompress(&cinfo);
+    jpeg_mem_src(&cinfo, (unsigned char *)data, (unsigned long)size);
+    jpeg_read_header(&cinfo, TRUE);
+    const size_t w = cinfo.image_width, h = cinfo.image_height;
+    jpeg_destroy_decompress(&cinfo);
+    if (w == 0 || h == 0) {
+        set_err(err, errlen, "JPEG has zero width or height", NULL);
+        return -1;
+    }
+    *w_out = (int)w;
+    *h_out = (int)h;
+    return 0;
+}
+
+int em_jpeg_size_file(const char *path, int *w, int *h, char *err, int errlen) {
+    *w = 0;
+    *h = 0;
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    if (read_all(path, &buf, &n, err, errlen) != 0) return -1;
+    int rc = em_jpeg_size_mem(buf, n, w, h, err, errlen);
     free(buf);
     return rc;
 }

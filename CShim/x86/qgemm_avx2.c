@@ -63,8 +63,8 @@ EM_AVX2 void em_qrow_avx2(const int32_t *acc, int n, float mult, int32_t z_out, 
         __m256i y = _mm256_add_epi32(_mm256_cvtps_epi32(v), vz);
         y = _mm256_min_epi32(_mm256_max_epi32(y, vlo), vhi);
         __m256i b = _mm256_packus_epi16(_mm256_packus_epi32(y, y), y);
-        *(int32_t *)(dst + i) = _mm_cvtsi128_si32(_mm256_castsi256_si128(b));
-        *(int32_t *)(dst + i + 4) = _mm_cvtsi128_si32(_mm256_extracti128_si256(b, 1));
+        em_st32(dst + i, _mm_cvtsi128_si32(_mm256_castsi256_si128(b)));
+        em_st32(dst + i + 4, _mm_cvtsi128_si32(_mm256_extracti128_si256(b, 1)));
     }
     if (i < n)
         em_qrow_generic(acc + i, n - i, mult, z_out, lo, res ? res + i : NULL, z_res, res_mult,

@@ -73,7 +73,7 @@ EM_SSE41 void em_qrow_sse41(const int32_t *acc, int n, float mult, int32_t z_out
     for (; i + 4 <= n; i += 4) {
         __m128 v = _mm_mul_ps(_mm_cvtepi32_ps(_mm_loadu_si128((const __m128i *)(acc + i))), vm);
         if (res) {
-            __m128i r = _mm_cvtepu8_epi32(_mm_cvtsi32_si128(*(const int32_t *)(res + i)));
+            __m128i r = _mm_cvtepu8_epi32(_mm_cvtsi32_si128(em_ld32(res + i)));
             __m128 rv = _mm_mul_ps(_mm_cvtepi32_ps(_mm_sub_epi32(r, vzr)), vrm);
             v = _mm_add_ps(v, rv);
         }
@@ -81,7 +81,7 @@ EM_SSE41 void em_qrow_sse41(const int32_t *acc, int n, float mult, int32_t z_out
         __m128i y = _mm_add_epi32(_mm_cvtps_epi32(v), vz);
         y = _mm_min_epi32(_mm_max_epi32(y, vlo), vhi);
         y = _mm_packus_epi16(_mm_packus_epi32(y, y), y);
-        *(int32_t *)(dst + i) = _mm_cvtsi128_si32(y);
+        em_st32(dst + i, _mm_cvtsi128_si32(y));
     }
     if (i < n)
         em_qrow_generic(acc + i, n - i, mult, z_out, lo, res ? res + i : NULL, z_res, res_mult,
@@ -101,15 +101,15 @@ EM_SSE41 void em_qadd_row_sse41(const uint8_t *a, int32_t z_a, float a_mult, con
                   vlo = _mm_set1_epi32(lo), vhi = _mm_set1_epi32(255);
     int i = 0;
     for (; i + 4 <= n; i += 4) {
-        __m128i ia = _mm_cvtepu8_epi32(_mm_cvtsi32_si128(*(const int32_t *)(a + i)));
-        __m128i ib = _mm_cvtepu8_epi32(_mm_cvtsi32_si128(*(const int32_t *)(b + i)));
+        __m128i ia = _mm_cvtepu8_epi32(_mm_cvtsi32_si128(em_ld32(a + i)));
+        __m128i ib = _mm_cvtepu8_epi32(_mm_cvtsi32_si128(em_ld32(b + i)));
         __m128 pa = _mm_mul_ps(_mm_cvtepi32_ps(_mm_sub_epi32(ia, za)), am);
         __m128 pb = _mm_mul_ps(_mm_cvtepi32_ps(_mm_sub_epi32(ib, zb)), bm);
         __m128 v = _mm_min_ps(_mm_max_ps(_mm_add_ps(pa, pb), flo), fhi);
         __m128i y = _mm_add_epi32(_mm_cvtps_epi32(v), vz);
         y = _mm_min_epi32(_mm_max_epi32(y, vlo), vhi);
         y = _mm_packus_epi16(_mm_packus_epi32(y, y), y);
-        *(int32_t *)(out + i) = _mm_cvtsi128_si32(y);
+        em_st32(out + i, _mm_cvtsi128_si32(y));
     }
     if (i < n) em_qadd_row_generic(a + i, z_a, a_mult, b + i, z_b, b_mult, n - i, z_out, lo, out + i);
 }
@@ -127,7 +127,7 @@ EM_SSE41 void em_qquant_row_sse41(const float *x, int n, float inv_scale, int32_
         __m128i y = _mm_add_epi32(_mm_cvtps_epi32(v), vz);
         y = _mm_min_epi32(_mm_max_epi32(y, v0), vhi);
         y = _mm_packus_epi16(_mm_packus_epi32(y, y), y);
-        *(int32_t *)(out + i) = _mm_cvtsi128_si32(y);
+        em_st32(out + i, _mm_cvtsi128_si32(y));
     }
     if (i < n) em_qquant_row_generic(x + i, n - i, inv_scale, z, out + i);
 }

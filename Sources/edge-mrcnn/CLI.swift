@@ -64,7 +64,9 @@ func applyMemoryBudget(_ model: MaskRCNN) { model.maxMemoryBytes = maxMemoryByte
 
 let memoryHelp = """
   --max-memory MB       memory budget for weights + activations: the RoI heads then work in
-                        smaller chunks when needed; an input that cannot fit is an error
+                        smaller chunks when needed; an input that cannot fit is an error (an
+                        image whose decoded pixels and the weights exceed it, or by default the
+                        physical memory, is refused from its JPEG header, before decoding)
 
 """
 
@@ -143,8 +145,16 @@ func usageFailure(_ message: String, _ usage: String) -> Int32 {
     return 2
 }
 
+/// `s` as one printable line: line breaks become spaces, other control characters (a NUL would
+/// cut the message short) become '?'.
 func oneLine(_ s: String) -> String {
-    String(s.map { $0 == "\n" || $0 == "\r" ? " " : $0 })
+    var out = String.UnicodeScalarView()
+    for u in s.unicodeScalars {
+        if u == "\n" || u == "\r" || u == "\t" { out.append(" ") }
+        else if u.value < 0x20 || u.value == 0x7F { out.append("?") }
+        else { out.append(u) }
+    }
+    return String(out)
 }
 
 /// Warns on stderr when EDGE_MRCNN_ISA asks for an ISA this CPU or build cannot run (the C
@@ -169,6 +179,25 @@ func monotonicSeconds() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+/// Help lines of the limit flags (detect, eval).
+let limitsHelp = """
+      --max-pixels N        refuse images with more than N pixels, checked from the JPEG header
+                            before decoding (default \(defaultMaxPixels))
+      --max-detections N    keep at most N detections per image (default \(defaultMaxDetections), at most \(maxMaxDetections))
+    """
+
+/// (--max-memory is a global flag of the model commands, see memoryBudgetCommands.)
+let limitFlags = ["max-pixels", "max-detections"]
+
+/// --max-pixels, --max-detections, and the --max-memory budget: an image whose decoded pixels and
+/// the weights alone exceed it (default: the physical memory) is refused before decoding; the
+/// arena planner checks the activations against it before the model runs.
+func runLimits(_ a: ParsedArgs) throws -> RunLimits {
+    RunLimits(maxPixels: try a.int("max-pixels", in: 1...Int(Int32.max) * 16) ?? defaultMaxPixels,
+              maxDetections: try a.int("max-detections", in: 1...maxMaxDetections) ?? defaultMaxDetections,
+              maxMemoryBytes: maxMemoryBytes)
 }
 
 /// Model overrides from --min-size, --max-size, --classes.

@@ -21,15 +21,15 @@ let detectCommand = Command(
       --annotations FILE    COCO annotations file: image_id comes from its "images" by file name
                             (default: the number a file name spells, e.g. 000000074646.jpg -> 74646,
                             else the image's position in the run)
-      --max-pixels N        refuse images with more than N pixels (default \(defaultMaxPixels))
-    """,
+
+    """ + limitsHelp,
     notes: """
     Folders are searched (not recursively) for .jpg/.jpeg files, in name order. Progress goes to
     standard error. An image that cannot be read is reported in one line and skipped; the others
     are still written, and the exit status is then 1. Output files are written atomically.
     """,
     spec: ArgSpec(values: ["model", "json", "overlay-dir", "overlay-thresh", "score-thresh", "min-size",
-                           "max-size", "classes", "annotations", "max-pixels"]),
+                           "max-size", "classes", "annotations"] + limitFlags),
     run: runDetect)
 
 /// Errors of the results output itself (a full disk): they end the run.
@@ -40,7 +40,7 @@ func runDetect(_ a: ParsedArgs) throws -> Int32 {
     let modelPath = try a.requiredString("model")
     let scoreThresh = try a.float("score-thresh", in: 0...1) ?? 0.05
     let overlayThresh = try a.float("overlay-thresh", in: 0...1) ?? 0.5
-    let maxPixels = try a.int("max-pixels", in: 1...Int(Int32.max) * 16) ?? defaultMaxPixels
+    let limits = try runLimits(a)
     let overrides = try modelOverrides(a)
     let jsonPath = a.string("json")
     let overlayDir = a.string("overlay-dir")
@@ -59,10 +59,13 @@ func runDetect(_ a: ParsedArgs) throws -> Int32 {
     let loaded = try ModelLoader.load(path: modelPath, overrides: overrides, notice: { printErr($0) })
     let model = try MaskRCNN(store: loaded.store, config: loaded.config, source: modelPath)
     applyMemoryBudget(model)
+    model.maxDetections = limits.maxDetections
+    let weightBytes = model.weightBytes
 
-    let options = DetectRunOptions(jsonPath: jsonPath, overlayDir: overlayDir, maxPixels: maxPixels,
+    let options = DetectRunOptions(jsonPath: jsonPath, overlayDir: overlayDir, maxPixels: limits.maxPixels,
                                    overlayStyle: OverlayStyle(minScore: overlayThresh), classNames: model.config.classNames,
-                                   resolver: resolver)
+                                   resolver: resolver,
+                                   preflight: { try checkImageLimits(path: $0, limits: limits, weightBytes: weightBytes) })
     let failed = try processImages(images, options) { try model.detect($0, scoreThresh: scoreThresh) }
     return failed > 0 ? 1 : 0
 }
@@ -74,6 +77,8 @@ struct DetectRunOptions {
     var overlayStyle: OverlayStyle
     var classNames: [String]
     var resolver: ImageIdResolver
+    /// Checks an image path before it is decoded (limits from its header); throws to skip it.
+    var preflight: (String) throws -> Void = { _ in }
 }
 
 /// Detects on each image in turn: results JSON streamed (atomically when to a file), overlays,
@@ -99,6 +104,7 @@ func processImages(_ images: [String], _ o: DetectRunOptions,
             let base = OutputPaths.baseName(path)
             do {
                 let imageId = try o.resolver.imageId(path: path, position: k + 1)
+                try o.preflight(path)
                 let image = try loadImage(path: path, maxPixels: o.maxPixels)
                 let dets = try detect(image)
                 try writer.append(dets, imageId: imageId, fileName: base, classNames: o.classNames)

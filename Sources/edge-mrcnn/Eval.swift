@@ -24,8 +24,8 @@ let evalCommand = Command(
       --min-size N          resize: shorter side target (overrides the model file)
       --max-size N          resize: longer side limit (overrides the model file)
       --classes a,b,c       class names, with or without the background
-      --max-pixels N        refuse images with more than N pixels (default \(defaultMaxPixels))
-    """,
+
+    """ + limitsHelp,
     notes: """
     Prints pycocotools' 12-line summary for each IoU type and then one line
     "box AP X mask AP Y" (AP@[.5:.95] ×100). Labels the model predicts are used as COCO
@@ -34,7 +34,7 @@ let evalCommand = Command(
     With --results, every image of the annotations counts, as in pycocotools.
     """,
     spec: ArgSpec(values: ["annotations", "model", "images", "results", "json", "metrics-json", "iou-type",
-                           "max-images", "score-thresh", "min-size", "max-size", "classes", "max-pixels"]),
+                           "max-images", "score-thresh", "min-size", "max-size", "classes"] + limitFlags),
     run: runEval)
 
 func runEval(_ a: ParsedArgs) throws -> Int32 {
@@ -59,7 +59,7 @@ func runEval(_ a: ParsedArgs) throws -> Int32 {
     var imageIds: [Int]? = nil
     var failed = 0
     if let rp = resultsPath {
-        for flag in ["images", "json", "max-images", "score-thresh", "min-size", "max-size", "classes", "max-pixels"] where a.has(flag) {
+        for flag in ["images", "json", "max-images", "score-thresh", "min-size", "max-size", "classes"] + limitFlags where a.has(flag) {
             throw UsageError("--\(flag) only applies with --model")
         }
         results = try COCOResults.load(path: rp, gt: gt)
@@ -131,7 +131,7 @@ private func runModelForEval(_ a: ParsedArgs, gt: COCODataset, modelPath: String
 {
     let dir = try a.requiredString("images")
     let scoreThresh = try a.float("score-thresh", in: 0...1) ?? 0.05
-    let maxPixels = try a.int("max-pixels", in: 1...Int(Int32.max) * 16) ?? defaultMaxPixels
+    let limits = try runLimits(a)
     let maxImages = try a.int("max-images", in: 1...Int.max)
     let overrides = try modelOverrides(a)
     let jsonPath = a.string("json")
@@ -169,6 +169,8 @@ private func runModelForEval(_ a: ParsedArgs, gt: COCODataset, modelPath: String
     let model = try MaskRCNN(store: loaded.store, config: loaded.config, source: modelPath)
     applyMemoryBudget(model)
     let classNames = model.config.classNames
+    model.maxDetections = limits.maxDetections
+    let weightBytes = model.weightBytes
 
     // Results are written as they come (atomically) and read back object by object exactly as
     // a results file would be (Float text -> Double), so both modes score the same numbers.
@@ -180,7 +182,8 @@ private func runModelForEval(_ a: ParsedArgs, gt: COCODataset, modelPath: String
         for (k, item) in todo.enumerated() {
             let t0 = monotonicSeconds()
             do {
-                let image = try loadImage(path: item.path, maxPixels: maxPixels)
+                try checkImageLimits(path: item.path, limits: limits, weightBytes: weightBytes)
+                let image = try loadImage(path: item.path, maxPixels: limits.maxPixels)
                 if image.width != item.image.width || image.height != item.image.height {
                     printErr("edge-mrcnn: \(item.path): warning: image is \(image.width)x\(image.height), annotations say "
                              + "\(item.image.width)x\(item.image.height)")

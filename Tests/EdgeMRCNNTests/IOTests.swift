@@ -10,9 +10,16 @@ enum IOFix {
         let b = try bytes(name)
         return try b.withUnsafeBytes { try JSON.parse($0) }
     }
+    /// One folder per test process for the temporary files, removed when the process exits.
+    static let tempDir: String = {
+        let d = NSTemporaryDirectory() + "edge-mrcnn-io-\(getpid())"
+        try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        atexit { try? FileManager.default.removeItem(atPath: IOFix.tempDir) }
+        return d
+    }()
     /// Writes `bytes` to a fresh temporary file and returns its path.
     static func temp(_ bytes: [UInt8], _ suffix: String = ".bin") throws -> String {
-        let p = NSTemporaryDirectory() + "edge-mrcnn-io-\(UUID().uuidString)\(suffix)"
+        let p = tempDir + "/\(UUID().uuidString)\(suffix)"
         try Data(bytes).write(to: URL(fileURLWithPath: p))
         return p
     }

@@ -118,6 +118,13 @@ public enum JSON: Equatable {
 
     // MARK: parser
 
+    /// A byte for an error message: 'c' when printable ASCII, else its hex value (never a control
+    /// character, which would break the one-line message).
+    static func describeByte(_ c: UInt8) -> String {
+        let hex = String(c, radix: 16, uppercase: true)
+        return c >= 0x20 && c < 0x7F ? "'\(Character(Unicode.Scalar(c)))'" : "byte 0x" + (hex.count < 2 ? "0" : "") + hex
+    }
+
     /// Parses the JSON file at `path` (memory-mapped); errors name the file.
     public static func load(path: String, maxDepth: Int = 512) throws -> JSON {
         let f = try MappedFile(path: path)
@@ -208,7 +215,7 @@ public enum JSON: Equatable {
             case 0x66: return try literal("false", .bool(false))
             case 0x6E: return try literal("null", .null)
             case 0x2D, 0x30...0x39: return try number()
-            default: throw err("unexpected character '\(Character(Unicode.Scalar(b[i])))'")
+            default: throw err("unexpected character \(JSON.describeByte(b[i]))")
             }
         }
 
@@ -305,7 +312,7 @@ public enum JSON: Equatable {
                     }
                     guard let scalar = Unicode.Scalar(u) else { throw err("invalid code point") }
                     out.append(contentsOf: String(Character(scalar)).utf8)
-                default: throw err("invalid escape '\\\(Character(Unicode.Scalar(e)))'")
+                default: throw err("invalid escape after '\\': \(JSON.describeByte(e))")
                 }
                 runStart = i
             }

@@ -220,7 +220,10 @@ public struct COCODataset {
         var total = 0
         for c in list {
             guard let n = c.intValue, n >= 0, n <= 1 << 40 else { throw EdgeError("RLE counts: not a non-negative integer") }
-            cnts.append(n); total += n
+            cnts.append(n)
+            let (s, o) = total.addingReportingOverflow(n)
+            guard !o else { throw EdgeError("RLE counts: runs sum to more than \(Int.max)") }
+            total = s
         }
         guard total == h * w else {
             throw EdgeError("RLE counts sum to \(total), expected \(h)x\(w) = \(h * w)")

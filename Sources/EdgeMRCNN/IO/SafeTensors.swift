@@ -24,10 +24,49 @@ public final class MappedTensorStore: TensorStore {
                                            "F8_E5M2FNUZ", "U16", "U32", "U64", "C64", "F4"]
     public static let maxHeader = 100_000_000
 
+    /// Where each tensor of a safetensors file lies, after every check of the format.
+    public struct Layout {
+        public var metadata: [String: String]
+        /// In header order; begin/end are offsets into the data section.
+        public var tensors: [(name: String, dtype: DType, shape: [Int], begin: Int, end: Int)]
+        /// File offset of the data section.
+        public var dataStart: Int
+    }
+
     public init(path: String) throws {
         self.path = path
         file = try MappedFile(path: path)
         let span = file.span
+        let layout = try MappedTensorStore.layout(span)
+        let list = layout.tensors, dataStart = layout.dataStart
+        var v: [String: TensorView] = [:]
+        let base = span.raw.baseAddress
+        for t in list {
+            guard let base else {
+                // An empty data section: every tensor has 0 elements.
+                let p = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 64)
+                owned.append(p)
+                v[t.name] = TensorView(name: t.name, dtype: t.dtype, shape: t.shape, data: UnsafeRawPointer(p))
+                continue
+            }
+            var ptr = base + dataStart + t.begin
+            if Int(bitPattern: ptr) % t.dtype.byteSize != 0 {
+                let p = UnsafeMutableRawPointer.allocate(byteCount: max(t.end - t.begin, 1), alignment: 64)
+                p.copyMemory(from: ptr, byteCount: t.end - t.begin)
+                owned.append(p)
+                ptr = UnsafeRawPointer(p)
+            }
+            v[t.name] = TensorView(name: t.name, dtype: t.dtype, shape: t.shape, data: ptr)
+        }
+        views = v
+        names = list.map { $0.name }
+        metadata = layout.metadata
+    }
+
+    /// Reads and checks the header of the safetensors bytes `span`: every tensor's bytes lie
+    /// inside the span, and together they tile the data section exactly. Errors name span.source.
+    public static func layout(_ span: ByteSpan) throws -> Layout {
+        let path = span.source
         func fail(_ m: String) -> EdgeError { EdgeError(file: path, m) }
         guard span.count >= 8 else { throw fail("not a safetensors file: only \(span.count) bytes (the header length alone takes 8)") }
         let n64 = try span.u64(0)
@@ -99,28 +138,7 @@ public final class MappedTensorStore: TensorStore {
             }
             throw fail("safetensors file not fully covered: \(dataCount - expect) trailing bytes after the last tensor")
         }
-        var v: [String: TensorView] = [:]
-        let base = span.raw.baseAddress
-        for t in list {
-            guard let base else {
-                // An empty data section: every tensor has 0 elements.
-                let p = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 64)
-                owned.append(p)
-                v[t.name] = TensorView(name: t.name, dtype: t.dtype, shape: t.shape, data: UnsafeRawPointer(p))
-                continue
-            }
-            var ptr = base + dataStart + t.begin
-            if Int(bitPattern: ptr) % t.dtype.byteSize != 0 {
-                let p = UnsafeMutableRawPointer.allocate(byteCount: max(t.end - t.begin, 1), alignment: 64)
-                p.copyMemory(from: ptr, byteCount: t.end - t.begin)
-                owned.append(p)
-                ptr = UnsafeRawPointer(p)
-            }
-            v[t.name] = TensorView(name: t.name, dtype: t.dtype, shape: t.shape, data: ptr)
-        }
-        views = v
-        names = list.map { $0.name }
-        metadata = meta
+        return Layout(metadata: meta, tensors: list, dataStart: dataStart)
     }
 }
 
@@ -161,39 +179,17 @@ public enum SafeTensorsWriter {
         JSON.object(entries).write(to: &header)
         while (8 + header.count) % 64 != 0 { header.append(0x20) }
 
-        let tmp = path + ".tmp-\(getpid())"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw EdgeError(file: path, "cannot create \(tmp): \(errnoText())") }
-        var ok = false
-        defer {
-            if !ok { close(fd); unlink(tmp) }
-        }
-        func put(_ p: UnsafeRawPointer, _ n: Int) throws {
-            var done = 0
-            while done < n {
-                let r = posixWrite(fd, p + done, n - done)
-                if r < 0 {
-                    if errno == EINTR { continue }
-                    throw EdgeError(file: path, "write failed: \(errnoText())")
-                }
-                done += r
-            }
-        }
-        var len = UInt64(header.count).littleEndian
-        try withUnsafeBytes(of: &len) { try put($0.baseAddress!, 8) }
-        try header.withUnsafeBytes { try put($0.baseAddress!, $0.count) }
-        for t in views where t.byteCount > 0 { try put(t.data, t.byteCount) }
-        guard close(fd) == 0 else {
-            ok = true; unlink(tmp)
-            throw EdgeError(file: path, "close failed: \(errnoText())")
-        }
-        ok = true
-        guard rename(tmp, path) == 0 else {
-            unlink(tmp)
-            throw EdgeError(file: path, "cannot rename \(tmp) to it: \(errnoText())")
+        // Output/AtomicFile: a temporary name, fsync, rename; removed on any error.
+        let file = try AtomicFile(path: path)
+        do {
+            var len = UInt64(header.count).littleEndian
+            try withUnsafeBytes(of: &len) { try file.write($0) }
+            try header.withUnsafeBytes { try file.write($0) }
+            for t in views where t.byteCount > 0 { try file.write(UnsafeRawBufferPointer(start: t.data, count: t.byteCount)) }
+            try file.commit()
+        } catch {
+            file.abort()
+            throw error
         }
     }
 }
-
-/// write(2), outside any type that has a `write` member.
-@inline(__always) func posixWrite(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int { write(fd, p, n) }

@@ -206,6 +206,10 @@ public enum TorchCheckpoint {
         return n
     }
 
+    /// The most elements a broadcast (stride-0) tensor may expand to: 64 Mi (256 MB as F32),
+    /// five times the largest tensor of the model (fc6, 12.8 M).
+    public static let maxExpandedElements = 1 << 26
+
     static func materialize(name: String, _ t: TensorRef, blob: ByteSpan, into sd: StateDict, source: String) throws {
         let st = t.storage.type
         guard let inDType = st.dtype else { throw EdgeError(file: source, "tensor '\(name)' has unsupported dtype \(st.className)") }
@@ -222,7 +226,15 @@ public enum TorchCheckpoint {
         case .f64, .f32, .f16, .bf16: outDType = .f32
         default: outDType = inDType
         }
-        let outBytes = numel * outDType.byteSize
+        // A stride-0 (broadcast) view may describe far more elements than its storage holds; it is
+        // expanded in memory, so its size is bounded (a few bytes must not claim gigabytes).
+        guard numel <= max(t.storage.numel, maxExpandedElements) else {
+            throw EdgeError(file: source, "tensor '\(name)' has shape \(t.shape): \(numel) elements from a storage of "
+                + "\(t.storage.numel) (broadcast views are limited to \(maxExpandedElements) elements)")
+        }
+        guard case let (outBytes, o) = numel.multipliedReportingOverflow(by: outDType.byteSize), !o else {
+            throw EdgeError(file: source, "tensor '\(name)' has an invalid shape \(t.shape)")
+        }
         if numel == 0 {
             _ = sd.allocate(name, dtype: outDType, shape: t.shape, bytes: 0)
             return

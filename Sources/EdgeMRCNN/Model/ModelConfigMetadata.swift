@@ -73,8 +73,12 @@ extension ModelConfig {
             }
             names = list
         }
+        let std = try floats("image_std")
+        guard std.allSatisfy({ $0 > 0 }) else {
+            throw EdgeError(file: source, "metadata 'image_std' = '\(m["image_std"] ?? "")' must be positive (the image is divided by it)")
+        }
         self.init(numClasses: k, classNames: names, minSize: try int("min_size"), maxSize: try int("max_size"),
-                  imageMean: try floats("image_mean"), imageStd: try floats("image_std"))
+                  imageMean: try floats("image_mean"), imageStd: std)
     }
 }
 

@@ -201,7 +201,7 @@ public struct RLE: Equatable {
         var inCount = false
         for ch in s.utf8 {
             guard ch >= 48 && ch <= 111 else {
-                throw EdgeError("RLE counts: invalid character '\(Character(Unicode.Scalar(ch)))'")
+                throw EdgeError("RLE counts: invalid character \(JSON.describeByte(ch))")
             }
             let c = Int(ch) - 48
             guard k < 13 else { throw EdgeError("RLE counts: a count is too long") }
@@ -210,15 +210,25 @@ public struct RLE: Equatable {
             inCount = true
             if c & 0x20 == 0 {
                 if c & 0x10 != 0 { x |= -1 << (5 * k) }
-                if counts.count > 2 { x += counts[counts.count - 2] }
+                if counts.count > 2 {
+                    let (s, o) = x.addingReportingOverflow(counts[counts.count - 2])
+                    guard !o else { throw EdgeError("RLE counts: run length \(counts.count + 1) overflows") }
+                    x = s
+                }
                 guard x >= 0 else { throw EdgeError("RLE counts: negative run length \(x)") }
                 counts.append(x)
                 x = 0; k = 0; inCount = false
             }
         }
         if inCount { throw EdgeError("RLE counts: the string ends inside a count") }
-        let total = counts.reduce(0, +)
-        guard height >= 0, width >= 0, total == height * width else {
+        var total = 0
+        for c in counts {
+            let (s, o) = total.addingReportingOverflow(c)
+            guard !o else { throw EdgeError("RLE counts: runs sum to more than \(Int.max)") }
+            total = s
+        }
+        let (area, ao) = height.multipliedReportingOverflow(by: width)
+        guard height >= 0, width >= 0, !ao, total == area else {
             throw EdgeError("RLE counts: runs sum to \(total), expected \(height)x\(width) = \(height * width)")
         }
         self.init(height: height, width: width, counts: counts)

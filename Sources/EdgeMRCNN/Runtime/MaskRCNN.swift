@@ -74,7 +74,12 @@ public final class MaskRCNN {
     /// RoI chunk sizes from fastest (most memory) to smallest: box-head RoIs per chunk and mask
     /// RoIs per batch. Index = the plan's tag.
     static let memoryLevels: [(boxChunk: Int, maskBatch: Int)] = [(BoxHead.chunk, MaskHead.batch), (64, 4), (16, 1)]
-    private let boxHead: BoxHead
+    private var boxHead: BoxHead
+    /// Detections kept per image, best first (torchvision box_detections_per_img, default 100).
+    public var maxDetections: Int {
+        get { boxHead.detectionsPerImage }
+        set { boxHead.detectionsPerImage = max(newValue, 1) }
+    }
     private let maskHead: MaskHead
     /// Activation name of the normalised, padded input image (the input of the stem).
     public static let inputName = "input"

@@ -14,7 +14,7 @@ struct BoxHead {
     let numClasses: Int
     let coder = BoxCoder(10, 10, 5, 5)
     let nmsThresh = 0.5
-    let detectionsPerImage = 100
+    var detectionsPerImage = 100
     static let chunk = 256
     /// Bounds of the dynamic sizes (what a planning run reserves): RPN post-NMS proposals and
     /// detections per image.

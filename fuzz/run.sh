@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# libFuzzer harnesses for every parser that reads untrusted bytes (issue 5):
+#   jpeg         CShim/io/jpeg.c (em_jpeg_size_mem, em_jpeg_decode_mem)
+#   pth          Zip + Pickle + TorchCheckpoint (zip and legacy .pth) + Fold.numClasses
+#   safetensors  MappedTensorStore.layout + ModelConfig(metadata:)
+#   coco         JSON + COCODataset / COCOResults / COCOImageIndex (+ COCOEval on results)
+#   rle          RLE compressed-string decoder, bbox/area/mask, polygon rasteriser
+# The library sources are compiled straight with swiftc -sanitize=fuzzer,address (the C with
+# -fsanitize=fuzzer-no-link,address,undefined) into fuzz/.build; the normal `swift build` is not
+# touched. Seeds: Tests/Fixtures/bad (the hostile-input corpus) and the small valid fixtures.
+#
+#   bash fuzz/run.sh                         # every harness, 1,000,000 executions each
+#   bash fuzz/run.sh -runs=200000 jpeg rle   # some harnesses, any libFuzzer flags
+#   bash fuzz/run.sh -max_total_time=30      # CI: 30 s per harness
+# Harnesses run one at a time (nice -n 10). Prints executions and crashes per harness; exits 1
+# if any harness found a crash (the reproducer is in fuzz/.build/artifacts/<harness>/).
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+B=$ROOT/fuzz/.build
+ALL=(jpeg pth safetensors coco rle)
+
+FLAGS=()
+NAMES=()
+for a in "$@"; do
+    case "$a" in
+        -*) FLAGS+=("$a") ;;
+        *) NAMES+=("$a") ;;
+    esac
+done
+[ ${#NAMES[@]} -gt 0 ] || NAMES=("${ALL[@]}")
+have_limit=0
+for f in "${FLAGS[@]+"${FLAGS[@]}"}"; do case "$f" in -runs=*|-max_total_time=*) have_limit=1 ;; esac; done
+[ $have_limit = 1 ] || FLAGS+=(-runs=1000000)
+
+mkdir -p "$B/c" "$B/lib"
+echo "== building fuzz harnesses in $B"
+t0=$(date +%s)
+# C: the whole CShim (the Swift library links against every kernel), instrumented.
+CFLAGS=(-O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+        -fno-omit-frame-pointer -fno-strict-aliasing -I"$ROOT/CShim/include" -I"$ROOT/CShim")
+objs=()
+while IFS= read -r src; do
+    rel=${src#CShim/}
+    obj="$B/c/${rel//\//_}.o"
+    if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] || [ "$ROOT/CShim/include" -nt "$obj" ]; then
+        clang "${CFLAGS[@]}" -c "$src" -o "$obj" || exit 2
+    fi
+    objs+=("$obj")
+done < <(find CShim -name '*.c' | sort)
+# Swift: the library as one module (testable, so harnesses can call internal readers).
+SWIFT_SRCS=$(find Sources/EdgeMRCNN -name '*.swift' | sort)
+newest=$(ls -t $SWIFT_SRCS | head -1)
+if [ ! -f "$B/lib/EdgeMRCNN.o" ] || [ "$newest" -nt "$B/lib/EdgeMRCNN.o" ]; then
+    swiftc -parse-as-library -module-name EdgeMRCNN -enable-testing -O -g -wmo \
+        -sanitize=fuzzer,address -I "$ROOT/CShim/include" \
+        -emit-module -emit-module-path "$B/lib/EdgeMRCNN.swiftmodule" \
+        -c $SWIFT_SRCS -o "$B/lib/EdgeMRCNN.o" || exit 2
+fi
+for n in "${NAMES[@]}"; do
+    h="$ROOT/fuzz/harness/$n.swift"
+    [ -f "$h" ] || { echo "no harness $n (have: ${ALL[*]})"; exit 2; }
+    if [ ! -x "$B/fuzz-$n" ] || [ "$h" -nt "$B/fuzz-$n" ] || [ "$B/lib/EdgeMRCNN.o" -nt "$B/fuzz-$n" ]; then
+        swiftc -parse-as-library -O -g -sanitize=fuzzer,address -I "$B/lib" -I "$ROOT/CShim/include" \
+            "$h" "$B/lib/EdgeMRCNN.o" "${objs[@]}" -ljpeg -lm -Xclang-linker -fsanitize=undefined \
+            -o "$B/fuzz-$n" 2> >(grep -v "Cannot export local symbol" >&2) || exit 2
+    fi
+done
+echo "== built in $(( $(date +%s) - t0 )) s"
+
+# Seed corpora (copied, so that libFuzzer's additions stay in fuzz/.build).
+seed() {  # seed NAME FILES...
+    local d="$B/corpus/$1"; shift
+    mkdir -p "$d"
+    for f in "$@"; do [ -f "$f" ] && cp -n "$f" "$d/seed-$(basename "$f")"; done
+}
+F=Tests/Fixtures
+# (bad/fuzz-found: reproducers of what the fuzzers found, by harness name)
+seed jpeg $F/bad/jpeg/* $F/bad/valid/*
+seed pth $F/bad/pth/* $F/io/*.pth
+seed safetensors $F/bad/safetensors/* $F/io/*.safetensors
+seed coco $F/bad/coco/* $F/eval/*.json $F/io/*.json
+seed rle $F/bad/fuzz-found/rle-*
+mkdir -p "$B/corpus/rle"
+printf '\x04\x05\x00' > "$B/corpus/rle/seed-empty-mask" && printf '20' >> "$B/corpus/rle/seed-empty-mask"
+printf '\x08\x08\x0052203' > "$B/corpus/rle/seed-runs"
+printf '\x10\x10\x01\xf4\x01\xf4\x01\x20\x03\xf4\x01\x20\x03\x20\x03' > "$B/corpus/rle/seed-polygon"
+for f in $F/rle/*.json; do
+    # compressed counts strings of the RLE fixtures, with an (arbitrary) small size
+    grep -o '"counts": *"[^"]*"' "$f" 2>/dev/null | head -20 | sed 's/.*"counts": *"//; s/"$//' | while IFS= read -r c; do
+        printf '\x20\x20\x00%s' "$c" > "$B/corpus/rle/seed-$(printf '%s' "$c" | cksum | cut -d' ' -f1)"
+    done
+done
+
+printf '%-12s %12s %8s %10s  %s\n' harness executions crashes seconds status > "$B/report.txt"
+fail=0
+for n in "${NAMES[@]}"; do
+    art="$B/artifacts/$n/"
+    rm -rf "$art"; mkdir -p "$art"
+    log="$B/$n.log"
+    echo "== fuzz $n ${FLAGS[*]}"
+    t1=$(date +%s)
+    ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
+        nice -n 10 "$B/fuzz-$n" "${FLAGS[@]}" -rss_limit_mb=2048 -timeout=20 -max_len=65536 \
+        -artifact_prefix="$art" -print_final_stats=1 "$B/corpus/$n" > "$log" 2>&1
+    rc=$?
+    dt=$(( $(date +%s) - t1 ))
+    execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
+    [ -n "$execs" ] || execs=$(grep -o '#[0-9]*' "$log" | tail -1 | tr -d '#')
+    crashes=$(ls "$art" 2>/dev/null | grep -c -E '^(crash|leak|timeout|oom)-' || true)
+    status=ok
+    if [ $rc != 0 ] || [ "$crashes" != 0 ]; then status="FAILED (exit $rc, see $log)"; fail=1; fi
+    printf '%-12s %12s %8s %10s  %s\n' "$n" "${execs:-?}" "$crashes" "$dt" "$status" | tee -a "$B/report.txt"
+done
+echo "== fuzz report"
+cat "$B/report.txt"
+exit $fail
