@@ -251,7 +251,7 @@ final class Int8Network {
                _ ws: Workspace) throws -> FloatBuffer {
         let n = labels.count
         let m = MaskHead.size
-        let maxN = max(n, BoxHead.detectionsPerImageBound)
+        let maxN = max(n, ws.detectionBound)
         let out = ws.floats(n * m * m, reserve: maxN * m * m)
         if n == 0 { return out }
         let c = 256, p = 14, pitch = p + 1

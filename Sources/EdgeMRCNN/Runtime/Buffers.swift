@@ -382,6 +382,8 @@ final class Workspace {
     /// RoI chunk sizes (the memory/speed knob of --max-memory).
     var boxChunk = BoxHead.chunk
     var maskBatch = MaskHead.batch
+    /// The most detections this run can produce (--max-detections): what the mask head reserves.
+    var detectionBound = BoxHead.detectionsPerImageBound
 
     /// A workspace on its own arena (no reuse across runs).
     convenience init() { self.init(arena: Arena()) }

@@ -180,6 +180,7 @@ public final class MaskRCNN {
         func applyLevel(_ t: Int) {
             let l = MaskRCNN.memoryLevels[min(max(t, 0), MaskRCNN.memoryLevels.count - 1)]
             ws.boxChunk = l.boxChunk; ws.maskBatch = l.maskBatch
+            ws.detectionBound = max(boxHead.detectionsPerImage, 1)
         }
         applyLevel(tag)
         var t0 = monotonicSeconds(), c0 = processCPUSeconds()
