@@ -148,7 +148,8 @@ final class Int8Network {
     // ------------------------------------------------------------------ backbone + FPN
 
     /// The float input image -> P2..P6 in uint8 (shared parameters backbone.fpn.out).
-    func features(_ x: FeatureMap) throws -> [U8Map] {
+    /// `afterBackbone` runs between the backbone and the FPN (stage timing).
+    func features(_ x: FeatureMap, afterBackbone: (() -> Void)? = nil) throws -> [U8Map] {
         let xq = U8Map(x.channels, x.height, x.width, qparams[MaskRCNN.inputName]!)
         em_quantize_f32_u8(x.pointer, x.count, xq.q.scale, xq.q.zeroPoint, xq.pointer)
         let s = try layer("backbone.body.conv1").conv(xq, relu: true)
@@ -165,6 +166,7 @@ final class Int8Network {
             }
             cs.append(y)
         }
+        afterBackbone?()
         var results = [U8Map?](repeating: nil, count: 5)
         var last = try layer("backbone.fpn.inner_blocks.3").conv(cs[3], relu: false)
         results[3] = try layer("backbone.fpn.layer_blocks.3").conv(last, relu: false)

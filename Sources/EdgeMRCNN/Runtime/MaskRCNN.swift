@@ -134,8 +134,8 @@ public final class MaskRCNN {
         var det: (boxes: [Float], scores: [Float], labels: [Int])
         let probs: FloatBuffer
         if let q = int8 {
-            let pq = try q.features(x)
-            lap("backbone+fpn")
+            let pq = try q.features(x, afterBackbone: { lap("backbone") })
+            lap("fpn")
             ps = pq.prefix(4).map { $0.dequantized() }   // RoIAlign reads float maps
             (proposals, pscores) = rpn.proposals(try q.rpnHeads(pq), sizes: sizes)
             if capture { trace?.fpn = ps + [pq[4].dequantized()] }
