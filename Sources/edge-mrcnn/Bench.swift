@@ -32,6 +32,7 @@ let benchCommand = Command(
       --min-size N          resize: shorter side target (overrides the model file)
       --max-size N          resize: longer side limit (overrides the model file)
       --json                print the figures as one JSON object instead of a table
+      --save-detections F   write the last run's detections as COCO results JSON (for comparisons)
     """,
     notes: """
     Latency is wall-clock time of MaskRCNN.detect (decoded image in, pasted masks out; model
@@ -43,7 +44,7 @@ let benchCommand = Command(
     float and int8 models with the same input and --threads (default: all online CPUs).
     """,
     spec: ArgSpec(values: ["model", "image", "size", "runs", "warmup", "score-thresh", "min-size", "max-size",
-                           "classes", "seed", "calib-images", "save-model"],
+                           "classes", "seed", "calib-images", "save-model", "save-detections"],
                   bools: ["json", "synthetic-coco", "int8", "float"]),
     run: runBench)
 
@@ -163,6 +164,7 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
     var detections = 0
     var sizes = ""
     var padded = (h: 0, w: 0)
+    var lastDetections: [Detection] = []
     for i in 0..<(warmup + runs) {
         let trace = PipelineTrace()
         let t0 = monotonicSeconds()
@@ -177,6 +179,7 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
         guard timed else { continue }
         walls.append(dt)
         detections = dets.count
+        lastDetections = dets
         for (stage, secs) in trace.timings {
             if stageSamples[stage] == nil { stageOrder.append(stage); stageSamples[stage] = [] }
             stageSamples[stage]!.append(secs)
@@ -185,6 +188,11 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
     }
     if isSyntheticFile && detections < 100 {
         printErr("edge-mrcnn: note: the synthetic model gave \(detections) detections, not 100")
+    }
+    if let path = a.string("save-detections") {
+        let text = try ResultsJSON.document([(imageId: 1, fileName: inputName, detections: lastDetections)],
+                                            classNames: model.config.classNames)
+        try AtomicFile.write(path: path, contents: text)
     }
     let isa = String(cString: em_isa_name(em_isa_current()))
     let rss = peakRSSBytes()
