@@ -95,3 +95,38 @@ final class ThreadDeterminismTests: XCTestCase {
         XCTAssertEqual(Double(m.values.reduce(0, +)) / 1e9, 226, accuracy: 6)
     }
 }
+
+extension CLITests {
+    func testBenchFlags() throws {
+        for (args, what) in [(["bench"], "--model FILE (or --synthetic-coco) is required"),
+                             (["bench", "--synthetic-coco", "--model", "m.safetensors"], "not both"),
+                             (["bench", "--synthetic-coco", "--int8", "--float"], "--int8 or --float"),
+                             (["bench", "--model", "m.safetensors", "--int8"], "--synthetic-coco only"),
+                             (["bench", "--synthetic-coco", "--size", "0x5"], "--size")] {
+            let r = try run(args)
+            XCTAssertEqual(r.status, 2, "\(args): \(r.err)")
+            XCTAssertTrue(r.err.contains(what), "\(args): \(r.err)")
+        }
+        XCTAssertTrue(try run(["--help"]).out.contains("default: online CPUs"))
+    }
+
+    /// The whole --synthetic-coco path (child process, mapped file, JSON) on a tiny input.
+    func testBenchSyntheticFloatSmall() throws {
+        let model = tmp + "/synthetic.safetensors"
+        let r = try run(["--threads", "2", "bench", "--synthetic-coco", "--float", "--size", "60x80", "--min-size", "64",
+                         "--max-size", "96", "--runs", "1", "--warmup", "0", "--json", "--save-model", model,
+                         "--save-detections", tmp + "/d.json"])
+        XCTAssertEqual(r.status, 0, r.err)
+        let j = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any]
+        XCTAssertEqual(j?["precision"] as? String, "float32")
+        XCTAssertEqual(j?["threads"] as? Int, 2)
+        XCTAssertEqual(j?["detections"] as? Int, 100, r.err)
+        let stages = (j?["stages_median_s"] as? [String: Any]).map { Set($0.keys) }
+        XCTAssertEqual(stages, ["preprocess", "backbone", "fpn", "rpn", "roi_heads", "masks", "paste"])
+        XCTAssertNotNil((j?["stages_gmac"] as? [String: Any])?["masks"])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: model))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: tmp + "/d.json"))
+        let info = try run(["info", model])
+        XCTAssertTrue(info.out.contains("classes: 91"), info.out)
+    }
+}
