@@ -187,7 +187,10 @@ def export_onnx(args, work):
         quantize_static(pre, int8_path, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax,
-                        op_types_to_quantize=["Conv", "Gemm", "MatMul"])
+                        op_types_to_quantize=["Conv", "Gemm", "MatMul"],
+                        # fold the collected ranges after every image (all activations of one
+                        # 800x1066 image are several GB; ORT would keep every image's otherwise)
+                        extra_options={"CalibMaxIntermediateOutputs": 1})
     return onnx_path, int8_path
 
 
