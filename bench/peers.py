@@ -314,6 +314,7 @@ def main():
     except ImportError:
         pass
 
+    load_before = os.getloadavg()
     rows = []
     dets = {}
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
@@ -351,7 +352,9 @@ def main():
         f"(whole process, model loading included).",
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-        + ", ".join(f"{k} {v}" for k, v in versions.items()),
+        + ", ".join(f"{k} {v}" for k, v in versions.items())
+        + f". Load average (1/5/15 min) before: {' '.join(f'{v:.2f}' for v in load_before)}, after: "
+        + " ".join(f"{v:.2f}" for v in os.getloadavg()) + ".",
         "",
         "| runtime | precision | median | min | peak RSS | detections |",
         "|---|---|---|---|---|---|",
