@@ -212,6 +212,18 @@ def timed_process(cmd, env=None):
     return r.stdout, rss
 
 
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.machine()
+
+
 def median(v):
     s = sorted(v)
     n = len(s)
@@ -351,7 +363,7 @@ def main():
         f"{args.threads} threads, {args.warmup} warm-up, median of {args.runs}. Peak RSS from /usr/bin/time -v "
         f"(whole process, model loading included).",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+        f"Machine: {cpu_name()}, {os.cpu_count()} CPUs; "
         + ", ".join(f"{k} {v}" for k, v in versions.items())
         + f". Load average (1/5/15 min) before: {' '.join(f'{v:.2f}' for v in load_before)}, after: "
         + " ".join(f"{v:.2f}" for v in os.getloadavg()) + ".",
