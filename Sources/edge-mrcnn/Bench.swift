@@ -1,7 +1,9 @@
-// `edge-mrcnn bench`: end-to-end latency (median/min/max over timed runs), a per-stage breakdown,
-// peak RSS and the kernel ISA, for one input. A benchmark, never a test.
+// `edge-mrcnn bench`: end-to-end latency (median/min/max over timed runs), a per-stage breakdown
+// with GMAC/s, arena size, peak RSS and the kernel ISA, for one input. A benchmark, never a test.
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #endif
 import CShim
 import EdgeMRCNN
@@ -9,41 +11,44 @@ import EdgeMRCNN
 let benchCommand = Command(
     name: "bench",
     summary: "time the whole model on one input: latency, per-stage breakdown, peak memory",
-    usage: "usage: edge-mrcnn bench --model FILE [--image IMAGE.jpg | --size HxW] [--runs N] [--warmup N] [--json]",
+    usage: "usage: edge-mrcnn bench (--model FILE | --synthetic-coco [--int8|--float]) [--image IMAGE.jpg | --size HxW] [--runs N] [--warmup N] [--json]",
     details: """
       --model FILE          model file (.safetensors float or int8, or a torchvision .pth)
+      --synthetic-coco      instead of a file: a seeded random model in the COCO layout (91 classes,
+                            min 800 / max 1333, torchvision's initialisation, BN folded), generated
+                            in memory; score threshold 0 so that 100 detections reach the mask head
+      --int8, --float       precision of the synthetic model (default int8: calibrated in memory on
+                            --calib-images seeded noise images of the benchmark size)
+      --seed N              seed of the synthetic weights (default 0)
+      --calib-images N      noise images for the synthetic int8 calibration (default 2)
+      --save-model FILE     also write the synthetic model that is benchmarked (.safetensors); a
+                            float file is what bench/peers.py loads into torchvision
       --image FILE          time this JPEG image
-      --size HxW            or a synthetic image of this size (seeded noise; default 480x640)
+      --size HxW            or a synthetic image of this size (seeded noise; default 480x640, or
+                            800x1066 with --synthetic-coco)
       --runs N              timed runs (default 7)
       --warmup N            untimed runs first (default 1)
-      --score-thresh X      lowest detection score kept (default 0.05)
+      --score-thresh X      lowest detection score kept (default 0.05; 0 for synthetic models)
       --min-size N          resize: shorter side target (overrides the model file)
       --max-size N          resize: longer side limit (overrides the model file)
       --json                print the figures as one JSON object instead of a table
+      --save-detections F   write the last run's detections as COCO results JSON (for comparisons)
     """,
     notes: """
     Latency is wall-clock time of MaskRCNN.detect (decoded image in, pasted masks out; model
-    loading and JPEG decoding are not included). Peak RSS is the process's maximum resident set
-    (getrusage), model loading included. Compare float and int8 models with the same input and
-    --threads.
+    loading and JPEG decoding are not included). Stages: preprocess, backbone, fpn, rpn, roi_heads,
+    masks, paste; GMAC/s counts the conv/linear multiply-accumulates of a stage (box head: 1000
+    RoIs assumed) over its median time. Peak RSS is this process's maximum resident set (getrusage),
+    model loading included; --synthetic-coco makes its model in a child process (`convert
+    --synthetic-coco`) and maps the file, so generation and calibration are not counted. Compare
+    float and int8 models with the same input and --threads (default: all online CPUs).
     """,
     spec: ArgSpec(values: ["model", "image", "size", "runs", "warmup", "score-thresh", "min-size", "max-size",
-                           "classes"],
-                  bools: ["json"]),
+                           "classes", "seed", "calib-images", "save-model", "save-detections"],
+                  bools: ["json", "synthetic-coco", "int8", "float"]),
     run: runBench)
 
-/// Deterministic noise image (xorshift), so synthetic runs are repeatable.
-private func syntheticImage(height: Int, width: Int) -> RGBImage {
-    var state: UInt32 = 0x9E37_79B9
-    var px = [UInt8](repeating: 0, count: width * height * 3)
-    for i in 0..<px.count {
-        state ^= state << 13; state ^= state >> 17; state ^= state << 5
-        px[i] = UInt8(truncatingIfNeeded: state >> 24)
-    }
-    return RGBImage(width: width, height: height, pixels: px)
-}
-
-private func parseSize(_ s: String) throws -> (h: Int, w: Int) {
+func parseSize(_ s: String) throws -> (h: Int, w: Int) {
     let parts = s.split(separator: "x")
     guard parts.count == 2, let h = Int(parts[0]), let w = Int(parts[1]), h > 0, w > 0, h <= 20000, w <= 20000
     else { throw UsageError("--size wants HxW with positive sides up to 20000, e.g. 800x1066; got '\(s)'") }
@@ -64,12 +69,42 @@ private func peakRSSBytes() -> Int {
     return Int(ru.ru_maxrss) * 1024
 }
 
+/// Runs this executable with `args` in a child process (posix_spawn) and returns its exit status.
+/// The synthetic model is made in a child so that its generation and calibration memory never
+/// counts towards this process's peak RSS.
+private func runSelf(_ args: [String]) throws -> Int32 {
+    var exe = [CChar](repeating: 0, count: 4096)
+    let n = readlink("/proc/self/exe", &exe, exe.count - 1)
+    guard n > 0 else { throw EdgeError("cannot find this executable (/proc/self/exe) to make the synthetic model") }
+    let path = String(cString: exe)
+    var argv: [UnsafeMutablePointer<CChar>?] = ([path] + args).map { strdup($0) } + [nil]
+    defer { for p in argv { free(p) } }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, path, nil, nil, &argv, environ)
+    guard rc == 0 else { throw EdgeError("cannot start \(path): \(String(cString: strerror(rc)))") }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 {
+        if errno != EINTR { throw EdgeError("waiting for \(path) failed") }
+    }
+    // WIFEXITED / WEXITSTATUS by hand (macros are not imported)
+    return (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+}
+
 func runBench(_ a: ParsedArgs) throws -> Int32 {
     guard a.positionals.isEmpty else { throw UsageError("bench takes no positional arguments") }
-    let modelPath = try a.requiredString("model")
+    let synthetic = a.has("synthetic-coco")
+    if synthetic && a.has("model") { throw UsageError("give --model FILE or --synthetic-coco, not both") }
+    if !synthetic && !a.has("model") { throw UsageError("--model FILE (or --synthetic-coco) is required") }
+    if a.has("int8") && a.has("float") { throw UsageError("give --int8 or --float, not both") }
+    if !synthetic {
+        for f in ["int8", "float", "seed", "calib-images", "save-model"] where a.has(f) {
+            throw UsageError("--\(f) applies to --synthetic-coco only (a model file has its own precision)")
+        }
+    }
     let runs = try a.int("runs", in: 1...1000) ?? 7
     let warmup = try a.int("warmup", in: 0...100) ?? 1
-    let scoreThresh = try a.float("score-thresh", in: 0...1) ?? 0.05
+    let seed = try a.int("seed", in: 0...Int(Int32.max)) ?? Int(SyntheticModel.defaultSeed)
+    let calibImages = try a.int("calib-images", in: 2...100) ?? 2
     let overrides = try modelOverrides(a)
     if a.has("image") && a.has("size") { throw UsageError("give --image or --size, not both") }
 
@@ -80,69 +115,149 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
         image = try loadImage(path: path)
         inputName = path
     } else {
-        let (h, w) = try parseSize(a.string("size") ?? "480x640")
-        image = syntheticImage(height: h, width: w)
+        let (h, w) = try parseSize(a.string("size") ?? (synthetic ? "800x1066" : "480x640"))
+        image = SyntheticModel.noiseImage(height: h, width: w)
         inputName = "synthetic \(h)x\(w)"
     }
-    let loaded = try ModelLoader.load(path: modelPath, overrides: overrides, notice: { printErr($0) })
-    let model = try MaskRCNN(store: loaded.store, config: loaded.config, source: modelPath)
+
+    let modelName: String
+    let model: MaskRCNN
+    let precision: String
+    var isSyntheticFile = false
+    if synthetic {
+        // Made by `convert --synthetic-coco` in a child process, then memory-mapped like any model
+        // file (a temporary one unless --save-model names it).
+        let wantInt8 = !a.has("float")
+        let keep = a.string("save-model")
+        let tmp = getenv("TMPDIR").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        let file = keep ?? "\(tmp)/edge-mrcnn-synthetic-\(getpid()).safetensors"
+        var args = ["--threads", "\(em_num_threads())", "convert", "--synthetic-coco", "--seed", "\(seed)", "-o", file]
+        if wantInt8 {
+            args += ["--int8", "--size", "\(image.height)x\(image.width)", "--calib-images", "\(calibImages)"]
+        }
+        for f in ["min-size", "max-size", "classes"] { if let v = a.string(f) { args += ["--" + f, v] } }
+        printErr("making the synthetic COCO model (seed \(seed), \(wantInt8 ? "int8, calibrated on \(calibImages) noise images" : "float")): edge-mrcnn " + args.joined(separator: " "))
+        let status = try runSelf(args)
+        guard status == 0 else {
+            if keep == nil { unlink(file) }
+            throw EdgeError("making the synthetic model failed (exit status \(status))")
+        }
+        let loaded = try ModelLoader.load(path: file, notice: { printErr($0) })
+        if keep == nil { unlink(file) }   // the mapping stays valid
+        modelName = "synthetic COCO (seed \(seed))"
+        model = try MaskRCNN(store: loaded.store, config: loaded.config, source: file)
+        precision = loaded.store.metadata["precision"] ?? "float32"
+        isSyntheticFile = true
+    } else {
+        let modelPath = try a.requiredString("model")
+        modelName = modelPath
+        let loaded = try ModelLoader.load(path: modelPath, overrides: overrides, notice: { printErr($0) })
+        model = try MaskRCNN(store: loaded.store, config: loaded.config, source: modelPath)
+        precision = loaded.store.metadata["precision"] ?? "float32"
+        isSyntheticFile = loaded.store.metadata[SyntheticModel.metadataKey] != nil
+    }
     applyMemoryBudget(model)
-    let precision = loaded.store.metadata["precision"] ?? "float32"
+    let scoreThresh = try a.float("score-thresh", in: 0...1) ?? (isSyntheticFile ? SyntheticModel.scoreThresh : 0.05)
 
     var walls: [Double] = []
-    var stageSamples: [String: [Double]] = [:]
+    var stageSamples: [String: [Double]] = [:], cpuSamples: [String: [Double]] = [:]
     var stageOrder: [String] = []
     var detections = 0
     var sizes = ""
+    var padded = (h: 0, w: 0)
+    var lastDetections: [Detection] = []
     for i in 0..<(warmup + runs) {
         let trace = PipelineTrace()
         let t0 = monotonicSeconds()
         let dets = try model.detect(image, scoreThresh: scoreThresh, trace: trace)
         let dt = monotonicSeconds() - t0
-        if let s = trace.sizes { sizes = "\(s.resizedHeight)x\(s.resizedWidth) padded \(s.paddedHeight)x\(s.paddedWidth)" }
+        if let s = trace.sizes {
+            sizes = "\(s.resizedHeight)x\(s.resizedWidth) padded \(s.paddedHeight)x\(s.paddedWidth)"
+            padded = (s.paddedHeight, s.paddedWidth)
+        }
         let timed = i >= warmup
         printErr("\(timed ? "run \(i - warmup + 1)/\(runs)" : "warm-up \(i + 1)/\(warmup)"): \(ms(dt)) ms, \(dets.count) detections")
         guard timed else { continue }
         walls.append(dt)
         detections = dets.count
+        lastDetections = dets
         for (stage, secs) in trace.timings {
             if stageSamples[stage] == nil { stageOrder.append(stage); stageSamples[stage] = [] }
             stageSamples[stage]!.append(secs)
         }
+        for (stage, secs) in trace.cpuTimings { cpuSamples[stage, default: []].append(secs) }
+    }
+    if isSyntheticFile && detections < 100 {
+        printErr("edge-mrcnn: note: the synthetic model gave \(detections) detections, not 100")
+    }
+    if let path = a.string("save-detections") {
+        let text = try ResultsJSON.document([(imageId: 1, fileName: inputName, detections: lastDetections)],
+                                            classNames: model.config.classNames)
+        try AtomicFile.write(path: path, contents: text)
     }
     let isa = String(cString: em_isa_name(em_isa_current()))
     let rss = peakRSSBytes()
+    let macs = WorkCount.macs(height: padded.h, width: padded.w, numClasses: model.config.numClasses,
+                              detections: detections)
+    let totalMACs = macs.values.reduce(0, +)
+    let arena = model.arenaSummary
+    let threads = Int(em_num_threads())
+    let med = median(walls)
+
     if a.has("json") {
         var fields: [String] = [
-            "\"model\":" + ResultsJSON.string(modelPath),
+            "\"model\":" + ResultsJSON.string(modelName),
             "\"precision\":" + ResultsJSON.string(precision),
             "\"input\":" + ResultsJSON.string(inputName),
             "\"network_input\":" + ResultsJSON.string(sizes),
             "\"isa\":" + ResultsJSON.string(isa),
-            "\"threads\":\(em_num_threads())",
+            "\"threads\":\(threads)",
             "\"runs\":\(runs)",
+            "\"score_thresh\":\(scoreThresh)",
             "\"detections\":\(detections)",
-            "\"median_s\":\(median(walls))",
+            "\"median_s\":\(med)",
             "\"min_s\":\(walls.min() ?? 0)",
             "\"max_s\":\(walls.max() ?? 0)",
             "\"peak_rss_bytes\":\(rss)",
+            "\"arena_bytes\":" + (arena.map { "\($0.planBytes)" } ?? "null"),
+            "\"arena_sum_bytes\":" + (arena.map { "\($0.sumBytes)" } ?? "null"),
+            "\"gmac\":\(Double(totalMACs) / 1e9)",
         ]
         let stages = stageOrder.map { ResultsJSON.string($0) + ":\(median(stageSamples[$0]!))" }
         fields.append("\"stages_median_s\":{" + stages.joined(separator: ",") + "}")
+        let cpu = stageOrder.map { ResultsJSON.string($0) + ":\(median(cpuSamples[$0] ?? []))" }
+        fields.append("\"stages_cpu_median_s\":{" + cpu.joined(separator: ",") + "}")
+        let gm = stageOrder.compactMap { s in macs[s].map { ResultsJSON.string(s) + ":\(Double($0) / 1e9)" } }
+        fields.append("\"stages_gmac\":{" + gm.joined(separator: ",") + "}")
         printOut("{" + fields.joined(separator: ",") + "}\n")
         return 0
     }
+    let arenaText = arena.map { "\(formatFixed(Double($0.planBytes) / 1048576, 1)) MiB planned for \(formatFixed(Double($0.sumBytes) / 1048576, 1)) MiB of buffers" } ?? "n/a"
     var out = """
-    model:       \(modelPath) (\(precision))
+    model:       \(modelName) (\(precision))
     input:       \(inputName) -> network input \(sizes)
-    kernels:     \(isa), \(em_num_threads()) thread\(em_num_threads() == 1 ? "" : "s")
-    detections:  \(detections)
-    latency:     median \(ms(median(walls))) ms, min \(ms(walls.min() ?? 0)) ms, max \(ms(walls.max() ?? 0)) ms over \(runs) run\(runs == 1 ? "" : "s")
+    kernels:     \(isa), \(threads) thread\(threads == 1 ? "" : "s")
+    detections:  \(detections) (score threshold \(scoreThresh))
+    latency:     median \(ms(med)) ms, min \(ms(walls.min() ?? 0)) ms, max \(ms(walls.max() ?? 0)) ms over \(runs) run\(runs == 1 ? "" : "s")
+    work:        \(formatFixed(Double(totalMACs) / 1e9, 1)) GMAC, \(formatFixed(med > 0 ? Double(totalMACs) / 1e9 / med : 0, 1)) GMAC/s overall
+    arena:       \(arenaText)
     peak RSS:    \(formatFixed(Double(rss) / 1048576, 1)) MiB
-    stages (median ms):
+    stages:      median ms    cpu ms   share   GMAC   GMAC/s
 
     """
-    for s in stageOrder { out += "  \(s.padded(12))\(ms(median(stageSamples[s]!)))\n" }
+    for s in stageOrder {
+        let t = median(stageSamples[s]!)
+        var row = "  " + s.padded(12) + ms(t).leftPadded(10) + ms(median(cpuSamples[s] ?? [])).leftPadded(10)
+            + (formatFixed(med > 0 ? 100 * t / med : 0, 1) + "%").leftPadded(8)
+        if let m = macs[s] {
+            row += formatFixed(Double(m) / 1e9, 1).leftPadded(7) + formatFixed(t > 0 ? Double(m) / 1e9 / t : 0, 1).leftPadded(9)
+        }
+        out += row + "\n"
+    }
     printOut(out)
     return 0
+}
+
+extension String {
+    func leftPadded(_ n: Int) -> String { count >= n ? " " + self : String(repeating: " ", count: n - count) + self }
 }

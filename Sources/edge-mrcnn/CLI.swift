@@ -22,7 +22,7 @@ struct Command {
 }
 
 let globalHelp = """
-      --threads N           worker threads for the kernels (default 1)
+      --threads N           worker threads for the kernels (default: online CPUs, here \(onlineCPUs()))
       -h, --help            show this help
 
     """
@@ -44,7 +44,7 @@ func mainHelp() -> String {
     s += """
 
     global options:
-      --threads N   worker threads for the kernels (default 1)
+      --threads N   worker threads for the kernels (default: online CPUs, here \(onlineCPUs()))
       --help, -h    this help; `edge-mrcnn <command> --help` describes a command
       --version     print the version
 
@@ -125,7 +125,7 @@ func runCLI(_ argv: [String]) -> Int32 {
         var parsed = try parseArgs(args, spec: spec)
         if parsed.bools.contains("help") { printOut(commandHelp(cmd)); return 0 }
         if let t = threads, parsed.values["threads"] == nil { parsed.values["threads"] = [t] }
-        if let n = try parsed.int("threads", in: 1...1024) { em_set_num_threads(Int32(n)) }
+        em_set_num_threads(Int32(try parsed.int("threads", in: 1...1024) ?? onlineCPUs()))
         if let mb = try parsed.int("max-memory", in: 1...(1 << 30)) { maxMemoryBytes = mb << 20 }
         return try cmd.run(parsed)
     } catch let e as UsageError {
@@ -172,6 +172,11 @@ func warnAboutForcedISA() {
     } else if em_isa_supported(isa) == 0 {
         printErr("edge-mrcnn: EDGE_MRCNN_ISA=\(want) is not supported on this CPU or build; using \(using)")
     }
+}
+
+/// The default --threads: the CPUs online now (sysconf), at least 1.
+func onlineCPUs() -> Int {
+    max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
 }
 
 /// Seconds on a monotonic clock.

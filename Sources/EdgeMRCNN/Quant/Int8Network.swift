@@ -153,7 +153,8 @@ final class Int8Network {
     }
 
     /// Body + FPN from the stem output (consumed: `y` is replaced as the blocks run).
-    func features(stem y: inout U8Map, _ ws: Workspace) throws -> [U8Map] {
+    /// `afterBackbone` runs between the backbone and the FPN (stage timing).
+    func features(stem y: inout U8Map, _ ws: Workspace, afterBackbone: (() throws -> Void)? = nil) throws -> [U8Map] {
         var cs: [U8Map?] = []   // each C_i is released once its lateral conv has read it
         for (li, blocks) in ModelSpec.resnetBlocks.enumerated() {
             for b in 0..<blocks {
@@ -168,6 +169,7 @@ final class Int8Network {
             }
             cs.append(y)
         }
+        try afterBackbone?()
         var results = [U8Map?](repeating: nil, count: 5)
         var last = try layer("backbone.fpn.inner_blocks.3").conv(cs[3]!, ws, relu: false)
         cs[3] = nil

@@ -228,8 +228,8 @@ public final class MaskRCNN {
         if let q = int8 {
             var y = try q.stem(x!, ws)
             x = nil
-            var pq = try q.features(stem: &y, ws)
-            try lap("backbone+fpn")
+            var pq = try q.features(stem: &y, ws, afterBackbone: { try lap("backbone") })
+            try lap("fpn")
             let heads = try q.rpnHeads(pq, ws)
             if capture { trace?.fpn = pq.map { $0.dequantized(ws) } }
             // RoIAlign samples every channel of a pixel at once: P2..P5 in HWC from here on
