@@ -438,30 +438,41 @@ size_t em_qdeconv2x2s2_u8_scratch_bytes(int Cin, int H, int W, int Cout) {
     return 0;
 }
 
+// The GEMM job of a convolution (shapes checked as documented in em_qkernels.h): 1x1 stride-1
+// convolutions read the input rows directly, the others gather im2col rows. Returns -1 on bad
+// arguments; the caller sets the output fields.
+static int conv_job(qjob *j, const uint8_t *in, int Cin, int H, int W, int32_t z_in,
+                    const void *packed, int Cout, int KH, int KW, int stride, int pad,
+                    const float *mult) {
+    memset(j, 0, sizeof *j);
+    if (!in || !mult || em_qw_open(packed, &j->q) != 0) return -1;
+    if (Cin <= 0 || H <= 0 || W <= 0 || KH <= 0 || KW <= 0 || stride <= 0 || pad < 0) return -1;
+    if (j->q.M != Cout || j->q.K != Cin * KH * KW || j->q.z_in != z_in) return -1;
+    if (H + 2 * pad < KH || W + 2 * pad < KW) return -1;
+    int OH = (H + 2 * pad - KH) / stride + 1, OW = (W + 2 * pad - KW) / stride + 1;
+    j->N = OH * OW;
+    j->src = in;
+    if (KH == 1 && KW == 1 && stride == 1 && pad == 0) {
+        j->src_kind = QSRC_ROWS;
+        j->ldk = (long)H * W;
+    } else {
+        j->src_kind = QSRC_CONV;
+        j->H = H, j->W = W, j->KH = KH, j->KW = KW, j->stride = stride, j->pad = pad, j->OW = OW;
+    }
+    j->mult = mult;
+    return 0;
+}
+
 int em_qconv2d_u8(const uint8_t *in, int Cin, int H, int W, int32_t z_in, const void *packed,
                   int Cout, int KH, int KW, int stride, int pad, const float *mult, int32_t z_out,
                   const uint8_t *residual, int32_t z_res, float res_mult, int relu, uint8_t *out,
                   void *scratch) {
     (void)scratch;
     qjob j;
-    memset(&j, 0, sizeof j);
-    if (!in || !out || !mult || em_qw_open(packed, &j.q) != 0) return -1;
-    if (Cin <= 0 || H <= 0 || W <= 0 || KH <= 0 || KW <= 0 || stride <= 0 || pad < 0) return -1;
-    if (j.q.M != Cout || j.q.K != Cin * KH * KW || j.q.z_in != z_in) return -1;
-    if (H + 2 * pad < KH || W + 2 * pad < KW) return -1;
-    int OH = (H + 2 * pad - KH) / stride + 1, OW = (W + 2 * pad - KW) / stride + 1;
-    j.N = OH * OW;
-    j.src = in;
-    if (KH == 1 && KW == 1 && stride == 1 && pad == 0) {
-        j.src_kind = QSRC_ROWS;
-        j.ldk = (long)H * W;
-    } else {
-        j.src_kind = QSRC_CONV;
-        j.H = H, j.W = W, j.KH = KH, j.KW = KW, j.stride = stride, j.pad = pad, j.OW = OW;
-    }
+    if (!out || conv_job(&j, in, Cin, H, W, z_in, packed, Cout, KH, KW, stride, pad, mult) != 0)
+        return -1;
     j.out_kind = QOUT_CHW;
     j.out = out;
-    j.mult = mult;
     j.z_out = z_out;
     j.lo = relu ? z_out : 0;
     j.res = residual;
@@ -476,24 +487,10 @@ int em_qconv2d_u8(const uint8_t *in, int Cin, int H, int W, int32_t z_in, const 
 int em_qconv2d_u8_f32(const uint8_t *in, int Cin, int H, int W, int32_t z_in, const void *packed,
                       int Cout, int KH, int KW, int stride, int pad, const float *deq, float *out) {
     qjob j;
-    memset(&j, 0, sizeof j);
-    if (!in || !out || !deq || em_qw_open(packed, &j.q) != 0) return -1;
-    if (Cin <= 0 || H <= 0 || W <= 0 || KH <= 0 || KW <= 0 || stride <= 0 || pad < 0) return -1;
-    if (j.q.M != Cout || j.q.K != Cin * KH * KW || j.q.z_in != z_in) return -1;
-    if (H + 2 * pad < KH || W + 2 * pad < KW) return -1;
-    int OH = (H + 2 * pad - KH) / stride + 1, OW = (W + 2 * pad - KW) / stride + 1;
-    j.N = OH * OW;
-    j.src = in;
-    if (KH == 1 && KW == 1 && stride == 1 && pad == 0) {
-        j.src_kind = QSRC_ROWS;
-        j.ldk = (long)H * W;
-    } else {
-        j.src_kind = QSRC_CONV;
-        j.H = H, j.W = W, j.KH = KH, j.KW = KW, j.stride = stride, j.pad = pad, j.OW = OW;
-    }
+    if (!out || conv_job(&j, in, Cin, H, W, z_in, packed, Cout, KH, KW, stride, pad, deq) != 0)
+        return -1;
     j.out_kind = QOUT_CHW_F32;
     j.outf = out;
-    j.mult = deq;
     if (qgemm_run(&j) != 0)
         return em_qconv2d_u8_f32_ref(in, Cin, H, W, z_in, packed, Cout, KH, KW, stride, pad, deq,
                                      out);

@@ -12,6 +12,7 @@
 
 #include "em_internal.h"
 #include "em_qinternal.h"
+#include "em_roi_sample.h"
 
 void em_transpose_chw_hwc_u8(const uint8_t *in, int C, int H, int W, uint8_t *out) {
     if (!in || !out || C <= 0 || H <= 0 || W <= 0) return;
@@ -28,43 +29,6 @@ void em_transpose_chw_hwc_u8(const uint8_t *in, int C, int H, int W, uint8_t *ou
             }
         }
     }
-}
-
-typedef struct {
-    int p1, p2, p3, p4; // pixel indices (times C: offsets of channel 0)
-    float w1, w2, w3, w4;
-} usample_t;
-
-// roi_align_common.h pre_calc_for_bilinear_interpolate, as ref/roi_paste.c roi_sample.
-static usample_t usample(int H, int W, float y, float x) {
-    usample_t s = {0, 0, 0, 0, 0.0f, 0.0f, 0.0f, 0.0f};
-    if (y < -1.0f || y > (float)H || x < -1.0f || x > (float)W) return s;
-    if (y <= 0.0f) y = 0.0f;
-    if (x <= 0.0f) x = 0.0f;
-    int y0 = (int)y, x0 = (int)x, y1, x1;
-    if (y0 >= H - 1) {
-        y1 = y0 = H - 1;
-        y = (float)y0;
-    } else {
-        y1 = y0 + 1;
-    }
-    if (x0 >= W - 1) {
-        x1 = x0 = W - 1;
-        x = (float)x0;
-    } else {
-        x1 = x0 + 1;
-    }
-    float ly = y - (float)y0, lx = x - (float)x0;
-    float hy = 1.0f - ly, hx = 1.0f - lx;
-    s.p1 = y0 * W + x0;
-    s.p2 = y0 * W + x1;
-    s.p3 = y1 * W + x0;
-    s.p4 = y1 * W + x1;
-    s.w1 = hy * hx;
-    s.w2 = hy * lx;
-    s.w3 = ly * hx;
-    s.w4 = ly * lx;
-    return s;
 }
 
 enum { CB = 256 }; // channels per accumulator block
@@ -102,7 +66,7 @@ static int align_rois(const ualign_job *j, int r0, int r1) {
     const float s_in = j->s_in;
     const int32_t z_in = j->z_in;
     const em_qgemm_params *P = em_qgemm_params_current();
-    usample_t stack[14 * 14 * 4];
+    em_roi_sample_t stack[14 * 14 * 4];
     float acc[CB];
     uint8_t qb[CB];
     for (int r = r0; r < r1; r++) {
@@ -123,7 +87,7 @@ static int align_rois(const ualign_job *j, int r0, int r1) {
         int cnt = gh * gw;
         float count = (float)(cnt > 1 ? cnt : 1);
         size_t nsamp = (size_t)PH * PW * gh * gw;
-        usample_t *pc = nsamp <= sizeof stack / sizeof stack[0] ? stack : malloc(nsamp * sizeof *pc);
+        em_roi_sample_t *pc = nsamp <= sizeof stack / sizeof stack[0] ? stack : malloc(nsamp * sizeof *pc);
         if (!pc) return -1;
         size_t i = 0;
         for (int ph = 0; ph < PH; ph++)
@@ -132,7 +96,7 @@ static int align_rois(const ualign_job *j, int r0, int r1) {
                     float y = sh + (float)ph * bh + (float)(iy + 0.5f) * bh / (float)gh;
                     for (int ix = 0; ix < gw; ix++) {
                         float x = sw + (float)pw * bw + (float)(ix + 0.5f) * bw / (float)gw;
-                        usample_t s = usample(H, W, y, x);
+                        em_roi_sample_t s = em_roi_sample(H, W, y, x);
                         s.p1 *= C, s.p2 *= C, s.p3 *= C, s.p4 *= C;
                         pc[i++] = s;
                     }
@@ -146,7 +110,7 @@ static int align_rois(const ualign_job *j, int r0, int r1) {
                 for (int pw = 0; pw < PW; pw++) {
                     for (int c = 0; c < cn; c++) acc[c] = 0.0f;
                     for (int s = 0; s < cnt; s++, k++) {
-                        const usample_t *q = &pc[k];
+                        const em_roi_sample_t *q = &pc[k];
                         P->roi_row(f + q->p1, f + q->p2, f + q->p3, f + q->p4, q->w1, q->w2, q->w3,
                                    q->w4, z_in, s_in, cn, acc);
                     }

@@ -88,6 +88,21 @@ static inline uint8_t rq_res(int32_t acc, float mult, int32_t z_out, int32_t lo,
     return em_q_finish(v, z_out, lo);
 }
 
+// The int32 accumulator of output (m, oy, ox) of a convolution: term + sum w * x, padding z_in.
+static int32_t conv_acc(const em_qw *q, const uint8_t *in, int Cin, int H, int W, int32_t z_in,
+                        int KH, int KW, int stride, int pad, int m, int oy, int ox) {
+    int32_t acc = q->term[m];
+    for (int ci = 0; ci < Cin; ci++)
+        for (int ky = 0; ky < KH; ky++)
+            for (int kx = 0; kx < KW; kx++) {
+                int iy = oy * stride - pad + ky, ix = ox * stride - pad + kx;
+                int x = (iy < 0 || iy >= H || ix < 0 || ix >= W) ? z_in
+                                                                 : in[((size_t)ci * H + iy) * W + ix];
+                acc += em_qw_at(q, m, (ci * KH + ky) * KW + kx) * x;
+            }
+    return acc;
+}
+
 int em_qconv2d_u8_ref(const uint8_t *in, int Cin, int H, int W, int32_t z_in, const void *packed,
                       int Cout, int KH, int KW, int stride, int pad, const float *mult,
                       int32_t z_out, const uint8_t *residual, int32_t z_res, float res_mult,
@@ -102,16 +117,7 @@ int em_qconv2d_u8_ref(const uint8_t *in, int Cin, int H, int W, int32_t z_in, co
     for (int m = 0; m < Cout; m++)
         for (int oy = 0; oy < OH; oy++)
             for (int ox = 0; ox < OW; ox++) {
-                int32_t acc = q.term[m];
-                for (int ci = 0; ci < Cin; ci++)
-                    for (int ky = 0; ky < KH; ky++)
-                        for (int kx = 0; kx < KW; kx++) {
-                            int iy = oy * stride - pad + ky, ix = ox * stride - pad + kx;
-                            int x = (iy < 0 || iy >= H || ix < 0 || ix >= W)
-                                        ? z_in
-                                        : in[((size_t)ci * H + iy) * W + ix];
-                            acc += em_qw_at(&q, m, (ci * KH + ky) * KW + kx) * x;
-                        }
+                int32_t acc = conv_acc(&q, in, Cin, H, W, z_in, KH, KW, stride, pad, m, oy, ox);
                 size_t o = ((size_t)m * OH + oy) * OW + ox;
                 out[o] = residual ? rq_res(acc, mult[m], z_out, lo, residual[o], z_res, res_mult)
                                   : rq(acc, mult[m], z_out, lo);
@@ -248,16 +254,7 @@ int em_qconv2d_u8_f32_ref(const uint8_t *in, int Cin, int H, int W, int32_t z_in
     for (int m = 0; m < Cout; m++)
         for (int oy = 0; oy < OH; oy++)
             for (int ox = 0; ox < OW; ox++) {
-                int32_t acc = q.term[m];
-                for (int ci = 0; ci < Cin; ci++)
-                    for (int ky = 0; ky < KH; ky++)
-                        for (int kx = 0; kx < KW; kx++) {
-                            int iy = oy * stride - pad + ky, ix = ox * stride - pad + kx;
-                            int x = (iy < 0 || iy >= H || ix < 0 || ix >= W)
-                                        ? z_in
-                                        : in[((size_t)ci * H + iy) * W + ix];
-                            acc += em_qw_at(&q, m, (ci * KH + ky) * KW + kx) * x;
-                        }
+                int32_t acc = conv_acc(&q, in, Cin, H, W, z_in, KH, KW, stride, pad, m, oy, ox);
                 out[((size_t)m * OH + oy) * OW + ox] = (float)acc * deq[m];
             }
     return 0;

@@ -4,51 +4,15 @@
 #include <stdlib.h>
 
 #include "em_kernels.h"
+#include "../em_roi_sample.h"
 
 #pragma STDC FP_CONTRACT OFF
-
-typedef struct {
-    int p1, p2, p3, p4;
-    float w1, w2, w3, w4;
-} sample_t;
-
-// One bilinear sample point (roi_align_common.h pre_calc_for_bilinear_interpolate).
-static sample_t roi_sample(int H, int W, float y, float x) {
-    sample_t s = {0, 0, 0, 0, 0.0f, 0.0f, 0.0f, 0.0f};
-    if (y < -1.0f || y > (float)H || x < -1.0f || x > (float)W) return s;
-    if (y <= 0.0f) y = 0.0f;
-    if (x <= 0.0f) x = 0.0f;
-    int y0 = (int)y, x0 = (int)x, y1, x1;
-    if (y0 >= H - 1) {
-        y1 = y0 = H - 1;
-        y = (float)y0;
-    } else {
-        y1 = y0 + 1;
-    }
-    if (x0 >= W - 1) {
-        x1 = x0 = W - 1;
-        x = (float)x0;
-    } else {
-        x1 = x0 + 1;
-    }
-    float ly = y - (float)y0, lx = x - (float)x0;
-    float hy = 1.0f - ly, hx = 1.0f - lx;
-    s.p1 = y0 * W + x0;
-    s.p2 = y0 * W + x1;
-    s.p3 = y1 * W + x0;
-    s.p4 = y1 * W + x1;
-    s.w1 = hy * hx;
-    s.w2 = hy * lx;
-    s.w3 = ly * hx;
-    s.w4 = ly * lx;
-    return s;
-}
 
 void em_roi_align_f32(const float *feat, int C, int H, int W, float spatial_scale,
                       int sampling_ratio, int aligned, const float *rois, int R,
                       const int32_t *out_index, int PH, int PW, float *out) {
     if (C <= 0 || H <= 0 || W <= 0 || PH <= 0 || PW <= 0) return;
-    sample_t stack[7 * 7 * 4 * 4];
+    em_roi_sample_t stack[7 * 7 * 4 * 4];
     for (int r = 0; r < R; r++) {
         const float *b = rois + (size_t)r * 4;
         float offset = aligned ? 0.5f : 0.0f;
@@ -67,7 +31,7 @@ void em_roi_align_f32(const float *feat, int C, int H, int W, float spatial_scal
         int cnt = gh * gw;
         float count = (float)(cnt > 1 ? cnt : 1);
         size_t nsamp = (size_t)PH * PW * gh * gw;
-        sample_t *pc = nsamp <= sizeof stack / sizeof stack[0] ? stack : malloc(nsamp * sizeof *pc);
+        em_roi_sample_t *pc = nsamp <= sizeof stack / sizeof stack[0] ? stack : malloc(nsamp * sizeof *pc);
         if (!pc) nsamp = 0; // out of memory: the roi reads as zeros rather than crashing
         size_t i = 0;
         if (pc)
@@ -77,7 +41,7 @@ void em_roi_align_f32(const float *feat, int C, int H, int W, float spatial_scal
                         float y = sh + (float)ph * bh + (float)(iy + 0.5f) * bh / (float)gh;
                         for (int ix = 0; ix < gw; ix++) {
                             float x = sw + (float)pw * bw + (float)(ix + 0.5f) * bw / (float)gw;
-                            pc[i++] = roi_sample(H, W, y, x);
+                            pc[i++] = em_roi_sample(H, W, y, x);
                         }
                     }
         size_t slot = out_index ? (size_t)out_index[r] : (size_t)r;
@@ -88,7 +52,7 @@ void em_roi_align_f32(const float *feat, int C, int H, int W, float spatial_scal
             for (int p = 0; p < PH * PW; p++) {
                 float acc = 0.0f;
                 for (int s = 0; s < cnt && nsamp; s++, k++) {
-                    const sample_t *q = &pc[k];
+                    const em_roi_sample_t *q = &pc[k];
                     acc += q->w1 * f[q->p1] + q->w2 * f[q->p2] + q->w3 * f[q->p3] + q->w4 * f[q->p4];
                 }
                 o[(size_t)c * PH * PW + p] = acc / count;
