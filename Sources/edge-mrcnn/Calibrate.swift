@@ -16,13 +16,16 @@ let calibrateCommand = Command(
       --min-size N          resize: shorter side target (overrides the model file)
       --max-size N          resize: longer side limit (overrides the model file)
       --classes a,b,c       class names, with or without the background
+      --keep-float L[,L…]   keep these weight layers in float (names as `info` lists them, or
+                            patterns with *, e.g. backbone.body.conv1,roi_heads.mask_predictor.*);
+                            the runtime converts at their boundaries
     """,
     notes: """
     The result is deterministic: the same model, images and options give a byte-identical file.
     Files that are not JPEG images are skipped with a message.
     """,
     spec: ArgSpec(values: ["model", "images", "output", "method", "percentile", "max-images", "min-size",
-                           "max-size", "classes"], aliases: ["o": "output"]),
+                           "max-size", "classes", "keep-float"], aliases: ["o": "output"]),
     run: runCalibrate)
 
 func runCalibrate(_ a: ParsedArgs) throws -> Int32 {
@@ -30,6 +33,7 @@ func runCalibrate(_ a: ParsedArgs) throws -> Int32 {
     let modelPath = try a.requiredString("model")
     let images = try a.requiredString("images")
     guard let output = a.string("output"), !output.isEmpty else { throw UsageError("-o INT8.safetensors is required") }
+    let keep = try keepFloat(a)
     var method = CalibrationMethod.defaultMethod
     var also: [(method: CalibrationMethod, output: String)] = []
     if a.string("method") == "all" {
@@ -41,7 +45,7 @@ func runCalibrate(_ a: ParsedArgs) throws -> Int32 {
         try Calibration.run(modelPath: try a.requiredString("model"), imagesDir: try a.requiredString("images"),
                             output: outs[0].1, method: method, alsoWrite: also,
                             maxImages: try a.int("max-images", in: 1...Int(Int32.max)),
-                            percentile: Double(a.string("percentile") ?? "99.99") ?? 99.99,
+                            percentile: Double(a.string("percentile") ?? "99.99") ?? 99.99, floatLayers: keep,
                             overrides: try modelOverrides(a), log: { printErr($0) })
         return 0
     }
@@ -60,6 +64,15 @@ func runCalibrate(_ a: ParsedArgs) throws -> Int32 {
     let overrides = try modelOverrides(a)
     warnAboutForcedISA()
     try Calibration.run(modelPath: modelPath, imagesDir: images, output: output, method: method, maxImages: maxImages,
-                        percentile: p, overrides: overrides, log: { printErr($0) })
+                        percentile: p, floatLayers: keep, overrides: overrides, log: { printErr($0) })
     return 0
+}
+
+/// --keep-float: the layers named (or matched) -> the reason recorded in the file.
+func keepFloat(_ a: ParsedArgs) throws -> [String: String] {
+    guard let s = a.string("keep-float") else { return [:] }
+    let patterns = s.split(separator: ",").map { String($0.trimmingSpaces()) }.filter { !$0.isEmpty }
+    guard !patterns.isEmpty else { throw UsageError("--keep-float needs layer names, e.g. backbone.body.conv1") }
+    let names = try Network.maskRCNNResNet50FPN(numClasses: 2).weightLayers(matching: patterns)
+    return Dictionary(uniqueKeysWithValues: names.map { ($0, "--keep-float") })
 }

@@ -125,7 +125,7 @@ final class QuantTests: XCTestCase {
     func testSpecIsConsistent() {
         let acts = Set(QuantSpec.activations)
         for l in QuantSpec.layers {
-            XCTAssertTrue(acts.contains(l.input), "input of \(l.name)")
+            XCTAssertTrue(acts.contains(QuantSpec.input(l)), "input of \(l.name)")
             XCTAssertEqual(acts.contains(QuantSpec.key(l.name)), !l.floatOutput, l.name)
         }
         XCTAssertEqual(QuantSpec.layers.count, 74)

@@ -1,4 +1,4 @@
-// torchvision state dict -> the folded float model of ModelSpec: BatchNorm (nn.BatchNorm2d or
+// torchvision state dict -> the folded float model of the network description (Model/Network.swift): BatchNorm (nn.BatchNorm2d or
 // FrozenBatchNorm2d) folded into the preceding conv, old key names renamed, every tensor checked.
 
 public enum Fold {
@@ -6,7 +6,7 @@ public enum Fold {
 
     /// num_classes from roi_heads.box_predictor.cls_score.weight.
     public static func numClasses(_ sd: TensorStore, source: String) throws -> Int {
-        let n = "roi_heads.box_predictor.cls_score.weight"
+        let n = Network.classScoreWeight
         guard let t = lookup(sd, n) else { throw EdgeError(file: source, "missing tensor '\(n)'") }
         guard t.shape.count == 2, t.shape[0] >= 2 else {
             throw EdgeError(file: source, "tensor '\(n)' has shape \(t.shape), expected [num_classes, 1024]")
@@ -25,31 +25,14 @@ public enum Fold {
         case convBN(conv: String, bn: String) // conv weight (no bias) + BN prefix
     }
 
-    static func origin(for name: String) -> (Source, isBias: Bool) {
+    /// Where folded tensor `name` of `net` comes from (the layer's source prefixes and BatchNorm).
+    static func origin(for name: String, in net: Network) -> (Source, isBias: Bool) {
         let isBias = name.hasSuffix(".bias")
         let prefix = String(name.dropLast(isBias ? 5 : 7))
         let leaf = isBias ? "bias" : "weight"
-        if prefix.hasPrefix("backbone.body.") {
-            // conv1 -> bn1; layerX.b.convN -> bnN; layerX.0.downsample -> downsample.0 + downsample.1
-            if prefix.hasSuffix(".downsample") {
-                return (.convBN(conv: prefix + ".0.weight", bn: prefix + ".1"), isBias)
-            }
-            var parts = prefix.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
-            if let last = parts.last, last.hasPrefix("conv") {
-                parts[parts.count - 1] = "bn" + last.dropFirst(4)
-                return (.convBN(conv: prefix + ".weight", bn: parts.joined(separator: ".")), isBias)
-            }
-        }
-        if prefix.hasPrefix("backbone.fpn.inner_blocks.") || prefix.hasPrefix("backbone.fpn.layer_blocks.") {
-            return (.copy([prefix + ".0." + leaf, prefix + "." + leaf]), isBias)
-        }
-        if prefix == "rpn.head.conv" {
-            return (.copy([prefix + ".0.0." + leaf, prefix + "." + leaf]), isBias)
-        }
-        if prefix.hasPrefix("roi_heads.mask_head."), let i = Int(prefix.dropFirst("roi_heads.mask_head.".count)) {
-            return (.copy([prefix + ".0." + leaf, "roi_heads.mask_head.mask_fcn\(i + 1)." + leaf]), isBias)
-        }
-        return (.copy([name]), isBias)
+        guard let l = net.layer(prefix) else { return (.copy([name]), isBias) }
+        if let bn = l.batchNorm { return (.convBN(conv: l.sourcePrefixes[0] + ".weight", bn: bn), isBias) }
+        return (.copy(l.sourcePrefixes.map { $0 + "." + leaf }), isBias)
     }
 
     /// Folds a torchvision Mask R-CNN state dict into the tensors of ModelSpec (all F32).
@@ -81,8 +64,9 @@ public enum Fold {
             }
         }
 
-        for (name, shape) in ModelSpec.tensors(numClasses: k) {
-            let (src, isBias) = origin(for: name)
+        let net = Network.maskRCNNResNet50FPN(numClasses: k)
+        for (name, shape) in net.tensors {
+            let (src, isBias) = origin(for: name, in: net)
             switch src {
             case .copy(let candidates):
                 let found = candidates.first { lookup(sd, $0) != nil } ?? candidates[0]

@@ -83,7 +83,7 @@ extension ModelConfig {
 }
 
 extension Substring {
-    func trimmingSpaces() -> Substring {
+    public func trimmingSpaces() -> Substring {
         var s = self
         while let f = s.first, f == " " { s = s.dropFirst() }
         while let l = s.last, l == " " { s = s.dropLast() }

@@ -56,7 +56,7 @@ public enum ModelConverter {
                 lines.append("known checkpoint: \(known?.name ?? "no (torchvision defaults apply)")")
                 lines.append("classes: \(k) (\(c.classNames.joined(separator: ", ")))")
                 lines.append("transform: min_size \(c.minSize), max_size \(c.maxSize) unless overridden")
-                lines.append("folded tensors: \(ModelSpec.tensors(numClasses: k).count)")
+                lines.append("folded tensors: \(Network.maskRCNNResNet50FPN(numClasses: k).tensors.count)")
             }
         case .safetensors:
             let store = try MappedTensorStore(path: path)
@@ -91,6 +91,20 @@ public enum ModelConverter {
             }
             lines.append("tensors: \(tc)")
             lines.append("parameters: \(pc)")
+            if let config = try? ModelConfig(metadata: m, source: path) {
+                // each layer of the network description with the precision this file gives it
+                let net = Network.maskRCNNResNet50FPN(numClasses: config.numClasses)
+                let int8 = QuantizedModel.isInt8(store)
+                let kept = Set(QuantizedModel.floatLayers(m).map { $0.name })
+                let width = net.layers.map { $0.name.count }.max() ?? 0
+                lines.append("layers (\(net.name)):")
+                for l in net.layers {
+                    let p = l.op.hasWeights ? (int8 && !kept.contains(l.name) ? "int8" : "float32")
+                        : (int8 ? "follows its input" : "float32")
+                    lines.append("  " + l.name + String(repeating: " ", count: width - l.name.count + 2)
+                        + p + String(repeating: " ", count: 19 - p.count) + l.summary)
+                }
+            }
         }
         return lines.joined(separator: "\n")
     }

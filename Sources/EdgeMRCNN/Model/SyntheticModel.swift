@@ -90,58 +90,52 @@ public enum SyntheticModel {
         case zero
     }
 
-    /// How torchvision initialises tensor `name` and the BN fold factor. `weightShape` is the
-    /// shape of the layer's weight (for a bias: torch's fan_in = size(1) * kh * kw of the weight).
-    static func initialisation(_ name: String, weightShape w: [Int]) -> (Init, fold: Float) {
-        let isBias = name.hasSuffix(".bias")
+    /// How torchvision initialises a tensor of layer `l` (its `initialisation` in the network
+    /// description) and the BN fold factor. For a bias, torch's fan_in = size(1) * kh * kw of the weight.
+    static func initialisation(_ l: LayerDef, isBias: Bool) -> (Init, fold: Float) {
+        let w = l.weightShape
         let rf = w.count == 4 ? w[2] * w[3] : 1
         let fanIn = Double(w[1] * rf), fanOut = Double(w[0] * rf)
         let kaimingFanOut = Init.normal(std: (2.0 / fanOut).squareRoot())
-        let torchDefaultBias = Init.uniform(bound: 1 / fanIn.squareRoot())
-        if name.hasPrefix("backbone.body.") {
-            // conv (no bias) + BatchNorm2d at its defaults, folded
-            return isBias ? (.zero, 1) : (kaimingFanOut, Float(1.0 / (1.0 + Fold.bnEps).squareRoot()))
+        let torchDefault = Init.uniform(bound: 1 / fanIn.squareRoot())
+        switch l.initialisation ?? .torchDefault {
+        case .kaimingBN: return isBias ? (.zero, 1) : (kaimingFanOut, Float(1.0 / (1.0 + Fold.bnEps).squareRoot()))
+        case .kaiming: return isBias ? (.zero, 1) : (kaimingFanOut, 1)
+        case .kaimingUniform: return isBias ? (.zero, 1) : (.uniform(bound: (3.0 / fanIn).squareRoot()), 1)
+        case .normal001: return isBias ? (.zero, 1) : (.normal(std: 0.01), 1)
+        case .torchDefault: return (torchDefault, 1)
+        case .kaimingTorchBias: return isBias ? (torchDefault, 1) : (kaimingFanOut, 1)
         }
-        if name.hasPrefix("backbone.fpn.") {
-            return isBias ? (.zero, 1) : (.uniform(bound: (3.0 / fanIn).squareRoot()), 1)
-        }
-        if name.hasPrefix("rpn.head.") { return isBias ? (.zero, 1) : (.normal(std: 0.01), 1) }
-        if name.hasPrefix("roi_heads.box_head.") || name.hasPrefix("roi_heads.box_predictor.") {
-            return (torchDefaultBias, 1)   // nn.Linear: weight and bias U(±1/sqrt(fan_in))
-        }
-        if name.hasPrefix("roi_heads.mask_head.") { return isBias ? (.zero, 1) : (kaimingFanOut, 1) }
-        // mask_predictor: weights kaiming fan_out, biases at the nn.Conv defaults
-        return isBias ? (torchDefaultBias, 1) : (kaimingFanOut, 1)
     }
 
-    /// The folded float model (ModelSpec tensors, F32) and its config: COCO classes, 800/1333.
+    /// The folded float model (the network's tensors, F32) and its config: COCO classes, 800/1333.
     /// About 44 M parameters (176 MB).
     public static func generate(seed: UInt64 = defaultSeed) -> (store: OwnedTensorStore, config: ModelConfig) {
         let config = ModelConfig(numClasses: ModelConfig.cocoCategoryNames.count)
         var meta = config.metadata()
         meta[metadataKey] = "coco seed \(seed)"
         let out = OwnedTensorStore(metadata: meta)
-        let spec = ModelSpec.tensors(numClasses: config.numClasses)
-        let shapes = Dictionary(spec.map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a })
+        let net = Network.maskRCNNResNet50FPN(numClasses: config.numClasses)
         var values: [Float] = []
-        for (name, shape) in spec {
-            let n = shape.reduce(1, *)
-            values = [Float](repeating: 0, count: n)
-            let w = name.hasSuffix(".bias") ? shapes[String(name.dropLast(5)) + ".weight"] ?? [n, 1] : shape
-            let (kind, fold) = initialisation(name, weightShape: w)
-            let s = tensorSeed(seed, name)
-            values.withUnsafeMutableBufferPointer { v in
-                switch kind {
-                case .zero: break
-                case .normal(let std):
-                    var g = NormalSampler(seed: s)
-                    for i in 0..<n { v[i] = Float(g.next() * std) * fold }
-                case .uniform(let bound):
-                    var r = SplitMix64(seed: s)
-                    for i in 0..<n { v[i] = Float(r.symmetric() * bound) * fold }
+        for l in net.weightLayers {
+            for (name, shape) in [(l.name + ".weight", l.weightShape), (l.name + ".bias", [l.cout])] {
+                let n = shape.reduce(1, *)
+                values = [Float](repeating: 0, count: n)
+                let (kind, fold) = initialisation(l, isBias: name.hasSuffix(".bias"))
+                let s = tensorSeed(seed, name)
+                values.withUnsafeMutableBufferPointer { v in
+                    switch kind {
+                    case .zero: break
+                    case .normal(let std):
+                        var g = NormalSampler(seed: s)
+                        for i in 0..<n { v[i] = Float(g.next() * std) * fold }
+                    case .uniform(let bound):
+                        var r = SplitMix64(seed: s)
+                        for i in 0..<n { v[i] = Float(r.symmetric() * bound) * fold }
+                    }
                 }
+                out.addFloats(name, shape: shape, values)
             }
-            out.addFloats(name, shape: shape, values)
         }
         return (out, config)
     }

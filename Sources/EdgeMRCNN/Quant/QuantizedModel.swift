@@ -1,6 +1,6 @@
 // The int8 model file (safetensors, metadata precision "int8") and how it is run.
 //
-// Tensors, for every quantised layer L of QuantSpec.layers:
+// Tensors, for every weight layer L of the network description (Model/Network.swift):
 //   L.packed        U8  [bytes] the em_qkernels.h packed blob (int8 weights symmetric per output
 //                   channel, -127..127, bias and input zero point folded in; ConvTranspose2d as
 //                   em_qpack_deconv2x2_weights)
@@ -90,16 +90,14 @@ public enum QuantizedModel {
         meta["calibration_percentile"] = info.method == .percentile ? "\(info.percentile)" : "n/a"
         meta["float_outputs"] = QuantSpec.layers.filter { $0.floatOutput }.map { $0.name }.joined(separator: ",")
             + ": int8 weights and inputs, float outputs dequantised from int32 (decoded/softmax/sigmoid in float)"
-        meta["float_ops"] = "RoIAlign (reads dequantised P2-P5), anchors, box decoding, NMS, softmax, sigmoid, mask paste"
+        meta["float_ops"] = "RoIAlign arithmetic (on the uint8 P2-P5, quantised output), anchors, box decoding, NMS, softmax, sigmoid, mask paste"
         meta["float_layers"] = floatLayers.isEmpty ? "none"
             : floatLayers.keys.sorted().map { "\($0): \(floatLayers[$0]!)" }.joined(separator: "; ")
         let out = OwnedTensorStore(metadata: meta)
-        let shapes = Dictionary(ModelSpec.tensors(numClasses: config.numClasses).map { ($0.name, $0.shape) },
-                                uniquingKeysWith: { a, _ in a })
-        for l in QuantSpec.layers {
-            guard let ws = shapes[l.name + ".weight"], let bs = shapes[l.name + ".bias"] else {
-                throw EdgeError(file: source, "no shape for layer \(l.name)")
-            }
+        let net = Network.maskRCNNResNet50FPN(numClasses: config.numClasses)
+        for l in net.weightLayers {
+            let ws = l.weightShape, bs = [l.cout]
+            let input = net.paramsKey(l.inputs[0])
             let w = try store.floatTensor(l.name + ".weight", shape: ws, source: source)
             let b = try store.floatTensor(l.name + ".bias", shape: bs, source: source)
             if floatLayers[l.name] != nil {
@@ -107,12 +105,12 @@ public enum QuantizedModel {
                 out.add(l.name + ".bias", dtype: .f32, shape: bs, bytes: UnsafeRawBufferPointer(start: b.data, count: b.byteCount))
                 continue
             }
-            guard let inQ = qparams[l.input] else {
-                throw EdgeError(file: source, "no calibration statistics for activation '\(l.input)' (input of \(l.name))")
+            guard let inQ = qparams[input] else {
+                throw EdgeError(file: source, "no calibration statistics for activation '\(input)' (input of \(l.name))")
             }
             let (q, scales) = quantizeWeights(w.floats, shape: ws, axis: l.channelAxis)
             let bq = (0..<bs[0]).map { biasQ(b.floats[$0], inQ.scale, scales[$0]) }
-            let blob = try pack(q, bias: bq, layer: l, shape: ws, zIn: inQ.zeroPoint, source: source)
+            let blob = try pack(q, bias: bq, layer: l, zIn: inQ.zeroPoint, source: source)
             out.add(l.name + ".packed", dtype: .u8, shape: [blob.count],
                     bytes: UnsafeRawBufferPointer(start: blob.pointer, count: blob.count))
             out.addFloats(l.name + ".weight_scale", shape: [scales.count], scales)
@@ -165,12 +163,13 @@ public enum QuantizedModel {
     {
         let qp = try activationParams(store, source: source)
         let floats = Set(floatLayers(store.metadata).map { $0.name })
-        let out = OwnedTensorStore(metadata: store.metadata)
-        let shapes = Dictionary(ModelSpec.tensors(numClasses: config.numClasses).map { ($0.name, $0.shape) },
-                                uniquingKeysWith: { a, _ in a })
-        for l in QuantSpec.layers {
+        var meta = store.metadata
+        meta["precision"] = "float32"   // a float model with the int8 model's values
+        let out = OwnedTensorStore(metadata: meta)
+        let net = Network.maskRCNNResNet50FPN(numClasses: config.numClasses)
+        for l in net.weightLayers {
             if let only, !only(l.name) { continue }
-            let ws = shapes[l.name + ".weight"]!, bs = shapes[l.name + ".bias"]!
+            let ws = l.weightShape, bs = [l.cout]
             if floats.contains(l.name) {
                 let w = try store.floatTensor(l.name + ".weight", shape: ws, source: source)
                 let b = try store.floatTensor(l.name + ".bias", shape: bs, source: source)
@@ -182,10 +181,10 @@ public enum QuantizedModel {
                 try QuantizedModel.need(store, n, d, shape, source)
             }
             let cout = ws[l.channelAxis]
-            let qw = try int8Weights(store, layer: l, shape: ws, source: source)
+            let qw = try int8Weights(store, layer: l, source: source)
             let s = try need(l.name + ".weight_scale", .f32, [cout])
             let b = try need(l.name + ".bias", .i32, bs)
-            guard let sIn = qp[l.input]?.scale else { throw EdgeError(file: source, "int8 model: no input scale for \(l.name)") }
+            guard let sIn = qp[net.paramsKey(l.inputs[0])]?.scale else { throw EdgeError(file: source, "int8 model: no input scale for \(l.name)") }
             if !materialize { continue }
             let sc = s.floats
             let n = qw.count
@@ -215,17 +214,18 @@ public enum QuantizedModel {
     }
 
     /// GEMM matrix size of a layer's packed weights: (M, K).
-    static func gemmShape(_ l: QuantLayer, _ ws: [Int]) -> (Int, Int) {
-        l.kind == .deconv ? (4 * ws[1], ws[0]) : (ws[0], ws.dropFirst().reduce(1, *))
+    static func gemmShape(_ l: LayerDef) -> (Int, Int) {
+        let ws = l.weightShape
+        return l.op == .deconv2x2 ? (4 * ws[1], ws[0]) : (ws[0], ws.dropFirst().reduce(1, *))
     }
 
     /// Packs int8 weights (torch layout) with the int32 bias for input zero point zIn.
-    static func pack(_ q: [Int8], bias: [Int32], layer l: QuantLayer, shape ws: [Int], zIn: Int32, source: String) throws -> ByteBuffer {
-        let (m, k) = gemmShape(l, ws)
+    static func pack(_ q: [Int8], bias: [Int32], layer l: LayerDef, zIn: Int32, source: String) throws -> ByteBuffer {
+        let (m, k) = gemmShape(l), ws = l.weightShape
         let blob = ByteBuffer(count: em_qpack_weights_bytes(Int32(m), Int32(k)))
         let rc = q.withUnsafeBufferPointer { qp in
             bias.withUnsafeBufferPointer { bp in
-                l.kind == .deconv
+                l.op == .deconv2x2
                     ? em_qpack_deconv2x2_weights(qp.baseAddress, Int32(ws[0]), Int32(ws[1]), zIn, bp.baseAddress, blob.pointer)
                     : em_qpack_weights(qp.baseAddress, Int32(m), Int32(k), zIn, bp.baseAddress, blob.pointer)
             }
@@ -235,13 +235,13 @@ public enum QuantizedModel {
     }
 
     /// The int8 weights of a layer in torch layout, from L.packed (unpacked) or L.weight (I8).
-    static func int8Weights(_ store: TensorStore, layer l: QuantLayer, shape ws: [Int], source: String) throws -> [Int8] {
-        let n = ws.reduce(1, *)
+    static func int8Weights(_ store: TensorStore, layer l: LayerDef, source: String) throws -> [Int8] {
+        let ws = l.weightShape, n = ws.reduce(1, *)
         if let t = store.tensor(l.name + ".weight"), t.dtype == .i8 {
             guard t.shape == ws else { throw EdgeError(file: source, "int8 model: tensor '\(t.name)' has shape \(t.shape), expected \(ws)") }
             return Array(UnsafeBufferPointer(start: t.data.assumingMemoryBound(to: Int8.self), count: n))
         }
-        let (m, k) = gemmShape(l, ws)
+        let (m, k) = gemmShape(l)
         let t = try need(store, l.name + ".packed", .u8, [em_qpack_weights_bytes(Int32(m), Int32(k))], source)
         var pm: Int32 = 0, pk: Int32 = 0
         guard em_qpacked_info(t.data, t.byteCount, &pm, &pk, nil) == 0, Int(pm) == m, Int(pk) == k else {
@@ -251,7 +251,7 @@ public enum QuantizedModel {
         let w = (t.data + 64 + 8 * mp).assumingMemoryBound(to: Int8.self)
         @inline(__always) func at(_ r: Int, _ c: Int) -> Int8 { w[((r / 8) * (kp / 4) + c / 4) * 32 + (r % 8) * 4 + c % 4] }
         var out = [Int8](repeating: 0, count: n)
-        if l.kind == .deconv {
+        if l.op == .deconv2x2 {
             let cin = ws[0], cout = ws[1]
             for ci in 0..<cin { for co in 0..<cout { for d in 0..<4 { out[(ci * cout + co) * 4 + d] = at(co * 4 + d, ci) } } }
         } else {
@@ -262,9 +262,9 @@ public enum QuantizedModel {
 
     /// The packed blob of a layer: the file's L.packed when present and aligned, else packed now
     /// (`keep` receives the new buffer).
-    static func packedWeights(_ store: TensorStore, layer l: QuantLayer, shape ws: [Int], zIn: Int32, source: String,
+    static func packedWeights(_ store: TensorStore, layer l: LayerDef, zIn: Int32, source: String,
                               keep: (ByteBuffer) -> Void) throws -> UnsafeRawPointer {
-        let (m, k) = gemmShape(l, ws)
+        let (m, k) = gemmShape(l)
         let bytes = em_qpack_weights_bytes(Int32(m), Int32(k))
         if let t = store.tensor(l.name + ".packed") {
             guard t.dtype == .u8, t.shape == [bytes] else {
@@ -280,11 +280,11 @@ public enum QuantizedModel {
             keep(copy)
             return UnsafeRawPointer(copy.pointer)
         }
-        let q = try int8Weights(store, layer: l, shape: ws, source: source)
-        let cout = ws[l.channelAxis]
+        let q = try int8Weights(store, layer: l, source: source)
+        let cout = l.cout
         let b = try need(store, l.name + ".bias", .i32, [cout], source)
         let bias = Array(UnsafeBufferPointer(start: b.data.assumingMemoryBound(to: Int32.self), count: cout))
-        let blob = try pack(q, bias: bias, layer: l, shape: ws, zIn: zIn, source: source)
+        let blob = try pack(q, bias: bias, layer: l, zIn: zIn, source: source)
         keep(blob)
         return UnsafeRawPointer(blob.pointer)
     }

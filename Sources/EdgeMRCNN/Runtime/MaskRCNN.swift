@@ -1,4 +1,5 @@
-// The float Mask R-CNN R50-FPN model: weights + the pipeline stages (Stages/). OWNER: pipeline.
+// The Mask R-CNN model: its weights bound by the executor (Stages/Executor.swift) at each layer's
+// precision, and the pipeline that runs the stages on one image.
 
 #if canImport(Glibc)
 import Glibc
@@ -37,28 +38,41 @@ public final class PipelineTrace {
 
 public final class MaskRCNN {
     /// Estimated bytes of the RoI-head buffers at one chunk level (float layout; the int8 heads
-    /// need less): box chunk pooled features + fc6/fc7 rows + logits/deltas of every proposal,
-    /// and the mask head's pooled features, two conv maps, the upsampled map and the deconv scratch.
-    static func headBytes(_ l: (boxChunk: Int, maskBatch: Int), numClasses k: Int) -> Int {
-        let box = l.boxChunk * (256 * 49 + 2 * 1024) * 4 + BoxHead.proposalBound * 5 * k * 4
-        let w = l.maskBatch * 15 - 1
-        let mask = BoxHead.detectionsPerImageBound * (784 + 256 * 196) * 4 + (2 * 256 * 14 * w + 2 * 256 * 28 * 2 * w + 4 * 256 * 14 * w) * 4
-        return max(box, mask) + BoxHead.detectionsPerImageBound * 784 * 4
+    /// need less), from the network description: a box chunk's pooled features and MLP rows plus
+    /// the logits/deltas of every proposal; the mask head's pooled features of every detection,
+    /// two conv maps, the upsampled map and the deconv scratch of a batch; the 28x28 probabilities.
+    static func headBytes(_ l: (boxChunk: Int, maskBatch: Int), _ net: Network) -> Int {
+        func rois(_ s: NetStage) -> (pooled: Int, c: Int, p: Int, rows: Int) {
+            let d = net.layers(in: s)
+            guard case .roiAlign(let p, _) = d[0].op else { return (0, 0, 0, 0) }
+            return (d[0].cout * p * p, d[0].cout, p, d.filter { $0.op == .linear && !$0.floatOutput }.reduce(0) { $0 + $1.cout })
+        }
+        let b = rois(.roi_heads), m = rois(.masks), k = net.numClasses, mm = 4 * m.p * m.p
+        let box = l.boxChunk * (b.pooled + b.rows) * 4 + BoxHead.proposalBound * 5 * k * 4
+        let w = l.maskBatch * (m.p + 1) - 1
+        let mask = BoxHead.detectionsPerImageBound * (mm + m.pooled) * 4 + 14 * m.c * m.p * w * 4   // two conv maps, the upsampled map (x4), the deconv scratch (x4, x2)
+        return max(box, mask) + BoxHead.detectionsPerImageBound * mm * 4
     }
 
     public let config: ModelConfig
     private let store: TensorStore   // keeps the weight memory alive
-    private let backbone: Backbone?
-    private let fpn: FPN?
-    /// The int8 layers (int8 model files); nil for float models and simulated int8.
-    private var int8: Int8Network?
+    /// Every layer of the network description bound at its precision, and the walk over them.
+    private let net: Executor
     /// EDGE_MRCNN_INT8=simulate: run int8 models on the float kernels with simulated quantisation.
     static var simulateInt8: Bool {
         guard let e = getenv("EDGE_MRCNN_INT8") else { return false }
         return String(cString: e) == "simulate"
     }
-    /// "float32", "int8" or "int8 (simulated)".
-    public var precision: String { int8 != nil ? "int8" : activationHook is SimulatedInt8 ? "int8 (simulated)" : "float32" }
+    /// "float32", "int8", "int8 (N layers float)" or "int8 (simulated)".
+    public var precision: String {
+        let q = net.int8Layers, all = net.net.weightLayers.count
+        if q == 0 { return activationHook is SimulatedInt8 ? "int8 (simulated)" : "float32" }
+        return q == all ? "int8" : "int8 (\(all - q) of \(all) layers float)"
+    }
+    /// Each weight layer's name and precision ("int8" or "float32"), in network order.
+    public var layerPrecisions: [(name: String, precision: String)] {
+        net.net.weightLayers.map { ($0.name, net.layer($0.name).isInt8 ? "int8" : "float32") }
+    }
     private let rpn: RPN
     /// Activation memory, planned per padded input shape and reused (Runtime/Buffers.swift).
     private let arena = Arena()
@@ -80,7 +94,6 @@ public final class MaskRCNN {
         get { boxHead.detectionsPerImage }
         set { boxHead.detectionsPerImage = max(newValue, 1) }
     }
-    private let maskHead: MaskHead
     /// Activation name of the normalised, padded input image (the input of the stem).
     public static let inputName = "input"
 
@@ -95,29 +108,18 @@ public final class MaskRCNN {
         }
         self.config = config
         var store: TensorStore = store
-        if QuantizedModel.isInt8(store) {
-            if MaskRCNN.simulateInt8 {
-                // simulated on the float kernels: dequantised weights, every activation quantised
-                // in place (EDGE_MRCNN_INT8=simulate; for accuracy studies)
-                let (s, qp) = try QuantizedModel.dequantized(store, config: config, source: source)
-                store = s
-                activationHook = SimulatedInt8(qparams: qp)
-            } else {
-                // every weight layer runs on the int8 kernels; the head structs only contribute
-                // their float post-processing (decoding, NMS, ...), so no float weights are bound
-                int8 = try Int8Network(store, config: config, source: source)
-            }
+        if QuantizedModel.isInt8(store) && MaskRCNN.simulateInt8 {
+            // simulated on the float kernels: dequantised weights, every activation quantised
+            // in place (EDGE_MRCNN_INT8=simulate; for accuracy studies)
+            let (s, qp) = try QuantizedModel.dequantized(store, config: config, source: source)
+            store = s
+            activationHook = SimulatedInt8(qparams: qp)
         }
         self.store = store
-        var wb = store.names.reduce(0) { $0 + (store.tensor($1)?.byteCount ?? 0) }
-        if let q = int8 { wb += q.weightBytes }
-        weightBytes = wb
-        let bind = int8 == nil
-        backbone = bind ? try Backbone(store, source: source) : nil
-        fpn = bind ? try FPN(store, source: source) : nil
-        rpn = try RPN(store, source: source, bindWeights: bind)
-        boxHead = try BoxHead(store, numClasses: config.numClasses, source: source, bindWeights: bind)
-        maskHead = try MaskHead(store, numClasses: config.numClasses, source: source, bindWeights: bind)
+        net = try Executor(store, config: config, source: source)
+        weightBytes = store.names.reduce(0) { $0 + (store.tensor($1)?.byteCount ?? 0) } + net.ownedBytes
+        rpn = RPN(anchorsPerLocation: net.net.anchorsPerLocation)
+        boxHead = BoxHead(numClasses: config.numClasses)
     }
 
     /// Runs the whole model on one image. Detections are in original image coordinates, sorted
@@ -156,7 +158,7 @@ public final class MaskRCNN {
         // checks what it has allocated at every stage and picks the RoI chunks that fit.
         let fixedBytes = weightBytes + image.pixels.count
         if let limit = maxMemoryBytes {
-            let lower = fixedBytes + 640 * (ph / 4) * (pw / 4) * (int8 != nil ? 1 : 4)
+            let lower = fixedBytes + 640 * (ph / 4) * (pw / 4) * (net.int8Layers > 0 ? 1 : 4)
             if lower > limit { throw budgetError(lower, "activations at least \((lower - fixedBytes) / mb) MB") }
         }
         let existing = arena.savedPlan(paddedHeight: ph, paddedWidth: pw)
@@ -201,7 +203,7 @@ public final class MaskRCNN {
             guard let limit = maxMemoryBytes, arena.isRecording else { return }
             let room = limit - fixedBytes - arena.recordingLiveBytes
             var t = arena.recordingTag
-            while t + 1 < MaskRCNN.memoryLevels.count && MaskRCNN.headBytes(MaskRCNN.memoryLevels[t], numClasses: config.numClasses) > room {
+            while t + 1 < MaskRCNN.memoryLevels.count && MaskRCNN.headBytes(MaskRCNN.memoryLevels[t], net.net) > room {
                 t += 1
             }
             arena.setPlanTag(t)
@@ -210,52 +212,31 @@ public final class MaskRCNN {
         let capture = trace?.captureTensors ?? false
 
         // the input is released as soon as the stem has read it (unless a trace keeps it)
-        var x: FeatureMap?
+        var x: Act?
         let sizes: ImageSizes
         do {
             let r = Transform.run(image, config: config, ws)
-            x = r.0; sizes = r.1
+            x = Act(r.0); sizes = r.1
+            hook?.activation(MaskRCNN.inputName, r.0.pointer, r.0.count)
+            if capture { trace?.input = r.0 }
         }
         trace?.sizes = sizes
-        hook?.activation(MaskRCNN.inputName, x!.pointer, x!.count)
-        if capture { trace?.input = x }
         try lap("preprocess")
 
         // C2..C5 are released as soon as the FPN has consumed them.
-        var proposals: [Float], pscores: [Float]
-        var det: (boxes: [Float], scores: [Float], labels: [Int])
-        let probs: FloatBuffer
-        if let q = int8 {
-            var y = try q.stem(x!, ws)
-            x = nil
-            var pq = try q.features(stem: &y, ws, afterBackbone: { try lap("backbone") })
-            try lap("fpn")
-            let heads = try q.rpnHeads(pq, ws)
-            if capture { trace?.fpn = pq.map { $0.dequantized(ws) } }
-            // RoIAlign samples every channel of a pixel at once: P2..P5 in HWC from here on
-            let hwc = q.hwcLevels(pq, ws)
-            pq = []
-            (proposals, pscores) = rpn.proposals(heads, sizes: sizes)
-            try lap("rpn")
-            chooseHeadLevel()
-            det = try boxHead.run(proposals: proposals, sizes: sizes, scoreThresh: scoreThresh, ws,
-                                  scorer: q.boxScorer(hwc, sizes: sizes, ws))
-            try lap("roi_heads")
-            probs = try q.masks(hwc, boxes: det.boxes, labels: det.labels, sizes: sizes, numClasses: config.numClasses, ws)
-        } else {
-            var cs: [FeatureMap?] = backbone!.run(consuming: &x, ws)
-            try lap("backbone")
-            let ps = fpn!.run(consuming: &cs, ws)
-            if capture { trace?.fpn = ps }
-            try lap("fpn")
-            (proposals, pscores) = rpn.run(ps, sizes: sizes, ws)
-            try lap("rpn")
-            chooseHeadLevel()
-            det = try boxHead.run(proposals: proposals, sizes: sizes, scoreThresh: scoreThresh, ws,
-                                  scorer: boxHead.floatScorer(ps, sizes: sizes, ws))
-            try lap("roi_heads")
-            probs = maskHead.run(ps, boxes: det.boxes, labels: det.labels, sizes: sizes, ws)
-        }
+        var levels = try net.features(&x, ws) { try lap($0.rawValue) }
+        if capture { trace?.fpn = levels.map { $0.featureMap(ws) } }
+        let heads = try net.rpnHeads(levels, ws)
+        // RoIAlign samples every channel of a uint8 pixel at once: P2..P5 in HWC from here on
+        let roiLevels = net.roiLevels(levels, ws)
+        levels = []
+        let (proposals, pscores) = rpn.proposals(heads, sizes: sizes)
+        try lap("rpn")
+        chooseHeadLevel()
+        let det = try boxHead.run(proposals: proposals, sizes: sizes, scoreThresh: scoreThresh, ws,
+                                  scorer: net.boxScorer(roiLevels, sizes: sizes, ws))
+        try lap("roi_heads")
+        let probs = try net.masks(roiLevels, boxes: det.boxes, labels: det.labels, sizes: sizes, ws)
         if capture {
             trace?.proposals = proposals; trace?.proposalScores = pscores
             trace?.prePasteBoxes = det.boxes; trace?.scores = det.scores; trace?.labels = det.labels

@@ -35,7 +35,7 @@ extension SelfTest {
             SelfCheck("quant: layer table") {
                 let acts = Set(QuantSpec.activations)
                 for l in QuantSpec.layers {
-                    try expect(acts.contains(l.input), "input of \(l.name) has parameters")
+                    try expect(acts.contains(QuantSpec.input(l)), "input of \(l.name) has parameters")
                 }
                 try expect(QuantSpec.layers.count == 74, "74 weight layers, got \(QuantSpec.layers.count)")
             },

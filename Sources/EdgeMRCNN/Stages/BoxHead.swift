@@ -1,5 +1,5 @@
-// Box branch of RoIHeads (torchvision roi_heads.py + TwoMLPHead + FastRCNNPredictor): 7x7
-// RoIAlign, flatten, fc6 + ReLU, fc7 + ReLU, class scores and per-class deltas; then
+// Box branch of RoIHeads (torchvision roi_heads.py): the scorer (7x7 RoIAlign, TwoMLPHead,
+// FastRCNNPredictor) runs the network description's roi_heads layers (Executor.boxScorer); then
 // postprocess_detections: softmax, decode (10, 10, 5, 5), clip, drop the background, score >
 // thresh (strict), remove boxes smaller than 1e-2, NMS 0.5 per class, keep the best 100.
 
@@ -10,7 +10,6 @@ import Musl
 #endif
 
 struct BoxHead {
-    let fc6: Linear, fc7: Linear, clsScore: Linear, bboxPred: Linear
     let numClasses: Int
     let coder = BoxCoder(10, 10, 5, 5)
     let nmsThresh = 0.5
@@ -20,48 +19,13 @@ struct BoxHead {
     /// detections per image.
     static let proposalBound = 1000
     static let detectionsPerImageBound = 100
-    /// Activation name of the pooled RoI features (the input of fc6).
-    static let poolName = "roi_heads.box_roi_pool"
 
-    /// bindWeights false: no float weights are bound (the int8 pipeline scores with its own
-    /// layers and uses only the post-processing here).
-    init(_ store: TensorStore, numClasses k: Int, source: String, bindWeights: Bool = true) throws {
-        func linear(_ name: String, _ inF: Int, _ outF: Int) throws -> Linear {
-            bindWeights ? try Linear(store, name, inF: inF, outF: outF, source: source) : Linear(name: name)
-        }
-        fc6 = try linear("roi_heads.box_head.fc6", 256 * 7 * 7, 1024)
-        fc7 = try linear("roi_heads.box_head.fc7", 1024, 1024)
-        clsScore = try linear("roi_heads.box_predictor.cls_score", 1024, k)
-        bboxPred = try linear("roi_heads.box_predictor.bbox_pred", 1024, 4 * k)
-        numClasses = k
-    }
+    init(numClasses k: Int) { numClasses = k }
 
     /// Scores `rows` proposals (x1, y1, x2, y2 each) -> class logits [rows, K] and per-class deltas
-    /// [rows, 4K]: RoI pooling + MLP + predictor. The float one is `floatScorer`; the int8
-    /// network supplies its own (Int8Network.boxScorer).
+    /// [rows, 4K]: RoI pooling + MLP + predictor (Executor.boxScorer).
     typealias Scorer = (_ boxes: UnsafePointer<Float>, _ rows: Int, _ logits: UnsafeMutablePointer<Float>,
                         _ deltas: UnsafeMutablePointer<Float>) throws -> Void
-
-    /// 7x7 RoIAlign on float P2..P5, fc6 + ReLU, fc7 + ReLU, cls_score, bbox_pred.
-    func floatScorer(_ features: [FeatureMap], sizes s: ImageSizes, _ ws: Workspace) -> Scorer {
-        let levels = Array(features.prefix(4))
-        var pooled: FloatBuffer?, h6: FloatBuffer?, h7: FloatBuffer?
-        let maxChunk = max(ws.boxChunk, 1)   // the largest chunk `run` passes (planned at that bound)
-        return { boxes, n, logits, deltas in
-            if (pooled?.count ?? 0) < n * 256 * 49 {
-                pooled = ws.floats(n * 256 * 49, reserve: maxChunk * 256 * 49)
-                h6 = ws.floats(n * 1024, reserve: maxChunk * 1024); h7 = ws.floats(n * 1024, reserve: maxChunk * 1024)
-            }
-            let pooled = pooled!, h6 = h6!, h7 = h7!
-            MultiScaleRoIAlign.run(levels, boxes: Array(UnsafeBufferPointer(start: boxes, count: 4 * n)), sizes: s,
-                                   output: 7, out: pooled.pointer)
-            ws.hook?.activation(BoxHead.poolName, pooled.pointer, n * 256 * 49)
-            fc6.run(pooled.pointer, rows: n, out: h6.pointer, relu: true, hook: ws.hook)
-            fc7.run(h6.pointer, rows: n, out: h7.pointer, relu: true, hook: ws.hook)
-            clsScore.run(h7.pointer, rows: n, out: logits, relu: false)
-            bboxPred.run(h7.pointer, rows: n, out: deltas, relu: false)
-        }
-    }
 
     /// Detections in resized-image coordinates, descending by score. The proposals are scored in
     /// chunks of `ws.boxChunk` RoIs (256; fewer under --max-memory) so that the pooled block
@@ -118,5 +82,41 @@ struct BoxHead {
             boxes += candBoxes[(4 * i)..<(4 * i + 4)]; scores.append(candScores[i]); labels.append(candLabels[i])
         }
         return (boxes, scores, labels)
+    }
+}
+
+extension Executor {
+    /// BoxHead.Scorer: RoIAlign of the description's box pool on P2..P5 (uint8 HWC maps straight
+    /// to the first layer's uint8 input; float maps to float), then its layers: the MLP chain and
+    /// the float-output predictor layers, which write the class logits and the box deltas (in the
+    /// description's order).
+    func boxScorer(_ levels: [Act], sizes s: ImageSizes, _ ws: Workspace) -> BoxHead.Scorer {
+        let defs = net.layers(in: .roi_heads)
+        let pool = defs[0], chainDefs = defs.filter { $0.op.hasWeights && !$0.floatOutput }
+        let predictors = defs.filter { $0.floatOutput }.map { layer($0.name) }
+        guard case .roiAlign(let p, let sampling) = pool.op else { fatalError("box pool is not a RoIAlign") }
+        let inF = pool.cout * p * p
+        let maxChunk = max(ws.boxChunk, 1)   // the largest chunk BoxHead.run passes (planned at that bound)
+        let bufs = HeadBuffers(ws)
+        let pq = levels.first?.q != nil ? params(pool.name) : nil
+        return { boxes, n, logits, deltas in
+            let x = bufs.take(n, 1, inF, q: pq, bound: maxChunk * inF)
+            if let q = pq {
+                try MultiScaleRoIAlign.runU8(levels, boxes: boxes, count: n, sizes: s, output: p, sampling: sampling,
+                                             outQ: q, out: x.u8, cstride: p * p, ystride: p, offset: { $0 * inF })
+            } else {
+                MultiScaleRoIAlign.run(levels, boxes: Array(UnsafeBufferPointer(start: boxes, count: 4 * n)), sizes: s,
+                                       output: p, sampling: sampling, out: x.f32)
+                ws.hook?.activation(pool.name, x.f32, x.count)
+            }
+            let h = try self.chain(chainDefs, x, bufs, bound: { $0 / n * maxChunk }, ws)
+            for (l, out) in zip(predictors, [logits, deltas]) {
+                let hin = h.matches(l.inputParams) ? h : bufs.take(h.channels, 1, h.width, q: l.inputParams, bound: maxChunk * h.width)
+                if hin.raw != h.raw { h.convert(into: hin) }
+                try l.run(hin, into: Act(storage: nil, raw: UnsafeMutableRawPointer(out), n, 1, l.def.cout, q: nil), ws)
+                if hin.raw != h.raw { bufs.give(hin) }
+            }
+            bufs.give(h)
+        }
     }
 }

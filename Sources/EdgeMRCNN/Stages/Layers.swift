@@ -1,119 +1,207 @@
-// Weight-bound layers shared by the stages: convolution, transposed convolution, linear.
-// Each binds its tensors from the store by canonical name (ModelSpec) with shape checks.
+// The layers the executor runs: an activation type that is float32 or uint8, and one weight layer
+// type whose float and int8 forwards live side by side (the precision is the layer's, from the
+// model file). The int8 kernels follow em_qkernels.h; the float ones em_kernels.h.
 
 import CShim
 
-struct Conv2d {
-    let weight: UnsafePointer<Float>
-    let bias: UnsafePointer<Float>
-    let cin: Int, cout: Int, kernel: Int, stride: Int, pad: Int
-    /// Canonical layer name (activation hooks report the output under it).
-    var name = ""
+/// A CHW activation (one image, or RoIs side by side; a linear layer's rows are [rows, 1, features]):
+/// float32 (q nil) or uint8 with its quantisation parameters.
+struct Act {
+    /// Keeps the memory alive (an arena buffer).
+    let storage: AnyObject?
+    let raw: UnsafeMutableRawPointer
+    let channels: Int, height: Int, width: Int
+    let q: QParams?
+    var count: Int { channels * height * width }
+    var f32: UnsafeMutablePointer<Float> { raw.assumingMemoryBound(to: Float.self) }
+    var u8: UnsafeMutablePointer<UInt8> { raw.assumingMemoryBound(to: UInt8.self) }
 
-    init(_ store: TensorStore, _ name: String, cin: Int, cout: Int, kernel: Int, stride: Int = 1,
-         pad: Int = 0, source: String) throws {
-        self.name = name
-        weight = try store.floatTensor(name + ".weight", shape: [cout, cin, kernel, kernel], source: source).floats
-        bias = try store.floatTensor(name + ".bias", shape: [cout], source: source).floats
-        self.cin = cin; self.cout = cout; self.kernel = kernel; self.stride = stride; self.pad = pad
+    init(_ m: FeatureMap) {
+        storage = m.buffer; raw = UnsafeMutableRawPointer(m.pointer)
+        channels = m.channels; height = m.height; width = m.width; q = nil
     }
 
-    init(weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, cin: Int, cout: Int, kernel: Int,
-         stride: Int, pad: Int) {
-        self.weight = weight; self.bias = bias
-        self.cin = cin; self.cout = cout; self.kernel = kernel; self.stride = stride; self.pad = pad
+    init(storage: AnyObject?, raw: UnsafeMutableRawPointer, _ c: Int, _ h: Int, _ w: Int, q: QParams?) {
+        self.storage = storage; self.raw = raw; channels = c; height = h; width = w; self.q = q
     }
 
-    /// An unbound placeholder with this geometry (never run; the int8 pipeline has its own layers).
-    static func unbound(_ name: String, cin: Int, cout: Int, kernel: Int, stride: Int = 1, pad: Int = 0) -> Conv2d {
-        var c = Conv2d(weight: UnsafePointer(Linear.nothing), bias: UnsafePointer(Linear.nothing), cin: cin, cout: cout,
-                       kernel: kernel, stride: stride, pad: pad)
-        c.name = name
-        return c
+    /// A new activation from the workspace; a planning run reserves `reserve` elements.
+    init(_ c: Int, _ h: Int, _ w: Int, q: QParams?, _ ws: Workspace, reserve: Int = 0) {
+        if q == nil {
+            let b = ws.floats(c * h * w, reserve: reserve)
+            self.init(storage: b, raw: UnsafeMutableRawPointer(b.pointer), c, h, w, q: nil)
+        } else {
+            let b = ws.bytes(c * h * w, reserve: reserve)
+            self.init(storage: b, raw: UnsafeMutableRawPointer(b.pointer), c, h, w, q: q)
+        }
     }
 
-    func outSize(_ h: Int, _ w: Int) -> (Int, Int) {
-        ((h + 2 * pad - kernel) / stride + 1, (w + 2 * pad - kernel) / stride + 1)
+    /// The same memory seen with other dimensions (no larger than it holds).
+    func viewed(_ c: Int, _ h: Int, _ w: Int) -> Act { Act(storage: storage, raw: raw, c, h, w, q: q) }
+
+    /// Same precision and parameters?
+    func matches(_ p: QParams?) -> Bool {
+        switch (q, p) {
+        case (nil, nil): return true
+        case let (a?, b?): return a.scale == b.scale && a.zeroPoint == b.zeroPoint
+        default: return false
+        }
     }
 
-    /// out = act(conv(x) + bias (+ residual)).
-    func callAsFunction(_ x: FeatureMap, _ ws: Workspace, relu: Bool, residual: FeatureMap? = nil) -> FeatureMap {
-        let (oh, ow) = outSize(x.height, x.width)
-        let out = ws.map(cout, oh, ow)
-        run(x.pointer, x.height, x.width, out: out.pointer, ws, relu: relu, residual: residual?.pointer)
+    /// Writes this activation in precision `out.q` into `out` (same element count).
+    func convert(into out: Act) {
+        switch (q, out.q) {
+        case (nil, nil): out.f32.update(from: f32, count: count)
+        case (nil, let p?): em_quantize_f32_u8(f32, count, p.scale, p.zeroPoint, out.u8)
+        case (let p?, nil): em_dequantize_u8_f32(u8, count, p.scale, p.zeroPoint, out.f32)
+        case let (a?, b?):
+            for i in 0..<count { out.u8[i] = b.quantize(a.dequantize(u8[i])) }
+        }
+    }
+
+    /// This activation in precision `p` (itself when it already is).
+    func converted(to p: QParams?, _ ws: Workspace) -> Act {
+        if matches(p) { return self }
+        let out = Act(channels, height, width, q: p, ws)
+        convert(into: out)
         return out
     }
 
-    func run(_ input: UnsafePointer<Float>, _ h: Int, _ w: Int, out: UnsafeMutablePointer<Float>,
-             _ ws: Workspace, relu: Bool, residual: UnsafePointer<Float>? = nil) {
-        let bytes = em_conv2d_f32_scratch_bytes(Int32(cin), Int32(h), Int32(w), Int32(cout), Int32(kernel),
-                                                Int32(kernel), Int32(stride), Int32(pad))
-        let scratch = ws.scratch(Int(bytes))
-        em_conv2d_f32(input, Int32(cin), Int32(h), Int32(w), weight, bias, Int32(cout), Int32(kernel),
-                      Int32(kernel), Int32(stride), Int32(pad), residual, relu ? 1 : 0, out, scratch)
-        if let hook = ws.hook {
-            let (oh, ow) = outSize(h, w)
-            hook.activation(name, out, cout * oh * ow)
+    /// A float CHW map of the same values (a copy when uint8).
+    func featureMap(_ ws: Workspace) -> FeatureMap {
+        if q == nil, let b = storage as? FloatBuffer, b.pointer == f32 {
+            return FeatureMap(buffer: b, channels: channels, height: height, width: width)
+        }
+        let m = ws.map(channels, height, width)
+        convert(into: Act(m))
+        return m
+    }
+}
+
+/// One weight layer (conv, 2x2/2 transposed conv or linear) bound to its weights: float
+/// (weight/bias F32) or int8 (the em_qkernels.h packed blob, per-channel multipliers and the
+/// parameters of its input and output activations).
+final class Layer {
+    let def: LayerDef
+    private let weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?
+    private let packed: UnsafeRawPointer?
+    /// int8: parameters of the input and (unless the output is float) of the output.
+    let inQ: QParams?, outQ: QParams?
+    /// int8: s_in * w_s[c] / s_out (or s_in * w_s[c] for float outputs).
+    private let mult: [Float]
+
+    var isInt8: Bool { packed != nil }
+    /// The precision this layer reads (nil: float).
+    var inputParams: QParams? { isInt8 ? inQ : nil }
+    /// The precision this layer writes (nil: float).
+    var outputParams: QParams? { isInt8 && !def.floatOutput ? outQ : nil }
+
+    init(float def: LayerDef, _ store: TensorStore, source: String) throws {
+        self.def = def
+        weight = try store.floatTensor(def.name + ".weight", shape: def.weightShape, source: source).floats
+        bias = try store.floatTensor(def.name + ".bias", shape: [def.cout], source: source).floats
+        packed = nil; inQ = nil; outQ = nil; mult = []
+    }
+
+    init(int8 def: LayerDef, packed: UnsafeRawPointer, weightScales: UnsafePointer<Float>, inQ: QParams, outQ: QParams?) {
+        self.def = def
+        weight = nil; bias = nil
+        self.packed = packed; self.inQ = inQ; self.outQ = outQ
+        mult = (0..<def.cout).map { c in
+            let m = inQ.scale * weightScales[c]
+            return outQ.map { m / $0.scale } ?? m
         }
     }
-}
 
-/// torch ConvTranspose2d(cin, cout, 2, stride 2).
-struct Deconv2x2 {
-    let weight: UnsafePointer<Float>
-    let bias: UnsafePointer<Float>
-    let cin: Int, cout: Int
-    let name: String
-
-    init(_ store: TensorStore, _ name: String, cin: Int, cout: Int, source: String) throws {
-        self.name = name
-        weight = try store.floatTensor(name + ".weight", shape: [cin, cout, 2, 2], source: source).floats
-        bias = try store.floatTensor(name + ".bias", shape: [cout], source: source).floats
-        self.cin = cin; self.cout = cout
+    /// Output dimensions for an input of c x h x w (linear: rows stay in `c`).
+    func outputShape(_ x: Act) -> (c: Int, h: Int, w: Int) {
+        switch def.op {
+        case .conv(let k, let s, let p): return (def.cout, (x.height + 2 * p - k) / s + 1, (x.width + 2 * p - k) / s + 1)
+        case .deconv2x2: return (def.cout, 2 * x.height, 2 * x.width)
+        default: return (x.count / def.cin, 1, def.cout)
+        }
     }
 
-    /// An unbound placeholder (never run).
-    init(unbound name: String, cin: Int, cout: Int) {
-        self.name = name; self.cin = cin; self.cout = cout
-        weight = UnsafePointer(Linear.nothing); bias = UnsafePointer(Linear.nothing)
+    /// A new output activation for input `x` from the workspace.
+    func output(for x: Act, _ ws: Workspace) -> Act {
+        let s = outputShape(x)
+        return Act(s.c, s.h, s.w, q: outputParams, ws)
     }
 
-    /// reserveWidth: the largest `w` this call site passes (planning runs reserve its scratch).
-    func run(_ input: UnsafePointer<Float>, _ h: Int, _ w: Int, out: UnsafeMutablePointer<Float>,
-             _ ws: Workspace, relu: Bool, reserveWidth: Int = 0) {
-        let bytes = em_deconv2x2s2_f32_scratch_bytes(Int32(cin), Int32(h), Int32(w), Int32(cout))
-        let bound = em_deconv2x2s2_f32_scratch_bytes(Int32(cin), Int32(h), Int32(max(w, reserveWidth)), Int32(cout))
-        em_deconv2x2s2_f32(input, Int32(cin), Int32(h), Int32(w), weight, bias, Int32(cout), relu ? 1 : 0,
-                           out, ws.scratch(Int(bytes), reserve: Int(bound)))
-        ws.hook?.activation(name, out, cout * 4 * h * w)
+    /// out = act(layer(x) + bias (+ residual)). `x` and `residual` are in this layer's input and
+    /// output precisions, `out` in its output precision. `reserveWidth`: the largest width this
+    /// call site passes (planning runs reserve the deconvolution scratch for it). Float layers
+    /// report their output to the workspace's activation hook.
+    func run(_ x: Act, into out: Act, _ ws: Workspace, residual: Act? = nil, reserveWidth: Int = 0) throws {
+        let d = def
+        let cin = Int32(d.cin), cout = Int32(d.cout), h = Int32(x.height), w = Int32(x.width)
+        var rc: Int32 = 0
+        if let packed, let inQ {
+            let z = inQ.zeroPoint
+            rc = mult.withUnsafeBufferPointer { m -> Int32 in
+                switch (d.op, outputParams) {
+                case (.conv(let k, let s, let p), let o?):
+                    return em_qconv2d_u8(x.u8, cin, h, w, z, packed, cout, Int32(k), Int32(k), Int32(s), Int32(p),
+                                         m.baseAddress, o.zeroPoint, residual?.u8, residual?.q?.zeroPoint ?? 0,
+                                         residual.map { $0.q!.scale / o.scale } ?? 0, d.relu ? 1 : 0, out.u8, nil)
+                case (.conv(let k, let s, let p), nil):
+                    return em_qconv2d_u8_f32(x.u8, cin, h, w, z, packed, cout, Int32(k), Int32(k), Int32(s), Int32(p),
+                                             m.baseAddress, out.f32)
+                case (.deconv2x2, let o?):
+                    return em_qdeconv2x2s2_u8(x.u8, cin, h, w, z, packed, cout, m.baseAddress, o.zeroPoint,
+                                              d.relu ? 1 : 0, out.u8, nil)
+                case (.linear, let o?):
+                    return em_qlinear_u8(x.u8, Int32(x.count / d.cin), cin, z, packed, cout, m.baseAddress, o.zeroPoint,
+                                         d.relu ? 1 : 0, out.u8)
+                case (.linear, nil):
+                    return em_qlinear_u8_f32(x.u8, Int32(x.count / d.cin), cin, z, packed, cout, m.baseAddress, out.f32)
+                default:
+                    return -1
+                }
+            }
+            if rc != 0 { throw EdgeError("int8 layer \(d.name) rejected its arguments") }
+            return
+        }
+        let wt = weight!, b = bias!
+        switch d.op {
+        case .conv(let k, let s, let p):
+            let k = Int32(k), s = Int32(s), p = Int32(p)
+            let scratch = ws.scratch(Int(em_conv2d_f32_scratch_bytes(cin, h, w, cout, k, k, s, p)))
+            em_conv2d_f32(x.f32, cin, h, w, wt, b, cout, k, k, s, p, residual.map { UnsafePointer($0.f32) },
+                          d.relu ? 1 : 0, out.f32, scratch)
+        case .deconv2x2:
+            let bytes = em_deconv2x2s2_f32_scratch_bytes(cin, h, w, cout)
+            let bound = em_deconv2x2s2_f32_scratch_bytes(cin, h, Int32(max(x.width, reserveWidth)), cout)
+            em_deconv2x2s2_f32(x.f32, cin, h, w, wt, b, cout, d.relu ? 1 : 0, out.f32,
+                               ws.scratch(Int(bytes), reserve: Int(bound)))
+        case .linear:
+            let rows = x.count / d.cin
+            if rows == 0 { return }
+            em_linear_f32(x.f32, Int32(rows), cin, wt, b, cout, d.relu ? 1 : 0, out.f32)
+        default:
+            throw EdgeError("layer \(d.name) has no weights")
+        }
+        ws.hook?.activation(d.name, out.f32, out.count)
     }
-}
 
-/// torch Linear: out[n, outF] = in[n, inF] * W^T + b.
-struct Linear {
-    let weight: UnsafePointer<Float>
-    let bias: UnsafePointer<Float>
-    let inF: Int, outF: Int
-    let name: String
-
-    init(_ store: TensorStore, _ name: String, inF: Int, outF: Int, source: String) throws {
-        self.name = name
-        weight = try store.floatTensor(name + ".weight", shape: [outF, inF], source: source).floats
-        bias = try store.floatTensor(name + ".bias", shape: [outF], source: source).floats
-        self.inF = inF; self.outF = outF
-    }
-
-    /// An unbound placeholder (never run).
-    init(name: String) {
-        self.name = name; inF = 0; outF = 0
-        weight = UnsafePointer(Linear.nothing); bias = UnsafePointer(Linear.nothing)
-    }
-    static let nothing = UnsafeMutablePointer<Float>.allocate(capacity: 1)
-
-    func run(_ input: UnsafePointer<Float>, rows: Int, out: UnsafeMutablePointer<Float>, relu: Bool,
-             hook: ActivationHook? = nil) {
-        if rows == 0 || inF == 0 { return }
-        em_linear_f32(input, Int32(rows), Int32(inF), weight, bias, Int32(outF), relu ? 1 : 0, out)
-        hook?.activation(name, out, rows * outF)
+    /// The 1x1 convolution's output channel `label` only, for one RoI of a side-by-side batch:
+    /// dst[28 x 28] from the [Cin, 28, uw] map at column `x0`. Float layers compute that channel
+    /// alone (one GEMM row); int8 layers read it from `all`, the whole float output of the batch
+    /// (computed once by `run`).
+    func channel(_ label: Int, of x: Act, column x0: Int, size m: Int, all: Act?, into dst: UnsafeMutablePointer<Float>,
+                 _ ws: Workspace) {
+        let uw = x.width
+        if let all {
+            for y in 0..<m {
+                (dst + y * m).update(from: all.f32 + (label * x.height + y) * uw + x0, count: m)
+            }
+            return
+        }
+        let c = def.cin
+        for y in 0..<m {
+            em_sgemm(1, Int32(m), Int32(c), weight! + label * c, Int32(c), x.f32 + y * uw + x0, Int32(x.height * uw),
+                     dst + y * m, Int32(m), bias! + label, 0, 0)
+        }
+        ws.hook?.activation(def.name, dst, m * m)
     }
 }

@@ -1,6 +1,6 @@
-// Region proposal network at inference (torchvision models/detection/rpn.py): shared 3x3 conv +
-// ReLU, 1x1 objectness and 1x1 box deltas per level; head outputs reordered [A*C, H, W] ->
-// (H, W, A); per level the top 1000 anchors by logit; decode (weights 1,1,1,1); sigmoid; clip;
+// Region proposal network at inference (torchvision models/detection/rpn.py): the head (the
+// description's rpn layers, Executor.rpnHeads) gives objectness and box deltas per level,
+// reordered [A*C, H, W] -> (H, W, A); per level the top 1000 anchors by logit; decode (weights 1,1,1,1); sigmoid; clip;
 // remove boxes smaller than 1e-3; score >= 0; NMS 0.7 per level; keep the best 1000.
 
 #if canImport(Glibc)
@@ -10,44 +10,19 @@ import Musl
 #endif
 
 struct RPN {
-    let conv: Conv2d, cls: Conv2d, bbox: Conv2d
+    let anchorsPerLocation: Int
     let preNMSTopN = 1000
     let postNMSTopN = 1000
     let nmsThresh = 0.7
     let minSize: Float = 1e-3
     let coder = BoxCoder(1, 1, 1, 1)
 
-    /// bindWeights false: unbound placeholders (the int8 pipeline runs the head convs itself and
-    /// uses `proposals` only).
-    init(_ store: TensorStore, source: String, bindWeights: Bool = true) throws {
-        let a = ModelSpec.anchorsPerLocation
-        guard bindWeights else {
-            conv = Conv2d.unbound("rpn.head.conv", cin: 256, cout: 256, kernel: 3, pad: 1)
-            cls = Conv2d.unbound("rpn.head.cls_logits", cin: 256, cout: a, kernel: 1)
-            bbox = Conv2d.unbound("rpn.head.bbox_pred", cin: 256, cout: 4 * a, kernel: 1)
-            return
-        }
-        conv = try Conv2d(store, "rpn.head.conv", cin: 256, cout: 256, kernel: 3, pad: 1, source: source)
-        cls = try Conv2d(store, "rpn.head.cls_logits", cin: 256, cout: a, kernel: 1, source: source)
-        bbox = try Conv2d(store, "rpn.head.bbox_pred", cin: 256, cout: 4 * a, kernel: 1, source: source)
-    }
-
-    /// Proposals (x1, y1, x2, y2 in resized-image pixels) and their objectness probabilities,
-    /// descending by score.
-    func run(_ levels: [FeatureMap], sizes s: ImageSizes, _ ws: Workspace) -> (boxes: [Float], scores: [Float]) {
-        let heads = levels.map { p -> (FeatureMap, FeatureMap) in
-            let t = conv(p, ws, relu: true)
-            return (cls(t, ws, relu: false), bbox(t, ws, relu: false))
-        }
-        return proposals(heads, sizes: s)
-    }
-
     /// Proposals from the head outputs of every level: objectness logits [A, H, W] and box
     /// deltas [4A, H, W] (float; the int8 pipeline passes its dequantised outputs).
     func proposals(_ heads: [(logits: FeatureMap, deltas: FeatureMap)], sizes s: ImageSizes)
         -> (boxes: [Float], scores: [Float])
     {
-        let a = ModelSpec.anchorsPerLocation
+        let a = anchorsPerLocation
         var candBoxes: [Float] = []
         var candScores: [Float] = []
         var candLevel: [Int] = []

@@ -43,7 +43,7 @@ public enum MultiScaleRoIAlign {
     /// [H, W, C] bytes; channels/height/width as the CHW map) straight to uint8 with parameters
     /// `outQ`, equal bit for bit to dequantise -> `run` -> quantise. Box i's [C, P, P] block goes
     /// to out + offset(i) with channel stride `cstride` and row stride `ystride`.
-    static func runU8(_ hwc: [U8Map], boxes: UnsafePointer<Float>, count r: Int, sizes s: ImageSizes, output p: Int,
+    static func runU8(_ hwc: [Act], boxes: UnsafePointer<Float>, count r: Int, sizes s: ImageSizes, output p: Int, sampling: Int,
                       outQ: QParams, out: UnsafeMutablePointer<UInt8>, cstride: Int, ystride: Int,
                       offset: (Int) -> Int) throws {
         if r == 0 { return }
@@ -58,8 +58,8 @@ public enum MultiScaleRoIAlign {
             if offs.isEmpty { continue }
             let rc = rois.withUnsafeBufferPointer { rb in
                 offs.withUnsafeBufferPointer { ob in
-                    em_roi_align_u8_hwc(f.pointer, Int32(f.channels), Int32(f.height), Int32(f.width), f.q.scale,
-                                        f.q.zeroPoint, scales[l], 2, rb.baseAddress, Int32(ob.count),
+                    em_roi_align_u8_hwc(f.u8, Int32(f.channels), Int32(f.height), Int32(f.width), f.q!.scale,
+                                        f.q!.zeroPoint, scales[l], Int32(sampling), rb.baseAddress, Int32(ob.count),
                                         ob.baseAddress, Int32(p), Int32(p), cstride, ystride, outQ.scale,
                                         outQ.zeroPoint, out)
                 }
@@ -69,7 +69,7 @@ public enum MultiScaleRoIAlign {
     }
 
     /// Pools every box (resized-image coordinates) to [C, P, P] into out [R, C, P, P].
-    static func run(_ features: [FeatureMap], boxes: [Float], sizes s: ImageSizes, output p: Int,
+    static func run(_ features: [Act], boxes: [Float], sizes s: ImageSizes, output p: Int, sampling: Int,
                     out: UnsafeMutablePointer<Float>) {
         let r = boxes.count / 4
         if r == 0 { return }
@@ -88,7 +88,7 @@ public enum MultiScaleRoIAlign {
         for (l, f) in features.enumerated() where !perLevelIndex[l].isEmpty {
             perLevelBoxes[l].withUnsafeBufferPointer { rb in
                 perLevelIndex[l].withUnsafeBufferPointer { ib in
-                    em_roi_align_f32(f.pointer, Int32(f.channels), Int32(f.height), Int32(f.width), scales[l], 2, 0,
+                    em_roi_align_f32(f.f32, Int32(f.channels), Int32(f.height), Int32(f.width), scales[l], Int32(sampling), 0,
                                      rb.baseAddress, Int32(ib.count), ib.baseAddress, Int32(p), Int32(p), out)
                 }
             }

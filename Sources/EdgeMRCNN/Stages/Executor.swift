@@ -1,0 +1,213 @@
+// The executor: binds every weight layer of the network description to the model file's weights,
+// each at the precision the file gives it (float file: all float; int8 file: int8 except the
+// layers it keeps in float), and walks the description. Where a layer's input is in another
+// precision than the layer reads, the executor converts it (quantise with the parameters of that
+// activation, or dequantise). Ops without weights follow their inputs: a max pool, merge or
+// RoIAlign on uint8 maps runs in uint8, on float maps in float.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import CShim
+
+final class Executor {
+    let net: Network
+    private(set) var layers: [String: Layer] = [:]
+    /// uint8 parameters of every activation (int8 files; empty for float models).
+    let qparams: [String: QParams]
+    /// Packed blobs made at load time (int8 files without L.packed tensors).
+    private var owned: [ByteBuffer] = []
+    var ownedBytes: Int { owned.reduce(0) { $0 + $1.count } }
+    /// Layers bound in each precision.
+    var int8Layers: Int { layers.values.filter { $0.isInt8 }.count }
+
+    init(_ store: TensorStore, config: ModelConfig, source: String) throws {
+        net = Network.maskRCNNResNet50FPN(numClasses: config.numClasses)
+        let int8 = QuantizedModel.isInt8(store)
+        qparams = int8 ? try QuantizedModel.activationParams(store, source: source) : [:]
+        let kept = Set(QuantizedModel.floatLayers(store.metadata).map { $0.name })
+        if let unknown = kept.first(where: { net.layer($0)?.op.hasWeights != true }) {
+            throw EdgeError(file: source, "int8 model: float layer '\(unknown)' is not a weight layer of \(net.name)")
+        }
+        for l in net.weightLayers {
+            if !int8 || kept.contains(l.name) {
+                layers[l.name] = try Layer(float: l, store, source: source)
+                continue
+            }
+            let inQ = qparams[net.paramsKey(l.inputs[0])]!
+            let outQ = l.floatOutput ? nil : qparams[net.paramsKey(l.name)]!
+            let sc = try QuantizedModel.need(store, l.name + ".weight_scale", .f32, [l.cout], source)
+            let packed = try QuantizedModel.packedWeights(store, layer: l, zIn: inQ.zeroPoint, source: source) {
+                self.owned.append($0)
+            }
+            layers[l.name] = Layer(int8: l, packed: packed, weightScales: sc.floats, inQ: inQ, outQ: outQ)
+        }
+    }
+
+    func layer(_ n: String) -> Layer { layers[n]! }
+
+    /// The parameters an activation gets when a uint8 consumer reads it.
+    func params(_ activation: String) -> QParams? { qparams[net.paramsKey(activation)] }
+
+    // ------------------------------------------------------------------ walking the description
+
+    /// Runs `defs` (layers and ops of the description, in order) on the activations in `env`,
+    /// releasing each activation after its last use unless `keep` names it. A layer that runs on
+    /// each of its inputs (the RPN head conv) reads the one present in `env`.
+    func walk(_ defs: [LayerDef], _ env: inout [String: Act], keep: Set<String>, _ ws: Workspace,
+              stageDone: ((NetStage) throws -> Void)? = nil) throws {
+        var uses: [String: Int] = [:]
+        for d in defs { (d.inputs + [d.residual].compactMap { $0 }).forEach { uses[$0, default: 0] += 1 } }
+        func used(_ n: String) {
+            uses[n, default: 1] -= 1
+            if uses[n]! <= 0 && !keep.contains(n) { env[n] = nil }
+        }
+        var stage = defs.first?.stage
+        for d in defs {
+            if d.stage != stage, let s = stage { try stageDone?(s); stage = d.stage }
+            let inputs = d.eachInput ? [d.inputs.first { env[$0] != nil }!] : d.inputs
+            let y = try run(d, inputs.map { env[$0]! }, residual: d.residual.map { env[$0]! }, ws)
+            inputs.forEach(used)
+            if let r = d.residual { used(r) }
+            env[d.name] = y
+        }
+    }
+
+    /// One layer or op of the description on its inputs, into a new activation.
+    func run(_ d: LayerDef, _ xs: [Act], residual: Act?, _ ws: Workspace) throws -> Act {
+        let x = xs[0]
+        switch d.op {
+        case .conv, .deconv2x2, .linear:
+            let l = layer(d.name)
+            let xin = x.converted(to: l.inputParams, ws)
+            let res = try residual.map { r -> Act in
+                guard let o = l.outputParams else { return r.converted(to: nil, ws) }
+                guard let p = params(d.residual!) else { throw EdgeError("no parameters for \(d.residual!)") }
+                return r.matches(p) ? r : r.converted(to: p, ws)
+            }
+            let out = l.output(for: xin, ws)
+            try l.run(xin, into: out, ws, residual: res)
+            return out
+        case .maxpool(let k, let s, let p):
+            let out = Act(x.channels, (x.height + 2 * p - k) / s + 1, (x.width + 2 * p - k) / s + 1, q: x.q, ws)
+            if x.q != nil {
+                em_qmaxpool2d_u8(x.u8, Int32(x.channels), Int32(x.height), Int32(x.width), Int32(k), Int32(s), Int32(p), out.u8)
+            } else {
+                em_maxpool2d_f32(x.f32, Int32(x.channels), Int32(x.height), Int32(x.width), Int32(k), Int32(s), Int32(p), out.f32)
+            }
+            return out
+        case .addUpsample:
+            let (lat, top) = (x, xs[1])
+            if let lq = lat.q, let tq = top.q, let mq = params(d.name) {
+                let out = Act(lat.channels, lat.height, lat.width, q: mq, ws)
+                em_qadd_upsample_nearest_u8(lat.u8, lq.zeroPoint, lq.scale / mq.scale, top.u8, tq.zeroPoint,
+                                            tq.scale / mq.scale, Int32(lat.channels), Int32(top.height), Int32(top.width),
+                                            Int32(lat.height), Int32(lat.width), mq.zeroPoint, out.u8)
+                return out
+            }
+            // float: added in place into the lateral map (its only reader)
+            let out = lat.q == nil ? lat : lat.converted(to: nil, ws)
+            let t = top.converted(to: nil, ws)
+            em_upsample_nearest_add_f32(t.f32, Int32(t.channels), Int32(t.height), Int32(t.width), out.f32,
+                                        Int32(out.height), Int32(out.width))
+            ws.hook?.activation(d.name, out.f32, out.count)
+            return out
+        case .roiAlign:
+            throw EdgeError("\(d.name): RoIAlign runs in the RoI heads")
+        }
+    }
+
+    // ------------------------------------------------------------------ the stages
+
+    /// The backbone and the FPN: the normalised image (released once read) -> P2..P6.
+    /// `stageDone` is called as each stage ends.
+    func features(_ x: inout Act?, _ ws: Workspace, stageDone: (NetStage) throws -> Void) throws -> [Act] {
+        var env: [String: Act] = ["input": x!]
+        x = nil
+        let defs = net.layers.filter { $0.stage == .backbone || $0.stage == .fpn }
+        try withoutActuallyEscaping(stageDone) { done in
+            try walk(defs, &env, keep: Set(net.featureOutputs), ws, stageDone: done)
+        }
+        try stageDone(.fpn)
+        return net.featureOutputs.map { env[$0]! }
+    }
+
+    /// The RPN head on every level: float objectness logits [A, H, W] and box deltas [4A, H, W].
+    func rpnHeads(_ levels: [Act], _ ws: Workspace) throws -> [(logits: FeatureMap, deltas: FeatureMap)] {
+        let defs = net.layers(in: .rpn)
+        let outs = defs.filter { $0.floatOutput }.map { $0.name }   // [logits, deltas]
+        return try zip(net.featureOutputs, levels).map { name, p in
+            var env = [name: p]
+            try walk(defs, &env, keep: Set(outs), ws)
+            return (env[outs[0]]!.featureMap(ws), env[outs[1]]!.featureMap(ws))
+        }
+    }
+
+    /// The maps RoIAlign reads, P2..P5: uint8 maps in HWC layout (all channels of a pixel at once),
+    /// float maps as they are.
+    func roiLevels(_ levels: [Act], _ ws: Workspace) -> [Act] {
+        levels.prefix(4).map { m in
+            guard m.q != nil else { return m }
+            let t = Act(m.channels, m.height, m.width, q: m.q, ws)
+            em_transpose_chw_hwc_u8(m.u8, Int32(m.channels), Int32(m.height), Int32(m.width), t.u8)
+            return t
+        }
+    }
+}
+
+/// Buffers of a head's layers, made on the first call for the largest batch the head passes
+/// (planned at that bound) and reused by later calls: a layer's output takes a free buffer of its
+/// size class, so a chain of equal layers alternates between two (no allocation per RoI batch).
+final class HeadBuffers {
+    private let ws: Workspace
+    private var buffers: [(cls: Int, capacity: Int, act: Act, busy: Bool)] = []
+    init(_ ws: Workspace) { self.ws = ws }
+
+    /// A buffer for c x h x w elements of precision q; `bound`: the most elements this slot ever holds.
+    func take(_ c: Int, _ h: Int, _ w: Int, q: QParams?, bound: Int) -> Act {
+        let cls = bound * (q == nil ? 4 : 1), n = c * h * w
+        if let i = buffers.firstIndex(where: { $0.cls == cls && !$0.busy && $0.capacity >= n }) {
+            buffers[i].busy = true
+            let b = buffers[i].act
+            return Act(storage: b.storage, raw: b.raw, c, h, w, q: q)
+        }
+        let a = Act(c, h, w, q: q, ws, reserve: bound)
+        buffers.append((cls, n, a, true))
+        return a
+    }
+
+    /// Gives back the buffer of `a`.
+    func give(_ a: Act) {
+        if let i = buffers.firstIndex(where: { $0.act.raw == a.raw }) { buffers[i].busy = false }
+    }
+}
+
+extension Executor {
+    /// Runs the weight layers `defs` (a chain: each reads the previous one's output) on `x`, taking
+    /// outputs and conversions from `bufs`; scale: `bound(elements)` gives the planning bound of a
+    /// buffer of that many elements. `final` receives the last layer's output if given.
+    /// `afterEach` runs after each layer (the mask head re-zeroes its separators).
+    func chain(_ defs: [LayerDef], _ x: Act, _ bufs: HeadBuffers, bound: (Int) -> Int, final: Act? = nil,
+               reserveWidth: Int = 0, _ ws: Workspace, afterEach: ((LayerDef, Act) -> Void)? = nil) throws -> Act {
+        var cur = x
+        for (i, d) in defs.enumerated() {
+            let l = layer(d.name)
+            var xin = cur
+            if !cur.matches(l.inputParams) {
+                xin = bufs.take(cur.channels, cur.height, cur.width, q: l.inputParams, bound: bound(cur.count))
+                cur.convert(into: xin)
+                bufs.give(cur)
+            }
+            let s = l.outputShape(xin)
+            let out = i == defs.count - 1 && final != nil
+                ? final! : bufs.take(s.c, s.h, s.w, q: l.outputParams, bound: bound(s.c * s.h * s.w))
+            try l.run(xin, into: out, ws, reserveWidth: reserveWidth)
+            bufs.give(xin)
+            afterEach?(d, out)
+            cur = out
+        }
+        return cur
+    }
+}
