@@ -158,7 +158,7 @@ public enum QuantizedModel {
     /// run with `SimulatedInt8` as the activation hook, the float kernels compute what the int8
     /// kernels compute up to the requantisation rounding.
     public static func dequantized(_ store: TensorStore, config: ModelConfig, source: String,
-                                   materialize: Bool = true, only: ((String) -> Bool)? = nil) throws
+                                   materialize: Bool = true) throws
         -> (store: OwnedTensorStore, qparams: [String: QParams])
     {
         let qp = try activationParams(store, source: source)
@@ -168,7 +168,6 @@ public enum QuantizedModel {
         let out = OwnedTensorStore(metadata: meta)
         let net = Network.maskRCNNResNet50FPN(numClasses: config.numClasses)
         for l in net.weightLayers {
-            if let only, !only(l.name) { continue }
             let ws = l.weightShape, bs = [l.cout]
             if floats.contains(l.name) {
                 let w = try store.floatTensor(l.name + ".weight", shape: ws, source: source)

@@ -36,9 +36,6 @@ struct Act {
         }
     }
 
-    /// The same memory seen with other dimensions (no larger than it holds).
-    func viewed(_ c: Int, _ h: Int, _ w: Int) -> Act { Act(storage: storage, raw: raw, c, h, w, q: q) }
-
     /// Same precision and parameters?
     func matches(_ p: QParams?) -> Bool {
         switch (q, p) {
