@@ -20,6 +20,24 @@ rc=0
 swift test --disable-swift-testing "$@" 2>&1 | tee "$LOG" || rc=$?
 
 if [ "$#" = 0 ]; then
+    # StreamedOutputTests' peak-RSS bound means something only in a fresh process (in the suite,
+    # freed memory of earlier tests is reused and the test reports the bound as not checked): run
+    # that test once more alone. When it is checked there, its skip in the suite run is not listed.
+    ONE='StreamedOutputTests.testOutputStageMemoryIsOneMask'
+    echo "== $ONE alone (a fresh process, so that its peak-RSS bound is checked)"
+    orc=0
+    swift test --skip-build --disable-swift-testing --filter "$ONE" > "$LOG.one" 2>&1 || orc=$?
+    grep -E "STREAMED OUTPUT|error|Test skipped|Test Case '.*' (passed|failed|skipped)" "$LOG.one" || true
+    if [ "$orc" != 0 ]; then
+        echo "== $ONE FAILED when run alone (exit $orc)"; [ "$rc" != 0 ] || rc=1
+    fi
+    if grep -q ': Test skipped' "$LOG.one"; then
+        grep ': Test skipped' "$LOG.one" | sed 's/Test skipped - /Test skipped - (run alone) /' >> "$LOG"
+    elif [ "$orc" = 0 ]; then
+        grep -v "$ONE : Test skipped" "$LOG" > "$LOG.f" || true; mv "$LOG.f" "$LOG"
+    fi
+    rm -f "$LOG.one"
+
     echo "== edge-mrcnn selftest (debug build)"
     BIN="$(swift build --show-bin-path)/edge-mrcnn"
     src=0
