@@ -10,7 +10,7 @@
 #      cross/compare_detections.py must find the same detections (labels, boxes within 0.05 px,
 #      scores within 1e-3, masks by IoU).
 # The model is first converted to .safetensors by the x86 binary (much faster to load under
-# emulation than the .pth); if convert is unavailable the .pth is used directly.
+# emulation than the .pth); if that convert fails, the run fails (no silent fallback to the .pth).
 #
 # Environment: EDGE_MRCNN_SHARED (default ../shared beside the repository),
 #   EDGE_MRCNN_QEMU_CPUS (selftest; default "cortex-a76 cortex-a53"),
@@ -95,17 +95,17 @@ fi
 [ -x "$XBIN" ] || die "no x86_64 binary at $XBIN"
 
 detect_stage() {
-    # Model: .safetensors converted by the x86 binary if it can, else the .pth itself.
-    MODEL="$PTH"
+    # Model: the .safetensors converted by the x86 binary. A failed convert is a failure of the
+    # run (the x86 binary is the one under test too), not a reason to fall back to the .pth.
+    MODEL="$WORK/shapes.safetensors"
     local conv="$WORK/convert.log" t0
     t0=$(now)
-    set +e; "$XBIN" convert "$PTH" -o "$WORK/shapes.safetensors" "${MODEL_OPTS[@]}" > "$conv" 2>&1; local rc=$?; set -e
-    if [ "$rc" = 0 ] && [ -s "$WORK/shapes.safetensors" ]; then
-        MODEL="$WORK/shapes.safetensors"
-        log "converted the model with the x86 binary in $(since "$t0") s: $(stat -c %s "$MODEL") bytes"
-    else
-        log "x86 convert unavailable ($(head -n1 "$conv")); using the .pth directly"
+    set +e; "$XBIN" convert "$PTH" -o "$MODEL" "${MODEL_OPTS[@]}" > "$conv" 2>&1; local rc=$?; set -e
+    if [ "$rc" != 0 ] || [ ! -s "$MODEL" ]; then
+        sed 's/^/[convert] /' "$conv" | tail -n 5
+        die "x86_64 convert of $PTH failed (exit $rc): $(head -n1 "$conv")"
     fi
+    log "converted the model with the x86 binary in $(since "$t0") s: $(stat -c %s "$MODEL") bytes"
 
     log "detect on x86_64: $(basename "$IMAGE") ($THREADS threads)"
     local xjson="$WORK/x86_64.json" xout="$WORK/detect-x86_64.log"

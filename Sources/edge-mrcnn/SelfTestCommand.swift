@@ -12,6 +12,8 @@ let selfTestCommand = Command(
 func runSelfTest(_ a: ParsedArgs) throws -> Int32 {
     guard a.positionals.isEmpty else { throw UsageError("selftest takes no arguments") }
     printOut(kernelDescription() + "\n")
+    printOut("ISAs tested: \(SelfTest.isasTested.joined(separator: " "))"
+        + (SelfTest.requiredISAs.isEmpty ? "" : " (required: \(SelfTest.requiredISAs.joined(separator: " ")))") + "\n")
     var passed = 0, failed = 0
     for check in SelfTest.all {
         do {

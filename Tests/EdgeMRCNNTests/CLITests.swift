@@ -190,12 +190,20 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(r.err.contains("[1/1] shapes_777_00005.jpg: "), r.err)
     }
 
+    /// `selftest` must pass: every check ok, "N passed, 0 failed", exit 0 (and it must say which
+    /// ISAs its kernel checks ran on).
     func testSelfTest() throws {
         let r = try run(["selftest"])
         XCTAssertFalse(r.crashed)
-        let last = lines(r.out).last ?? ""
-        XCTAssertTrue(last.hasSuffix(" failed") && last.contains(" passed, "), r.out)
-        XCTAssertEqual(r.status, last.hasSuffix(" 0 failed") ? 0 : 1)
+        let out = lines(r.out)
+        let last = out.last ?? ""
+        XCTAssertTrue(last.hasSuffix(" passed, 0 failed"), r.out)
+        XCTAssertEqual(r.status, 0, r.out)
+        XCTAssertEqual(out.filter { $0.hasPrefix("FAIL ") }, [], r.out)
+        XCTAssertTrue(out.contains { $0.hasPrefix("ISAs tested: scalar") }, r.out)
+        let passed = Int(last.split(separator: " ").first ?? "") ?? -1
+        XCTAssertEqual(passed, out.filter { $0.hasPrefix("ok   ") }.count, r.out)
+        XCTAssertGreaterThanOrEqual(passed, 30, r.out)
     }
 
     func testForcedUnsupportedISAIsReported() throws {

@@ -69,6 +69,16 @@ final class KernelTests: XCTestCase {
 
     // MARK: dispatch
 
+    /// The ISAs forEachISA covers on this machine, printed; EDGE_MRCNN_REQUIRE_ISAS (set by .ci/run
+    /// to the ISAs the README says are tested) makes a missing one a failure instead of less testing.
+    func testISAsCovered() {
+        var names: [String] = []
+        forEachISA { names.append(String(cString: em_isa_name($0))) }
+        print("KernelTests ISAs tested: \(names.joined(separator: " "))"
+            + (SelfTest.requiredISAs.isEmpty ? "" : " (required: \(SelfTest.requiredISAs.joined(separator: " ")))"))
+        XCTAssertEqual(SelfTest.missingRequiredISAs, [], "required by EDGE_MRCNN_REQUIRE_ISAS but not supported by this CPU")
+    }
+
     func testISASelection() {
         let best = em_isa_best()
         XCTAssertEqual(em_isa_supported(best), 1)

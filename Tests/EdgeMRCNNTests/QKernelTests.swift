@@ -16,7 +16,10 @@ final class QKernelTests: XCTestCase {
             names.append(String(cString: em_isa_name(isa)))
         }
         XCTAssertTrue(names.contains("scalar"))
-        print("QKernelTests ISAs: \(names.joined(separator: " "))")
+        XCTAssertEqual(names, SelfTest.isasTested)
+        print("QKernelTests ISAs tested: \(names.joined(separator: " "))")
+        // EDGE_MRCNN_REQUIRE_ISAS (set by .ci/run): the ISAs the README says are tested must run here.
+        XCTAssertEqual(SelfTest.missingRequiredISAs, [], "required by EDGE_MRCNN_REQUIRE_ISAS but not supported by this CPU")
     }
 
     func testPacking() throws { try Q.packing() }

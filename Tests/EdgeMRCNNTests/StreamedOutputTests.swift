@@ -78,7 +78,7 @@ final class StreamedOutputTests: XCTestCase {
 
     /// The output stage's memory is one region buffer plus the RLEs: 100 whole-image masks at
     /// 800x1066 (85 MB as bitmaps) take one 0.85 MB buffer and a few hundred KB of runs.
-    func testOutputStageMemoryIsOneMask() {
+    func testOutputStageMemoryIsOneMask() throws {
         let H = 800, W = 1066, n = 100
         var rng = LCG(s: 11)
         var maps: [Float] = []
@@ -125,12 +125,19 @@ final class StreamedOutputTests: XCTestCase {
               + "peak RSS growth \(canReset ? "\(peakKB) KB" : "n/a"); as bitmaps \(bitmapBytes) B, "
               + "peak RSS growth \(canReset ? "\(bitmapPeakKB) KB" : "n/a")")
         XCTAssertLessThan(runBytes, 8 << 20)
-        // RSS says something only when the process has no freed memory to reuse (this test run
-        // alone): then the bitmaps show, and the streamed stage must not.
-        if canReset && bitmapPeakKB > 40 << 10 {
-            XCTAssertLessThan(peakKB, 8 << 10, "streamed output stage grew the peak RSS by \(peakKB) KB")
-        }
         XCTAssertGreaterThan(rles.reduce(0) { $0 + $1.area }, 0)
+        // RSS says something only when the high-water mark can be reset and the process has no
+        // freed memory to reuse (this test run alone): then the bitmaps show, and the streamed
+        // stage must not. Otherwise the peak-RSS bound is not checked, and the test says so by
+        // ending as skipped (the structural checks above have run).
+        guard canReset else {
+            throw XCTSkip("peak-RSS bound not checked: /proc/self/clear_refs is not writable here")
+        }
+        guard bitmapPeakKB > 40 << 10 else {
+            throw XCTSkip("peak-RSS bound not checked: the bitmap comparison grew the peak RSS by only \(bitmapPeakKB) KB "
+                + "(freed memory of earlier tests was reused; run StreamedOutputTests alone to measure)")
+        }
+        XCTAssertLessThan(peakKB, 8 << 10, "streamed output stage grew the peak RSS by \(peakKB) KB")
     }
 
     func testColumnRunsAndContains() throws {

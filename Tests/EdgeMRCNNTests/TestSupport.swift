@@ -1,4 +1,5 @@
 import XCTest
+@testable import EdgeMRCNN
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -34,6 +35,22 @@ enum Shared {
         throw XCTSkip("missing \(path)")
     }
 
+    /// A skip for a missing prerequisite (a fixture, the built binary) that must be there in CI:
+    /// skipped locally, a recorded failure under CI=true. Returns the error to throw.
+    static func missing(_ what: String, file: StaticString = #filePath, line: UInt = #line) -> XCTSkip {
+        if isCI { XCTFail("\(what) (CI=true: this may not be skipped)", file: file, line: line) }
+        return XCTSkip(what)
+    }
+
     /// A path under Tests/Fixtures.
     static func fixture(_ relative: String) -> String { packageRoot + "/Tests/Fixtures/" + relative }
+}
+
+/// A seeded generator for the randomised tests (splitmix64), so a failure can be reproduced: the
+/// seed is fixed in the test, and every failure message names it.
+struct SeededRNG: RandomNumberGenerator {
+    let seed: UInt64
+    private var mix: SplitMix64
+    init(seed: UInt64) { self.seed = seed; mix = SplitMix64(seed: seed) }
+    mutating func next() -> UInt64 { mix.next() }
 }

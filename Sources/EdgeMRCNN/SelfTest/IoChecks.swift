@@ -30,11 +30,19 @@ extension SelfTest {
                     let w = sd.tensor("w")!
                     try expect(w.floats[0] == 20 && w.floats[1] == 30, "tensor view with storage offset")
                 }
+                // A pickle naming the global os.system must be refused by the reader, with an error
+                // naming it. (The outcome is recorded first and checked after the do/catch, so this
+                // check's own failure cannot be mistaken for the reader's refusal.)
                 let bad: [UInt8] = [0x80, 0x02, 0x63] + Array("os\nsystem\n".utf8) + [0x2E]
+                var refusal: String? = nil
                 do {
                     _ = try bad.withUnsafeBytes { try Pickle.load(ByteSpan($0, source: "selftest.pkl")) { _ in () } }
-                    throw EdgeError("check failed: os.system global accepted")
-                } catch let e as EdgeError where e.message.contains("os.system") {}
+                } catch let e as EdgeError {
+                    refusal = e.message
+                }
+                try expect(refusal != nil, "the pickle global os.system was accepted")
+                try expect(refusal!.contains("unsupported pickle global 'os.system'"),
+                           "os.system refused with an unexpected message: \(refusal!)")
             },
             SelfCheck("io: safetensors write + read round trip") {
                 let s = OwnedTensorStore()
@@ -59,7 +67,9 @@ extension SelfTest {
                 let v = try JSON.parse(text)
                 try expect(v.serialized() == text, "JSON serialization: \(v.serialized())")
                 try expect(JSON.float(0.1).serialized() == "0.1", "shortest float")
-                do { _ = try JSON.parse("[1,]"); throw EdgeError("check failed: [1,] accepted") } catch let e as EdgeError where e.message.contains("invalid JSON") {}
+                var refusal: String? = nil
+                do { _ = try JSON.parse("[1,]") } catch let e as EdgeError { refusal = e.message }
+                try expect(refusal?.contains("invalid JSON") ?? false, "[1,] accepted or refused oddly: \(refusal ?? "accepted")")
             },
             SelfCheck("io: config metadata round trip") {
                 let c = ModelConfig(numClasses: 3, classNames: ["bg", "a,b", "c\"d"], minSize: 320, maxSize: 512)
