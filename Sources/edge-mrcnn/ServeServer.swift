@@ -292,8 +292,9 @@ final class DeepStackServer {
     private enum ReadOutcome { case data, eof, timeout, stop, failure }
 
     /// Waits until `fd` is readable (or the server stops, or the deadline passes) and appends
-    /// what is there (at most `max` bytes) to `buf`.
-    private func receive(_ fd: Int32, into buf: inout [UInt8], max: Int, deadline: Double) -> ReadOutcome {
+    /// what is there (at most `max` bytes) to `buf`, through the reader's `scratch` buffer.
+    private func receive(_ fd: Int32, into buf: inout [UInt8], max: Int, deadline: Double,
+                         scratch: UnsafeMutableRawBufferPointer) -> ReadOutcome {
         while true {
             let left = deadline - monotonicSeconds()
             if left <= 0 { return .timeout }
@@ -302,17 +303,14 @@ final class DeepStackServer {
             if r < 0 { if errno == EINTR { continue }; return .failure }
             if r == 0 { continue }
             if fds[1].revents != 0 { return .stop }
-            let old = buf.count
-            let want = Swift.max(1, max)
-            buf.append(contentsOf: repeatElement(0, count: want))
-            let got = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + old, want, 0) }
+            let got = recv(fd, scratch.baseAddress, Swift.min(Swift.max(1, max), scratch.count), 0)
             if got < 0 {
-                buf.removeLast(want)
                 if errno == EINTR || errno == EAGAIN { continue }
                 return .failure
             }
-            buf.removeLast(want - got)
-            return got == 0 ? .eof : .data
+            if got == 0 { return .eof }
+            buf.append(contentsOf: UnsafeRawBufferPointer(start: scratch.baseAddress, count: got))
+            return .data
         }
     }
 
@@ -331,17 +329,18 @@ final class DeepStackServer {
 
     /// Answers with an error and closes gently: stop sending, then read (and drop) what the
     /// client still sends for a moment, so that it sees the answer rather than a reset.
-    private func fail(_ fd: Int32, _ e: HTTPError, _ what: String, extraHeaders: [(String, String)] = []) {
+    private func fail(_ fd: Int32, _ e: HTTPError, _ what: String, extraHeaders: [(String, String)] = [],
+                      scratch: UnsafeMutableRawBufferPointer) {
         log("\(what) \(e.status) \(e.message)")
         guard sendAll(fd, HTTPResponse.error(e, extraHeaders: extraHeaders)) else { return }
         shutdown(fd, Int32(SHUT_WR))
         let until = monotonicSeconds() + 0.5
-        var scratch: [UInt8] = []
+        var sink: [UInt8] = []
         var drained = 0
         while drained < (1 << 20) {
-            scratch.removeAll(keepingCapacity: true)
-            guard receive(fd, into: &scratch, max: 64 << 10, deadline: until) == .data else { return }
-            drained += scratch.count
+            sink.removeAll(keepingCapacity: true)
+            guard receive(fd, into: &sink, max: scratch.count, deadline: until, scratch: scratch) == .data else { return }
+            drained += sink.count
         }
     }
 
@@ -352,6 +351,8 @@ final class DeepStackServer {
     /// Serves the requests of one connection until it closes, fails, idles past --read-timeout,
     /// or asks for the connection to close.
     private func serveConnection(_ fd: Int32) {
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
+        defer { scratch.deallocate() }
         var buf: [UInt8] = []
         buf.reserveCapacity(4096)
         let timeout = config.readTimeout
@@ -366,14 +367,14 @@ final class DeepStackServer {
                 if !buf.isEmpty {
                     let r = HTTPParser.parseHead(buf, limits: config.http)
                     if case .complete(let h, let n) = r { head = h; headLength = n; break }
-                    if case .failed(let e) = r { fail(fd, e, "- (malformed request)"); return }
+                    if case .failed(let e) = r { fail(fd, e, "- (malformed request)", scratch: scratch); return }
                 }
                 if isStopping { return }
-                switch receive(fd, into: &buf, max: 16 << 10, deadline: deadline) {
+                switch receive(fd, into: &buf, max: 16 << 10, deadline: deadline, scratch: scratch) {
                 case .data:
                     if !started { started = true; deadline = monotonicSeconds() + timeout }
                 case .timeout:
-                    if started { fail(fd, HTTPError(408, "the request did not arrive within \(formatFixed(timeout, 0)) s"), "- (incomplete request)") }
+                    if started { fail(fd, HTTPError(408, "the request did not arrive within \(formatFixed(timeout, 0)) s"), "- (incomplete request)", scratch: scratch) }
                     return
                 case .eof, .stop, .failure:
                     return
@@ -386,9 +387,9 @@ final class DeepStackServer {
             let bodyLength = head.contentLength ?? 0
             switch route {
             case .notFound(let m):
-                fail(fd, HTTPError(404, m), what); return
+                fail(fd, HTTPError(404, m), what, scratch: scratch); return
             case .methodNotAllowed(let allow):
-                fail(fd, HTTPError(405, "\(head.method) is not allowed here (allowed: \(allow))"), what, extraHeaders: [("Allow", allow)])
+                fail(fd, HTTPError(405, "\(head.method) is not allowed here (allowed: \(allow))"), what, extraHeaders: [("Allow", allow)], scratch: scratch)
                 return
             case .status, .ping, .customList:
                 // These read no body: with one, the connection closes after the answer.
@@ -404,9 +405,9 @@ final class DeepStackServer {
                 if !sendAll(fd, HTTPResponse.json(status: 200, body: body, keepAlive: keep)) || !keep { return }
             case .detect(let modelIndex):
                 guard let cl = head.contentLength else {
-                    fail(fd, HTTPError(411, "a detection request needs a Content-Length"), what); return
+                    fail(fd, HTTPError(411, "a detection request needs a Content-Length"), what, scratch: scratch); return
                 }
-                if cl == 0 { fail(fd, HTTPError(400, "empty request body: send the image as multipart form field \"image\""), what); return }
+                if cl == 0 { fail(fd, HTTPError(400, "empty request body: send the image as multipart form field \"image\""), what, scratch: scratch); return }
                 if head.expectContinue && buf.count < cl {
                     if !sendAll(fd, Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)) { return }
                 }
@@ -417,14 +418,14 @@ final class DeepStackServer {
                 body.append(contentsOf: buf[0..<take])
                 buf.removeFirst(take)
                 while body.count < cl {
-                    switch receive(fd, into: &body, max: min(cl - body.count, 256 << 10), deadline: deadline) {
+                    switch receive(fd, into: &body, max: cl - body.count, deadline: deadline, scratch: scratch) {
                     case .data: continue
                     case .timeout:
                         fail(fd, HTTPError(408, "the request body did not arrive within \(formatFixed(timeout, 0)) s "
-                                           + "(\(body.count) of \(cl) bytes)"), what)
+                                           + "(\(body.count) of \(cl) bytes)"), what, scratch: scratch)
                         return
                     case .stop:
-                        fail(fd, HTTPError(503, "the server is shutting down"), what); return
+                        fail(fd, HTTPError(503, "the server is shutting down"), what, scratch: scratch); return
                     case .eof, .failure:
                         log("\(what) - connection closed after \(body.count) of \(cl) body bytes")
                         return
@@ -436,9 +437,9 @@ final class DeepStackServer {
                         try DeepStackAPI.detectionRequest(body: $0, contentType: head.header("content-type"), apiKey: config.apiKey)
                     }
                 } catch let e as HTTPError {
-                    fail(fd, e, what); return
+                    fail(fd, e, what, scratch: scratch); return
                 } catch {
-                    fail(fd, HTTPError(400, oneLine(String(describing: error))), what); return
+                    fail(fd, HTTPError(400, oneLine(String(describing: error))), what, scratch: scratch); return
                 }
                 // --- queue the job (503 at once when the queue is full) and wait for its answer.
                 let job = ServeJob(model: modelIndex, body: body, request: request)
@@ -457,7 +458,7 @@ final class DeepStackServer {
                         requestsServed += 1
                     }
                 }
-                if let e = refusal { fail(fd, e, what, extraHeaders: [("Retry-After", "1")]); return }
+                if let e = refusal { fail(fd, e, what, extraHeaders: [("Retry-After", "1")], scratch: scratch); return }
                 let keep = head.keepAlive && job.status == 200 && !isStopping
                 log("\(what) \(job.status) \(job.summary)")
                 if !sendAll(fd, HTTPResponse.json(status: job.status, body: job.response, keepAlive: keep)) || !keep { return }
