@@ -392,14 +392,26 @@ final class DeepStackServer {
                 fail(fd, HTTPError(405, "\(head.method) is not allowed here (allowed: \(allow))"), what, extraHeaders: [("Allow", allow)], scratch: scratch)
                 return
             case .status, .ping, .customList:
-                // These read no body: with one, the connection closes after the answer.
+                // These need no body: one that was sent is read and dropped (within the limits
+                // the head parser checked, and the request's deadline).
+                var left = bodyLength - min(bodyLength, buf.count)
+                buf.removeFirst(min(bodyLength, buf.count))
+                var sink: [UInt8] = []
+                while left > 0 {
+                    sink.removeAll(keepingCapacity: true)
+                    switch receive(fd, into: &sink, max: left, deadline: deadline, scratch: scratch) {
+                    case .data: left -= sink.count
+                    case .timeout: fail(fd, HTTPError(408, "the request body did not arrive within \(formatFixed(timeout, 0)) s"), what, scratch: scratch); return
+                    case .eof, .stop, .failure: return
+                    }
+                }
                 let body: String
                 switch route {
                 case .status: body = statusJSON()
                 case .ping: body = "{\"success\":true}"
                 default: body = DeepStackAPI.modelListResponse(models.map { $0.name })
                 }
-                let keep = head.keepAlive && bodyLength == 0 && !isStopping
+                let keep = head.keepAlive && !isStopping
                 log("\(what) 200")
                 mutex.locked { requestsServed += 1 }
                 if !sendAll(fd, HTTPResponse.json(status: 200, body: body, keepAlive: keep)) || !keep { return }
