@@ -1,13 +1,13 @@
 // The HTTP server of `edge-mrcnn serve` on POSIX sockets and pthreads (no Foundation, Dispatch or
 // NIO: the static aarch64 binary has none of them).
 //
-//   main thread     accept loop: poll(listening socket, wake pipe); a connection beyond
-//                   --max-connections is answered 503 at once and closed.
+//   accept thread   poll(listening socket, wake pipe); a connection beyond --max-connections
+//                   is answered 503 at once and closed.
 //   reader threads  --max-connections of them; each serves one connection at a time: reads the
 //                   head (HTTPParser) and the Content-Length body within --read-timeout, parses
 //                   the form (Multipart, DeepStackAPI), queues a detection job and writes the answer.
 //                   Status, ping and model list are answered here without queueing.
-//   worker thread   ONE: takes jobs in arrival order from a queue of at most --queue waiting jobs
+//   main thread     the ONE worker: takes jobs in arrival order from a queue of at most --queue waiting jobs
 //                   (a full queue answers 503 at once: memory never piles up), decodes the JPEG
 //                   and runs the model (one instance per model file, its arena reused).
 // Every error answer closes the connection (its body may not have been read). SIGTERM / SIGINT
@@ -99,8 +99,10 @@ final class DeepStackServer {
         signal(SIGTERM, serveStopHandler)
         signal(SIGINT, serveStopHandler)
 
+        // The model runs on this (the main) thread, as in `detect`: its allocations come from
+        // the main malloc arena that loading the model used, so serving needs no more memory
+        // than one detect run. Accepting moves to a thread of its own.
         var threads: [pthread_t] = []
-        threads.append(try startThread(stackBytes: 16 << 20) { [unowned self] in self.workerLoop() })
         for _ in 0..<config.maxConnections {
             threads.append(try startThread(stackBytes: 1 << 20) { [unowned self] in self.readerLoop() })
         }
@@ -111,15 +113,17 @@ final class DeepStackServer {
         printErr("edge-mrcnn serve: listening on http://\(hostText):\(actualPort) (models: \(modelText); kernels: "
                  + "\(String(cString: em_isa_name(em_isa_current()))), \(em_num_threads()) threads)")
 
-        acceptLoop()
-
-        // Shut down: no new connections; wake every thread.
-        close(listenFd)
-        mutex.locked {
-            stopping = true
-            jobReady.broadcast()
-            connReady.broadcast()
-        }
+        threads.append(try startThread(stackBytes: 1 << 20) { [unowned self] in
+            self.acceptLoop()
+            // Shut down: no new connections; wake every thread.
+            close(self.listenFd)
+            self.mutex.locked {
+                self.stopping = true
+                self.jobReady.broadcast()
+                self.connReady.broadcast()
+            }
+        })
+        workerLoop()   // returns once stopping, with every queued job answered
         for t in threads { joinThread(t) }
         for fd in pendingConnections { close(fd) }
         signal(SIGTERM, SIG_DFL)
