@@ -11,6 +11,10 @@
       then C client threads post the images N times each (a bounded loop) and the script reports
       the answers, the latency and the server's peak RSS (VmHWM) against `detect` on one image
       (/usr/bin/time's maximum resident set size).
+  --hostile DIR --rounds K
+      first sends every raw request file of DIR (Tests/Fixtures/bad/http) K times, each on a new
+      connection, and counts the answers (every one must be an error status or a closed
+      connection); the checks above then show that the server still answers correctly.
   --url URL  talk to a server already running instead of starting one (no RSS figures then).
 
 Needs python3-requests (and curl for the curl check).
@@ -20,6 +24,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -69,8 +74,9 @@ def compare(preds, expected):
     return diffs
 
 
-def start_server(binary, model, api_key):
-    args = [binary, "serve", "--model", model, "--host", "127.0.0.1", "--port", "0", "--quiet"]
+def start_server(binary, model, api_key, read_timeout):
+    args = [binary, "serve", "--model", model, "--host", "127.0.0.1", "--port", "0", "--quiet",
+            "--read-timeout", str(read_timeout)]
     if api_key:
         args += ["--api-key", api_key]
     p = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
@@ -86,6 +92,40 @@ def start_server(binary, model, api_key):
             return p, "http://127.0.0.1:%s" % m.group(1)
     p.kill()
     sys.exit("the server did not start")
+
+
+def send_hostile(url, folder, rounds):
+    """Sends each file of `folder` raw, `rounds` times; returns the number of wrong answers."""
+    host, port = url.split("//")[1].split(":")
+    counts, wrong = {}, 0
+    files = sorted(os.listdir(folder))
+    for _ in range(rounds):
+        for name in files:
+            data = open(os.path.join(folder, name), "rb").read()
+            s = socket.create_connection((host, int(port)), timeout=60)
+            try:
+                s.sendall(data)
+            except OSError:
+                pass   # the server may answer and close before reading it all
+            reply = b""
+            try:
+                while True:
+                    d = s.recv(65536)
+                    if not d:
+                        break
+                    reply += d
+            except OSError:
+                pass
+            s.close()
+            m = re.match(rb"HTTP/1\.1 (\d{3}) ", reply)
+            key = int(m.group(1)) if m else "closed"
+            counts[key] = counts.get(key, 0) + 1
+            if m and int(m.group(1)) < 400:
+                print("hostile %s answered %s" % (name, m.group(1)))
+                wrong += 1
+    print("hostile: %d requests (%d files x %d): %s" % (len(files) * rounds, len(files), rounds,
+                                                      dict(sorted(counts.items(), key=str))))
+    return wrong
 
 
 def vm_hwm_kib(pid):
@@ -105,12 +145,17 @@ def main():
     ap.add_argument("--min-confidence", type=float, default=0.4)
     ap.add_argument("--load", type=int, default=0, help="requests per client thread")
     ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--hostile", help="folder of raw hostile requests")
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--read-timeout", type=float, default=2, help="--read-timeout of the started server")
     ap.add_argument("images", nargs="+")
     a = ap.parse_args()
 
-    server, url = (None, a.url) if a.url else start_server(a.binary, a.model, a.api_key)
+    server, url = (None, a.url) if a.url else start_server(a.binary, a.model, a.api_key, a.read_timeout)
     failures = 0
     try:
+        if a.hostile:
+            failures += send_hostile(url, a.hostile, a.rounds)
         detect_url = url + "/v1/vision/detection"
         for image in a.images:
             data = open(image, "rb").read()
