@@ -126,8 +126,8 @@ final class DeepStackServer {
         workerLoop()   // returns once stopping, with every queued job answered
         for t in threads { joinThread(t) }
         for fd in pendingConnections { close(fd) }
-        signal(SIGTERM, SIG_DFL)
-        signal(SIGINT, SIG_DFL)
+        // The handlers stay (the wake pipe stays open): a second SIGTERM while the process
+        // exits must not turn a clean stop into death by signal.
         printErr("edge-mrcnn serve: stopped after \(requestsServed) request\(requestsServed == 1 ? "" : "s")")
     }
 

@@ -691,8 +691,8 @@ final class ServeTests: XCTestCase {
         XCTAssertEqual(s.stop(), 0, s.log)
     }
 
-    /// SIGTERM while a detection runs and another waits: the running one is answered, the server
-    /// exits 0; SIGPIPE (a client gone before its answer) does not kill it.
+    /// SIGTERM (then SIGINT) while a detection runs and another waits: the running one is
+    /// answered, the server exits 0; SIGPIPE (a client gone before its answer) does not kill it.
     func testCleanShutdownAndVanishingClients() throws {
         let model = try Shared.require("models/shapes-r50fpn/model.pth")
         let s = try start(["--model", model, "--quiet"])
@@ -706,6 +706,8 @@ final class ServeTests: XCTestCase {
         for _ in 0..<2 { if let fd = TCPClient.connect(port: s.port) { TCPClient.send(fd, req); conns.append(fd) } }
         usleep(300_000)
         kill(s.process.processIdentifier, SIGTERM)
+        usleep(100_000)
+        kill(s.process.processIdentifier, SIGINT)   // a second signal while stopping changes nothing
         for fd in conns {
             let r = TCPClient.read(fd, timeout: 120)
             XCTAssertTrue(r.status == nil || r.status == 200 || r.status == 503, "\(String(describing: r.status))")
