@@ -5,6 +5,8 @@
 #   safetensors  MappedTensorStore.layout + ModelConfig(metadata:)
 #   coco         JSON + COCODataset / COCOResults / COCOImageIndex (+ COCOEval on results)
 #   rle          RLE compressed-string decoder, bbox/area/mask, polygon rasteriser
+#   http         serve: HTTP request head parser (+ route and detection form after a complete head)
+#   multipart    serve: multipart/form-data parser and the detection form
 # The library sources are compiled straight with swiftc -sanitize=fuzzer,address (the C with
 # -fsanitize=fuzzer-no-link,address,undefined) into fuzz/.build; the normal `swift build` is not
 # touched. Seeds: Tests/Fixtures/bad (the hostile-input corpus) and the small valid fixtures.
@@ -18,7 +20,7 @@ set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 B=$ROOT/fuzz/.build
-ALL=(jpeg pth safetensors coco rle)
+ALL=(jpeg pth safetensors coco rle http multipart)
 
 FLAGS=()
 NAMES=()
@@ -81,6 +83,13 @@ seed pth $F/bad/pth/* $F/io/*.pth
 seed safetensors $F/bad/safetensors/* $F/io/*.safetensors
 seed coco $F/bad/coco/* $F/eval/*.json $F/io/*.json
 seed rle $F/bad/fuzz-found/rle-*
+seed http $F/bad/http/*
+# multipart: boundary, newline, body (a requests-style form, a curl-style one, and broken ones)
+mkdir -p "$B/corpus/multipart"
+printf 'b0\n--b0\r\nContent-Disposition: form-data; name="api_key"\r\n\r\nk\r\n--b0\r\nContent-Disposition: form-data; name="image"; filename="image"\r\n\r\n\xff\xd8\xff\xd9\r\n--b0--\r\n' > "$B/corpus/multipart/seed-requests"
+printf -- '------------------------d74496d66958873e\npreamble\r\n--------------------------d74496d66958873e\r\nContent-Disposition: form-data; name="image"; filename="x.jpg"\r\nContent-Type: image/jpeg\r\n\r\n\xff\xd8\r\n--\r\n--------------------------d74496d66958873e\r\nContent-Disposition: form-data; name="min_confidence"\r\n\r\n0.5\r\n--------------------------d74496d66958873e--\r\nepilogue' > "$B/corpus/multipart/seed-curl"
+printf 'b\n--b\r\nContent-Disposition: form-data; name="image"\r\n\r\nxx' > "$B/corpus/multipart/seed-unterminated"
+printf 'b\n--b  \r\n\r\nxx\r\n--b\r\nContent-Disposition: form-data; name=a\r\n\r\n\r\n--b--' > "$B/corpus/multipart/seed-no-headers"
 mkdir -p "$B/corpus/rle"
 printf '\x04\x05\x00' > "$B/corpus/rle/seed-empty-mask" && printf '20' >> "$B/corpus/rle/seed-empty-mask"
 printf '\x08\x08\x0052203' > "$B/corpus/rle/seed-runs"

@@ -27,9 +27,9 @@ let globalHelp = """
 
     """
 
-var allCommands: [Command] { [detectCommand, evalCommand, calibrateCommand, benchCommand, convertCommand, infoCommand, selfTestCommand] }
+var allCommands: [Command] { [detectCommand, evalCommand, calibrateCommand, benchCommand, serveCommand, convertCommand, infoCommand, selfTestCommand] }
 
-let mainUsage = "usage: edge-mrcnn [--threads N] <detect|eval|calibrate|bench|convert|info|selftest> [options] (see edge-mrcnn --help)"
+let mainUsage = "usage: edge-mrcnn [--threads N] <detect|eval|calibrate|bench|serve|convert|info|selftest> [options] (see edge-mrcnn --help)"
 
 func mainHelp() -> String {
     var s = """
@@ -55,9 +55,9 @@ func mainHelp() -> String {
 }
 
 /// Commands that run the model and accept --max-memory.
-let memoryBudgetCommands: Set<String> = ["detect", "eval", "bench"]
+let memoryBudgetCommands: Set<String> = ["detect", "eval", "bench", "serve"]
 
-/// --max-memory MB (detect, eval, bench): the model's memory budget, applied with `applyMemoryBudget`.
+/// --max-memory MB (detect, eval, bench, serve): the model's memory budget, applied with `applyMemoryBudget`.
 var maxMemoryBytes: Int?
 
 func applyMemoryBudget(_ model: MaskRCNN) { model.maxMemoryBytes = maxMemoryBytes }
