@@ -47,6 +47,8 @@ let detectCommand = Command(
     and not at all when every input failed; JSON Lines files keep their lines (error lines too).
     JSON Lines: {"frame": N, "file_name": ..., "time_ms": decode + detect, "detections": [the
     results JSON objects]}; frames of standard input have file_name "-" and image_id = N.
+    SIGINT / SIGTERM end a stream of frames cleanly (the frame in hand is finished, outputs are
+    written); a second signal ends the run at once.
     """,
     spec: ArgSpec(values: ["model", "json", "jsonl", "overlay-dir", "overlay-thresh", "score-thresh", "min-size",
                            "max-size", "classes", "annotations", "classes-only", "mask-thresh", "max-frame-mb"] + limitFlags,
@@ -130,6 +132,7 @@ func runDetect(_ a: ParsedArgs) throws -> Int32 {
     options.preflightBytes = { try checkImageLimits(bytes: $0, name: $1, limits: limits, weightBytes: weightBytes) }
     let detect: (RGBImage) throws -> [Detection] = { try model.detect($0, scoreThresh: scoreThresh, options: wanted) }
     if fromStdin {
+        installStopHandlers()
         let reader = try JPEGFrameReader(fd: 0, maxFrameBytes: maxFrameBytes, dropFrames: a.has("drop-frames"))
         let failed = try processFrames(reader, options, detect: detect)
         return failed > 0 ? 1 : 0
@@ -197,6 +200,7 @@ func processFrames(_ reader: JPEGFrameReader, _ o: DetectRunOptions,
     let seen = reader.framesSeen
     var summary = "standard input: \(seen) frame\(seen == 1 ? "" : "s"), \(r.processed) processed, \(r.failed) failed"
     if reader.dropFrames { summary += ", \(reader.dropped) dropped (--drop-frames)" }
+    if reader.stopped { summary += "; stopped by a signal" }
     if reader.lostErrors > 0 { summary += ", \(reader.lostErrors) error report\(reader.lostErrors == 1 ? "" : "s") lost" }
     printErr(summary)
     if let e = reader.readError {
@@ -330,6 +334,22 @@ func processInputs(next: () throws -> DetectInput?, total: Int?, _ o: DetectRunO
         }
     }
     return (processed, failed)
+}
+
+/// SIGINT / SIGTERM while frames are read from standard input end the stream after the frame in
+/// hand (as the end of input would: results written, summary printed) instead of killing the
+/// run; a second signal kills it. Installed without SA_RESTART, so that a blocked read(2) returns.
+func installStopHandlers() {
+    _ = JPEGFrameReader.stopFlag   // allocated before any handler can run
+    var sa = sigaction()
+    sa.__sigaction_handler.sa_handler = { _ in
+        JPEGFrameReader.stopFlag.pointee = 1
+        signal(SIGINT, SIG_DFL); signal(SIGTERM, SIG_DFL)   // a second one ends the run at once
+    }
+    sigemptyset(&sa.sa_mask)
+    sa.sa_flags = 0
+    sigaction(SIGINT, &sa, nil)
+    sigaction(SIGTERM, &sa, nil)
 }
 
 /// `v` in decimal with at least `width` digits.

@@ -272,6 +272,41 @@ final class StreamCLITests: XCTestCase {
         }
     }
 
+    /// SIGINT / SIGTERM end a camera stream cleanly: the frame in hand is finished, the results
+    /// file is written, exit status 0. (Every wait is bounded.)
+    func testSignalEndsTheStream() throws {
+        let model = try StreamCLITests.model()
+        let frame = try Data(contentsOf: URL(fileURLWithPath: try StreamCLITests.valImage(6)))
+        for (mode, sig) in [([String](), "INT"), (["--drop-frames"], "TERM")] {
+            let json = tmp + "/sig.json", jsonl = tmp + "/sig.jsonl"
+            try? FileManager.default.removeItem(atPath: json); try? FileManager.default.removeItem(atPath: jsonl)
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: CLITests.binary)
+            p.arguments = ["detect", "--model", model, "--no-masks", "--json", json, "--jsonl", jsonl] + mode + ["-"]
+            let input = Pipe(), err = Pipe()
+            p.standardInput = input; p.standardOutput = FileHandle.nullDevice; p.standardError = err
+            try p.run()
+            input.fileHandleForWriting.write(frame)   // one frame; the pipe stays open
+            var waited = 0.0
+            while waited < 300, ((try? String(contentsOfFile: jsonl, encoding: .utf8)) ?? "").isEmpty, p.isRunning {
+                usleep(100_000); waited += 0.1
+            }
+            XCTAssertTrue(p.isRunning, "\(mode): ended before the signal")
+            if sig == "INT" { p.interrupt() } else { p.terminate() }
+            waited = 0
+            while p.isRunning && waited < 120 { usleep(100_000); waited += 0.1 }
+            if p.isRunning { kill(p.processIdentifier, SIGKILL); XCTFail("\(mode): still running after SIG\(sig)") }
+            p.waitUntilExit()
+            try? input.fileHandleForWriting.close()
+            let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            XCTAssertEqual(p.terminationReason, .exit, "\(mode): \(e)")
+            XCTAssertEqual(p.terminationStatus, 0, "\(mode): \(e)")
+            XCTAssertTrue(e.contains("standard input: 1 frame, 1 processed, 0 failed") && e.contains("; stopped by a signal"), e)
+            let arr = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [[String: Any]]
+            XCTAssertFalse(arr?.isEmpty ?? true, "\(mode): the results file")
+        }
+    }
+
     func testStreamUsageMistakes() throws {
         let image = try StreamCLITests.valImage(0)
         for (args, what) in [(["-", image], "cannot be mixed"), ([image, "--drop-frames"], "--drop-frames applies"),

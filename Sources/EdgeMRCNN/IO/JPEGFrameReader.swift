@@ -9,6 +9,9 @@
 //     counted. Error reports are kept (up to `maxPendingErrors`, then counted as lost).
 // Memory: the splitter's frame buffer (at most maxFrameBytes), plus in dropping mode one waiting
 // frame, plus the frame the caller holds: at most 3 frames, however long the stream.
+// Stopping: a signal handler may set `JPEGFrameReader.stopFlag.pointee = 1` (SIGINT/SIGTERM
+// installed without SA_RESTART): the stream then ends after the frame in hand, as at end of
+// input, and a frame being read is dropped without an error (`stopped` tells).
 
 #if canImport(Glibc)
 import Glibc
@@ -28,6 +31,21 @@ public final class JPEGFrameReader {
 
     public let dropFrames: Bool
     private let pump: Pump
+
+    /// Set to non-zero (from a signal handler) to end the stream early; see the file comment.
+    /// Allocated once, never freed, so that a handler only stores to it.
+    public static let stopFlag: UnsafeMutablePointer<Int32> = {
+        let p = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+        p.initialize(to: 0)
+        return p
+    }()
+    static var stopRequested: Bool { stopFlag.pointee != 0 }
+
+    /// True when the stream ended because of stopFlag.
+    public var stopped: Bool {
+        if let s = shared { return s.counts().stopped }
+        return pump.stopped
+    }
     private let shared: Shared?
 
     /// Reads `fd` (not closed here). With `dropFrames` the reader thread starts at once.
@@ -77,6 +95,7 @@ public final class JPEGFrameReader {
         private(set) var ended = false
         private(set) var number = 0
         private(set) var readError: String?
+        private(set) var stopped = false
 
         init(fd: Int32, maxFrameBytes: Int) {
             self.fd = fd
@@ -88,6 +107,10 @@ public final class JPEGFrameReader {
 
         func next() -> Item? {
             while !ended {
+                if JPEGFrameReader.stopRequested {
+                    ended = true; stopped = true
+                    return nil
+                }
                 if start < end {
                     let (used, event) = splitter.feed(UnsafeRawBufferPointer(rebasing: buf[start..<end]))
                     start += used
@@ -127,6 +150,7 @@ public final class JPEGFrameReader {
         private var ended = false
         private var dropped = 0, lostErrors = 0, seen = 0, skipped = 0
         private var readError: String?
+        private var stopped = false
 
         init(pump: Pump) {
             self.pump = pump
@@ -144,6 +168,12 @@ public final class JPEGFrameReader {
             // caller stops early, and ends with the process then).
             let ctx = Unmanaged.passRetained(self).toOpaque()
             var tid = pthread_t()
+            // SIGINT / SIGTERM go to the caller's thread, which waits for frames with a timeout
+            // and sees stopFlag; the reader thread starts with them blocked.
+            var block = sigset_t(), old = sigset_t()
+            sigemptyset(&block); sigaddset(&block, SIGINT); sigaddset(&block, SIGTERM)
+            pthread_sigmask(SIG_BLOCK, &block, &old)
+            defer { pthread_sigmask(SIG_SETMASK, &old, nil) }
             let rc = pthread_create(&tid, nil, { arg in
                 let s = Unmanaged<JPEGFrameReader.Shared>.fromOpaque(arg!).takeRetainedValue()
                 s.run()
@@ -176,6 +206,7 @@ public final class JPEGFrameReader {
             seen = pump.number
             skipped = pump.splitter.skippedBytes
             readError = pump.readError
+            stopped = stopped || pump.stopped
             pthread_cond_signal(cond)
             pthread_mutex_unlock(mutex)
         }
@@ -184,7 +215,22 @@ public final class JPEGFrameReader {
         func take() -> Item? {
             pthread_mutex_lock(mutex)
             defer { pthread_mutex_unlock(mutex) }
-            while latest == nil && errors.isEmpty && !ended { pthread_cond_wait(cond, mutex) }
+            while latest == nil && errors.isEmpty && !ended {
+                if JPEGFrameReader.stopRequested {
+                    // the reader thread may sit in read(2): it is left there (detached)
+                    ended = true; stopped = true
+                    return nil
+                }
+                var ts = timespec()
+                clock_gettime(CLOCK_REALTIME, &ts)
+                ts.tv_nsec += 100_000_000
+                if ts.tv_nsec >= 1_000_000_000 { ts.tv_sec += 1; ts.tv_nsec -= 1_000_000_000 }
+                _ = pthread_cond_timedwait(cond, mutex, &ts)
+            }
+            if JPEGFrameReader.stopRequested {
+                ended = true; stopped = true
+                return nil
+            }
             if let e = errors.first, latest == nil || e.number < latest!.number {
                 errors.removeFirst()
                 return e
@@ -196,10 +242,10 @@ public final class JPEGFrameReader {
             return nil
         }
 
-        func counts() -> (dropped: Int, lostErrors: Int, seen: Int, readError: String?, skipped: Int) {
+        func counts() -> (dropped: Int, lostErrors: Int, seen: Int, readError: String?, skipped: Int, stopped: Bool) {
             pthread_mutex_lock(mutex)
             defer { pthread_mutex_unlock(mutex) }
-            return (dropped, lostErrors, seen, readError, skipped)
+            return (dropped, lostErrors, seen, readError, skipped, stopped)
         }
     }
 }
