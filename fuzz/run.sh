@@ -7,6 +7,7 @@
 #   rle          RLE compressed-string decoder, bbox/area/mask, polygon rasteriser
 #   http         serve: HTTP request head parser (+ route and detection form after a complete head)
 #   multipart    serve: multipart/form-data parser and the detection form
+#   frames       the MJPEG frame splitter of `detect -` (JPEGFrameSplitter)
 # The library sources are compiled straight with swiftc -sanitize=fuzzer,address (the C with
 # -fsanitize=fuzzer-no-link,address,undefined) into fuzz/.build; the normal `swift build` is not
 # touched. Seeds: Tests/Fixtures/bad (the hostile-input corpus) and the small valid fixtures.
@@ -20,7 +21,7 @@ set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 B=$ROOT/fuzz/.build
-ALL=(jpeg pth safetensors coco rle http multipart)
+ALL=(jpeg pth safetensors coco rle http multipart frames)
 
 FLAGS=()
 NAMES=()
@@ -94,6 +95,14 @@ mkdir -p "$B/corpus/rle"
 printf '\x04\x05\x00' > "$B/corpus/rle/seed-empty-mask" && printf '20' >> "$B/corpus/rle/seed-empty-mask"
 printf '\x08\x08\x0052203' > "$B/corpus/rle/seed-runs"
 printf '\x10\x10\x01\xf4\x01\xf4\x01\x20\x03\xf4\x01\x20\x03\x20\x03' > "$B/corpus/rle/seed-polygon"
+# frames: byte 0 the frame limit, byte 1 the chunking, then a stream: each corpus JPEG followed
+# by a valid one, and a multipart (HTTP MJPEG) stream
+mkdir -p "$B/corpus/frames"
+for f in $F/bad/jpeg/* $F/bad/valid/*; do
+    { printf '\x08\x03'; cat "$f" "$F/bad/valid/one_by_one.jpg"; } > "$B/corpus/frames/seed-$(basename "$f")"
+done
+{ printf '\x05\x01--frame\r\nContent-Type: image/jpeg\r\n\r\n'; cat "$F/bad/valid/progressive.jpg"
+  printf '\r\n--frame\r\n\r\n'; cat "$F/bad/valid/with_restart_markers.jpg"; } > "$B/corpus/frames/seed-multipart"
 for f in $F/rle/*.json; do
     # compressed counts strings of the RLE fixtures, with an (arbitrary) small size
     grep -o '"counts": *"[^"]*"' "$f" 2>/dev/null | head -20 | sed 's/.*"counts": *"//; s/"$//' | while IFS= read -r c; do

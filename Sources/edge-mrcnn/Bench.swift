@@ -33,6 +33,9 @@ let benchCommand = Command(
       --max-size N          resize: longer side limit (overrides the model file)
       --json                print the figures as one JSON object instead of a table
       --save-detections F   write the last run's detections as COCO results JSON (for comparisons)
+      --classes-only a,b    keep only these classes (names or label numbers) before the mask head
+      --mask-thresh X       masks only for detections scoring at least X
+      --no-masks            no masks at all (the masks and paste stages then do no work)
     """,
     notes: """
     Latency is wall-clock time of MaskRCNN.detect (decoded image in, pasted masks out; model
@@ -44,8 +47,8 @@ let benchCommand = Command(
     float and int8 models with the same input and --threads (default: all online CPUs).
     """,
     spec: ArgSpec(values: ["model", "image", "size", "runs", "warmup", "score-thresh", "min-size", "max-size",
-                           "classes", "seed", "calib-images", "save-model", "save-detections"],
-                  bools: ["json", "synthetic-coco", "int8", "float"]),
+                           "classes", "seed", "calib-images", "save-model", "save-detections"] + detectOptionValueFlags,
+                  bools: ["json", "synthetic-coco", "int8", "float", "no-masks"]),
     run: runBench)
 
 func parseSize(_ s: String) throws -> (h: Int, w: Int) {
@@ -158,18 +161,19 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
     }
     applyMemoryBudget(model)
     let scoreThresh = try a.float("score-thresh", in: 0...1) ?? (isSyntheticFile ? SyntheticModel.scoreThresh : 0.05)
+    let wanted = try detectOptions(a, classNames: model.config.classNames)
 
     var walls: [Double] = []
     var stageSamples: [String: [Double]] = [:], cpuSamples: [String: [Double]] = [:]
     var stageOrder: [String] = []
-    var detections = 0
+    var detections = 0, masks = 0
     var sizes = ""
     var padded = (h: 0, w: 0)
     var lastDetections: [Detection] = []
     for i in 0..<(warmup + runs) {
         let trace = PipelineTrace()
         let t0 = monotonicSeconds()
-        let dets = try model.detect(image, scoreThresh: scoreThresh, trace: trace)
+        let dets = try model.detect(image, scoreThresh: scoreThresh, trace: trace, options: wanted)
         let dt = monotonicSeconds() - t0
         if let s = trace.sizes {
             sizes = "\(s.resizedHeight)x\(s.resizedWidth) padded \(s.paddedHeight)x\(s.paddedWidth)"
@@ -180,6 +184,7 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
         guard timed else { continue }
         walls.append(dt)
         detections = dets.count
+        masks = dets.filter { $0.mask != nil }.count
         lastDetections = dets
         for (stage, secs) in trace.timings {
             if stageSamples[stage] == nil { stageOrder.append(stage); stageSamples[stage] = [] }
@@ -198,7 +203,7 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
     let isa = String(cString: em_isa_name(em_isa_current()))
     let rss = peakRSSBytes()
     let macs = WorkCount.macs(height: padded.h, width: padded.w, numClasses: model.config.numClasses,
-                              detections: detections)
+                              detections: masks)
     let totalMACs = macs.values.reduce(0, +)
     let arena = model.arenaSummary
     let threads = Int(em_num_threads())
@@ -215,6 +220,7 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
             "\"runs\":\(runs)",
             "\"score_thresh\":\(scoreThresh)",
             "\"detections\":\(detections)",
+            "\"masks\":\(masks)",
             "\"median_s\":\(med)",
             "\"min_s\":\(walls.min() ?? 0)",
             "\"max_s\":\(walls.max() ?? 0)",
@@ -237,7 +243,7 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
     model:       \(modelName) (\(precision))
     input:       \(inputName) -> network input \(sizes)
     kernels:     \(isa), \(threads) thread\(threads == 1 ? "" : "s")
-    detections:  \(detections) (score threshold \(scoreThresh))
+    detections:  \(detections) (score threshold \(scoreThresh)), \(masks) with masks
     latency:     median \(ms(med)) ms, min \(ms(walls.min() ?? 0)) ms, max \(ms(walls.max() ?? 0)) ms over \(runs) run\(runs == 1 ? "" : "s")
     work:        \(formatFixed(Double(totalMACs) / 1e9, 1)) GMAC, \(formatFixed(med > 0 ? Double(totalMACs) / 1e9 / med : 0, 1)) GMAC/s overall
     arena:       \(arenaText)

@@ -24,11 +24,12 @@ final class SelfTestTests: XCTestCase {
     func testOutputChecks() { run(SelfTest.outputChecks) }
     func testEvalChecks() { run(SelfTest.evalChecks) }
     func testQuantChecks() { run(SelfTest.quantChecks) }
+    func testStreamChecks() { run(SelfTest.streamChecks) }
 
     /// Every registered check belongs to one of the areas above (a new area must be added here).
     func testEveryAreaIsCovered() {
         let areas = SelfTest.isaChecks + SelfTest.kernelChecks + SelfTest.qkernelChecks + SelfTest.ioChecks
-            + SelfTest.pipelineChecks + SelfTest.outputChecks + SelfTest.evalChecks + SelfTest.quantChecks
+            + SelfTest.pipelineChecks + SelfTest.outputChecks + SelfTest.evalChecks + SelfTest.quantChecks + SelfTest.streamChecks
         XCTAssertEqual(areas.map(\.name), SelfTest.all.map(\.name))
     }
 }

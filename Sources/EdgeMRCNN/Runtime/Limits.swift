@@ -67,6 +67,12 @@ public struct MemoryPlan: Equatable {
 /// EdgeError naming `path`.
 public func checkImageLimits(path: String, limits: RunLimits, weightBytes: Int) throws {
     let (w, h) = try jpegSize(path: path)
+    try checkImageLimits(name: path, width: w, height: h, limits: limits, weightBytes: weightBytes)
+}
+
+/// The checks of `checkImageLimits(path:...)` for an image of `width` x `height` (from a header
+/// read elsewhere, e.g. a frame in memory); errors name `name`.
+public func checkImageLimits(name path: String, width w: Int, height h: Int, limits: RunLimits, weightBytes: Int) throws {
     let (px, o) = w.multipliedReportingOverflow(by: h)
     if o || px > limits.maxPixels {
         throw EdgeError(file: path, "image too large: \(w)x\(h) = \(px) pixels exceeds the limit of \(limits.maxPixels) (--max-pixels)")

@@ -124,14 +124,16 @@ public final class MaskRCNN {
 
     /// Runs the whole model on one image. Detections are in original image coordinates, sorted
     /// by descending score, at most 100, with masks pasted and thresholded at 0.5.
-    /// scoreThresh: torchvision's box_score_thresh (0.05).
-    public func detect(_ image: RGBImage, scoreThresh: Float = 0.05) throws -> [Detection] {
-        try detect(image, scoreThresh: scoreThresh, trace: nil)
+    /// scoreThresh: torchvision's box_score_thresh (0.05). options: classes kept and which
+    /// detections get masks (Runtime/DetectOptions.swift; default: all, as torchvision).
+    public func detect(_ image: RGBImage, scoreThresh: Float = 0.05, options: DetectOptions = .all) throws -> [Detection] {
+        try detect(image, scoreThresh: scoreThresh, trace: nil, options: options)
     }
 
     /// `detect` that also fills `trace` (timings always; tensors if trace.captureTensors).
-    public func detect(_ image: RGBImage, scoreThresh: Float = 0.05, trace: PipelineTrace?) throws -> [Detection] {
-        try detect(image, scoreThresh: scoreThresh, trace: trace, hook: activationHook)
+    public func detect(_ image: RGBImage, scoreThresh: Float = 0.05, trace: PipelineTrace?,
+                       options: DetectOptions = .all) throws -> [Detection] {
+        try detect(image, scoreThresh: scoreThresh, trace: trace, hook: activationHook, options: options)
     }
 
     /// Set by the int8 loader: simulated quantisation of every activation (see Quant/).
@@ -139,7 +141,7 @@ public final class MaskRCNN {
 
     /// `detect` with an activation hook (calibration observers, simulated int8).
     public func detect(_ image: RGBImage, scoreThresh: Float = 0.05, trace: PipelineTrace?,
-                       hook: ActivationHook?) throws -> [Detection] {
+                       hook: ActivationHook?, options: DetectOptions = .all) throws -> [Detection] {
         guard image.width > 0, image.height > 0, image.pixels.count == image.width * image.height * 3 else {
             throw EdgeError("image has invalid size \(image.width)x\(image.height)")
         }
@@ -233,10 +235,11 @@ public final class MaskRCNN {
         let (proposals, pscores) = rpn.proposals(heads, sizes: sizes)
         try lap("rpn")
         chooseHeadLevel()
-        let det = try boxHead.run(proposals: proposals, sizes: sizes, scoreThresh: scoreThresh, ws,
+        var det = try boxHead.run(proposals: proposals, sizes: sizes, scoreThresh: scoreThresh, ws,
                                   scorer: net.boxScorer(roiLevels, sizes: sizes, ws))
         try lap("roi_heads")
-        let probs = try net.masks(roiLevels, boxes: det.boxes, labels: det.labels, sizes: sizes, ws)
+        let wanted = options.apply(to: &det)   // DetectOptions: classes kept, detections that get masks
+        let probs = try net.masks(roiLevels, boxes: wanted.boxes, labels: wanted.labels, sizes: sizes, ws)
         if capture {
             trace?.proposals = proposals; trace?.proposalScores = pscores
             trace?.prePasteBoxes = det.boxes; trace?.scores = det.scores; trace?.labels = det.labels
@@ -249,10 +252,10 @@ public final class MaskRCNN {
         out.reserveCapacity(det.labels.count)
         let m = MaskHead.size
         // Streamed: each mask is pasted into one reusable buffer and RLE-encoded at once.
-        var paster = MaskPaster(boxes: boxes, size: m, imageHeight: image.height, imageWidth: image.width)
+        var paster = MaskPaster(boxes: wanted.pick(boxes), size: m, imageHeight: image.height, imageWidth: image.width)
         for i in 0..<det.labels.count {
             let b = Array(boxes[(4 * i)..<(4 * i + 4)])
-            let rle = paster.rle(probs.pointer + i * m * m, box: b)
+            let rle = wanted.slot[i].map { paster.rle(probs.pointer + $0 * m * m, box: b) }
             out.append(Detection(box: (b[0], b[1], b[2], b[3]), score: det.scores[i], label: det.labels[i],
                                  mask: rle))
         }
