@@ -38,7 +38,10 @@ let benchCommand = Command(
     Latency is wall-clock time of MaskRCNN.detect (decoded image in, pasted masks out; model
     loading and JPEG decoding are not included). Stages: preprocess, backbone, fpn, rpn, roi_heads,
     masks, paste; GMAC/s counts the conv/linear multiply-accumulates of a stage (box head: 1000
-    RoIs assumed) over its median time. Peak RSS is this process's maximum resident set (getrusage),
+    RoIs assumed) over its median time; % peak compares it with the peak this run measures: a
+    short in-register loop of the kernel ISA's multiply-accumulate instruction (int8: vpdpbusd,
+    vpmaddwd, sdot, smull/sadalp...; float: FMA) on all the kernel threads at once, 0.3 s before
+    and after the timed runs, the higher of the two kept. Peak RSS is this process's maximum resident set (getrusage),
     model loading included; --synthetic-coco makes its model in a child process (`convert
     --synthetic-coco`) and maps the file, so generation and calibration are not counted. Compare
     float and int8 models with the same input and --threads (default: all online CPUs).
@@ -159,6 +162,17 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
     applyMemoryBudget(model)
     let scoreThresh = try a.float("score-thresh", in: 0...1) ?? (isSyntheticFile ? SyntheticModel.scoreThresh : 0.05)
 
+    // The roofline: this machine's multiply-accumulate peak for the kernel ISA in use, measured
+    // in this run on the threads the kernels use (before and after the timed runs; the higher of
+    // the two is the peak, so a busy machine can only lower the efficiencies reported).
+    let isInt8 = precision == "int8"
+    let peakISA = em_isa_current()
+    let peakThreads = em_num_threads()
+    func measurePeak() -> Double {
+        isInt8 ? em_int8_peak_macs_per_s(peakISA, peakThreads, 0.3) : em_f32_peak_macs_per_s(peakISA, peakThreads, 0.3)
+    }
+    let peakBefore = measurePeak()
+
     var walls: [Double] = []
     var stageSamples: [String: [Double]] = [:], cpuSamples: [String: [Double]] = [:]
     var stageOrder: [String] = []
@@ -195,6 +209,11 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
                                             classNames: model.config.classNames)
         try AtomicFile.write(path: path, contents: text)
     }
+    let peak = max(peakBefore, measurePeak())   // MAC/s
+    let peakInstruction = String(cString: isInt8 ? em_int8_peak_instruction(peakISA) : em_f32_peak_instruction(peakISA))
+    func efficiency(_ macs: Int, _ secs: Double) -> Double? {
+        peak > 0 && secs > 0 ? Double(macs) / secs / peak : nil
+    }
     let isa = String(cString: em_isa_name(em_isa_current()))
     let rss = peakRSSBytes()
     let macs = WorkCount.macs(height: padded.h, width: padded.w, numClasses: model.config.numClasses,
@@ -229,6 +248,13 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
         fields.append("\"stages_cpu_median_s\":{" + cpu.joined(separator: ",") + "}")
         let gm = stageOrder.compactMap { s in macs[s].map { ResultsJSON.string(s) + ":\(Double($0) / 1e9)" } }
         fields.append("\"stages_gmac\":{" + gm.joined(separator: ",") + "}")
+        fields.append("\"peak_gmac_per_s\":" + (peak > 0 ? "\(peak / 1e9)" : "null"))
+        fields.append("\"peak_instruction\":" + ResultsJSON.string(peakInstruction))
+        fields.append("\"efficiency\":" + (efficiency(totalMACs, med).map { "\($0)" } ?? "null"))
+        let eff = stageOrder.compactMap { s in
+            macs[s].map { ResultsJSON.string(s) + ":" + (efficiency($0, median(stageSamples[s]!)).map { "\($0)" } ?? "null") }
+        }
+        fields.append("\"stages_efficiency\":{" + eff.joined(separator: ",") + "}")
         printOut("{" + fields.joined(separator: ",") + "}\n")
         return 0
     }
@@ -239,10 +265,11 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
     kernels:     \(isa), \(threads) thread\(threads == 1 ? "" : "s")
     detections:  \(detections) (score threshold \(scoreThresh))
     latency:     median \(ms(med)) ms, min \(ms(walls.min() ?? 0)) ms, max \(ms(walls.max() ?? 0)) ms over \(runs) run\(runs == 1 ? "" : "s")
-    work:        \(formatFixed(Double(totalMACs) / 1e9, 1)) GMAC, \(formatFixed(med > 0 ? Double(totalMACs) / 1e9 / med : 0, 1)) GMAC/s overall
+    work:        \(formatFixed(Double(totalMACs) / 1e9, 1)) GMAC, \(formatFixed(med > 0 ? Double(totalMACs) / 1e9 / med : 0, 1)) GMAC/s overall\(pct(efficiency(totalMACs, med)).map { ", \($0) of peak" } ?? "")
+    peak:        \(peak > 0 ? formatFixed(peak / 1e9, 1) + " GMAC/s" : "n/a") (\(peakInstruction), \(peakThreads) thread\(peakThreads == 1 ? "" : "s"), measured in this run)
     arena:       \(arenaText)
     peak RSS:    \(formatFixed(Double(rss) / 1048576, 1)) MiB
-    stages:      median ms    cpu ms   share   GMAC   GMAC/s
+    stages:      median ms    cpu ms   share   GMAC   GMAC/s   % peak
 
     """
     for s in stageOrder {
@@ -251,12 +278,15 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
             + (formatFixed(med > 0 ? 100 * t / med : 0, 1) + "%").leftPadded(8)
         if let m = macs[s] {
             row += formatFixed(Double(m) / 1e9, 1).leftPadded(7) + formatFixed(t > 0 ? Double(m) / 1e9 / t : 0, 1).leftPadded(9)
+                + (pct(efficiency(m, t)) ?? "").leftPadded(9)
         }
         out += row + "\n"
     }
     printOut(out)
     return 0
 }
+
+private func pct(_ e: Double?) -> String? { e.map { formatFixed(100 * $0, 1) + "%" } }
 
 extension String {
     func leftPadded(_ n: Int) -> String { count >= n ? " " + self : String(repeating: " ", count: n - count) + self }

@@ -1,0 +1,26 @@
+// The machine's multiply-accumulate peak for a kernel ISA, measured: the roofline `bench`
+// compares each stage with. A short in-register loop of the ISA's micro-kernel instruction
+// (int8: vpdpbusd zmm for avx512vnni, vpmaddwd + vpaddd ymm for avx2 and avx512, pmaddwd + paddd
+// for sse41, sdot for neondot, smull/smlal2 + sadalp for neon, 32-bit multiply-add for scalar;
+// float: the FMA of the float kernels) runs on `threads` threads at once for about `seconds`.
+#ifndef EM_PEAK_H
+#define EM_PEAK_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// Multiply-accumulates per second summed over the threads (total MACs / wall time of the run),
+// or -1 if this CPU or build cannot run the ISA. threads is capped at em_num_threads() (the
+// pool the kernels use); seconds is clamped to [0.001, 10].
+double em_int8_peak_macs_per_s(int isa, int threads, double seconds);
+double em_f32_peak_macs_per_s(int isa, int threads, double seconds);
+// The instruction the peak of em_int8_peak_macs_per_s / em_f32_peak_macs_per_s runs for an ISA
+// (e.g. "vpdpbusd zmm"), for reports.
+const char *em_int8_peak_instruction(int isa);
+const char *em_f32_peak_instruction(int isa);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
