@@ -41,6 +41,40 @@ EM_VNNI void em_qukr_u8s8_avx512vnni_8x32(int kp, const void *wblk, const uint8_
 #endif
 
 #if defined(__x86_64__)
+// 8 channels x 48 pixels: 24 zmm accumulators, 3 panel vectors per group of 4 k. Each weight
+// dword now feeds 3 vpdpbusd (8x32: 2), so the loads per multiply-accumulate instruction drop
+// from 18/16 to 11/24 and the per-call overhead is spread over 1.5x the work. Panel EM_QP_K4
+// with NR = 48 (192 bytes per group of 4 k).
+EM_VNNI void em_qukr_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uint8_t *panel,
+                                          int32_t *acc, int accumulate) {
+    const uint8_t *w = (const uint8_t *)wblk;
+    __m512i c[8][3];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 8; i++) c[i][0] = c[i][1] = c[i][2] = _mm512_setzero_si512();
+    const uint8_t *p = panel, *pend = panel + (size_t)(kp / 4) * 192;
+    for (; p < pend; p += 192, w += 32) {
+        __m512i x0 = _mm512_loadu_si512((const void *)p);
+        __m512i x1 = _mm512_loadu_si512((const void *)(p + 64));
+        __m512i x2 = _mm512_loadu_si512((const void *)(p + 128));
+#pragma clang loop unroll(full)
+        for (int i = 0; i < 8; i++) {
+            __m512i wb = _mm512_set1_epi32(*(const int32_t *)(w + i * 4));
+            c[i][0] = _mm512_dpbusd_epi32(c[i][0], x0, wb);
+            c[i][1] = _mm512_dpbusd_epi32(c[i][1], x1, wb);
+            c[i][2] = _mm512_dpbusd_epi32(c[i][2], x2, wb);
+        }
+    }
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 8; i++)
+#pragma clang loop unroll(full)
+        for (int j = 0; j < 3; j++) {
+            int32_t *a = acc + i * 48 + j * 16;
+            _mm512_storeu_si512((void *)a, accumulate ? _mm512_add_epi32(c[i][j], _mm512_loadu_si512((const void *)a)) : c[i][j]);
+        }
+}
+#endif
+
+#if defined(__x86_64__)
 #define EM_AVX512Q __attribute__((target("avx512f,avx512bw,avx512vl")))
 // Requantisation row, 16 lanes (same operation sequence as em_qrow_sse41; masked tail, so every
 // element goes through the same instructions): vcvtdq2ps, vmulps (+ residual vmulps, vaddps),
