@@ -12,9 +12,12 @@ extern "C" {
 
 // Multiply-accumulates per second summed over the threads (total MACs / wall time of the run),
 // or -1 if this CPU or build cannot run the ISA. threads is capped at em_num_threads() (the
-// pool the kernels use); seconds is clamped to [0.001, 10].
-double em_int8_peak_macs_per_s(int isa, int threads, double seconds);
-double em_f32_peak_macs_per_s(int isa, int threads, double seconds);
+// pool the kernels use); seconds is clamped to [0.001, 10]. On a machine shared with other
+// work this is what the threads got in that time; *burst (if not NULL) receives the sum over
+// the threads of each one's fastest batch of ~10-100 us, the rate of the cores when they run
+// undisturbed (-1 if the ISA cannot run).
+double em_int8_peak_macs_per_s(int isa, int threads, double seconds, double *burst);
+double em_f32_peak_macs_per_s(int isa, int threads, double seconds, double *burst);
 // The instruction the peak of em_int8_peak_macs_per_s / em_f32_peak_macs_per_s runs for an ISA
 // (e.g. "vpdpbusd zmm"), for reports.
 const char *em_int8_peak_instruction(int isa);

@@ -1,6 +1,6 @@
 // Peak loops of the x86 int8 and float paths (the roofline of `bench`, em_peak.h): short
-// in-register loops of the micro-kernels' own multiply-accumulate instructions with 12
-// independent accumulators (enough to cover the latency on every core we know), no loads. Each
+// in-register loops of the micro-kernels' own multiply-accumulate instructions with independent
+// accumulators (24 zmm, 12 xmm/ymm: all the registers allow), no loads. Each
 // returns a checksum of its accumulators so that the loop cannot be optimised away; the MACs
 // per iteration are the EM_PEAK_* constants of em_peak_internal.h.
 #if defined(__x86_64__)
@@ -13,26 +13,24 @@
 // product is a separate instruction, must not share one product between the accumulators)
 #define OPAQUE(x) __asm__ volatile("" : "+v"(x))
 
-// avx512vnni: vpdpbusd zmm (u8 x s8 -> 4 products summed per int32 lane, 64 MAC).
+// avx512vnni: vpdpbusd zmm (u8 x s8 -> 4 products summed per int32 lane, 64 MAC), 24
+// accumulators as the 8x48 micro-kernel (12 leave it latency-bound on some cores).
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 int64_t em_peak_i8_avx512vnni(int64_t iters) {
     __m512i a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(-2);
     OPAQUE(a);
     OPAQUE(b);
-    ACC12(__m512i, _mm512_setzero_si512());
+    __m512i c[24];
+#pragma clang loop unroll(full)
+    for (int j = 0; j < 24; j++) c[j] = _mm512_setzero_si512();
     for (int64_t i = 0; i < iters; i++) {
-        c0 = _mm512_dpbusd_epi32(c0, a, b); c1 = _mm512_dpbusd_epi32(c1, a, b);
-        c2 = _mm512_dpbusd_epi32(c2, a, b); c3 = _mm512_dpbusd_epi32(c3, a, b);
-        c4 = _mm512_dpbusd_epi32(c4, a, b); c5 = _mm512_dpbusd_epi32(c5, a, b);
-        c6 = _mm512_dpbusd_epi32(c6, a, b); c7 = _mm512_dpbusd_epi32(c7, a, b);
-        c8 = _mm512_dpbusd_epi32(c8, a, b); c9 = _mm512_dpbusd_epi32(c9, a, b);
-        c10 = _mm512_dpbusd_epi32(c10, a, b); c11 = _mm512_dpbusd_epi32(c11, a, b);
+#pragma clang loop unroll(full)
+        for (int j = 0; j < 24; j++) c[j] = _mm512_dpbusd_epi32(c[j], a, b);
         OPAQUE(a);
     }
-    __m512i s = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(c0, c1), _mm512_add_epi32(c2, c3)),
-                                 _mm512_add_epi32(_mm512_add_epi32(c4, c5), _mm512_add_epi32(c6, c7)));
-    s = _mm512_add_epi32(s, _mm512_add_epi32(_mm512_add_epi32(c8, c9), _mm512_add_epi32(c10, c11)));
-    return _mm512_reduce_add_epi32(s);
+#pragma clang loop unroll(full)
+    for (int j = 1; j < 24; j++) c[0] = _mm512_add_epi32(c[0], c[j]);
+    return _mm512_reduce_add_epi32(c[0]);
 }
 
 // avx2 (and avx512 without VNNI, which runs the AVX2 int8 kernel): vpmaddwd ymm on int16-widened
@@ -77,24 +75,24 @@ int64_t em_peak_i8_sse41(int64_t iters) {
            _mm_extract_epi32(s, 3);
 }
 
-// Float: vfmadd231ps zmm (16 MAC), ymm (8), SSE mulps + addps (4; the SSE4.1 float kernel has no
-// FMA).
+// Float: vfmadd231ps zmm (16 MAC, 24 accumulators), ymm (8), SSE mulps + addps (4; the SSE4.1
+// float kernel has no FMA).
 __attribute__((target("avx512f")))
 int64_t em_peak_f32_avx512(int64_t iters) {
     __m512 a = _mm512_set1_ps(1.0f), b = _mm512_set1_ps(0.0f);
     OPAQUE(a);
     OPAQUE(b);
-    ACC12(__m512, _mm512_setzero_ps());
-#define S(c) c = _mm512_fmadd_ps(a, b, c)
+    __m512 c[24];
+#pragma clang loop unroll(full)
+    for (int j = 0; j < 24; j++) c[j] = _mm512_setzero_ps();
     for (int64_t i = 0; i < iters; i++) {
-        S(c0); S(c1); S(c2); S(c3); S(c4); S(c5); S(c6); S(c7); S(c8); S(c9); S(c10); S(c11);
+#pragma clang loop unroll(full)
+        for (int j = 0; j < 24; j++) c[j] = _mm512_fmadd_ps(a, b, c[j]);
         OPAQUE(a);
     }
-#undef S
-    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(c0, c1), _mm512_add_ps(c2, c3)),
-                             _mm512_add_ps(_mm512_add_ps(c4, c5), _mm512_add_ps(c6, c7)));
-    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(c8, c9), _mm512_add_ps(c10, c11)));
-    return (int64_t)_mm512_reduce_add_ps(s);
+#pragma clang loop unroll(full)
+    for (int j = 1; j < 24; j++) c[0] = _mm512_add_ps(c[0], c[j]);
+    return (int64_t)_mm512_reduce_add_ps(c[0]);
 }
 
 __attribute__((target("avx2,fma")))

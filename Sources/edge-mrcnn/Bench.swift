@@ -38,10 +38,12 @@ let benchCommand = Command(
     Latency is wall-clock time of MaskRCNN.detect (decoded image in, pasted masks out; model
     loading and JPEG decoding are not included). Stages: preprocess, backbone, fpn, rpn, roi_heads,
     masks, paste; GMAC/s counts the conv/linear multiply-accumulates of a stage (box head: 1000
-    RoIs assumed) over its median time; % peak compares it with the peak this run measures: a
-    short in-register loop of the kernel ISA's multiply-accumulate instruction (int8: vpdpbusd,
-    vpmaddwd, sdot, smull/sadalp...; float: FMA) on all the kernel threads at once, 0.3 s before
-    and after the timed runs, the higher of the two kept. Peak RSS is this process's maximum resident set (getrusage),
+    RoIs assumed) over its median time; % peak compares it with the
+    peak measured in the same run: a short in-register loop of the kernel ISA's multiply-accumulate
+    instruction (int8: vpdpbusd, vpmaddwd, sdot, smull/sadalp...; float: FMA) on all the kernel
+    threads at once, 0.1 s before the first run and after each timed run, the median kept (on a
+    shared machine both see the same load; "undisturbed" is the fastest ~10-100 us of the loop).
+    Peak RSS is this process's maximum resident set (getrusage),
     model loading included; --synthetic-coco makes its model in a child process (`convert
     --synthetic-coco`) and maps the file, so generation and calibration are not counted. Compare
     float and int8 models with the same input and --threads (default: all online CPUs).
@@ -163,15 +165,23 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
     let scoreThresh = try a.float("score-thresh", in: 0...1) ?? (isSyntheticFile ? SyntheticModel.scoreThresh : 0.05)
 
     // The roofline: this machine's multiply-accumulate peak for the kernel ISA in use, measured
-    // in this run on the threads the kernels use (before and after the timed runs; the higher of
-    // the two is the peak, so a busy machine can only lower the efficiencies reported).
+    // in this run on the threads the kernels use: 0.1 s of the ISA's peak loop before the first
+    // run and after each timed run, so that the peak samples the same machine load as the runs
+    // (their median is the peak the stages are compared with). The fastest short batch of each
+    // thread (summed) is the undisturbed rate of the cores, reported beside it.
     let isInt8 = precision == "int8"
     let peakISA = em_isa_current()
     let peakThreads = em_num_threads()
-    func measurePeak() -> Double {
-        isInt8 ? em_int8_peak_macs_per_s(peakISA, peakThreads, 0.3) : em_f32_peak_macs_per_s(peakISA, peakThreads, 0.3)
+    var peakSamples: [Double] = []
+    var peakBurst = 0.0
+    func samplePeak() {
+        var burst = 0.0
+        let r = isInt8 ? em_int8_peak_macs_per_s(peakISA, peakThreads, 0.1, &burst)
+                       : em_f32_peak_macs_per_s(peakISA, peakThreads, 0.1, &burst)
+        if r > 0 { peakSamples.append(r) }
+        peakBurst = max(peakBurst, burst)
     }
-    let peakBefore = measurePeak()
+    samplePeak()
 
     var walls: [Double] = []
     var stageSamples: [String: [Double]] = [:], cpuSamples: [String: [Double]] = [:]
@@ -192,6 +202,7 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
         let timed = i >= warmup
         printErr("\(timed ? "run \(i - warmup + 1)/\(runs)" : "warm-up \(i + 1)/\(warmup)"): \(ms(dt)) ms, \(dets.count) detections")
         guard timed else { continue }
+        samplePeak()
         walls.append(dt)
         detections = dets.count
         lastDetections = dets
@@ -209,7 +220,9 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
                                             classNames: model.config.classNames)
         try AtomicFile.write(path: path, contents: text)
     }
-    let peak = max(peakBefore, measurePeak())   // MAC/s
+    let peak = median(peakSamples)   // MAC/s; 0 if the ISA's loop could not run
+    var loads = [Double](repeating: 0, count: 3)
+    let loadText = getloadavg(&loads, 3) == 3 ? loads.map { formatFixed($0, 2) }.joined(separator: " ") : "n/a"
     let peakInstruction = String(cString: isInt8 ? em_int8_peak_instruction(peakISA) : em_f32_peak_instruction(peakISA))
     func efficiency(_ macs: Int, _ secs: Double) -> Double? {
         peak > 0 && secs > 0 ? Double(macs) / secs / peak : nil
@@ -249,7 +262,10 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
         let gm = stageOrder.compactMap { s in macs[s].map { ResultsJSON.string(s) + ":\(Double($0) / 1e9)" } }
         fields.append("\"stages_gmac\":{" + gm.joined(separator: ",") + "}")
         fields.append("\"peak_gmac_per_s\":" + (peak > 0 ? "\(peak / 1e9)" : "null"))
+        fields.append("\"peak_burst_gmac_per_s\":" + (peakBurst > 0 ? "\(peakBurst / 1e9)" : "null"))
         fields.append("\"peak_instruction\":" + ResultsJSON.string(peakInstruction))
+        fields.append("\"efficiency_vs_burst\":" + (peakBurst > 0 && med > 0 ? "\(Double(totalMACs) / med / peakBurst)" : "null"))
+        fields.append("\"load_average\":" + ResultsJSON.string(loadText))
         fields.append("\"efficiency\":" + (efficiency(totalMACs, med).map { "\($0)" } ?? "null"))
         let eff = stageOrder.compactMap { s in
             macs[s].map { ResultsJSON.string(s) + ":" + (efficiency($0, median(stageSamples[s]!)).map { "\($0)" } ?? "null") }
@@ -266,7 +282,8 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
     detections:  \(detections) (score threshold \(scoreThresh))
     latency:     median \(ms(med)) ms, min \(ms(walls.min() ?? 0)) ms, max \(ms(walls.max() ?? 0)) ms over \(runs) run\(runs == 1 ? "" : "s")
     work:        \(formatFixed(Double(totalMACs) / 1e9, 1)) GMAC, \(formatFixed(med > 0 ? Double(totalMACs) / 1e9 / med : 0, 1)) GMAC/s overall\(pct(efficiency(totalMACs, med)).map { ", \($0) of peak" } ?? "")
-    peak:        \(peak > 0 ? formatFixed(peak / 1e9, 1) + " GMAC/s" : "n/a") (\(peakInstruction), \(peakThreads) thread\(peakThreads == 1 ? "" : "s"), measured in this run)
+    peak:        \(peak > 0 ? formatFixed(peak / 1e9, 1) + " GMAC/s" : "n/a") (\(peakInstruction), \(peakThreads) thread\(peakThreads == 1 ? "" : "s"), median of \(peakSamples.count) samples between the runs); undisturbed \(peakBurst > 0 ? formatFixed(peakBurst / 1e9, 1) + " GMAC/s" : "n/a")\(peakBurst > 0 && med > 0 ? ", " + formatFixed(100 * Double(totalMACs) / med / peakBurst, 1) + "% of it" : "")
+    load:        \(loadText) (load average after the runs)
     arena:       \(arenaText)
     peak RSS:    \(formatFixed(Double(rss) / 1048576, 1)) MiB
     stages:      median ms    cpu ms   share   GMAC   GMAC/s   % peak
