@@ -264,8 +264,64 @@ static void format_panel(const uint8_t *tmp, long ld, int Kp, int NR, int fmt, u
 // deconvolution: k rows of contiguous pixels) with the whole panel inside N, through
 // format_panel; QSRC_COLS (linear: k contiguous per pixel) into a 4-k panel, one 4-byte move per
 // pixel and group. Both need K = Kp. Returns 0 when the panel must be gathered instead.
+// Four k rows r[0..3] of NR pixels -> one group of a 4-k panel (byte zip, xor x), as format_panel.
+static void zip4(const uint8_t *const *r, int NR, uint8_t xr, uint8_t *d) {
+    int p = 0;
+#if defined(__x86_64__)
+    const __m128i x = _mm_set1_epi8((char)xr);
+    for (; p + 16 <= NR; p += 16) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(r[0] + p)), b = _mm_loadu_si128((const __m128i *)(r[1] + p));
+        __m128i c = _mm_loadu_si128((const __m128i *)(r[2] + p)), e = _mm_loadu_si128((const __m128i *)(r[3] + p));
+        __m128i ab0 = _mm_unpacklo_epi8(a, b), ab1 = _mm_unpackhi_epi8(a, b);
+        __m128i ce0 = _mm_unpacklo_epi8(c, e), ce1 = _mm_unpackhi_epi8(c, e);
+        _mm_storeu_si128((__m128i *)(d + p * 4), _mm_xor_si128(_mm_unpacklo_epi16(ab0, ce0), x));
+        _mm_storeu_si128((__m128i *)(d + p * 4 + 16), _mm_xor_si128(_mm_unpackhi_epi16(ab0, ce0), x));
+        _mm_storeu_si128((__m128i *)(d + p * 4 + 32), _mm_xor_si128(_mm_unpacklo_epi16(ab1, ce1), x));
+        _mm_storeu_si128((__m128i *)(d + p * 4 + 48), _mm_xor_si128(_mm_unpackhi_epi16(ab1, ce1), x));
+    }
+#elif defined(__aarch64__)
+    const uint8x16_t x = vdupq_n_u8(xr);
+    for (; p + 16 <= NR; p += 16) {
+        uint8x16x4_t v = {{veorq_u8(vld1q_u8(r[0] + p), x), veorq_u8(vld1q_u8(r[1] + p), x),
+                           veorq_u8(vld1q_u8(r[2] + p), x), veorq_u8(vld1q_u8(r[3] + p), x)}};
+        vst4q_u8(d + p * 4, v);
+    }
+#endif
+    for (; p < NR; p++)
+        for (int i = 0; i < 4; i++) d[p * 4 + i] = r[i][p] ^ xr;
+}
+
 static int direct_panel(const qjob *j, int n0, int NR, int fmt, uint8_t *dst) {
     const int K = j->q.K, Kp = j->q.Kp;
+    if (j->src_kind == QSRC_CONV && j->stride == 1 && (fmt == EM_QP_K4 || fmt == EM_QP_K4X)) {
+        // A stride-1 convolution panel inside one output row whose taps all fall inside the
+        // input columns: each k row is a plain input row segment (or the zero point, above and
+        // below the input), zipped straight into the panel.
+        const int OW = j->OW, H = j->H, W = j->W, pad = j->pad, KW = j->KW, KH = j->KH;
+        const int oy = n0 / OW, ox = n0 - oy * OW;
+        if (n0 + NR > j->N || ox + NR > OW || ox - pad < 0 || ox + NR - 1 - pad + KW - 1 > W - 1 ||
+            NR > 64)
+            return 0;
+        uint8_t zrow[64];
+        memset(zrow, (uint8_t)j->q.z_in, sizeof zrow);
+        const uint8_t xr = fmt == EM_QP_K4X ? 0x80 : 0;
+        const uint8_t *r[4];
+        int ci = 0, ky = 0, kx = 0;
+        for (int k0 = 0; k0 < Kp; k0 += 4) {
+            for (int i = 0; i < 4; i++) {
+                int iy = oy - pad + ky;
+                r[i] = k0 + i >= K || iy < 0 || iy >= H
+                           ? zrow
+                           : j->src + ((size_t)ci * H + iy) * W + (ox - pad + kx);
+                if (++kx == KW) {
+                    kx = 0;
+                    if (++ky == KH) ky = 0, ci++;
+                }
+            }
+            zip4(r, NR, xr, dst + (size_t)k0 * NR);
+        }
+        return 1;
+    }
     if (Kp != K) return 0;
     if (j->src_kind == QSRC_ROWS) {
         if (n0 + NR > j->N) return 0;
@@ -399,13 +455,24 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
     int32_t *accs = (int32_t *)(b->panel + pbytes * cb); // [MG][cb] tiles of 8 x NR
     for (int c0 = pb_lo; c0 < pb_hi; c0 += cb) {
         int cn = pb_hi - c0 < cb ? pb_hi - c0 : cb;
-        int gathered = 0;
+        // Panels straight from the source where its layout allows; the others gathered (the
+        // whole chunk at once, long row segments, when more than one panel needs it).
+        int ndirect = 0;
+        uint8_t is_direct[64];
         for (int c = 0; c < cn; c++) {
-            uint8_t *dst = b->panel + (size_t)c * pbytes;
-            if (direct_panel(j, (c0 + c) * NR, NR, P->panel, dst)) continue;
-            if (!gathered) gather(j, c0 * NR, cn * NR, b->tmp);
-            gathered = 1;
-            format_panel(b->tmp + (size_t)c * NR, (long)cn * NR, Kp, NR, P->panel, dst);
+            int d = c < 64 && direct_panel(j, (c0 + c) * NR, NR, P->panel, b->panel + (size_t)c * pbytes);
+            if (c < 64) is_direct[c] = (uint8_t)d;
+            ndirect += d;
+        }
+        if (ndirect < cn) {
+            int whole = cn - ndirect > 1 || cn > 64;
+            if (whole) gather(j, c0 * NR, cn * NR, b->tmp);
+            for (int c = 0; c < cn; c++) {
+                if (c < 64 && is_direct[c]) continue;
+                if (!whole) gather(j, (c0 + c) * NR, NR, b->tmp);
+                format_panel(whole ? b->tmp + (size_t)c * NR : b->tmp, whole ? (long)cn * NR : NR, Kp,
+                             NR, P->panel, b->panel + (size_t)c * pbytes);
+            }
         }
         for (int g0 = mb_lo; g0 < mb_hi; g0 += MG) {
             int gn = mb_hi - g0 < MG ? mb_hi - g0 : MG;
