@@ -187,10 +187,11 @@ def export_onnx(args, work):
         quantize_static(pre, int8_path, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax,
-                        op_types_to_quantize=["Conv", "Gemm", "MatMul"],
-                        # fold the collected ranges after every image (all activations of one
-                        # 800x1066 image are several GB; ORT would keep every image's otherwise)
-                        extra_options={"CalibMaxIntermediateOutputs": 1})
+                        op_types_to_quantize=["Conv", "Gemm", "MatMul"])
+        # No CalibMaxIntermediateOutputs: the MinMax calibrator keeps only the ReduceMin/ReduceMax
+        # outputs it adds (small) per image, and in onnxruntime 1.32 clear_collected_data()
+        # drops the collected outputs without merging them, so with CalibMaxIntermediateOutputs
+        # = 1 every image is discarded and quantize_static stops with "No data is collected."
     return onnx_path, int8_path
 
 
