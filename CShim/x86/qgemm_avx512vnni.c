@@ -76,15 +76,17 @@ EM_VNNI void em_qukr_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uint8_
 
 #if defined(__x86_64__)
 #define EM_AVX512Q __attribute__((target("avx512f,avx512bw,avx512vl")))
-// Requantisation row, 16 lanes (same operation sequence as em_qrow_sse41; masked tail, so every
-// element goes through the same instructions): vcvtdq2ps, vmulps (+ residual vmulps, vaddps),
-// vmaxps/vminps (clampf; NaN -> lower bound), vcvtps2dq (round half even), + z_out, clamp, narrow.
+// Requantisation row, 16 lanes (masked tail, so every element goes through the same
+// instructions): vcvtdq2ps, vmulps (+ residual vmulps, vaddps), then one float clamp to
+// [lo - z_out, 255 - z_out] (vmaxps/vminps; NaN -> the lower bound), vcvtps2dq (round half
+// even), + z_out, narrow. The same bytes as em_q_finish: its bounds are integers, and rounding is
+// monotonic and keeps integers, so clamping before rounding equals clamping after (and covers
+// its +-2^24 clamp); a NaN goes to lo in both.
 EM_AVX512Q void em_qrow_avx512(const int32_t *acc, int n, float mult, int32_t z_out, int32_t lo,
                                const uint8_t *res, int32_t z_res, float res_mult, uint8_t *dst) {
     const __m512 vm = _mm512_set1_ps(mult), vrm = _mm512_set1_ps(res_mult);
-    const __m512 flo = _mm512_set1_ps(-EM_QF_LIM), fhi = _mm512_set1_ps(EM_QF_LIM);
-    const __m512i vz = _mm512_set1_epi32(z_out), vlo = _mm512_set1_epi32(lo),
-                  vhi = _mm512_set1_epi32(255), vzr = _mm512_set1_epi32(z_res);
+    const __m512 flo = _mm512_set1_ps((float)(lo - z_out)), fhi = _mm512_set1_ps((float)(255 - z_out));
+    const __m512i vz = _mm512_set1_epi32(z_out), vzr = _mm512_set1_epi32(z_res);
     for (int i = 0; i < n; i += 16) {
         __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
         __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(k, acc + i)), vm);
@@ -95,7 +97,6 @@ EM_AVX512Q void em_qrow_avx512(const int32_t *acc, int n, float mult, int32_t z_
         }
         v = _mm512_min_ps(_mm512_max_ps(v, flo), fhi);
         __m512i y = _mm512_add_epi32(_mm512_cvtps_epi32(v), vz);
-        y = _mm512_min_epi32(_mm512_max_epi32(y, vlo), vhi);
         _mm_mask_storeu_epi8(dst + i, k, _mm512_cvtepi32_epi8(y));
     }
 }
@@ -108,9 +109,8 @@ EM_AVX512Q void em_qrows_avx512(int32_t *acc, int ld_acc, int rows, int n, const
                                 size_t res_ld, int32_t z_res, float res_mult, uint8_t *dst,
                                 size_t dst_ld) {
     const __m512 vrm = _mm512_set1_ps(res_mult);
-    const __m512 flo = _mm512_set1_ps(-EM_QF_LIM), fhi = _mm512_set1_ps(EM_QF_LIM);
-    const __m512i vz = _mm512_set1_epi32(z_out), vlo = _mm512_set1_epi32(lo),
-                  vhi = _mm512_set1_epi32(255), vzr = _mm512_set1_epi32(z_res);
+    const __m512 flo = _mm512_set1_ps((float)(lo - z_out)), fhi = _mm512_set1_ps((float)(255 - z_out));
+    const __m512i vz = _mm512_set1_epi32(z_out), vzr = _mm512_set1_epi32(z_res);
     for (int r = 0; r < rows; r++) {
         const int32_t *a = acc + (size_t)r * ld_acc;
         const __m512i vt = _mm512_set1_epi32(terms[r]);
@@ -128,7 +128,6 @@ EM_AVX512Q void em_qrows_avx512(int32_t *acc, int ld_acc, int rows, int n, const
             }
             v = _mm512_min_ps(_mm512_max_ps(v, flo), fhi);
             __m512i y = _mm512_add_epi32(_mm512_cvtps_epi32(v), vz);
-            y = _mm512_min_epi32(_mm512_max_epi32(y, vlo), vhi);
             _mm_mask_storeu_epi8(d + i, k, _mm512_cvtepi32_epi8(y));
         }
     }
