@@ -110,6 +110,23 @@ static inline void fill_short(uint8_t *d, uint8_t z, int n) {
     }
 }
 
+// d[i] = s[2 * i] for i < n (the taps of a stride-2 convolution), 16 at a time while the 32
+// source bytes stay below s_end (SSE2 / NEON are baseline), the rest one by one.
+static inline void copy_stride2(uint8_t *d, const uint8_t *s, int n, const uint8_t *s_end) {
+    int i = 0;
+#if defined(__x86_64__)
+    const __m128i lo = _mm_set1_epi16(0x00FF);
+    for (; i + 16 <= n && s + 2 * i + 32 <= s_end; i += 16) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(s + 2 * i));
+        __m128i b = _mm_loadu_si128((const __m128i *)(s + 2 * i + 16));
+        _mm_storeu_si128((__m128i *)(d + i), _mm_packus_epi16(_mm_and_si128(a, lo), _mm_and_si128(b, lo)));
+    }
+#elif defined(__aarch64__)
+    for (; i + 16 <= n && s + 2 * i + 32 <= s_end; i += 16) vst1q_u8(d + i, vld2q_u8(s + 2 * i).val[0]);
+#endif
+    for (; i < n; i++) d[i] = s[2 * i];
+}
+
 // K1 gather: tmp[k * NR + p] = B(k, n0 + p) for k < Kp, p < NR (padding: z_in). NR here is
 // any width (the driver gathers a whole chunk of panels at once).
 static void gather(const qjob *j, int n0, int NR, uint8_t *tmp) {
@@ -184,6 +201,8 @@ static void gather(const qjob *j, int n0, int NR, uint8_t *tmp) {
                     if (tlo > 0) fill_short(d + p, z, tlo);
                     if (s == 1) {
                         if (thi > tlo) copy_short(d + p + tlo, row + ix0 + tlo, thi - tlo, src_end);
+                    } else if (s == 2) {
+                        copy_stride2(d + p + tlo, row + ix0 + (ptrdiff_t)tlo * 2, thi - tlo, src_end);
                     } else {
                         const uint8_t *src = row + ix0 + (ptrdiff_t)tlo * s;
                         for (int t = tlo; t < thi; t++, src += s) d[p + t] = *src;
