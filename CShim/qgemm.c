@@ -543,8 +543,9 @@ static void run_task(void *vctx, int t) {
 // Padded input planes of a small padded convolution (the mask head's 14x14, the 13x17 level):
 // there the im2col gather spends most of its time on the edges of row segments a dozen bytes
 // long. The input is copied once per call into planes with the zero point around them, and the
-// job gathers from those with pad 0 (the same bytes). Only up to 1 MiB, so peak memory is not
-// affected; the buffer belongs to the calling thread and lives as long as it.
+// job gathers from those with pad 0 (the same bytes). Only up to 128 KiB (the mask head's
+// 256x16x16, the 13x17 level), so peak memory is not affected; the buffer belongs to the calling
+// thread and lives as long as it.
 static __thread uint8_t *padbuf;
 static __thread size_t padcap;
 
@@ -552,7 +553,7 @@ static int pad_planes(qjob *j) {
     const int C = j->q.K / (j->KH * j->KW), H = j->H, W = j->W, pad = j->pad;
     const int Hp = H + 2 * pad, Wp = W + 2 * pad;
     size_t bytes = (size_t)C * Hp * Wp;
-    if (bytes > ((size_t)1 << 20)) return 0;
+    if (bytes > ((size_t)128 << 10)) return 0;
     if (grow(&padbuf, &padcap, bytes) != 0) return 0;
     const uint8_t z = (uint8_t)j->q.z_in;
     for (int c = 0; c < C; c++) {
@@ -578,7 +579,7 @@ static int qgemm_run(const qjob *j0) {
     const em_qgemm_params *P = em_qgemm_params_current();
     qjob jp;
     const qjob *j = j0;
-    if (j0->src_kind == QSRC_CONV && j0->pad > 0 && j0->W <= 64) {
+    if (j0->src_kind == QSRC_CONV && j0->pad > 0 && j0->W <= 32) {
         jp = *j0;
         if (pad_planes(&jp)) j = &jp;
     }
