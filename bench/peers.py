@@ -2,8 +2,9 @@
 """Side-by-side benchmark: edge-mrcnn (float, int8) against torch eager fp32 and ONNX Runtime
 fp32 / int8 (QDQ, per-channel) on the SAME synthetic COCO-layout model and the same input.
 
-Never a CI dependency. Needs torch + torchvision (and onnxruntime + onnx for the ORT rows) in the
-Python that runs it, e.g. /root/venv-ref/bin/python bench/peers.py --runs 7 --threads 2
+Never a CI dependency. Needs torch + torchvision + safetensors (and onnxruntime + onnx for the ORT
+rows) in the Python that runs it (a fresh venv: `pip install torch torchvision safetensors onnx
+onnxruntime`), e.g. /root/venv-ref/bin/python bench/peers.py --runs 7 --threads 2
 
 1. `edge-mrcnn convert --synthetic-coco` writes the seeded random model (torchvision's
    initialisation, BatchNorm folded) as safetensors; `--int8` also calibrates it on seeded noise
