@@ -133,7 +133,7 @@ static void fill_qparams(void) {
     isa_qparams[EM_ISA_AVX512].rows = em_qrows_avx512;
     isa_qparams[EM_ISA_AVX512].roi_row = em_qroi_row_avx512;
     isa_qparams[EM_ISA_AVX512VNNI] =
-        (em_qgemm_params){8, 32, EM_QP_K4, em_qukr_u8s8_avx512vnni_8x32, NULL, 0, 4, em_qrow_avx512,
+        (em_qgemm_params){8, 48, EM_QP_K4, em_qukr_u8s8_avx512vnni_8x48, NULL, 0, 4, em_qrow_avx512,
                           em_qrows_avx512, 0, em_qadd_row_sse41, em_qquant_row_sse41, em_qroi_row_avx512};
 #endif
 #if defined(__aarch64__)

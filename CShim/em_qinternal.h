@@ -151,6 +151,8 @@ void em_qukr_u8s8_avx2_4x16(int kp, const void *wblk, const uint8_t *panel, int3
                          int accumulate);
 void em_qukr_u8s8_avx512vnni_8x32(int kp, const void *wblk, const uint8_t *panel, int32_t *acc,
                          int accumulate);
+void em_qukr_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uint8_t *panel, int32_t *acc,
+                                  int accumulate);
 void em_qrow_sse41(const int32_t *acc, int n, float mult, int32_t z_out, int32_t lo,
                    const uint8_t *res, int32_t z_res, float res_mult, uint8_t *dst);
 void em_qrow_avx512(const int32_t *acc, int n, float mult, int32_t z_out, int32_t lo,

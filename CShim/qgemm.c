@@ -91,6 +91,42 @@ typedef struct {
     int dH, dW; // QOUT_DECONV: input plane
 } qjob;
 
+// Short copies and fills of the im2col gather: whole 16-byte moves (inlined, no library call
+// for the many segments a few bytes to a few hundred long), so they may write up to 15 bytes past
+// d + n. The gather writes each row left to right and rows in order, so what spills is written
+// again afterwards; the buffer has 64 bytes of slack for the last row. Reads stay below s_end.
+static inline void copy_short(uint8_t *d, const uint8_t *s, int n, const uint8_t *s_end) {
+    if (n <= 512 && s + ((n + 15) & ~15) <= s_end) {
+        for (int i = 0; i < n; i += 16) memcpy(d + i, s + i, 16);
+    } else if (n > 0) {
+        memcpy(d, s, n);
+    }
+}
+static inline void fill_short(uint8_t *d, uint8_t z, int n) {
+    if (n <= 512) {
+        for (int i = 0; i < n; i += 16) memset(d + i, z, 16);
+    } else {
+        memset(d, z, n);
+    }
+}
+
+// d[i] = s[2 * i] for i < n (the taps of a stride-2 convolution), 16 at a time while the 32
+// source bytes stay below s_end (SSE2 / NEON are baseline), the rest one by one.
+static inline void copy_stride2(uint8_t *d, const uint8_t *s, int n, const uint8_t *s_end) {
+    int i = 0;
+#if defined(__x86_64__)
+    const __m128i lo = _mm_set1_epi16(0x00FF);
+    for (; i + 16 <= n && s + 2 * i + 32 <= s_end; i += 16) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(s + 2 * i));
+        __m128i b = _mm_loadu_si128((const __m128i *)(s + 2 * i + 16));
+        _mm_storeu_si128((__m128i *)(d + i), _mm_packus_epi16(_mm_and_si128(a, lo), _mm_and_si128(b, lo)));
+    }
+#elif defined(__aarch64__)
+    for (; i + 16 <= n && s + 2 * i + 32 <= s_end; i += 16) vst1q_u8(d + i, vld2q_u8(s + 2 * i).val[0]);
+#endif
+    for (; i < n; i++) d[i] = s[2 * i];
+}
+
 // K1 gather: tmp[k * NR + p] = B(k, n0 + p) for k < Kp, p < NR (padding: z_in). NR here is
 // any width (the driver gathers a whole chunk of panels at once).
 static void gather(const qjob *j, int n0, int NR, uint8_t *tmp) {
@@ -115,8 +151,32 @@ static void gather(const qjob *j, int n0, int NR, uint8_t *tmp) {
         const int H = j->H, W = j->W, KW = j->KW, KK = j->KH * j->KW, s = j->stride, pad = j->pad,
                   OW = j->OW;
         const int oy0 = n0 / OW, ox0 = n0 - oy0 * OW;
-        for (int k = 0; k < K; k++) {
-            int ci = k / KK, r = k - ci * KK, ky = r / KW, kx = r - ky * KW;
+        const uint8_t *src_end = j->src + (size_t)(K / KK) * H * W;
+        if (pad == 0 && s == 1) {
+            // No padding (also the padded planes of pad_planes): every tap is inside the
+            // input, each segment one plain copy.
+            for (int k = 0, ci = 0, ky = 0, kx = 0; k < K;
+                 k++, kx = kx + 1 < KW ? kx + 1 : 0, ky = kx ? ky : ky + 1 < j->KH ? ky + 1 : 0,
+                     ci = kx || ky ? ci : ci + 1) {
+                const uint8_t *row = j->src + (size_t)ci * H * W + (size_t)(oy0 + ky) * W + kx;
+                uint8_t *d = tmp + (size_t)k * NR;
+                int ox = ox0, p = 0;
+                while (p < nv) {
+                    int seg = OW - ox < nv - p ? OW - ox : nv - p;
+                    copy_short(d + p, row + ox, seg, src_end);
+                    p += seg;
+                    ox = 0;
+                    row += W;
+                }
+                if (nv < NR) fill_short(d + nv, z, NR - nv);
+            }
+            if (Kp > K) memset(tmp + (size_t)K * NR, z, (size_t)(Kp - K) * NR);
+            return;
+        }
+        // (ci, ky, kx) of k stepped as counters: no divisions per row
+        for (int k = 0, ci = 0, ky = 0, kx = 0; k < K;
+             k++, kx = kx + 1 < KW ? kx + 1 : 0, ky = kx ? ky : ky + 1 < j->KH ? ky + 1 : 0,
+                 ci = kx || ky ? ci : ci + 1) {
             const uint8_t *plane = j->src + (size_t)ci * H * W;
             uint8_t *d = tmp + (size_t)k * NR;
             int oy = oy0, ox = ox0, p = 0;
@@ -124,29 +184,36 @@ static void gather(const qjob *j, int n0, int NR, uint8_t *tmp) {
                 int seg = OW - ox < nv - p ? OW - ox : nv - p;
                 int iy = oy * s - pad + ky;
                 if (iy < 0 || iy >= H) {
-                    memset(d + p, z, seg);
+                    fill_short(d + p, z, seg);
                 } else {
                     const uint8_t *row = plane + (size_t)iy * W;
-                    int ix0 = ox * s - pad + kx;
-                    int tlo = ix0 >= 0 ? 0 : (-ix0 + s - 1) / s;
-                    int thi = ix0 < W ? (W - 1 - ix0) / s + 1 : 0;
+                    int ix0 = ox * s - pad + kx, tlo, thi;
+                    if (s == 1) {
+                        tlo = ix0 >= 0 ? 0 : -ix0;
+                        thi = ix0 < W ? W - ix0 : 0;
+                    } else {
+                        tlo = ix0 >= 0 ? 0 : (-ix0 + s - 1) / s;
+                        thi = ix0 < W ? (W - 1 - ix0) / s + 1 : 0;
+                    }
                     if (tlo > seg) tlo = seg;
                     if (thi > seg) thi = seg;
                     if (thi < tlo) thi = tlo;
-                    if (tlo > 0) memset(d + p, z, tlo);
+                    if (tlo > 0) fill_short(d + p, z, tlo);
                     if (s == 1) {
-                        if (thi > tlo) memcpy(d + p + tlo, row + ix0 + tlo, thi - tlo);
+                        if (thi > tlo) copy_short(d + p + tlo, row + ix0 + tlo, thi - tlo, src_end);
+                    } else if (s == 2) {
+                        copy_stride2(d + p + tlo, row + ix0 + (ptrdiff_t)tlo * 2, thi - tlo, src_end);
                     } else {
                         const uint8_t *src = row + ix0 + (ptrdiff_t)tlo * s;
                         for (int t = tlo; t < thi; t++, src += s) d[p + t] = *src;
                     }
-                    if (seg > thi) memset(d + p + thi, z, seg - thi);
+                    if (seg > thi) fill_short(d + p + thi, z, seg - thi);
                 }
                 p += seg;
                 ox = 0;
                 oy++;
             }
-            if (nv < NR) memset(d + nv, z, NR - nv);
+            if (nv < NR) fill_short(d + nv, z, NR - nv);
         }
     }
     if (Kp > K) memset(tmp + (size_t)K * NR, z, (size_t)(Kp - K) * NR);
@@ -209,6 +276,95 @@ static void format_panel(const uint8_t *tmp, long ld, int Kp, int NR, int fmt, u
         for (; p < NR; p++)
             for (int i = 0; i < g; i++) d[p * g + i] = tmp[(size_t)(k0 + i) * ld + p] ^ xr;
     }
+}
+
+// The panel of pixels [n0, n0 + NR) straight from the source, without the K1 gather, where the
+// source already has the panel's byte order in reach: QSRC_ROWS (1x1 stride-1 convolutions,
+// deconvolution: k rows of contiguous pixels) with the whole panel inside N, through
+// format_panel; QSRC_COLS (linear: k contiguous per pixel) into a 4-k panel, one 4-byte move per
+// pixel and group. Both need K = Kp. Returns 0 when the panel must be gathered instead.
+// Four k rows r[0..3] of NR pixels -> one group of a 4-k panel (byte zip, xor x), as format_panel.
+static void zip4(const uint8_t *const *r, int NR, uint8_t xr, uint8_t *d) {
+    int p = 0;
+#if defined(__x86_64__)
+    const __m128i x = _mm_set1_epi8((char)xr);
+    for (; p + 16 <= NR; p += 16) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(r[0] + p)), b = _mm_loadu_si128((const __m128i *)(r[1] + p));
+        __m128i c = _mm_loadu_si128((const __m128i *)(r[2] + p)), e = _mm_loadu_si128((const __m128i *)(r[3] + p));
+        __m128i ab0 = _mm_unpacklo_epi8(a, b), ab1 = _mm_unpackhi_epi8(a, b);
+        __m128i ce0 = _mm_unpacklo_epi8(c, e), ce1 = _mm_unpackhi_epi8(c, e);
+        _mm_storeu_si128((__m128i *)(d + p * 4), _mm_xor_si128(_mm_unpacklo_epi16(ab0, ce0), x));
+        _mm_storeu_si128((__m128i *)(d + p * 4 + 16), _mm_xor_si128(_mm_unpackhi_epi16(ab0, ce0), x));
+        _mm_storeu_si128((__m128i *)(d + p * 4 + 32), _mm_xor_si128(_mm_unpacklo_epi16(ab1, ce1), x));
+        _mm_storeu_si128((__m128i *)(d + p * 4 + 48), _mm_xor_si128(_mm_unpackhi_epi16(ab1, ce1), x));
+    }
+#elif defined(__aarch64__)
+    const uint8x16_t x = vdupq_n_u8(xr);
+    for (; p + 16 <= NR; p += 16) {
+        uint8x16x4_t v = {{veorq_u8(vld1q_u8(r[0] + p), x), veorq_u8(vld1q_u8(r[1] + p), x),
+                           veorq_u8(vld1q_u8(r[2] + p), x), veorq_u8(vld1q_u8(r[3] + p), x)}};
+        vst4q_u8(d + p * 4, v);
+    }
+#endif
+    for (; p < NR; p++)
+        for (int i = 0; i < 4; i++) d[p * 4 + i] = r[i][p] ^ xr;
+}
+
+static int direct_panel(const qjob *j, int n0, int NR, int fmt, uint8_t *dst) {
+    const int K = j->q.K, Kp = j->q.Kp;
+    if (j->src_kind == QSRC_CONV && j->stride == 1 && (fmt == EM_QP_K4 || fmt == EM_QP_K4X)) {
+        // A stride-1 convolution panel inside one output row whose taps all fall inside the
+        // input columns: each k row is a plain input row segment (or the zero point, above and
+        // below the input), zipped straight into the panel.
+        const int OW = j->OW, H = j->H, W = j->W, pad = j->pad, KW = j->KW, KH = j->KH;
+        const int oy = n0 / OW, ox = n0 - oy * OW;
+        if (n0 + NR > j->N || ox + NR > OW || ox - pad < 0 || ox + NR - 1 - pad + KW - 1 > W - 1 ||
+            NR > 64)
+            return 0;
+        uint8_t zrow[64];
+        memset(zrow, (uint8_t)j->q.z_in, sizeof zrow);
+        const uint8_t xr = fmt == EM_QP_K4X ? 0x80 : 0;
+        const uint8_t *r[4];
+        int ci = 0, ky = 0, kx = 0;
+        for (int k0 = 0; k0 < Kp; k0 += 4) {
+            for (int i = 0; i < 4; i++) {
+                int iy = oy - pad + ky;
+                r[i] = k0 + i >= K || iy < 0 || iy >= H
+                           ? zrow
+                           : j->src + ((size_t)ci * H + iy) * W + (ox - pad + kx);
+                if (++kx == KW) {
+                    kx = 0;
+                    if (++ky == KH) ky = 0, ci++;
+                }
+            }
+            zip4(r, NR, xr, dst + (size_t)k0 * NR);
+        }
+        return 1;
+    }
+    if (Kp != K) return 0;
+    if (j->src_kind == QSRC_ROWS) {
+        if (n0 + NR > j->N) return 0;
+        format_panel(j->src + n0, j->ldk, Kp, NR, fmt, dst);
+        return 1;
+    }
+    if (j->src_kind != QSRC_COLS || (fmt != EM_QP_K4 && fmt != EM_QP_K4X)) return 0;
+    const uint32_t x = fmt == EM_QP_K4X ? 0x80808080u : 0;
+    const uint8_t z = (uint8_t)j->q.z_in;
+    const uint32_t zz = (z * 0x01010101u) ^ x;
+    int nv = j->N - n0 < NR ? j->N - n0 : NR;
+    for (int p = 0; p < nv; p++) {
+        const uint8_t *s = j->src + (size_t)(n0 + p) * j->ldk;
+        uint8_t *d = dst + (size_t)p * 4;
+        for (int g = 0; g < Kp / 4; g++) {
+            uint32_t v;
+            memcpy(&v, s + (size_t)g * 4, 4);
+            v ^= x;
+            memcpy(d + (size_t)g * NR * 4, &v, 4);
+        }
+    }
+    for (int p = nv; p < NR; p++)
+        for (int g = 0; g < Kp / 4; g++) memcpy(dst + (size_t)g * NR * 4 + (size_t)p * 4, &zz, 4);
+    return 1;
 }
 
 // Writes the requantised rows [m0, m0 + mr) x pixels [n0, n0 + nv) from acc (row stride NR).
@@ -312,16 +468,31 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
     const int KC = 512, MG = 32;
     int kcmax = Kp < KC ? Kp : KC;
     size_t pbytes = (size_t)Kp * NR, tile = (size_t)8 * NR;
-    qbufs *b = thread_qbufs(pbytes * cb + tile * 4 * MG * cb, pbytes * cb,
+    qbufs *b = thread_qbufs(pbytes * cb + tile * 4 * MG * cb, pbytes * cb + 64,
                             P->prep ? P->prep_bytes_per_k * kcmax * MG : 1);
     if (!b) return -1;
     int32_t *accs = (int32_t *)(b->panel + pbytes * cb); // [MG][cb] tiles of 8 x NR
     for (int c0 = pb_lo; c0 < pb_hi; c0 += cb) {
         int cn = pb_hi - c0 < cb ? pb_hi - c0 : cb;
-        gather(j, c0 * NR, cn * NR, b->tmp);
-        for (int c = 0; c < cn; c++)
-            format_panel(b->tmp + (size_t)c * NR, (long)cn * NR, Kp, NR, P->panel,
-                         b->panel + (size_t)c * pbytes);
+        // Panels straight from the source where its layout allows; the others gathered (the
+        // whole chunk at once, long row segments, when more than one panel needs it).
+        int ndirect = 0;
+        uint8_t is_direct[64];
+        for (int c = 0; c < cn; c++) {
+            int d = c < 64 && direct_panel(j, (c0 + c) * NR, NR, P->panel, b->panel + (size_t)c * pbytes);
+            if (c < 64) is_direct[c] = (uint8_t)d;
+            ndirect += d;
+        }
+        if (ndirect < cn) {
+            int whole = cn - ndirect > 1 || cn > 64;
+            if (whole) gather(j, c0 * NR, cn * NR, b->tmp);
+            for (int c = 0; c < cn; c++) {
+                if (c < 64 && is_direct[c]) continue;
+                if (!whole) gather(j, (c0 + c) * NR, NR, b->tmp);
+                format_panel(whole ? b->tmp + (size_t)c * NR : b->tmp, whole ? (long)cn * NR : NR, Kp,
+                             NR, P->panel, b->panel + (size_t)c * pbytes);
+            }
+        }
         for (int g0 = mb_lo; g0 < mb_hi; g0 += MG) {
             int gn = mb_hi - g0 < MG ? mb_hi - g0 : MG;
             for (int k0 = 0; k0 < Kp; k0 += KC) {
@@ -369,8 +540,49 @@ static void run_task(void *vctx, int t) {
     if (r != 0) x->failed = 1;
 }
 
-static int qgemm_run(const qjob *j) {
+// Padded input planes of a small padded convolution (the mask head's 14x14, the 13x17 level):
+// there the im2col gather spends most of its time on the edges of row segments a dozen bytes
+// long. The input is copied once per call into planes with the zero point around them, and the
+// job gathers from those with pad 0 (the same bytes). Only up to 128 KiB (the mask head's
+// 256x16x16, the 13x17 level), so peak memory is not affected; the buffer belongs to the calling
+// thread and lives as long as it.
+static __thread uint8_t *padbuf;
+static __thread size_t padcap;
+
+static int pad_planes(qjob *j) {
+    const int C = j->q.K / (j->KH * j->KW), H = j->H, W = j->W, pad = j->pad;
+    const int Hp = H + 2 * pad, Wp = W + 2 * pad;
+    size_t bytes = (size_t)C * Hp * Wp;
+    if (bytes > ((size_t)128 << 10)) return 0;
+    if (grow(&padbuf, &padcap, bytes) != 0) return 0;
+    const uint8_t z = (uint8_t)j->q.z_in;
+    for (int c = 0; c < C; c++) {
+        uint8_t *d = padbuf + (size_t)c * Hp * Wp;
+        const uint8_t *src = j->src + (size_t)c * H * W;
+        memset(d, z, (size_t)pad * Wp);
+        for (int y = 0; y < H; y++) {
+            uint8_t *r = d + (size_t)(y + pad) * Wp;
+            memset(r, z, pad);
+            memcpy(r + pad, src + (size_t)y * W, W);
+            memset(r + pad + W, z, pad);
+        }
+        memset(d + (size_t)(H + pad) * Wp, z, (size_t)pad * Wp);
+    }
+    j->src = padbuf;
+    j->H = Hp;
+    j->W = Wp;
+    j->pad = 0;
+    return 1;
+}
+
+static int qgemm_run(const qjob *j0) {
     const em_qgemm_params *P = em_qgemm_params_current();
+    qjob jp;
+    const qjob *j = j0;
+    if (j0->src_kind == QSRC_CONV && j0->pad > 0 && j0->W <= 32) {
+        jp = *j0;
+        if (pad_planes(&jp)) j = &jp;
+    }
     int nth = em_num_threads();
     int npb = (j->N + P->nr - 1) / P->nr, nmb = j->q.Mp / 8;
     qrun_ctx x = {j, P, 1, 1, npb, 0};

@@ -2,8 +2,9 @@
 """Side-by-side benchmark: edge-mrcnn (float, int8) against torch eager fp32 and ONNX Runtime
 fp32 / int8 (QDQ, per-channel) on the SAME synthetic COCO-layout model and the same input.
 
-Never a CI dependency. Needs torch + torchvision (and onnxruntime + onnx for the ORT rows) in the
-Python that runs it, e.g. /root/venv-ref/bin/python bench/peers.py --runs 7 --threads 2
+Never a CI dependency. Needs torch + torchvision + safetensors (and onnxruntime + onnx for the ORT
+rows) in the Python that runs it (a fresh venv: `pip install torch torchvision safetensors onnx
+onnxruntime`), e.g. /root/venv-ref/bin/python bench/peers.py --runs 7 --threads 2
 
 1. `edge-mrcnn convert --synthetic-coco` writes the seeded random model (torchvision's
    initialisation, BatchNorm folded) as safetensors; `--int8` also calibrates it on seeded noise
@@ -187,10 +188,11 @@ def export_onnx(args, work):
         quantize_static(pre, int8_path, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax,
-                        op_types_to_quantize=["Conv", "Gemm", "MatMul"],
-                        # fold the collected ranges after every image (all activations of one
-                        # 800x1066 image are several GB; ORT would keep every image's otherwise)
-                        extra_options={"CalibMaxIntermediateOutputs": 1})
+                        op_types_to_quantize=["Conv", "Gemm", "MatMul"])
+        # No CalibMaxIntermediateOutputs: the MinMax calibrator keeps only the ReduceMin/ReduceMax
+        # outputs it adds (small) per image, and in onnxruntime 1.32 clear_collected_data()
+        # drops the collected outputs without merging them, so with CalibMaxIntermediateOutputs
+        # = 1 every image is discarded and quantize_static stops with "No data is collected."
     return onnx_path, int8_path
 
 

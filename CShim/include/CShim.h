@@ -4,3 +4,4 @@
 #include "em_qkernels.h"
 #include "em_image.h"
 #include "em_hash.h"
+#include "em_peak.h"

@@ -41,16 +41,52 @@ EM_VNNI void em_qukr_u8s8_avx512vnni_8x32(int kp, const void *wblk, const uint8_
 #endif
 
 #if defined(__x86_64__)
+// 8 channels x 48 pixels: 24 zmm accumulators, 3 panel vectors per group of 4 k. Each weight
+// dword now feeds 3 vpdpbusd (8x32: 2), so the loads per multiply-accumulate instruction drop
+// from 18/16 to 11/24 and the per-call overhead is spread over 1.5x the work. Panel EM_QP_K4
+// with NR = 48 (192 bytes per group of 4 k).
+EM_VNNI void em_qukr_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uint8_t *panel,
+                                          int32_t *acc, int accumulate) {
+    const uint8_t *w = (const uint8_t *)wblk;
+    __m512i c[8][3];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 8; i++) c[i][0] = c[i][1] = c[i][2] = _mm512_setzero_si512();
+    const uint8_t *p = panel, *pend = panel + (size_t)(kp / 4) * 192;
+    for (; p < pend; p += 192, w += 32) {
+        __m512i x0 = _mm512_loadu_si512((const void *)p);
+        __m512i x1 = _mm512_loadu_si512((const void *)(p + 64));
+        __m512i x2 = _mm512_loadu_si512((const void *)(p + 128));
+#pragma clang loop unroll(full)
+        for (int i = 0; i < 8; i++) {
+            __m512i wb = _mm512_set1_epi32(*(const int32_t *)(w + i * 4));
+            c[i][0] = _mm512_dpbusd_epi32(c[i][0], x0, wb);
+            c[i][1] = _mm512_dpbusd_epi32(c[i][1], x1, wb);
+            c[i][2] = _mm512_dpbusd_epi32(c[i][2], x2, wb);
+        }
+    }
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 8; i++)
+#pragma clang loop unroll(full)
+        for (int j = 0; j < 3; j++) {
+            int32_t *a = acc + i * 48 + j * 16;
+            _mm512_storeu_si512((void *)a, accumulate ? _mm512_add_epi32(c[i][j], _mm512_loadu_si512((const void *)a)) : c[i][j]);
+        }
+}
+#endif
+
+#if defined(__x86_64__)
 #define EM_AVX512Q __attribute__((target("avx512f,avx512bw,avx512vl")))
-// Requantisation row, 16 lanes (same operation sequence as em_qrow_sse41; masked tail, so every
-// element goes through the same instructions): vcvtdq2ps, vmulps (+ residual vmulps, vaddps),
-// vmaxps/vminps (clampf; NaN -> lower bound), vcvtps2dq (round half even), + z_out, clamp, narrow.
+// Requantisation row, 16 lanes (masked tail, so every element goes through the same
+// instructions): vcvtdq2ps, vmulps (+ residual vmulps, vaddps), then one float clamp to
+// [lo - z_out, 255 - z_out] (vmaxps/vminps; NaN -> the lower bound), vcvtps2dq (round half
+// even), + z_out, narrow. The same bytes as em_q_finish: its bounds are integers, and rounding is
+// monotonic and keeps integers, so clamping before rounding equals clamping after (and covers
+// its +-2^24 clamp); a NaN goes to lo in both.
 EM_AVX512Q void em_qrow_avx512(const int32_t *acc, int n, float mult, int32_t z_out, int32_t lo,
                                const uint8_t *res, int32_t z_res, float res_mult, uint8_t *dst) {
     const __m512 vm = _mm512_set1_ps(mult), vrm = _mm512_set1_ps(res_mult);
-    const __m512 flo = _mm512_set1_ps(-EM_QF_LIM), fhi = _mm512_set1_ps(EM_QF_LIM);
-    const __m512i vz = _mm512_set1_epi32(z_out), vlo = _mm512_set1_epi32(lo),
-                  vhi = _mm512_set1_epi32(255), vzr = _mm512_set1_epi32(z_res);
+    const __m512 flo = _mm512_set1_ps((float)(lo - z_out)), fhi = _mm512_set1_ps((float)(255 - z_out));
+    const __m512i vz = _mm512_set1_epi32(z_out), vzr = _mm512_set1_epi32(z_res);
     for (int i = 0; i < n; i += 16) {
         __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
         __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(k, acc + i)), vm);
@@ -61,7 +97,6 @@ EM_AVX512Q void em_qrow_avx512(const int32_t *acc, int n, float mult, int32_t z_
         }
         v = _mm512_min_ps(_mm512_max_ps(v, flo), fhi);
         __m512i y = _mm512_add_epi32(_mm512_cvtps_epi32(v), vz);
-        y = _mm512_min_epi32(_mm512_max_epi32(y, vlo), vhi);
         _mm_mask_storeu_epi8(dst + i, k, _mm512_cvtepi32_epi8(y));
     }
 }
@@ -74,9 +109,8 @@ EM_AVX512Q void em_qrows_avx512(int32_t *acc, int ld_acc, int rows, int n, const
                                 size_t res_ld, int32_t z_res, float res_mult, uint8_t *dst,
                                 size_t dst_ld) {
     const __m512 vrm = _mm512_set1_ps(res_mult);
-    const __m512 flo = _mm512_set1_ps(-EM_QF_LIM), fhi = _mm512_set1_ps(EM_QF_LIM);
-    const __m512i vz = _mm512_set1_epi32(z_out), vlo = _mm512_set1_epi32(lo),
-                  vhi = _mm512_set1_epi32(255), vzr = _mm512_set1_epi32(z_res);
+    const __m512 flo = _mm512_set1_ps((float)(lo - z_out)), fhi = _mm512_set1_ps((float)(255 - z_out));
+    const __m512i vz = _mm512_set1_epi32(z_out), vzr = _mm512_set1_epi32(z_res);
     for (int r = 0; r < rows; r++) {
         const int32_t *a = acc + (size_t)r * ld_acc;
         const __m512i vt = _mm512_set1_epi32(terms[r]);
@@ -94,7 +128,6 @@ EM_AVX512Q void em_qrows_avx512(int32_t *acc, int ld_acc, int rows, int n, const
             }
             v = _mm512_min_ps(_mm512_max_ps(v, flo), fhi);
             __m512i y = _mm512_add_epi32(_mm512_cvtps_epi32(v), vz);
-            y = _mm512_min_epi32(_mm512_max_epi32(y, vlo), vhi);
             _mm_mask_storeu_epi8(d + i, k, _mm512_cvtepi32_epi8(y));
         }
     }

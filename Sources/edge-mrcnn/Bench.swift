@@ -41,7 +41,12 @@ let benchCommand = Command(
     Latency is wall-clock time of MaskRCNN.detect (decoded image in, pasted masks out; model
     loading and JPEG decoding are not included). Stages: preprocess, backbone, fpn, rpn, roi_heads,
     masks, paste; GMAC/s counts the conv/linear multiply-accumulates of a stage (box head: 1000
-    RoIs assumed) over its median time. Peak RSS is this process's maximum resident set (getrusage),
+    RoIs assumed) over its median time; % peak compares it with the
+    peak measured in the same run: a short in-register loop of the kernel ISA's multiply-accumulate
+    instruction (int8: vpdpbusd, vpmaddwd, sdot, smull/sadalp...; float: FMA) on all the kernel
+    threads at once, 0.1 s before the first run and after each timed run, the median kept (on a
+    shared machine both see the same load; "undisturbed" is the fastest ~10-100 us of the loop).
+    Peak RSS is this process's maximum resident set (getrusage),
     model loading included; --synthetic-coco makes its model in a child process (`convert
     --synthetic-coco`) and maps the file, so generation and calibration are not counted. Compare
     float and int8 models with the same input and --threads (default: all online CPUs).
@@ -163,6 +168,25 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
     let scoreThresh = try a.float("score-thresh", in: 0...1) ?? (isSyntheticFile ? SyntheticModel.scoreThresh : 0.05)
     let wanted = try detectOptions(a, classNames: model.config.classNames)
 
+    // The roofline: this machine's multiply-accumulate peak for the kernel ISA in use, measured
+    // in this run on the threads the kernels use: 0.1 s of the ISA's peak loop before the first
+    // run and after each timed run, so that the peak samples the same machine load as the runs
+    // (their median is the peak the stages are compared with). The fastest short batch of each
+    // thread (summed) is the undisturbed rate of the cores, reported beside it.
+    let isInt8 = precision == "int8"
+    let peakISA = em_isa_current()
+    let peakThreads = em_num_threads()
+    var peakSamples: [Double] = []
+    var peakBurst = 0.0
+    func samplePeak() {
+        var burst = 0.0
+        let r = isInt8 ? em_int8_peak_macs_per_s(peakISA, peakThreads, 0.1, &burst)
+                       : em_f32_peak_macs_per_s(peakISA, peakThreads, 0.1, &burst)
+        if r > 0 { peakSamples.append(r) }
+        peakBurst = max(peakBurst, burst)
+    }
+    samplePeak()
+
     var walls: [Double] = []
     var stageSamples: [String: [Double]] = [:], cpuSamples: [String: [Double]] = [:]
     var stageOrder: [String] = []
@@ -182,6 +206,7 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
         let timed = i >= warmup
         printErr("\(timed ? "run \(i - warmup + 1)/\(runs)" : "warm-up \(i + 1)/\(warmup)"): \(ms(dt)) ms, \(dets.count) detections")
         guard timed else { continue }
+        samplePeak()
         walls.append(dt)
         detections = dets.count
         masks = dets.filter { $0.mask != nil }.count
@@ -199,6 +224,13 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
         let text = try ResultsJSON.document([(imageId: 1, fileName: inputName, detections: lastDetections)],
                                             classNames: model.config.classNames)
         try AtomicFile.write(path: path, contents: text)
+    }
+    let peak = median(peakSamples)   // MAC/s; 0 if the ISA's loop could not run
+    var loads = [Double](repeating: 0, count: 3)
+    let loadText = getloadavg(&loads, 3) == 3 ? loads.map { formatFixed($0, 2) }.joined(separator: " ") : "n/a"
+    let peakInstruction = String(cString: isInt8 ? em_int8_peak_instruction(peakISA) : em_f32_peak_instruction(peakISA))
+    func efficiency(_ macs: Int, _ secs: Double) -> Double? {
+        peak > 0 && secs > 0 ? Double(macs) / secs / peak : nil
     }
     let isa = String(cString: em_isa_name(em_isa_current()))
     let rss = peakRSSBytes()
@@ -235,6 +267,16 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
         fields.append("\"stages_cpu_median_s\":{" + cpu.joined(separator: ",") + "}")
         let gm = stageOrder.compactMap { s in macs[s].map { ResultsJSON.string(s) + ":\(Double($0) / 1e9)" } }
         fields.append("\"stages_gmac\":{" + gm.joined(separator: ",") + "}")
+        fields.append("\"peak_gmac_per_s\":" + (peak > 0 ? "\(peak / 1e9)" : "null"))
+        fields.append("\"peak_burst_gmac_per_s\":" + (peakBurst > 0 ? "\(peakBurst / 1e9)" : "null"))
+        fields.append("\"peak_instruction\":" + ResultsJSON.string(peakInstruction))
+        fields.append("\"efficiency_vs_burst\":" + (peakBurst > 0 && med > 0 ? "\(Double(totalMACs) / med / peakBurst)" : "null"))
+        fields.append("\"load_average\":" + ResultsJSON.string(loadText))
+        fields.append("\"efficiency\":" + (efficiency(totalMACs, med).map { "\($0)" } ?? "null"))
+        let eff = stageOrder.compactMap { s in
+            macs[s].map { ResultsJSON.string(s) + ":" + (efficiency($0, median(stageSamples[s]!)).map { "\($0)" } ?? "null") }
+        }
+        fields.append("\"stages_efficiency\":{" + eff.joined(separator: ",") + "}")
         printOut("{" + fields.joined(separator: ",") + "}\n")
         return 0
     }
@@ -245,10 +287,12 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
     kernels:     \(isa), \(threads) thread\(threads == 1 ? "" : "s")
     detections:  \(detections) (score threshold \(scoreThresh)), \(masks) with masks
     latency:     median \(ms(med)) ms, min \(ms(walls.min() ?? 0)) ms, max \(ms(walls.max() ?? 0)) ms over \(runs) run\(runs == 1 ? "" : "s")
-    work:        \(formatFixed(Double(totalMACs) / 1e9, 1)) GMAC, \(formatFixed(med > 0 ? Double(totalMACs) / 1e9 / med : 0, 1)) GMAC/s overall
+    work:        \(formatFixed(Double(totalMACs) / 1e9, 1)) GMAC, \(formatFixed(med > 0 ? Double(totalMACs) / 1e9 / med : 0, 1)) GMAC/s overall\(pct(efficiency(totalMACs, med)).map { ", \($0) of peak" } ?? "")
+    peak:        \(peak > 0 ? formatFixed(peak / 1e9, 1) + " GMAC/s" : "n/a") (\(peakInstruction), \(peakThreads) thread\(peakThreads == 1 ? "" : "s"), median of \(peakSamples.count) samples between the runs); undisturbed \(peakBurst > 0 ? formatFixed(peakBurst / 1e9, 1) + " GMAC/s" : "n/a")\(peakBurst > 0 && med > 0 ? ", " + formatFixed(100 * Double(totalMACs) / med / peakBurst, 1) + "% of it" : "")
+    load:        \(loadText) (load average after the runs)
     arena:       \(arenaText)
     peak RSS:    \(formatFixed(Double(rss) / 1048576, 1)) MiB
-    stages:      median ms    cpu ms   share   GMAC   GMAC/s
+    stages:      median ms    cpu ms   share   GMAC   GMAC/s   % peak
 
     """
     for s in stageOrder {
@@ -257,12 +301,15 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
             + (formatFixed(med > 0 ? 100 * t / med : 0, 1) + "%").leftPadded(8)
         if let m = macs[s] {
             row += formatFixed(Double(m) / 1e9, 1).leftPadded(7) + formatFixed(t > 0 ? Double(m) / 1e9 / t : 0, 1).leftPadded(9)
+                + (pct(efficiency(m, t)) ?? "").leftPadded(9)
         }
         out += row + "\n"
     }
     printOut(out)
     return 0
 }
+
+private func pct(_ e: Double?) -> String? { e.map { formatFixed(100 * $0, 1) + "%" } }
 
 extension String {
     func leftPadded(_ n: Int) -> String { count >= n ? " " + self : String(repeating: " ", count: n - count) + self }

@@ -54,6 +54,14 @@ final class QKernelTests: XCTestCase {
             .init(cin: 2, h: 3, w: 3, cout: 3, kh: 3, kw: 3, stride: 1, pad: 1, residual: true, relu: true),
             .init(cin: 130, h: 6, w: 5, cout: 17, kh: 3, kw: 3, stride: 1, pad: 0),
             .init(cin: 9, h: 2, w: 300, cout: 8, kh: 1, kw: 3, stride: 1, pad: 1),
+            // wide rows: stride-1 panels zipped straight from the input rows (all but the edge
+            // panels), K not a multiple of 4 (zero-point rows), and the padded planes of small
+            // inputs (mask-head shape)
+            .init(cin: 5, h: 6, w: 130, cout: 9, kh: 3, kw: 3, stride: 1, pad: 1, residual: true, relu: true),
+            .init(cin: 3, h: 4, w: 100, cout: 17, kh: 5, kw: 5, stride: 1, pad: 2, relu: true),
+            .init(cin: 3, h: 7, w: 97, cout: 8, kh: 3, kw: 3, stride: 1, pad: 0),
+            .init(cin: 64, h: 9, w: 60, cout: 70, kh: 3, kw: 3, stride: 1, pad: 1, residual: true),
+            .init(cin: 256, h: 14, w: 14, cout: 40, kh: 3, kw: 3, stride: 1, pad: 1, relu: true),
         ]
         for c in cases { try Q.conv(c) }
     }
@@ -72,6 +80,7 @@ final class QKernelTests: XCTestCase {
         for c in Q.smallLinearCases { try Q.linear(c) }
         try Q.linear(.init(n: 33, k: 257, m: 70))
         try Q.linear(.init(n: 70, k: 1025, m: 37))
+        try Q.linear(.init(n: 97, k: 1024, m: 19))   // K = Kp: panels straight from the rows
         try Q.linear(.init(n: 3, k: 12545, m: 9, mode: 1)) // FC6-sized K, extremes
         try Q.linear(.init(n: 3, k: 12545, m: 9, mode: 2))
     }
