@@ -91,10 +91,10 @@ typedef struct {
     int dH, dW; // QOUT_DECONV: input plane
 } qjob;
 
-// K1 gather: tmp[k * NR + p] = B(k, n0 + p) for k < Kp, p < NR (padding: z_in). NR here is
+// K1 gather: tmp[k * NR + p] = B(k, n0 + p) for k < Kpad, p < NR (padding: z_in). NR here is
 // any width (the driver gathers a whole chunk of panels at once).
-static void gather(const qjob *j, int n0, int NR, uint8_t *tmp) {
-    const int K = j->q.K, Kp = j->q.Kp, N = j->N;
+static void gather(const qjob *j, int n0, int NR, int Kpad, uint8_t *tmp) {
+    const int K = j->q.K, Kp = Kpad, N = j->N;
     const uint8_t z = (uint8_t)j->q.z_in;
     int nv = N - n0 < NR ? N - n0 : NR;
     if (j->src_kind == QSRC_ROWS) {
@@ -127,12 +127,8 @@ static void gather(const qjob *j, int n0, int NR, uint8_t *tmp) {
                     memset(d + p, z, seg);
                 } else {
                     const uint8_t *row = plane + (size_t)iy * W;
-                    int ix0 = ox * s - pad + kx;
-                    int tlo = ix0 >= 0 ? 0 : (-ix0 + s - 1) / s;
-                    int thi = ix0 < W ? (W - 1 - ix0) / s + 1 : 0;
-                    if (tlo > seg) tlo = seg;
-                    if (thi > seg) thi = seg;
-                    if (thi < tlo) thi = tlo;
+                    int ix0 = ox * s - pad + kx, tlo, thi;
+                    em_conv_segment(ix0, s, W, seg, &tlo, &thi);
                     if (tlo > 0) memset(d + p, z, tlo);
                     if (s == 1) {
                         if (thi > tlo) memcpy(d + p + tlo, row + ix0 + tlo, thi - tlo);
@@ -152,11 +148,62 @@ static void gather(const qjob *j, int n0, int NR, uint8_t *tmp) {
     if (Kp > K) memset(tmp + (size_t)K * NR, z, (size_t)(Kp - K) * NR);
 }
 
+// K1 -> EM_QP_K8X2 / EM_QP_K8 (Kp a multiple of 8, NR a multiple of 8): per group of 8 k the
+// 8 x 8 byte transposes of each 8 pixels; two zip levels give, per pixel pair, the 4-k halves
+// [p0 k0-3][p1 k0-3] of both k halves (K8X2 stores them as they are, xor 0x80), a third level
+// the 8 k of each pixel (K8).
+static void format_panel_k8(const uint8_t *tmp, long ld, int Kp, int NR, int fmt, uint8_t *dst) {
+    const int x2 = fmt == EM_QP_K8X2;
+    for (int k0 = 0; k0 < Kp; k0 += 8) {
+        uint8_t *d = dst + (size_t)k0 * NR;
+        const uint8_t *r = tmp + (size_t)k0 * ld;
+#if defined(__aarch64__)
+        const uint8x8_t x = vdup_n_u8(x2 ? 0x80 : 0);
+        for (int p = 0; p < NR; p += 8, d += 64) {
+            uint8x8_t v[8];
+            for (int i = 0; i < 8; i++) v[i] = veor_u8(vld1_u8(r + (size_t)i * ld + p), x);
+            uint8x8x2_t a01 = vzip_u8(v[0], v[1]), a23 = vzip_u8(v[2], v[3]);
+            uint8x8x2_t a45 = vzip_u8(v[4], v[5]), a67 = vzip_u8(v[6], v[7]);
+            // b[h][j]: k half h (0: k0-3, 1: k4-7), pixels 2j, 2j+1 (4 bytes each)
+            uint16x4x2_t lo0 = vzip_u16(vreinterpret_u16_u8(a01.val[0]), vreinterpret_u16_u8(a23.val[0]));
+            uint16x4x2_t lo1 = vzip_u16(vreinterpret_u16_u8(a01.val[1]), vreinterpret_u16_u8(a23.val[1]));
+            uint16x4x2_t hi0 = vzip_u16(vreinterpret_u16_u8(a45.val[0]), vreinterpret_u16_u8(a67.val[0]));
+            uint16x4x2_t hi1 = vzip_u16(vreinterpret_u16_u8(a45.val[1]), vreinterpret_u16_u8(a67.val[1]));
+            uint32x2_t b0[4] = {vreinterpret_u32_u16(lo0.val[0]), vreinterpret_u32_u16(lo0.val[1]),
+                                vreinterpret_u32_u16(lo1.val[0]), vreinterpret_u32_u16(lo1.val[1])};
+            uint32x2_t b1[4] = {vreinterpret_u32_u16(hi0.val[0]), vreinterpret_u32_u16(hi0.val[1]),
+                                vreinterpret_u32_u16(hi1.val[0]), vreinterpret_u32_u16(hi1.val[1])};
+            for (int j = 0; j < 4; j++) {
+                uint32x4_t o;
+                if (x2) o = vcombine_u32(b0[j], b1[j]);
+                else {
+                    uint32x2x2_t z = vzip_u32(b0[j], b1[j]);
+                    o = vcombine_u32(z.val[0], z.val[1]);
+                }
+                vst1q_u8(d + 16 * j, vreinterpretq_u8_u32(o));
+            }
+        }
+#else
+        const uint8_t xr = x2 ? 0x80 : 0;
+        for (int p = 0; p < NR; p++)
+            for (int i = 0; i < 8; i++) {
+                size_t o = x2 ? (size_t)(p >> 1) * 16 + (i >> 2) * 8 + (p & 1) * 4 + (i & 3)
+                              : (size_t)p * 8 + i;
+                d[o] = r[(size_t)i * ld + p] ^ xr;
+            }
+#endif
+    }
+}
+
 // K1 -> the ISA's panel format (NR is a multiple of 8). Interleaving 2 or 4 rows is a byte
 // zip: SSE2 unpack on x86-64 and vst2/vst4 on aarch64 (both baseline), plain C elsewhere.
 static void format_panel(const uint8_t *tmp, long ld, int Kp, int NR, int fmt, uint8_t *dst) {
     if (fmt == EM_QP_K1) {
         for (int k = 0; k < Kp; k++) memcpy(dst + (size_t)k * NR, tmp + (size_t)k * ld, NR);
+        return;
+    }
+    if (fmt == EM_QP_K8X2 || fmt == EM_QP_K8) {
+        format_panel_k8(tmp, ld, Kp, NR, fmt, dst);
         return;
     }
     int g = fmt == EM_QP_K2 ? 2 : 4;
@@ -298,38 +345,40 @@ typedef struct {
 // Pixel blocks [pb_lo, pb_hi) x channel blocks [mb_lo, mb_hi).
 static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_hi, int mb_lo,
                      int mb_hi) {
-    const int NR = P->nr, MR = P->mr, Kp = j->q.Kp;
+    const int NR = P->nr, MR = P->mr, Kp = j->q.Kp, ks = P->kstep;
+    const int Kpad = (Kp + ks - 1) / ks * ks; // panel rows (the ISA's k granularity)
     // Chunk of pixel blocks whose panels stay in cache (~192 KB), at least ~128 pixels wide so
     // the im2col gather copies long row segments.
-    int cb = (int)((192 * 1024) / ((size_t)Kp * NR));
+    int cb = (int)((192 * 1024) / ((size_t)Kpad * NR));
     if (cb < (128 + NR - 1) / NR) cb = (128 + NR - 1) / NR;
-    int cmax = (int)((512 * 1024) / ((size_t)Kp * NR)); // but at most ~512 KB (FC6: K 12544)
+    int cmax = (int)((512 * 1024) / ((size_t)Kpad * NR)); // but at most ~512 KB (FC6: K 12544)
     if (cb > cmax) cb = cmax > 1 ? cmax : 1;
     if (cb > pb_hi - pb_lo) cb = pb_hi - pb_lo;
     // K is split in slices of KC so that one panel slice (KC x NR bytes) stays in L1 while every
     // weight block of the channel group MG passes over it; the int32 tiles of the chunk x group
     // accumulate across the slices (exact), then are requantised once.
     const int KC = 512, MG = 32;
-    int kcmax = Kp < KC ? Kp : KC;
-    size_t pbytes = (size_t)Kp * NR, tile = (size_t)8 * NR;
+    int kcmax = Kpad < KC ? Kpad : KC;
+    size_t pbytes = (size_t)Kpad * NR, tile = (size_t)8 * NR;
     qbufs *b = thread_qbufs(pbytes * cb + tile * 4 * MG * cb, pbytes * cb,
                             P->prep ? P->prep_bytes_per_k * kcmax * MG : 1);
     if (!b) return -1;
     int32_t *accs = (int32_t *)(b->panel + pbytes * cb); // [MG][cb] tiles of 8 x NR
     for (int c0 = pb_lo; c0 < pb_hi; c0 += cb) {
         int cn = pb_hi - c0 < cb ? pb_hi - c0 : cb;
-        gather(j, c0 * NR, cn * NR, b->tmp);
+        gather(j, c0 * NR, cn * NR, Kpad, b->tmp);
         for (int c = 0; c < cn; c++)
-            format_panel(b->tmp + (size_t)c * NR, (long)cn * NR, Kp, NR, P->panel,
+            format_panel(b->tmp + (size_t)c * NR, (long)cn * NR, Kpad, NR, P->panel,
                          b->panel + (size_t)c * pbytes);
         for (int g0 = mb_lo; g0 < mb_hi; g0 += MG) {
             int gn = mb_hi - g0 < MG ? mb_hi - g0 : MG;
             for (int k0 = 0; k0 < Kp; k0 += KC) {
                 int kc = Kp - k0 < KC ? Kp - k0 : KC, load = k0 > 0;
+                int kcu = (kc + ks - 1) / ks * ks; // what the micro-kernel runs (padding is zero)
                 if (P->prep)
                     for (int g = 0; g < gn; g++)
                         P->prep(kc, j->q.w + ((size_t)(g0 + g) * Kp + k0) * 8,
-                                b->prep + (size_t)g * P->prep_bytes_per_k * kc);
+                                b->prep + (size_t)g * P->prep_bytes_per_k * kcu);
                 for (int c = 0; c < cn; c++) {
                     const uint8_t *pan = b->panel + (size_t)c * pbytes + (size_t)k0 * NR;
                     for (int g = 0; g < gn; g++) {
@@ -337,7 +386,7 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
                         const uint8_t *wp;
                         int cstride;
                         if (P->prep) {
-                            wp = b->prep + (size_t)g * P->prep_bytes_per_k * kc;
+                            wp = b->prep + (size_t)g * P->prep_bytes_per_k * kcu;
                             cstride = P->prep_cstride;
                         } else {
                             wp = (const uint8_t *)(j->q.w + ((size_t)mb * Kp + k0) * 8);
@@ -345,7 +394,7 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
                         }
                         int32_t *t = accs + ((size_t)g * cb + c) * tile;
                         for (int i0 = 0; i0 < 8 && mb * 8 + i0 < j->q.M; i0 += MR)
-                            P->ukr(kc, wp + (size_t)i0 * cstride, pan, t + (size_t)i0 * NR, load);
+                            P->ukr(kcu, wp + (size_t)i0 * cstride, pan, t + (size_t)i0 * NR, load);
                     }
                 }
             }
@@ -362,7 +411,8 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
 static void run_task(void *vctx, int t) {
     qrun_ctx *x = (qrun_ctx *)vctx;
     const qjob *j = x->job;
-    int t0 = (int)((long)x->tiles * t / x->ntasks), t1 = (int)((long)x->tiles * (t + 1) / x->ntasks);
+    int t0, t1;
+    em_task_range(x->tiles, t, x->ntasks, &t0, &t1);
     if (t0 >= t1) return;
     int npb = (j->N + x->P->nr - 1) / x->P->nr, nmb = j->q.Mp / 8;
     int r = x->split_n ? run_range(j, x->P, t0, t1, 0, nmb) : run_range(j, x->P, 0, npb, t0, t1);
@@ -626,8 +676,17 @@ void em_quantize_f32_u8(const float *x, size_t n, float scale, int32_t z, uint8_
     }
 }
 
+void em_qdequant_row_generic(const uint8_t *q, int n, float scale, int32_t z, float *out) {
+    for (int i = 0; i < n; i++) out[i] = (float)((int32_t)q[i] - z) * scale;
+}
+
 void em_dequantize_u8_f32(const uint8_t *q, size_t n, float scale, int32_t z, float *out) {
-    em_dequantize_u8_f32_ref(q, n, scale, z, out);
+    if (!q || !out) return;
+    const em_qgemm_params *P = em_qgemm_params_current();
+    for (size_t i = 0; i < n; i += EM_QROW_CHUNK) {
+        int c = n - i < EM_QROW_CHUNK ? (int)(n - i) : EM_QROW_CHUNK;
+        P->dequant_row(q + i, c, scale, z, out + i);
+    }
 }
 
 // Separable: the column max over the window's valid rows (contiguous, vectorised by the

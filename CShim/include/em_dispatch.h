@@ -14,7 +14,8 @@ typedef enum em_isa {
     EM_ISA_AVX512VNNI = 4, // AVX-512 + VNNI
     EM_ISA_NEON = 5,
     EM_ISA_NEONDOT = 6,    // NEON + dotprod
-    EM_ISA_COUNT = 7
+    EM_ISA_NEOI8MM = 7,    // NEON + dotprod + i8mm (Armv8.6 FEAT_I8MM)
+    EM_ISA_COUNT = 8
 } em_isa;
 
 // Best ISA this CPU supports (cpuid / getauxval).
@@ -23,12 +24,14 @@ int em_isa_best(void);
 int em_isa_current(void);
 // Force an ISA. Returns 0 on success, -1 if this CPU (or this build) cannot run it.
 int em_isa_set(int isa);
-// "scalar", "sse41", "avx2", "avx512", "avx512vnni", "neon", "neondot".
+// "scalar", "sse41", "avx2", "avx512", "avx512vnni", "neon", "neondot", "neoi8mm".
 const char *em_isa_name(int isa);
 // Inverse of em_isa_name; -1 for an unknown name.
 int em_isa_from_name(const char *name);
 // 1 if this CPU and build can run the ISA.
 int em_isa_supported(int isa);
+// Name of the int8 GEMM micro-kernel the current ISA runs (e.g. "neonmlal_4x8"), for logs.
+const char *em_qgemm_kernel_name(void);
 
 // Worker threads the kernels may use (>= 1). Results do not depend on it.
 void em_set_num_threads(int n);
