@@ -552,3 +552,33 @@ void em_linear_f32(const float *in, int N, int K, const float *weight, const flo
     j.relu = relu;
     if (em_gemm_run(&j) != 0) em_linear_f32_ref(in, N, K, weight, bias, M, relu, out);
 }
+
+// ---------------------------------------------------------------- micro-kernel test hooks
+
+void em_ukr_info(int *mr, int *nr) {
+    const em_gemm_params *P = em_gemm_params_current();
+    if (mr) *mr = P->mr;
+    if (nr) *nr = P->nr;
+}
+
+int em_ukr_call(int K, const float *A, const float *B, float *C, long ldc, int load_c,
+                const float *bias, int relu) {
+    const em_gemm_params *P = em_gemm_params_current();
+    if (K < 0 || !A || !B || !C) return -1;
+    const int MR = P->mr, NR = P->nr;
+    float *Ap = alloc_floats((size_t)MR * (K ? K : 1)), *Bp = alloc_floats((size_t)NR * (K ? K : 1));
+    if (!Ap || !Bp) {
+        free(Ap);
+        free(Bp);
+        return -1;
+    }
+    for (int k = 0; k < K; k++) {
+        for (int i = 0; i < MR; i++) Ap[(size_t)k * MR + i] = A[(size_t)i * K + k];
+        for (int t = 0; t < NR; t++) Bp[(size_t)k * NR + t] = B[(size_t)k * NR + t];
+    }
+    em_epi e = {bias, NULL, NULL, 0, relu};
+    P->ukr(K, Ap, Bp, C, ldc, load_c, (bias || relu) ? &e : NULL);
+    free(Ap);
+    free(Bp);
+    return 0;
+}

@@ -79,7 +79,7 @@ typedef struct {
     int src_kind;
     const uint8_t *src;
     long ldk; // QSRC_ROWS: B(k, n) = src[k * ldk + n]; QSRC_COLS: B(k, n) = src[n * ldk + k]
-    int H, W, KH, KW, stride, pad, OW; // QSRC_CONV
+    int Cin, H, W, KH, KW, stride, pad, OW; // QSRC_CONV
     int out_kind;
     uint8_t *out;
     float *outf;
@@ -93,7 +93,8 @@ typedef struct {
 
 // K1 gather: tmp[k * NR + p] = B(k, n0 + p) for k < Kpad, p < NR (padding: z_in). NR here is
 // any width (the driver gathers a whole chunk of panels at once).
-static void gather(const qjob *j, int n0, int NR, int Kpad, uint8_t *tmp) {
+// (noinline here and below: cheap per call, and cross/profile.sh then shows each part's cost)
+__attribute__((noinline)) static void gather(const qjob *j, int n0, int NR, int Kpad, uint8_t *tmp) {
     const int K = j->q.K, Kp = Kpad, N = j->N;
     const uint8_t z = (uint8_t)j->q.z_in;
     int nv = N - n0 < NR ? N - n0 : NR;
@@ -115,6 +116,7 @@ static void gather(const qjob *j, int n0, int NR, int Kpad, uint8_t *tmp) {
         const int H = j->H, W = j->W, KW = j->KW, KK = j->KH * j->KW, s = j->stride, pad = j->pad,
                   OW = j->OW;
         const int oy0 = n0 / OW, ox0 = n0 - oy0 * OW;
+        const uint8_t *src_end = j->src + (size_t)j->Cin * H * W;
         for (int k = 0; k < K; k++) {
             int ci = k / KK, r = k - ci * KK, ky = r / KW, kx = r - ky * KW;
             const uint8_t *plane = j->src + (size_t)ci * H * W;
@@ -131,7 +133,15 @@ static void gather(const qjob *j, int n0, int NR, int Kpad, uint8_t *tmp) {
                     em_conv_segment(ix0, s, W, seg, &tlo, &thi);
                     if (tlo > 0) memset(d + p, z, tlo);
                     if (s == 1) {
-                        if (thi > tlo) memcpy(d + p + tlo, row + ix0 + tlo, thi - tlo);
+                        // short runs (small maps: the mask head's 14 x 14) as one 16-byte copy
+                        // when the 16 source bytes are inside the input; the bytes past the run
+                        // land in positions written later (the tmp rows have 64 bytes of slack)
+                        const uint8_t *src = row + ix0 + tlo;
+                        int len = thi - tlo;
+                        if (len > 0 && len <= 16 && src + 16 <= src_end)
+                            memcpy(d + p + tlo, src, 16);
+                        else if (len > 0)
+                            memcpy(d + p + tlo, src, len);
                     } else {
                         const uint8_t *src = row + ix0 + (ptrdiff_t)tlo * s;
                         for (int t = tlo; t < thi; t++, src += s) d[p + t] = *src;
@@ -152,7 +162,7 @@ static void gather(const qjob *j, int n0, int NR, int Kpad, uint8_t *tmp) {
 // 8 x 8 byte transposes of each 8 pixels; two zip levels give, per pixel pair, the 4-k halves
 // [p0 k0-3][p1 k0-3] of both k halves (K8X2 stores them as they are, xor 0x80), a third level
 // the 8 k of each pixel (K8).
-static void format_panel_k8(const uint8_t *tmp, long ld, int Kp, int NR, int fmt, uint8_t *dst) {
+__attribute__((noinline)) static void format_panel_k8(const uint8_t *tmp, long ld, int Kp, int NR, int fmt, uint8_t *dst) {
     const int x2 = fmt == EM_QP_K8X2;
     for (int k0 = 0; k0 < Kp; k0 += 8) {
         uint8_t *d = dst + (size_t)k0 * NR;
@@ -197,7 +207,7 @@ static void format_panel_k8(const uint8_t *tmp, long ld, int Kp, int NR, int fmt
 
 // K1 -> the ISA's panel format (NR is a multiple of 8). Interleaving 2 or 4 rows is a byte
 // zip: SSE2 unpack on x86-64 and vst2/vst4 on aarch64 (both baseline), plain C elsewhere.
-static void format_panel(const uint8_t *tmp, long ld, int Kp, int NR, int fmt, uint8_t *dst) {
+__attribute__((noinline)) static void format_panel(const uint8_t *tmp, long ld, int Kp, int NR, int fmt, uint8_t *dst) {
     if (fmt == EM_QP_K1) {
         for (int k = 0; k < Kp; k++) memcpy(dst + (size_t)k * NR, tmp + (size_t)k * ld, NR);
         return;
@@ -259,7 +269,7 @@ static void format_panel(const uint8_t *tmp, long ld, int Kp, int NR, int fmt, u
 }
 
 // Writes the requantised rows [m0, m0 + mr) x pixels [n0, n0 + nv) from acc (row stride NR).
-static void epilogue(const qjob *j, const em_qgemm_params *P, int32_t *acc, int NR, int m0, int mr,
+__attribute__((noinline)) static void epilogue(const qjob *j, const em_qgemm_params *P, int32_t *acc, int NR, int m0, int mr,
                      int n0, int nv) {
     uint8_t row[64];
     if (j->out_kind == QOUT_DECONV) {
@@ -360,7 +370,7 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
     const int KC = 512, MG = 32;
     int kcmax = Kpad < KC ? Kpad : KC;
     size_t pbytes = (size_t)Kpad * NR, tile = (size_t)8 * NR;
-    qbufs *b = thread_qbufs(pbytes * cb + tile * 4 * MG * cb, pbytes * cb,
+    qbufs *b = thread_qbufs(pbytes * cb + tile * 4 * MG * cb, pbytes * cb + 64,
                             P->prep ? P->prep_bytes_per_k * kcmax * MG : 1);
     if (!b) return -1;
     int32_t *accs = (int32_t *)(b->panel + pbytes * cb); // [MG][cb] tiles of 8 x NR
@@ -507,7 +517,7 @@ static int conv_job(qjob *j, const uint8_t *in, int Cin, int H, int W, int32_t z
         j->ldk = (long)H * W;
     } else {
         j->src_kind = QSRC_CONV;
-        j->H = H, j->W = W, j->KH = KH, j->KW = KW, j->stride = stride, j->pad = pad, j->OW = OW;
+        j->Cin = Cin, j->H = H, j->W = W, j->KH = KH, j->KW = KW, j->stride = stride, j->pad = pad, j->OW = OW;
     }
     j->mult = mult;
     return 0;
@@ -722,4 +732,51 @@ void em_qmaxpool2d_u8(const uint8_t *in, int C, int H, int W, int k, int stride,
             }
         }
     }
+}
+
+// ---------------------------------------------------------------- micro-kernel test hooks
+
+void em_qukr_info(int *mr, int *nr, int *kstep) {
+    const em_qgemm_params *P = em_qgemm_params_current();
+    if (mr) *mr = P->mr;
+    if (nr) *nr = P->nr;
+    if (kstep) *kstep = P->kstep;
+}
+
+int em_qukr_call(int K, const int8_t *w, const uint8_t *x, int32_t *acc, int accumulate) {
+    const em_qgemm_params *P = em_qgemm_params_current();
+    if (K <= 0 || K > 65536 || !w || !x || !acc) return -1;
+    const int NR = P->nr, ks = P->kstep;
+    const int Kp = (K + 3) / 4 * 4, Kpad = (Kp + ks - 1) / ks * ks;
+    size_t wb = em_qpack_weights_bytes(8, K), pb = (size_t)Kpad * NR;
+    uint8_t *blob = NULL, *tmp = NULL, *panel = NULL, *prep = NULL;
+    int rc = -1;
+    if (posix_memalign((void **)&blob, 64, wb) || posix_memalign((void **)&tmp, 64, pb + 64) ||
+        posix_memalign((void **)&panel, 64, pb) ||
+        posix_memalign((void **)&prep, 64, (P->prep_bytes_per_k ? P->prep_bytes_per_k : 1) * (size_t)Kpad))
+        goto done;
+    em_qw q;
+    if (em_qpack_weights(w, 8, K, 0, NULL, blob) != 0 || em_qw_open(blob, &q) != 0) goto done;
+    for (int k = 0; k < Kpad; k++)
+        for (int p = 0; p < NR; p++) tmp[(size_t)k * NR + p] = k < K ? x[(size_t)k * NR + p] : 0;
+    format_panel(tmp, NR, Kpad, NR, P->panel, panel);
+    const uint8_t *wp = (const uint8_t *)q.w;
+    int cstride = 4;
+    if (P->prep) {
+        P->prep(Kp, q.w, prep);
+        wp = prep;
+        cstride = P->prep_cstride;
+    }
+    for (int i0 = 0; i0 < 8; i0 += P->mr)
+        P->ukr(Kpad, wp + (size_t)i0 * cstride, panel, acc + (size_t)i0 * NR, accumulate);
+    if (P->xor_term)
+        for (int m = 0; m < 8; m++)
+            for (int p = 0; p < NR; p++) acc[m * NR + p] += 128 * q.rowsum[m];
+    rc = 0;
+done:
+    free(blob);
+    free(tmp);
+    free(panel);
+    free(prep);
+    return rc;
 }

@@ -13,6 +13,7 @@
 #include <arm_neon.h>
 
 #include "../em_qinternal.h"
+#include "em_neon_ld.h"
 
 #define EM_I8MM __attribute__((target("i8mm")))
 
@@ -43,12 +44,14 @@ EM_I8MM void em_qukr_u8s8_neoi8mm_8x8(int kp, const void *wblk, const uint8_t *p
     const uint8_t *x = panel;
     int32x4_t c[4][4];
     for (int i = 0; i < 4; i++) c[i][0] = c[i][1] = c[i][2] = c[i][3] = vdupq_n_s32(0);
-#define STEP(wo, xo)                                                                               \
+#define STEP()                                                                                     \
     {                                                                                              \
-        const int8x16_t w0 = vld1q_s8(w + wo), w1 = vld1q_s8(w + wo + 16),                         \
-                        w2 = vld1q_s8(w + wo + 32), w3 = vld1q_s8(w + wo + 48);                    \
-        const uint8x16_t x0 = vld1q_u8(x + xo), x1 = vld1q_u8(x + xo + 16),                        \
-                         x2 = vld1q_u8(x + xo + 32), x3 = vld1q_u8(x + xo + 48);                   \
+        int8x16_t w0, w1, w2, w3;                                                                  \
+        uint8x16_t x0, x1, x2, x3;                                                                 \
+        EM_LDP_POST(w, w0, w1, 32);                                                                \
+        EM_LDP_POST(x, x0, x1, 32);                                                                \
+        EM_LDP_POST(w, w2, w3, 32);                                                                \
+        EM_LDP_POST(x, x2, x3, 32);                                                                \
         c[0][0] = vusmmlaq_s32(c[0][0], x0, w0); c[0][1] = vusmmlaq_s32(c[0][1], x1, w0);          \
         c[0][2] = vusmmlaq_s32(c[0][2], x2, w0); c[0][3] = vusmmlaq_s32(c[0][3], x3, w0);          \
         c[1][0] = vusmmlaq_s32(c[1][0], x0, w1); c[1][1] = vusmmlaq_s32(c[1][1], x1, w1);          \
@@ -59,11 +62,11 @@ EM_I8MM void em_qukr_u8s8_neoi8mm_8x8(int kp, const void *wblk, const uint8_t *p
         c[3][2] = vusmmlaq_s32(c[3][2], x2, w3); c[3][3] = vusmmlaq_s32(c[3][3], x3, w3);          \
     }
     int g = kp >> 3;
-    for (; g >= 2; g -= 2, w += 128, x += 128) {
-        STEP(0, 0)
-        STEP(64, 64)
+    for (int n = g >> 1; n != 0; n--) {
+        STEP()
+        STEP()
     }
-    if (g) STEP(0, 0)
+    if (g & 1) STEP()
 #undef STEP
     for (int i = 0; i < 4; i++) {
         // rows 2i (lanes 0, 2) and 2i + 1 (lanes 1, 3), pixels 0-3 and 4-7

@@ -23,6 +23,7 @@
 #include <arm_neon.h>
 
 #include "../em_qinternal.h"
+#include "em_neon_ld.h"
 
 // kp values of k (multiple of 4) of one packed 8-channel block [kp/4][8][4] -> [ceil(kp/8)][8][16].
 void em_qprep_mlal(int kp, const int8_t *blk, void *dst) {
@@ -63,16 +64,23 @@ void em_qukr_s8s8_neonmlal_4x8(int kp, const void *wblk, const uint8_t *panel, i
               c31 = c00, c32 = c00, c33 = c00;
 #define MAC(cv, wv, xv)                                                                            \
     cv = vpadalq_s16(cv, vmlal_high_s8(vmull_s8(vget_low_s8(wv), vget_low_s8(xv)), wv, xv))
-    for (int g = kp >> 3; g > 0; g--, w += 128, x += 64) {
-        const int8x16_t w0 = vld1q_s8(w), w1 = vld1q_s8(w + 16), w2 = vld1q_s8(w + 32),
-                        w3 = vld1q_s8(w + 48);
-        const int8x16_t x0 = vld1q_s8(x), x1 = vld1q_s8(x + 16), x2 = vld1q_s8(x + 32),
-                        x3 = vld1q_s8(x + 48);
-        MAC(c00, w0, x0); MAC(c01, w0, x1); MAC(c02, w0, x2); MAC(c03, w0, x3);
-        MAC(c10, w1, x0); MAC(c11, w1, x1); MAC(c12, w1, x2); MAC(c13, w1, x3);
-        MAC(c20, w2, x0); MAC(c21, w2, x1); MAC(c22, w2, x2); MAC(c23, w2, x3);
-        MAC(c30, w3, x0); MAC(c31, w3, x1); MAC(c32, w3, x2); MAC(c33, w3, x3);
+    // w: 64 bytes of this 4-channel slice, then skip the other slice's 64 (group stride 128)
+#define GROUP()                                                                                    \
+    {                                                                                              \
+        int8x16_t w0, w1, w2, w3, x0, x1, x2, x3;                                                  \
+        EM_LDP_POST(w, w0, w1, 32);                                                                \
+        EM_LDP_POST(x, x0, x1, 32);                                                                \
+        EM_LDP_POST(w, w2, w3, 96);                                                                \
+        EM_LDP_POST(x, x2, x3, 32);                                                                \
+        MAC(c00, w0, x0); MAC(c01, w0, x1); MAC(c02, w0, x2); MAC(c03, w0, x3);                    \
+        MAC(c10, w1, x0); MAC(c11, w1, x1); MAC(c12, w1, x2); MAC(c13, w1, x3);                    \
+        MAC(c20, w2, x0); MAC(c21, w2, x1); MAC(c22, w2, x2); MAC(c23, w2, x3);                    \
+        MAC(c30, w3, x0); MAC(c31, w3, x1); MAC(c32, w3, x2); MAC(c33, w3, x3);                    \
     }
+    // one group per iteration: two would exceed the 32 registers (16 accumulators, 8 operands,
+    // the int16 products) and spill
+    for (int g = kp >> 3; g != 0; g--) GROUP()
+#undef GROUP
 #undef MAC
     int32x4_t r[8] = {vpaddq_s32(c00, c01), vpaddq_s32(c02, c03), vpaddq_s32(c10, c11),
                       vpaddq_s32(c12, c13), vpaddq_s32(c20, c21), vpaddq_s32(c22, c23),

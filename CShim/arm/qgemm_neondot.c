@@ -7,11 +7,12 @@
 #include <arm_neon.h>
 
 #include "../em_qinternal.h"
+#include "em_neon_ld.h"
 
 #define EM_DOT __attribute__((target("dotprod")))
 
-// 8 channels x 8 pixels; panel EM_QP_K4X with NR = 8 (32 bytes per group of 4 k). Two groups per
-// iteration (32 sdot, 4 ldp), pointers bumped once per iteration (post-indexed loads).
+// 8 channels x 8 pixels; panel EM_QP_K4X with NR = 8 (32 bytes per group of 4 k). Four groups
+// per iteration (64 sdot, 8 post-indexed ldp, the loop's subs and branch).
 EM_DOT void em_qukr_u8s8_neondot_8x8(int kp, const void *wblk, const uint8_t *panel, int32_t *acc,
                                      int accumulate) {
     const int8_t *w = (const int8_t *)wblk;
@@ -25,15 +26,25 @@ EM_DOT void em_qukr_u8s8_neondot_8x8(int kp, const void *wblk, const uint8_t *pa
     CH(0, w0, 0, x0, x1) CH(1, w0, 1, x0, x1) CH(2, w0, 2, x0, x1) CH(3, w0, 3, x0, x1)            \
     CH(4, w1, 0, x0, x1) CH(5, w1, 1, x0, x1) CH(6, w1, 2, x0, x1) CH(7, w1, 3, x0, x1)
     int g = kp >> 2;
-    for (; g >= 2; g -= 2, w += 64, p += 64) {
-        int8x16_t x0 = vld1q_s8(p), x1 = vld1q_s8(p + 16), x2 = vld1q_s8(p + 32), x3 = vld1q_s8(p + 48);
-        int8x16_t w0 = vld1q_s8(w), w1 = vld1q_s8(w + 16), w2 = vld1q_s8(w + 32), w3 = vld1q_s8(w + 48);
+    for (int n = g >> 2; n != 0; n--) { // four groups per iteration: 64 sdot, 8 post-indexed ldp
+        int8x16_t x0, x1, x2, x3, w0, w1, w2, w3;
+        EM_LDP_POST(p, x0, x1, 32);
+        EM_LDP_POST(w, w0, w1, 32);
+        EM_LDP_POST(p, x2, x3, 32);
+        EM_LDP_POST(w, w2, w3, 32);
+        GROUP(x0, x1, w0, w1)
+        GROUP(x2, x3, w2, w3)
+        EM_LDP_POST(p, x0, x1, 32);
+        EM_LDP_POST(w, w0, w1, 32);
+        EM_LDP_POST(p, x2, x3, 32);
+        EM_LDP_POST(w, w2, w3, 32);
         GROUP(x0, x1, w0, w1)
         GROUP(x2, x3, w2, w3)
     }
-    if (g) {
-        int8x16_t x0 = vld1q_s8(p), x1 = vld1q_s8(p + 16);
-        int8x16_t w0 = vld1q_s8(w), w1 = vld1q_s8(w + 16);
+    for (g &= 3; g != 0; g--) {
+        int8x16_t x0, x1, w0, w1;
+        EM_LDP_POST(p, x0, x1, 32);
+        EM_LDP_POST(w, w0, w1, 32);
         GROUP(x0, x1, w0, w1)
     }
 #undef GROUP
