@@ -2,6 +2,9 @@
 #ifndef EM_DISPATCH_H
 #define EM_DISPATCH_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif

@@ -11,7 +11,7 @@ public struct SelfCheck {
 public enum SelfTest {
     /// All registered checks, grouped by area. Add a new area by adding its list here.
     public static var all: [SelfCheck] {
-        kernelChecks + qkernelChecks + ioChecks + pipelineChecks + outputChecks + evalChecks + quantChecks
+        kernelChecks + microKernelChecks + qkernelChecks + ioChecks + pipelineChecks + outputChecks + evalChecks + quantChecks
     }
 
     /// A failed expectation inside a check.
