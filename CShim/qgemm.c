@@ -274,26 +274,42 @@ __attribute__((noinline)) static void epilogue(const qjob *j, const em_qgemm_par
     uint8_t row[64];
     if (j->out_kind == QOUT_DECONV) {
         // Rows come in (dx = 0, dx = 1) pairs of one (co, dy) (m = co * 4 + dy * 2 + dx; m0 is a
-        // multiple of 8 and M of 4): requantise both, then write them interleaved, one output
-        // row segment at a time.
-        uint8_t r1[64];
+        // multiple of 8 and M of 4): requantise the tile's rows (one rows call when the ISA has
+        // one), then write each pair interleaved, one output row segment at a time.
+        uint8_t rq[8][64];
         const int W = j->dW, H = j->dH;
-        for (int i = 0; i < mr; i += 2) {
-            int m = m0 + i;
-            if (m >= j->q.M) break;
-            for (int d = 0; d < 2; d++) {
-                int32_t *a = acc + (size_t)(i + d) * NR;
-                int32_t t = j->q.term[m + d] + (P->xor_term ? 128 * j->q.rowsum[m + d] : 0);
-                for (int p = 0; p < nv; p++) a[p] += t;
-                P->row(a, nv, j->mult[m >> 2], j->z_out, j->lo, NULL, 0, 0.0f, d ? r1 : row);
+        int rows = j->q.M - m0 < mr ? j->q.M - m0 : mr;
+        int32_t terms[8];
+        float mults[8];
+        for (int i = 0; i < rows; i++) {
+            terms[i] = j->q.term[m0 + i] + (P->xor_term ? 128 * j->q.rowsum[m0 + i] : 0);
+            mults[i] = j->mult[(m0 + i) >> 2];
+        }
+        if (P->rows) {
+            P->rows(acc, NR, rows, nv, terms, mults, j->z_out, j->lo, NULL, 0, 0, 0.0f, rq[0], 64);
+        } else {
+            for (int i = 0; i < rows; i++) {
+                int32_t *a = acc + (size_t)i * NR;
+                for (int p = 0; p < nv; p++) a[p] += terms[i];
+                P->row(a, nv, mults[i], j->z_out, j->lo, NULL, 0, 0.0f, rq[i]);
             }
-            int co = m >> 2, dy = (m >> 1) & 1;
+        }
+        for (int i = 0; i < rows; i += 2) {
+            const uint8_t *r0 = rq[i], *r1 = rq[i + 1];
+            int m = m0 + i, co = m >> 2, dy = (m >> 1) & 1;
             int y = n0 / W, x = n0 - y * W, p = 0;
             while (p < nv) {
                 int seg = W - x < nv - p ? W - x : nv - p;
                 uint8_t *o = j->out + ((size_t)co * 2 * H + 2 * y + dy) * 2 * W + 2 * x;
-                for (int q = 0; q < seg; q++) {
-                    o[2 * q] = row[p + q];
+                int q = 0;
+#if defined(__aarch64__)
+                for (; q + 8 <= seg; q += 8) {
+                    uint8x8x2_t v = {{vld1_u8(r0 + p + q), vld1_u8(r1 + p + q)}};
+                    vst2_u8(o + 2 * q, v);
+                }
+#endif
+                for (; q < seg; q++) {
+                    o[2 * q] = r0[p + q];
                     o[2 * q + 1] = r1[p + q];
                 }
                 p += seg;
