@@ -1,6 +1,7 @@
 // The one place that decides which kernel paths run: CPU feature detection, the EDGE_MRCNN_ISA
-// override, the per-ISA parameter table and the public em_* entry points. Also the small pthread
-// pool behind em_set_num_threads.
+// override and the per-ISA configs (float GEMM parameters, int8 configs). Also the small pthread
+// pool behind em_set_num_threads. The public kernel entry points live with their drivers
+// (gemm.c: float GEMM, convolution, deconvolution, linear; qgemm.c: the int8 ones).
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdlib.h>
@@ -17,12 +18,18 @@
 #ifndef HWCAP_ASIMDDP
 #define HWCAP_ASIMDDP (1 << 20)
 #endif
+#ifndef AT_HWCAP2
+#define AT_HWCAP2 26
+#endif
+#ifndef HWCAP2_I8MM
+#define HWCAP2_I8MM (1 << 13)
+#endif
 #endif
 
 // ---------------------------------------------------------------- ISA detection
 
 static const char *const isa_names[EM_ISA_COUNT] = {"scalar", "sse41", "avx2", "avx512",
-                                                   "avx512vnni", "neon", "neondot"};
+                                                   "avx512vnni", "neon", "neondot", "neoi8mm"};
 
 const char *em_isa_name(int isa) {
     if (isa < 0 || isa >= EM_ISA_COUNT) return "unknown";
@@ -72,8 +79,11 @@ static unsigned detect_mask(void) {
 static unsigned detect_mask(void) {
     unsigned m = (1u << EM_ISA_SCALAR) | (1u << EM_ISA_NEON); // NEON is baseline on aarch64
 #if defined(__linux__)
-    unsigned long hw = getauxval(AT_HWCAP);
+    unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
     if (hw & HWCAP_ASIMDDP) m |= 1u << EM_ISA_NEONDOT;
+    // every i8mm core so far has dotprod too; the neoi8mm table uses both (sdot-free, but its
+    // fallback rows are the neondot ones)
+    if ((hw2 & HWCAP2_I8MM) && (hw & HWCAP_ASIMDDP)) m |= 1u << EM_ISA_NEOI8MM;
 #endif
     return m;
 }
@@ -106,46 +116,89 @@ static void fill_params(void) {
     // Smaller B block: boards have 256 KB - 1 MB of L2 and often little or no L3.
     isa_params[EM_ISA_NEON] = (em_gemm_params){8, 12, 256, 96, 384, em_ukr_neon_8x12, NULL};
     isa_params[EM_ISA_NEONDOT] = isa_params[EM_ISA_NEON];
+    isa_params[EM_ISA_NEOI8MM] = isa_params[EM_ISA_NEON];
 #endif
 }
 
-// int8 kernels per ISA: {mr, nr, panel, ukr, prep, prep bytes per k, prep channel stride, row,
-// rows (tile requantisation or NULL), xor, add row, quantise row, RoIAlign row}. Read-only after init, swapped by pointer like the float table.
+// int8 kernels per ISA, one config each (as XNNPACK's src/configs/*-config.c): every field set by
+// name, the generic C config first and each ISA's overriding what it has. Read-only after init,
+// swapped by pointer like the float table.
 static em_qgemm_params isa_qparams[EM_ISA_COUNT];
 static const em_qgemm_params *volatile qparams_cur;
 
+static const em_qgemm_params qconfig_generic = {
+    .name = "generic_8x8", .mr = 8, .nr = 8, .kstep = 4, .panel = EM_QP_K4,
+    .ukr = em_qukr_generic_8x8, .prep = NULL, .prep_bytes_per_k = 0, .prep_cstride = 4,
+    .row = em_qrow_generic, .rows = NULL, .xor_term = 0,
+    .add_row = em_qadd_row_generic, .quant_row = em_qquant_row_generic,
+    .roi_row = em_qroi_row_generic, .dequant_row = em_qdequant_row_generic,
+};
+
 static void fill_qparams(void) {
-    for (int i = 0; i < EM_ISA_COUNT; i++)
-        isa_qparams[i] = (em_qgemm_params){8, 8, EM_QP_K4, em_qukr_generic_8x8, NULL, 0, 4,
-                                           em_qrow_generic, NULL, 0, em_qadd_row_generic,
-                                           em_qquant_row_generic, em_qroi_row_generic};
+    for (int i = 0; i < EM_ISA_COUNT; i++) isa_qparams[i] = qconfig_generic;
 #if defined(__x86_64__)
-    isa_qparams[EM_ISA_SSE41] =
-        (em_qgemm_params){4, 8, EM_QP_K2, em_qukr_u8s8_sse41_4x8, em_qprep_s16_k2, 16, 4,
-                          em_qrow_sse41, NULL, 0, em_qadd_row_sse41, em_qquant_row_sse41,
-                          em_qroi_row_generic};
-    isa_qparams[EM_ISA_AVX2] =
-        (em_qgemm_params){4, 16, EM_QP_K2, em_qukr_u8s8_avx2_4x16, em_qprep_s16_k2, 16, 4,
-                          em_qrow_avx2, em_qrows_avx2, 0, em_qadd_row_sse41, em_qquant_row_sse41,
-                          em_qroi_row_avx2};
+    isa_qparams[EM_ISA_SSE41] = (em_qgemm_params){
+        .name = "sse41_4x8", .mr = 4, .nr = 8, .kstep = 4, .panel = EM_QP_K2,
+        .ukr = em_qukr_u8s8_sse41_4x8, .prep = em_qprep_s16_k2, .prep_bytes_per_k = 16,
+        .prep_cstride = 4, .row = em_qrow_sse41, .rows = NULL, .xor_term = 0,
+        .add_row = em_qadd_row_sse41, .quant_row = em_qquant_row_sse41,
+        .roi_row = em_qroi_row_generic, .dequant_row = em_qdequant_row_generic,
+    };
+    isa_qparams[EM_ISA_AVX2] = (em_qgemm_params){
+        .name = "avx2_4x16", .mr = 4, .nr = 16, .kstep = 4, .panel = EM_QP_K2,
+        .ukr = em_qukr_u8s8_avx2_4x16, .prep = em_qprep_s16_k2, .prep_bytes_per_k = 16,
+        .prep_cstride = 4, .row = em_qrow_avx2, .rows = em_qrows_avx2, .xor_term = 0,
+        .add_row = em_qadd_row_sse41, .quant_row = em_qquant_row_sse41,
+        .roi_row = em_qroi_row_avx2, .dequant_row = em_qdequant_row_generic,
+    };
     isa_qparams[EM_ISA_AVX512] = isa_qparams[EM_ISA_AVX2];
     isa_qparams[EM_ISA_AVX512].row = em_qrow_avx512;
     isa_qparams[EM_ISA_AVX512].rows = em_qrows_avx512;
     isa_qparams[EM_ISA_AVX512].roi_row = em_qroi_row_avx512;
-    isa_qparams[EM_ISA_AVX512VNNI] =
-        (em_qgemm_params){8, 48, EM_QP_K4, em_qukr_u8s8_avx512vnni_8x48, NULL, 0, 4, em_qrow_avx512,
-                          em_qrows_avx512, 0, em_qadd_row_sse41, em_qquant_row_sse41, em_qroi_row_avx512};
+    isa_qparams[EM_ISA_AVX512VNNI] = (em_qgemm_params){
+        .name = "avx512vnni_8x48", .mr = 8, .nr = 48, .kstep = 4, .panel = EM_QP_K4,
+        .ukr = em_qukr_u8s8_avx512vnni_8x48, .prep = NULL, .prep_bytes_per_k = 0,
+        .prep_cstride = 4, .row = em_qrow_avx512, .rows = em_qrows_avx512, .xor_term = 0,
+        .add_row = em_qadd_row_sse41, .quant_row = em_qquant_row_sse41,
+        .roi_row = em_qroi_row_avx512, .dequant_row = em_qdequant_row_generic,
+    };
 #endif
 #if defined(__aarch64__)
-    isa_qparams[EM_ISA_NEON] =
-        (em_qgemm_params){8, 8, EM_QP_K1, em_qukr_u8s8_neon_8x8, em_qprep_s16_k1, 16, 2,
-                          em_qrow_neon, em_qrows_neon, 0, em_qadd_row_neon, em_qquant_row_neon,
-                          em_qroi_row_generic};
-    isa_qparams[EM_ISA_NEONDOT] =
-        (em_qgemm_params){8, 8, EM_QP_K4X, em_qukr_u8s8_neondot_8x8, NULL, 0, 4, em_qrow_neon, em_qrows_neon, 1,
-                          em_qadd_row_neon, em_qquant_row_neon, em_qroi_row_generic};
+    // The NEON rows (requantisation, add, quantise, dequantise, RoIAlign) are baseline NEON and
+    // shared; the three ISAs differ in the micro-kernel, its panel and weight preparation.
+    isa_qparams[EM_ISA_NEON] = (em_qgemm_params){
+        .name = "neonmlal_4x8", .mr = 4, .nr = 8, .kstep = 8, .panel = EM_QP_K8X2,
+        .ukr = em_qukr_s8s8_neonmlal_4x8, .prep = em_qprep_mlal, .prep_bytes_per_k = 16,
+        .prep_cstride = 16, .row = em_qrow_neon, .rows = em_qrows_neon, .xor_term = 1,
+        .add_row = em_qadd_row_neon, .quant_row = em_qquant_row_neon,
+        // RoIAlign row: the generic C row, which clang vectorises for NEON; measured under qemu
+        // (cross/profile.sh, cortex-a76) it ran 447 M instructions where em_qroi_row_neon ran 515 M.
+        .roi_row = em_qroi_row_generic, .dequant_row = em_qdequant_row_neon,
+    };
+    isa_qparams[EM_ISA_NEONDOT] = isa_qparams[EM_ISA_NEON];
+    isa_qparams[EM_ISA_NEONDOT].name = "neondot_8x8";
+    isa_qparams[EM_ISA_NEONDOT].mr = 8;
+    isa_qparams[EM_ISA_NEONDOT].kstep = 4;
+    isa_qparams[EM_ISA_NEONDOT].panel = EM_QP_K4X;
+    isa_qparams[EM_ISA_NEONDOT].ukr = em_qukr_u8s8_neondot_8x8;
+    isa_qparams[EM_ISA_NEONDOT].prep = NULL;
+    isa_qparams[EM_ISA_NEONDOT].prep_bytes_per_k = 0;
+    isa_qparams[EM_ISA_NEONDOT].prep_cstride = 4;
+    isa_qparams[EM_ISA_NEONDOT].xor_term = 1;
+    isa_qparams[EM_ISA_NEOI8MM] = isa_qparams[EM_ISA_NEON];
+    isa_qparams[EM_ISA_NEOI8MM].name = "neoi8mm_8x8";
+    isa_qparams[EM_ISA_NEOI8MM].mr = 8;
+    isa_qparams[EM_ISA_NEOI8MM].kstep = 8;
+    isa_qparams[EM_ISA_NEOI8MM].panel = EM_QP_K8;
+    isa_qparams[EM_ISA_NEOI8MM].ukr = em_qukr_u8s8_neoi8mm_8x8;
+    isa_qparams[EM_ISA_NEOI8MM].prep = em_qprep_i8mm;
+    isa_qparams[EM_ISA_NEOI8MM].prep_bytes_per_k = 8;
+    isa_qparams[EM_ISA_NEOI8MM].prep_cstride = 8;
+    isa_qparams[EM_ISA_NEOI8MM].xor_term = 0;
 #endif
 }
+
+const char *em_qgemm_kernel_name(void) { return em_qgemm_params_current()->name; }
 
 static void select_params(int isa) {
     params_cur = &isa_params[isa];
@@ -292,156 +345,4 @@ void em_parallel(int ntasks, void (*fn)(void *ctx, int t), void *ctx) {
     while (pool_pending > 0) pthread_cond_wait(&pool_cv_done, &pool_mu);
     pthread_mutex_unlock(&pool_mu);
     pthread_mutex_unlock(&pool_busy);
-}
-
-// ---------------------------------------------------------------- public entry points
-
-void em_sgemm(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
-              int ldc, const float *bias, int accumulate, int relu) {
-    if (M <= 0 || N <= 0) return;
-    em_gemm_job j;
-    memset(&j, 0, sizeof j);
-    j.M = M;
-    j.N = N;
-    j.K = K;
-    j.A = A;
-    j.a_rs = lda;
-    j.a_cs = 1;
-    j.b_kind = EM_B_STRIDED;
-    j.B = B;
-    j.b_rs = ldb;
-    j.b_cs = 1;
-    j.C = C;
-    j.ldc = ldc;
-    j.bias_row = bias;
-    j.accumulate = accumulate;
-    j.relu = relu;
-    if (em_gemm_run(&j) != 0) em_sgemm_ref(M, N, K, A, lda, B, ldb, C, ldc, bias, accumulate, relu);
-}
-
-size_t em_conv2d_f32_scratch_bytes(int Cin, int H, int W, int Cout, int KH, int KW, int stride,
-                                   int pad) {
-    // The im2col tiles are packed straight into the GEMM driver's per-thread panels, so a
-    // convolution needs no caller scratch.
-    (void)Cin, (void)H, (void)W, (void)Cout, (void)KH, (void)KW, (void)stride, (void)pad;
-    return 0;
-}
-
-void em_conv2d_f32(const float *in, int Cin, int H, int W, const float *weight, const float *bias,
-                   int Cout, int KH, int KW, int stride, int pad, const float *residual, int relu,
-                   float *out, void *scratch) {
-    (void)scratch;
-    if (Cout <= 0 || stride <= 0) return;
-    int OH = (H + 2 * pad - KH) / stride + 1, OW = (W + 2 * pad - KW) / stride + 1;
-    if (OH <= 0 || OW <= 0 || H + 2 * pad < KH || W + 2 * pad < KW) return;
-    em_gemm_job j;
-    memset(&j, 0, sizeof j);
-    j.M = Cout;
-    j.N = OH * OW;
-    j.K = Cin * KH * KW;
-    j.A = weight;
-    j.a_rs = j.K;
-    j.a_cs = 1;
-    if (KH == 1 && KW == 1 && stride == 1 && pad == 0) {
-        j.b_kind = EM_B_STRIDED; // 1x1 stride 1: the input is the B matrix
-        j.B = in;
-        j.b_rs = (long)H * W;
-        j.b_cs = 1;
-    } else {
-        j.b_kind = EM_B_CONV;
-        j.B = in;
-        j.H = H;
-        j.W = W;
-        j.KH = KH;
-        j.KW = KW;
-        j.stride = stride;
-        j.pad = pad;
-        j.OW = OW;
-    }
-    j.C = out;
-    j.ldc = j.N;
-    j.bias_row = bias;
-    j.relu = relu;
-    if (residual == out) {
-        j.accumulate = 1; // out already holds the residual: add into it
-        residual = NULL;
-    }
-    j.res = residual;
-    j.ldr = j.N;
-    if (em_gemm_run(&j) != 0)
-        em_conv2d_f32_ref(in, Cin, H, W, weight, bias, Cout, KH, KW, stride, pad, residual, relu, out);
-}
-
-size_t em_deconv2x2s2_f32_scratch_bytes(int Cin, int H, int W, int Cout) {
-    (void)Cin;
-    return (size_t)4 * Cout * H * W * sizeof(float);
-}
-
-void em_deconv2x2s2_f32(const float *in, int Cin, int H, int W, const float *weight,
-                        const float *bias, int Cout, int relu, float *out, void *scratch) {
-    if (Cout <= 0 || H <= 0 || W <= 0) return;
-    float *tmp = (float *)scratch;
-    if (!tmp) {
-        em_deconv2x2s2_f32_ref(in, Cin, H, W, weight, bias, Cout, relu, out);
-        return;
-    }
-    // tmp[(co, dy, dx), (y, x)] = sum_ci W[ci, co, dy, dx] * in[ci, y, x]: one GEMM with A = W^T.
-    em_gemm_job j;
-    memset(&j, 0, sizeof j);
-    j.M = 4 * Cout;
-    j.N = H * W;
-    j.K = Cin;
-    j.A = weight;
-    j.a_rs = 1;
-    j.a_cs = 4L * Cout;
-    j.b_kind = EM_B_STRIDED;
-    j.B = in;
-    j.b_rs = (long)H * W;
-    j.b_cs = 1;
-    j.C = tmp;
-    j.ldc = j.N;
-    if (em_gemm_run(&j) != 0) {
-        em_deconv2x2s2_f32_ref(in, Cin, H, W, weight, bias, Cout, relu, out);
-        return;
-    }
-    int OW = 2 * W;
-    for (int co = 0; co < Cout; co++) {
-        float b = bias ? bias[co] : 0.0f;
-        for (int d = 0; d < 4; d++) {
-            const float *t = tmp + ((size_t)co * 4 + d) * H * W;
-            int dy = d >> 1, dx = d & 1;
-            for (int y = 0; y < H; y++) {
-                float *o = out + ((size_t)co * 2 * H + 2 * y + dy) * OW + dx;
-                const float *tr = t + (size_t)y * W;
-                for (int x = 0; x < W; x++) {
-                    float v = tr[x] + b;
-                    if (relu && v < 0.0f) v = 0.0f;
-                    o[2 * x] = v;
-                }
-            }
-        }
-    }
-}
-
-void em_linear_f32(const float *in, int N, int K, const float *weight, const float *bias, int M,
-                   int relu, float *out) {
-    if (N <= 0 || M <= 0) return;
-    // out[N x M] = in[N x K] * W^T: A = in, B(k, m) = W[m * K + k], bias per column.
-    em_gemm_job j;
-    memset(&j, 0, sizeof j);
-    j.M = N;
-    j.N = M;
-    j.K = K;
-    j.A = in;
-    j.a_rs = K;
-    j.a_cs = 1;
-    j.b_kind = EM_B_STRIDED;
-    j.B = weight;
-    j.b_rs = 1;
-    j.b_cs = K;
-    j.C = out;
-    j.ldc = M;
-    j.bias_col = bias;
-    j.relu = relu;
-    if (em_gemm_run(&j) != 0) em_linear_f32_ref(in, N, K, weight, bias, M, relu, out);
 }

@@ -78,6 +78,31 @@ typedef struct em_gemm_job {
 // or -1 if the packing buffers could not be allocated (the caller then falls back).
 int em_gemm_run(const em_gemm_job *job);
 
+// One output-row segment of an im2col gather (float gemm.c and int8 qgemm.c): output pixels
+// t = 0..len-1 of the segment read input column ix0 + t * s of a row W wide. [*tlo, *thi) are
+// the t whose column is inside the row (the rest is padding), clamped to [0, len].
+static inline void em_conv_segment(int ix0, int s, int W, int len, int *tlo, int *thi) {
+    int lo, hi;
+    if (s == 1) {
+        lo = ix0 >= 0 ? 0 : -ix0;
+        hi = W - ix0;
+    } else {
+        lo = ix0 >= 0 ? 0 : (-ix0 + s - 1) / s;
+        hi = ix0 < W ? (W - 1 - ix0) / s + 1 : 0;
+    }
+    if (lo > len) lo = len;
+    if (hi > len) hi = len;
+    if (hi < lo) hi = lo;
+    *tlo = lo;
+    *thi = hi;
+}
+
+// Task t of ntasks gets tiles [*lo, *hi) of `tiles` (contiguous, sizes differing by at most 1).
+static inline void em_task_range(int tiles, int t, int ntasks, int *lo, int *hi) {
+    *lo = (int)((long)tiles * t / ntasks);
+    *hi = (int)((long)tiles * (t + 1) / ntasks);
+}
+
 // Thread pool: runs fn(ctx, t) for t in [0, ntasks), ntasks <= em_num_threads(); task 0 runs on
 // the calling thread. Returns after all tasks finished.
 void em_parallel(int ntasks, void (*fn)(void *ctx, int t), void *ctx);

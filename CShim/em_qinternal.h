@@ -72,12 +72,17 @@ enum {
     EM_QP_K4X = 1,  // as K4 with every byte xor 0x80 (u8 - 128 as s8: sdot)
     EM_QP_K2 = 2,   // [Kp/2][NR][2] u8 (pmaddwd)
     EM_QP_K1 = 3,   // [Kp][NR] u8 (widening multiply-accumulate by lane)
+    EM_QP_K8X2 = 4, // [Kp8/8][NR/2][16] s8 = u8 ^ 0x80: per pixel pair p0, p1 the bytes
+                    // [p0 k0-3][p1 k0-3][p0 k4-7][p1 k4-7] (8-bit smull/smlal2, neon)
+    EM_QP_K8 = 5,   // [Kp8/8][NR][8] u8: 8 consecutive k of each pixel (usmmla, neoi8mm)
 };
+// Kp8: Kp rounded up to a multiple of 8. ISAs with kstep 8 get k slices rounded up to 8; the
+// panel rows past Kp hold z_in (xor'd like the rest) and the prepared weights there are zero.
 
 // Micro-kernel: acc[MR x NR] (row stride NR, int32) = (accumulate ? acc : 0) + the sum over kp
 // values of k of the packed weights of MR channels times the panel. wblk: channel c0 of a packed
 // 8-channel block (or of the prepared weights, see prep) at the first k; panel: the panel at the
-// first k. kp is a multiple of 4. Adds nothing else (no term).
+// first k. kp is a multiple of the ISA's kstep (4 or 8). Adds nothing else (no term).
 typedef void (*em_qukr_fn)(int kp, const void *wblk, const uint8_t *panel, int32_t *acc,
                            int accumulate);
 // Optional weight preparation (e.g. s8 -> s16) of kp values of k of one 8-channel block (blk at
@@ -108,8 +113,13 @@ typedef void (*em_qroi_row_fn)(const uint8_t *f1, const uint8_t *f2, const uint8
                                const uint8_t *f4, float w1, float w2, float w3, float w4, int32_t z,
                                float s, int n, float *acc);
 
+// Dequantisation row: out[i] = (float)(q[i] - z) * scale.
+typedef void (*em_qdequant_row_fn)(const uint8_t *q, int n, float scale, int32_t z, float *out);
+
 typedef struct em_qgemm_params {
+    const char *name; // the micro-kernel's name (for logs: em_qgemm_kernel_name)
     int mr, nr;       // channels (1, 2, 4 or 8) x pixels per micro-kernel call
+    int kstep;        // k granularity of the micro-kernel and its panel (4 or 8)
     int panel;        // EM_QP_*
     em_qukr_fn ukr;
     em_qprep_fn prep; // NULL: the micro-kernel reads the packed block directly
@@ -121,9 +131,11 @@ typedef struct em_qgemm_params {
     em_qadd_row_fn add_row;
     em_qquant_row_fn quant_row;
     em_qroi_row_fn roi_row;
+    em_qdequant_row_fn dequant_row;
 } em_qgemm_params;
 
 const em_qgemm_params *em_qgemm_params_current(void);
+void em_qdequant_row_generic(const uint8_t *q, int n, float scale, int32_t z, float *out);
 
 void em_qukr_generic_8x8(int kp, const void *wblk, const uint8_t *panel, int32_t *acc,
                          int accumulate);
@@ -170,11 +182,18 @@ void em_qrows_avx2(int32_t *acc, int ld_acc, int rows, int n, const int32_t *ter
 void em_qadd_row_neon(const uint8_t *a, int32_t z_a, float a_mult, const uint8_t *b, int32_t z_b,
                       float b_mult, int n, int32_t z_out, int32_t lo, uint8_t *out);
 void em_qquant_row_neon(const float *x, int n, float inv_scale, int32_t z, uint8_t *out);
-void em_qprep_s16_k1(int kp, const int8_t *blk, void *dst);
-void em_qukr_u8s8_neon_8x8(int kp, const void *wblk, const uint8_t *panel, int32_t *acc,
-                         int accumulate);
+void em_qprep_mlal(int kp, const int8_t *blk, void *dst);
+void em_qukr_s8s8_neonmlal_4x8(int kp, const void *wblk, const uint8_t *panel, int32_t *acc,
+                               int accumulate);
 void em_qukr_u8s8_neondot_8x8(int kp, const void *wblk, const uint8_t *panel, int32_t *acc,
-                         int accumulate);
+                              int accumulate);
+void em_qprep_i8mm(int kp, const int8_t *blk, void *dst);
+void em_qukr_u8s8_neoi8mm_8x8(int kp, const void *wblk, const uint8_t *panel, int32_t *acc,
+                              int accumulate);
+void em_qroi_row_neon(const uint8_t *f1, const uint8_t *f2, const uint8_t *f3, const uint8_t *f4,
+                      float w1, float w2, float w3, float w4, int32_t z, float s, int n,
+                      float *acc);
+void em_qdequant_row_neon(const uint8_t *q, int n, float scale, int32_t z, float *out);
 void em_qrow_neon(const int32_t *acc, int n, float mult, int32_t z_out, int32_t lo,
                   const uint8_t *res, int32_t z_res, float res_mult, uint8_t *dst);
 void em_qrows_neon(int32_t *acc, int ld_acc, int rows, int n, const int32_t *terms,

@@ -198,16 +198,7 @@ static void pack_b(const em_gemm_job *j, int k0, int kc, int n0, int nc, int NR,
                 int ix0 = seg_ox[g] * s - pad + kx;
                 // valid t: 0 <= ix0 + t*s < W (no division on the common stride-1 path)
                 int tlo, thi;
-                if (s == 1) {
-                    tlo = ix0 >= 0 ? 0 : -ix0;
-                    thi = W - ix0;
-                } else {
-                    tlo = ix0 >= 0 ? 0 : (-ix0 + s - 1) / s;
-                    thi = ix0 < W ? (W - 1 - ix0) / s + 1 : 0;
-                }
-                if (tlo > len) tlo = len;
-                if (thi > len) thi = len;
-                if (thi < tlo) thi = tlo;
+                em_conv_segment(ix0, s, W, len, &tlo, &thi);
                 int t = 0;
                 for (; t < tlo; t++) o[t] = 0.0f;
                 if (s == 1) {
@@ -337,8 +328,8 @@ static void run_range(const em_gemm_job *j, const em_gemm_params *P, int m_lo, i
 static void run_task(void *vctx, int t) {
     run_ctx *x = (run_ctx *)vctx;
     const em_gemm_job *j = x->job;
-    int t0 = (int)((long)x->tiles * t / x->ntasks), t1 = (int)((long)x->tiles * (t + 1) / x->ntasks);
-    int failed = 0;
+    int t0, t1, failed = 0;
+    em_task_range(x->tiles, t, x->ntasks, &t0, &t1);
     if (x->split_n) {
         int n0 = t0 * x->P->nr, n1 = t1 * x->P->nr;
         if (n1 > j->N) n1 = j->N;
@@ -408,4 +399,186 @@ void em_ukr_generic_4x16(int kc, const float *Ap, const float *Bp, float *C, lon
             c[t] = x;
         }
     }
+}
+
+// ---------------------------------------------------------------- public entry points (em_kernels.h)
+
+void em_sgemm(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+              int ldc, const float *bias, int accumulate, int relu) {
+    if (M <= 0 || N <= 0) return;
+    em_gemm_job j;
+    memset(&j, 0, sizeof j);
+    j.M = M;
+    j.N = N;
+    j.K = K;
+    j.A = A;
+    j.a_rs = lda;
+    j.a_cs = 1;
+    j.b_kind = EM_B_STRIDED;
+    j.B = B;
+    j.b_rs = ldb;
+    j.b_cs = 1;
+    j.C = C;
+    j.ldc = ldc;
+    j.bias_row = bias;
+    j.accumulate = accumulate;
+    j.relu = relu;
+    if (em_gemm_run(&j) != 0) em_sgemm_ref(M, N, K, A, lda, B, ldb, C, ldc, bias, accumulate, relu);
+}
+
+size_t em_conv2d_f32_scratch_bytes(int Cin, int H, int W, int Cout, int KH, int KW, int stride,
+                                   int pad) {
+    // The im2col tiles are packed straight into the GEMM driver's per-thread panels, so a
+    // convolution needs no caller scratch.
+    (void)Cin, (void)H, (void)W, (void)Cout, (void)KH, (void)KW, (void)stride, (void)pad;
+    return 0;
+}
+
+void em_conv2d_f32(const float *in, int Cin, int H, int W, const float *weight, const float *bias,
+                   int Cout, int KH, int KW, int stride, int pad, const float *residual, int relu,
+                   float *out, void *scratch) {
+    (void)scratch;
+    if (Cout <= 0 || stride <= 0) return;
+    int OH = (H + 2 * pad - KH) / stride + 1, OW = (W + 2 * pad - KW) / stride + 1;
+    if (OH <= 0 || OW <= 0 || H + 2 * pad < KH || W + 2 * pad < KW) return;
+    em_gemm_job j;
+    memset(&j, 0, sizeof j);
+    j.M = Cout;
+    j.N = OH * OW;
+    j.K = Cin * KH * KW;
+    j.A = weight;
+    j.a_rs = j.K;
+    j.a_cs = 1;
+    if (KH == 1 && KW == 1 && stride == 1 && pad == 0) {
+        j.b_kind = EM_B_STRIDED; // 1x1 stride 1: the input is the B matrix
+        j.B = in;
+        j.b_rs = (long)H * W;
+        j.b_cs = 1;
+    } else {
+        j.b_kind = EM_B_CONV;
+        j.B = in;
+        j.H = H;
+        j.W = W;
+        j.KH = KH;
+        j.KW = KW;
+        j.stride = stride;
+        j.pad = pad;
+        j.OW = OW;
+    }
+    j.C = out;
+    j.ldc = j.N;
+    j.bias_row = bias;
+    j.relu = relu;
+    if (residual == out) {
+        j.accumulate = 1; // out already holds the residual: add into it
+        residual = NULL;
+    }
+    j.res = residual;
+    j.ldr = j.N;
+    if (em_gemm_run(&j) != 0)
+        em_conv2d_f32_ref(in, Cin, H, W, weight, bias, Cout, KH, KW, stride, pad, residual, relu, out);
+}
+
+size_t em_deconv2x2s2_f32_scratch_bytes(int Cin, int H, int W, int Cout) {
+    (void)Cin;
+    return (size_t)4 * Cout * H * W * sizeof(float);
+}
+
+void em_deconv2x2s2_f32(const float *in, int Cin, int H, int W, const float *weight,
+                        const float *bias, int Cout, int relu, float *out, void *scratch) {
+    if (Cout <= 0 || H <= 0 || W <= 0) return;
+    float *tmp = (float *)scratch;
+    if (!tmp) {
+        em_deconv2x2s2_f32_ref(in, Cin, H, W, weight, bias, Cout, relu, out);
+        return;
+    }
+    // tmp[(co, dy, dx), (y, x)] = sum_ci W[ci, co, dy, dx] * in[ci, y, x]: one GEMM with A = W^T.
+    em_gemm_job j;
+    memset(&j, 0, sizeof j);
+    j.M = 4 * Cout;
+    j.N = H * W;
+    j.K = Cin;
+    j.A = weight;
+    j.a_rs = 1;
+    j.a_cs = 4L * Cout;
+    j.b_kind = EM_B_STRIDED;
+    j.B = in;
+    j.b_rs = (long)H * W;
+    j.b_cs = 1;
+    j.C = tmp;
+    j.ldc = j.N;
+    if (em_gemm_run(&j) != 0) {
+        em_deconv2x2s2_f32_ref(in, Cin, H, W, weight, bias, Cout, relu, out);
+        return;
+    }
+    int OW = 2 * W;
+    for (int co = 0; co < Cout; co++) {
+        float b = bias ? bias[co] : 0.0f;
+        for (int d = 0; d < 4; d++) {
+            const float *t = tmp + ((size_t)co * 4 + d) * H * W;
+            int dy = d >> 1, dx = d & 1;
+            for (int y = 0; y < H; y++) {
+                float *o = out + ((size_t)co * 2 * H + 2 * y + dy) * OW + dx;
+                const float *tr = t + (size_t)y * W;
+                for (int x = 0; x < W; x++) {
+                    float v = tr[x] + b;
+                    if (relu && v < 0.0f) v = 0.0f;
+                    o[2 * x] = v;
+                }
+            }
+        }
+    }
+}
+
+void em_linear_f32(const float *in, int N, int K, const float *weight, const float *bias, int M,
+                   int relu, float *out) {
+    if (N <= 0 || M <= 0) return;
+    // out[N x M] = in[N x K] * W^T: A = in, B(k, m) = W[m * K + k], bias per column.
+    em_gemm_job j;
+    memset(&j, 0, sizeof j);
+    j.M = N;
+    j.N = M;
+    j.K = K;
+    j.A = in;
+    j.a_rs = K;
+    j.a_cs = 1;
+    j.b_kind = EM_B_STRIDED;
+    j.B = weight;
+    j.b_rs = 1;
+    j.b_cs = K;
+    j.C = out;
+    j.ldc = M;
+    j.bias_col = bias;
+    j.relu = relu;
+    if (em_gemm_run(&j) != 0) em_linear_f32_ref(in, N, K, weight, bias, M, relu, out);
+}
+
+// ---------------------------------------------------------------- micro-kernel test hooks
+
+void em_ukr_info(int *mr, int *nr) {
+    const em_gemm_params *P = em_gemm_params_current();
+    if (mr) *mr = P->mr;
+    if (nr) *nr = P->nr;
+}
+
+int em_ukr_call(int K, const float *A, const float *B, float *C, long ldc, int load_c,
+                const float *bias, int relu) {
+    const em_gemm_params *P = em_gemm_params_current();
+    if (K < 0 || !A || !B || !C) return -1;
+    const int MR = P->mr, NR = P->nr;
+    float *Ap = alloc_floats((size_t)MR * (K ? K : 1)), *Bp = alloc_floats((size_t)NR * (K ? K : 1));
+    if (!Ap || !Bp) {
+        free(Ap);
+        free(Bp);
+        return -1;
+    }
+    for (int k = 0; k < K; k++) {
+        for (int i = 0; i < MR; i++) Ap[(size_t)k * MR + i] = A[(size_t)i * K + k];
+        for (int t = 0; t < NR; t++) Bp[(size_t)k * NR + t] = B[(size_t)k * NR + t];
+    }
+    em_epi e = {bias, NULL, NULL, 0, relu};
+    P->ukr(K, Ap, Bp, C, ldc, load_c, (bias || relu) ? &e : NULL);
+    free(Ap);
+    free(Bp);
+    return 0;
 }

@@ -84,7 +84,10 @@ static peak_fn pick(int isa, int f32, int *macs, const char **name) {
         if (f32) *macs = EM_PEAK_F32_NEON, *name = "fmla .4s", fn = em_peak_f32_neon;
         else *macs = EM_PEAK_I8_NEONDOT, *name = "sdot", fn = em_peak_i8_neondot;
         break;
-        // i8mm (em_peak_i8_i8mm, EM_PEAK_I8_I8MM, "smmla") joins here with its EM_ISA value.
+    case EM_ISA_NEOI8MM:
+        if (f32) *macs = EM_PEAK_F32_NEON, *name = "fmla .4s", fn = em_peak_f32_neon;
+        else *macs = EM_PEAK_I8_I8MM, *name = "smmla", fn = em_peak_i8_i8mm;
+        break;
 #endif
     default:
         break;

@@ -79,7 +79,7 @@ typedef struct {
     int src_kind;
     const uint8_t *src;
     long ldk; // QSRC_ROWS: B(k, n) = src[k * ldk + n]; QSRC_COLS: B(k, n) = src[n * ldk + k]
-    int H, W, KH, KW, stride, pad, OW; // QSRC_CONV
+    int Cin, H, W, KH, KW, stride, pad, OW; // QSRC_CONV
     int out_kind;
     uint8_t *out;
     float *outf;
@@ -127,10 +127,11 @@ static inline void copy_stride2(uint8_t *d, const uint8_t *s, int n, const uint8
     for (; i < n; i++) d[i] = s[2 * i];
 }
 
-// K1 gather: tmp[k * NR + p] = B(k, n0 + p) for k < Kp, p < NR (padding: z_in). NR here is
+// K1 gather: tmp[k * NR + p] = B(k, n0 + p) for k < Kpad, p < NR (padding: z_in). NR here is
 // any width (the driver gathers a whole chunk of panels at once).
-static void gather(const qjob *j, int n0, int NR, uint8_t *tmp) {
-    const int K = j->q.K, Kp = j->q.Kp, N = j->N;
+// (noinline here and below: cheap per call, and cross/profile.sh then shows each part's cost)
+__attribute__((noinline)) static void gather(const qjob *j, int n0, int NR, int Kpad, uint8_t *tmp) {
+    const int K = j->q.K, Kp = Kpad, N = j->N;
     const uint8_t z = (uint8_t)j->q.z_in;
     int nv = N - n0 < NR ? N - n0 : NR;
     if (j->src_kind == QSRC_ROWS) {
@@ -188,16 +189,7 @@ static void gather(const qjob *j, int n0, int NR, uint8_t *tmp) {
                 } else {
                     const uint8_t *row = plane + (size_t)iy * W;
                     int ix0 = ox * s - pad + kx, tlo, thi;
-                    if (s == 1) {
-                        tlo = ix0 >= 0 ? 0 : -ix0;
-                        thi = ix0 < W ? W - ix0 : 0;
-                    } else {
-                        tlo = ix0 >= 0 ? 0 : (-ix0 + s - 1) / s;
-                        thi = ix0 < W ? (W - 1 - ix0) / s + 1 : 0;
-                    }
-                    if (tlo > seg) tlo = seg;
-                    if (thi > seg) thi = seg;
-                    if (thi < tlo) thi = tlo;
+                    em_conv_segment(ix0, s, W, seg, &tlo, &thi);
                     if (tlo > 0) fill_short(d + p, z, tlo);
                     if (s == 1) {
                         if (thi > tlo) copy_short(d + p + tlo, row + ix0 + tlo, thi - tlo, src_end);
@@ -219,11 +211,62 @@ static void gather(const qjob *j, int n0, int NR, uint8_t *tmp) {
     if (Kp > K) memset(tmp + (size_t)K * NR, z, (size_t)(Kp - K) * NR);
 }
 
+// K1 -> EM_QP_K8X2 / EM_QP_K8 (Kp a multiple of 8, NR a multiple of 8): per group of 8 k the
+// 8 x 8 byte transposes of each 8 pixels; two zip levels give, per pixel pair, the 4-k halves
+// [p0 k0-3][p1 k0-3] of both k halves (K8X2 stores them as they are, xor 0x80), a third level
+// the 8 k of each pixel (K8).
+__attribute__((noinline)) static void format_panel_k8(const uint8_t *tmp, long ld, int Kp, int NR, int fmt, uint8_t *dst) {
+    const int x2 = fmt == EM_QP_K8X2;
+    for (int k0 = 0; k0 < Kp; k0 += 8) {
+        uint8_t *d = dst + (size_t)k0 * NR;
+        const uint8_t *r = tmp + (size_t)k0 * ld;
+#if defined(__aarch64__)
+        const uint8x8_t x = vdup_n_u8(x2 ? 0x80 : 0);
+        for (int p = 0; p < NR; p += 8, d += 64) {
+            uint8x8_t v[8];
+            for (int i = 0; i < 8; i++) v[i] = veor_u8(vld1_u8(r + (size_t)i * ld + p), x);
+            uint8x8x2_t a01 = vzip_u8(v[0], v[1]), a23 = vzip_u8(v[2], v[3]);
+            uint8x8x2_t a45 = vzip_u8(v[4], v[5]), a67 = vzip_u8(v[6], v[7]);
+            // b[h][j]: k half h (0: k0-3, 1: k4-7), pixels 2j, 2j+1 (4 bytes each)
+            uint16x4x2_t lo0 = vzip_u16(vreinterpret_u16_u8(a01.val[0]), vreinterpret_u16_u8(a23.val[0]));
+            uint16x4x2_t lo1 = vzip_u16(vreinterpret_u16_u8(a01.val[1]), vreinterpret_u16_u8(a23.val[1]));
+            uint16x4x2_t hi0 = vzip_u16(vreinterpret_u16_u8(a45.val[0]), vreinterpret_u16_u8(a67.val[0]));
+            uint16x4x2_t hi1 = vzip_u16(vreinterpret_u16_u8(a45.val[1]), vreinterpret_u16_u8(a67.val[1]));
+            uint32x2_t b0[4] = {vreinterpret_u32_u16(lo0.val[0]), vreinterpret_u32_u16(lo0.val[1]),
+                                vreinterpret_u32_u16(lo1.val[0]), vreinterpret_u32_u16(lo1.val[1])};
+            uint32x2_t b1[4] = {vreinterpret_u32_u16(hi0.val[0]), vreinterpret_u32_u16(hi0.val[1]),
+                                vreinterpret_u32_u16(hi1.val[0]), vreinterpret_u32_u16(hi1.val[1])};
+            for (int j = 0; j < 4; j++) {
+                uint32x4_t o;
+                if (x2) o = vcombine_u32(b0[j], b1[j]);
+                else {
+                    uint32x2x2_t z = vzip_u32(b0[j], b1[j]);
+                    o = vcombine_u32(z.val[0], z.val[1]);
+                }
+                vst1q_u8(d + 16 * j, vreinterpretq_u8_u32(o));
+            }
+        }
+#else
+        const uint8_t xr = x2 ? 0x80 : 0;
+        for (int p = 0; p < NR; p++)
+            for (int i = 0; i < 8; i++) {
+                size_t o = x2 ? (size_t)(p >> 1) * 16 + (i >> 2) * 8 + (p & 1) * 4 + (i & 3)
+                              : (size_t)p * 8 + i;
+                d[o] = r[(size_t)i * ld + p] ^ xr;
+            }
+#endif
+    }
+}
+
 // K1 -> the ISA's panel format (NR is a multiple of 8). Interleaving 2 or 4 rows is a byte
 // zip: SSE2 unpack on x86-64 and vst2/vst4 on aarch64 (both baseline), plain C elsewhere.
-static void format_panel(const uint8_t *tmp, long ld, int Kp, int NR, int fmt, uint8_t *dst) {
+__attribute__((noinline)) static void format_panel(const uint8_t *tmp, long ld, int Kp, int NR, int fmt, uint8_t *dst) {
     if (fmt == EM_QP_K1) {
         for (int k = 0; k < Kp; k++) memcpy(dst + (size_t)k * NR, tmp + (size_t)k * ld, NR);
+        return;
+    }
+    if (fmt == EM_QP_K8X2 || fmt == EM_QP_K8) {
+        format_panel_k8(tmp, ld, Kp, NR, fmt, dst);
         return;
     }
     int g = fmt == EM_QP_K2 ? 2 : 4;
@@ -368,31 +411,47 @@ static int direct_panel(const qjob *j, int n0, int NR, int fmt, uint8_t *dst) {
 }
 
 // Writes the requantised rows [m0, m0 + mr) x pixels [n0, n0 + nv) from acc (row stride NR).
-static void epilogue(const qjob *j, const em_qgemm_params *P, int32_t *acc, int NR, int m0, int mr,
+__attribute__((noinline)) static void epilogue(const qjob *j, const em_qgemm_params *P, int32_t *acc, int NR, int m0, int mr,
                      int n0, int nv) {
     uint8_t row[64];
     if (j->out_kind == QOUT_DECONV) {
         // Rows come in (dx = 0, dx = 1) pairs of one (co, dy) (m = co * 4 + dy * 2 + dx; m0 is a
-        // multiple of 8 and M of 4): requantise both, then write them interleaved, one output
-        // row segment at a time.
-        uint8_t r1[64];
+        // multiple of 8 and M of 4): requantise the tile's rows (one rows call when the ISA has
+        // one), then write each pair interleaved, one output row segment at a time.
+        uint8_t rq[8][64];
         const int W = j->dW, H = j->dH;
-        for (int i = 0; i < mr; i += 2) {
-            int m = m0 + i;
-            if (m >= j->q.M) break;
-            for (int d = 0; d < 2; d++) {
-                int32_t *a = acc + (size_t)(i + d) * NR;
-                int32_t t = j->q.term[m + d] + (P->xor_term ? 128 * j->q.rowsum[m + d] : 0);
-                for (int p = 0; p < nv; p++) a[p] += t;
-                P->row(a, nv, j->mult[m >> 2], j->z_out, j->lo, NULL, 0, 0.0f, d ? r1 : row);
+        int rows = j->q.M - m0 < mr ? j->q.M - m0 : mr;
+        int32_t terms[8];
+        float mults[8];
+        for (int i = 0; i < rows; i++) {
+            terms[i] = j->q.term[m0 + i] + (P->xor_term ? 128 * j->q.rowsum[m0 + i] : 0);
+            mults[i] = j->mult[(m0 + i) >> 2];
+        }
+        if (P->rows) {
+            P->rows(acc, NR, rows, nv, terms, mults, j->z_out, j->lo, NULL, 0, 0, 0.0f, rq[0], 64);
+        } else {
+            for (int i = 0; i < rows; i++) {
+                int32_t *a = acc + (size_t)i * NR;
+                for (int p = 0; p < nv; p++) a[p] += terms[i];
+                P->row(a, nv, mults[i], j->z_out, j->lo, NULL, 0, 0.0f, rq[i]);
             }
-            int co = m >> 2, dy = (m >> 1) & 1;
+        }
+        for (int i = 0; i < rows; i += 2) {
+            const uint8_t *r0 = rq[i], *r1 = rq[i + 1];
+            int m = m0 + i, co = m >> 2, dy = (m >> 1) & 1;
             int y = n0 / W, x = n0 - y * W, p = 0;
             while (p < nv) {
                 int seg = W - x < nv - p ? W - x : nv - p;
                 uint8_t *o = j->out + ((size_t)co * 2 * H + 2 * y + dy) * 2 * W + 2 * x;
-                for (int q = 0; q < seg; q++) {
-                    o[2 * q] = row[p + q];
+                int q = 0;
+#if defined(__aarch64__)
+                for (; q + 8 <= seg; q += 8) {
+                    uint8x8x2_t v = {{vld1_u8(r0 + p + q), vld1_u8(r1 + p + q)}};
+                    vst2_u8(o + 2 * q, v);
+                }
+#endif
+                for (; q < seg; q++) {
+                    o[2 * q] = r0[p + q];
                     o[2 * q + 1] = r1[p + q];
                 }
                 p += seg;
@@ -454,20 +513,21 @@ typedef struct {
 // Pixel blocks [pb_lo, pb_hi) x channel blocks [mb_lo, mb_hi).
 static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_hi, int mb_lo,
                      int mb_hi) {
-    const int NR = P->nr, MR = P->mr, Kp = j->q.Kp;
+    const int NR = P->nr, MR = P->mr, Kp = j->q.Kp, ks = P->kstep;
+    const int Kpad = (Kp + ks - 1) / ks * ks; // panel rows (the ISA's k granularity)
     // Chunk of pixel blocks whose panels stay in cache (~192 KB), at least ~128 pixels wide so
     // the im2col gather copies long row segments.
-    int cb = (int)((192 * 1024) / ((size_t)Kp * NR));
+    int cb = (int)((192 * 1024) / ((size_t)Kpad * NR));
     if (cb < (128 + NR - 1) / NR) cb = (128 + NR - 1) / NR;
-    int cmax = (int)((512 * 1024) / ((size_t)Kp * NR)); // but at most ~512 KB (FC6: K 12544)
+    int cmax = (int)((512 * 1024) / ((size_t)Kpad * NR)); // but at most ~512 KB (FC6: K 12544)
     if (cb > cmax) cb = cmax > 1 ? cmax : 1;
     if (cb > pb_hi - pb_lo) cb = pb_hi - pb_lo;
     // K is split in slices of KC so that one panel slice (KC x NR bytes) stays in L1 while every
     // weight block of the channel group MG passes over it; the int32 tiles of the chunk x group
     // accumulate across the slices (exact), then are requantised once.
     const int KC = 512, MG = 32;
-    int kcmax = Kp < KC ? Kp : KC;
-    size_t pbytes = (size_t)Kp * NR, tile = (size_t)8 * NR;
+    int kcmax = Kpad < KC ? Kpad : KC;
+    size_t pbytes = (size_t)Kpad * NR, tile = (size_t)8 * NR;
     qbufs *b = thread_qbufs(pbytes * cb + tile * 4 * MG * cb, pbytes * cb + 64,
                             P->prep ? P->prep_bytes_per_k * kcmax * MG : 1);
     if (!b) return -1;
@@ -485,11 +545,11 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
         }
         if (ndirect < cn) {
             int whole = cn - ndirect > 1 || cn > 64;
-            if (whole) gather(j, c0 * NR, cn * NR, b->tmp);
+            if (whole) gather(j, c0 * NR, cn * NR, Kpad, b->tmp);
             for (int c = 0; c < cn; c++) {
                 if (c < 64 && is_direct[c]) continue;
-                if (!whole) gather(j, (c0 + c) * NR, NR, b->tmp);
-                format_panel(whole ? b->tmp + (size_t)c * NR : b->tmp, whole ? (long)cn * NR : NR, Kp,
+                if (!whole) gather(j, (c0 + c) * NR, NR, Kpad, b->tmp);
+                format_panel(whole ? b->tmp + (size_t)c * NR : b->tmp, whole ? (long)cn * NR : NR, Kpad,
                              NR, P->panel, b->panel + (size_t)c * pbytes);
             }
         }
@@ -497,10 +557,11 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
             int gn = mb_hi - g0 < MG ? mb_hi - g0 : MG;
             for (int k0 = 0; k0 < Kp; k0 += KC) {
                 int kc = Kp - k0 < KC ? Kp - k0 : KC, load = k0 > 0;
+                int kcu = (kc + ks - 1) / ks * ks; // what the micro-kernel runs (padding is zero)
                 if (P->prep)
                     for (int g = 0; g < gn; g++)
                         P->prep(kc, j->q.w + ((size_t)(g0 + g) * Kp + k0) * 8,
-                                b->prep + (size_t)g * P->prep_bytes_per_k * kc);
+                                b->prep + (size_t)g * P->prep_bytes_per_k * kcu);
                 for (int c = 0; c < cn; c++) {
                     const uint8_t *pan = b->panel + (size_t)c * pbytes + (size_t)k0 * NR;
                     for (int g = 0; g < gn; g++) {
@@ -508,7 +569,7 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
                         const uint8_t *wp;
                         int cstride;
                         if (P->prep) {
-                            wp = b->prep + (size_t)g * P->prep_bytes_per_k * kc;
+                            wp = b->prep + (size_t)g * P->prep_bytes_per_k * kcu;
                             cstride = P->prep_cstride;
                         } else {
                             wp = (const uint8_t *)(j->q.w + ((size_t)mb * Kp + k0) * 8);
@@ -516,7 +577,7 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
                         }
                         int32_t *t = accs + ((size_t)g * cb + c) * tile;
                         for (int i0 = 0; i0 < 8 && mb * 8 + i0 < j->q.M; i0 += MR)
-                            P->ukr(kc, wp + (size_t)i0 * cstride, pan, t + (size_t)i0 * NR, load);
+                            P->ukr(kcu, wp + (size_t)i0 * cstride, pan, t + (size_t)i0 * NR, load);
                     }
                 }
             }
@@ -533,7 +594,8 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
 static void run_task(void *vctx, int t) {
     qrun_ctx *x = (qrun_ctx *)vctx;
     const qjob *j = x->job;
-    int t0 = (int)((long)x->tiles * t / x->ntasks), t1 = (int)((long)x->tiles * (t + 1) / x->ntasks);
+    int t0, t1;
+    em_task_range(x->tiles, t, x->ntasks, &t0, &t1);
     if (t0 >= t1) return;
     int npb = (j->N + x->P->nr - 1) / x->P->nr, nmb = j->q.Mp / 8;
     int r = x->split_n ? run_range(j, x->P, t0, t1, 0, nmb) : run_range(j, x->P, 0, npb, t0, t1);
@@ -669,7 +731,7 @@ static int conv_job(qjob *j, const uint8_t *in, int Cin, int H, int W, int32_t z
         j->ldk = (long)H * W;
     } else {
         j->src_kind = QSRC_CONV;
-        j->H = H, j->W = W, j->KH = KH, j->KW = KW, j->stride = stride, j->pad = pad, j->OW = OW;
+        j->Cin = Cin, j->H = H, j->W = W, j->KH = KH, j->KW = KW, j->stride = stride, j->pad = pad, j->OW = OW;
     }
     j->mult = mult;
     return 0;
@@ -838,8 +900,17 @@ void em_quantize_f32_u8(const float *x, size_t n, float scale, int32_t z, uint8_
     }
 }
 
+void em_qdequant_row_generic(const uint8_t *q, int n, float scale, int32_t z, float *out) {
+    for (int i = 0; i < n; i++) out[i] = (float)((int32_t)q[i] - z) * scale;
+}
+
 void em_dequantize_u8_f32(const uint8_t *q, size_t n, float scale, int32_t z, float *out) {
-    em_dequantize_u8_f32_ref(q, n, scale, z, out);
+    if (!q || !out) return;
+    const em_qgemm_params *P = em_qgemm_params_current();
+    for (size_t i = 0; i < n; i += EM_QROW_CHUNK) {
+        int c = n - i < EM_QROW_CHUNK ? (int)(n - i) : EM_QROW_CHUNK;
+        P->dequant_row(q + i, c, scale, z, out + i);
+    }
 }
 
 // Separable: the column max over the window's valid rows (contiguous, vectorised by the
@@ -875,4 +946,51 @@ void em_qmaxpool2d_u8(const uint8_t *in, int C, int H, int W, int k, int stride,
             }
         }
     }
+}
+
+// ---------------------------------------------------------------- micro-kernel test hooks
+
+void em_qukr_info(int *mr, int *nr, int *kstep) {
+    const em_qgemm_params *P = em_qgemm_params_current();
+    if (mr) *mr = P->mr;
+    if (nr) *nr = P->nr;
+    if (kstep) *kstep = P->kstep;
+}
+
+int em_qukr_call(int K, const int8_t *w, const uint8_t *x, int32_t *acc, int accumulate) {
+    const em_qgemm_params *P = em_qgemm_params_current();
+    if (K <= 0 || K > 65536 || !w || !x || !acc) return -1;
+    const int NR = P->nr, ks = P->kstep;
+    const int Kp = (K + 3) / 4 * 4, Kpad = (Kp + ks - 1) / ks * ks;
+    size_t wb = em_qpack_weights_bytes(8, K), pb = (size_t)Kpad * NR;
+    uint8_t *blob = NULL, *tmp = NULL, *panel = NULL, *prep = NULL;
+    int rc = -1;
+    if (posix_memalign((void **)&blob, 64, wb) || posix_memalign((void **)&tmp, 64, pb + 64) ||
+        posix_memalign((void **)&panel, 64, pb) ||
+        posix_memalign((void **)&prep, 64, (P->prep_bytes_per_k ? P->prep_bytes_per_k : 1) * (size_t)Kpad))
+        goto done;
+    em_qw q;
+    if (em_qpack_weights(w, 8, K, 0, NULL, blob) != 0 || em_qw_open(blob, &q) != 0) goto done;
+    for (int k = 0; k < Kpad; k++)
+        for (int p = 0; p < NR; p++) tmp[(size_t)k * NR + p] = k < K ? x[(size_t)k * NR + p] : 0;
+    format_panel(tmp, NR, Kpad, NR, P->panel, panel);
+    const uint8_t *wp = (const uint8_t *)q.w;
+    int cstride = 4;
+    if (P->prep) {
+        P->prep(Kp, q.w, prep);
+        wp = prep;
+        cstride = P->prep_cstride;
+    }
+    for (int i0 = 0; i0 < 8; i0 += P->mr)
+        P->ukr(Kpad, wp + (size_t)i0 * cstride, panel, acc + (size_t)i0 * NR, accumulate);
+    if (P->xor_term)
+        for (int m = 0; m < 8; m++)
+            for (int p = 0; p < NR; p++) acc[m * NR + p] += 128 * q.rowsum[m];
+    rc = 0;
+done:
+    free(blob);
+    free(tmp);
+    free(panel);
+    free(prep);
+    return rc;
 }

@@ -129,7 +129,8 @@ static int align_rois(const ualign_job *j, int r0, int r1) {
 static void align_task(void *ctx, int t) {
     ualign_job *j = (ualign_job *)ctx;
     int n = j->ntasks;
-    int r0 = (int)((long)j->R * t / n), r1 = (int)((long)j->R * (t + 1) / n);
+    int r0, r1;
+    em_task_range(j->R, t, n, &r0, &r1);
     if (align_rois(j, r0, r1) != 0) j->failed = 1;
 }
 

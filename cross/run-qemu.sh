@@ -2,8 +2,9 @@
 # Runs the static aarch64 build (from cross/build-aarch64.sh) under qemu user-mode emulation and
 # checks it against the x86_64 build:
 #   1. `edge-mrcnn selftest` on each emulated CPU (default: cortex-a76, which has dotprod and
-#      fp16 arithmetic, and cortex-a53, which has neither): must exit 0 and end with
-#      "N passed, 0 failed".
+#      fp16 arithmetic (int8 kernels: neondot), cortex-a53, which has neither (neon: 8-bit
+#      smull/smlal2 + sadalp), and max, which has i8mm (neoi8mm: usmmla)): must exit 0 and end
+#      with "N passed, 0 failed". Every ISA the CPU supports is checked against the reference.
 #   2. `edge-mrcnn detect --json` on one shapes-val image with the shapes model (on cortex-a76 by
 #      default: float detect is all floating point, which qemu emulates in software, ~150x slower
 #      than native: about 8-12 min here), and the x86_64 release binary on the same input;
@@ -13,7 +14,7 @@
 # emulation than the .pth); if that convert fails, the run fails (no silent fallback to the .pth).
 #
 # Environment: EDGE_MRCNN_SHARED (default ../shared beside the repository),
-#   EDGE_MRCNN_QEMU_CPUS (selftest; default "cortex-a76 cortex-a53"),
+#   EDGE_MRCNN_QEMU_CPUS (selftest; default "cortex-a76 cortex-a53 max"),
 #   EDGE_MRCNN_QEMU_DETECT_CPUS (detect; default "cortex-a76"; "" skips detect),
 #   EDGE_MRCNN_QEMU_TIMEOUT (seconds per qemu detect run, default 2400),
 #   EDGE_MRCNN_QEMU_THREADS (--threads for detect; default nproc, at most 4), EDGE_MRCNN_AARCH64_BIN,
@@ -25,7 +26,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SHARED="${EDGE_MRCNN_SHARED:-$(cd "$ROOT/.." && pwd)/shared}"
 ABIN="${EDGE_MRCNN_AARCH64_BIN:-$ROOT/.build-aarch64/edge-mrcnn-aarch64}"
 XBIN="${EDGE_MRCNN_X86_BIN:-$ROOT/.build/release/edge-mrcnn}"
-CPUS="${EDGE_MRCNN_QEMU_CPUS-cortex-a76 cortex-a53}"
+CPUS="${EDGE_MRCNN_QEMU_CPUS-cortex-a76 cortex-a53 max}"
 DETECT_CPUS="${EDGE_MRCNN_QEMU_DETECT_CPUS-cortex-a76}"
 QEMU_TIMEOUT="${EDGE_MRCNN_QEMU_TIMEOUT:-2400}"
 # Kernel threads for both detect runs (qemu runs guest threads on host threads; this also checks the
@@ -139,9 +140,10 @@ detect_stage() {
     done
 }
 # int8: calibrate with the x86 binary on a few shapes-calib images, then detect with the int8 model
-# on x86_64 and under qemu on every INT8_CPUS CPU (cortex-a76: neondot kernels; cortex-a53: neon).
-# The int8 kernels are bit-exact across ISAs, so the JSON files must be byte-identical.
-INT8_CPUS="${EDGE_MRCNN_QEMU_INT8_CPUS-cortex-a76 cortex-a53}"
+# on x86_64 and under qemu on every INT8_CPUS CPU (cortex-a76: neondot kernels; cortex-a53: neon;
+# max: neoi8mm). The int8 kernels are bit-exact across ISAs, so the JSON files must be
+# byte-identical.
+INT8_CPUS="${EDGE_MRCNN_QEMU_INT8_CPUS-cortex-a76 cortex-a53 max}"
 int8_stage() {
     local calib="$WORK/calib-images" q="$WORK/shapes-int8.safetensors" t0 rc
     mkdir -p "$calib"

@@ -1,125 +1,78 @@
-// NEON int8 paths. neon: activations widened to int16 (uxtl), weights prepared once per 8-channel
-// block as int16 [Kp][8] (em_qprep_s16_k1), smlal by lane into int32 (exact). neondot: sdot on
-// the packed blocks directly; the activations are offset to s8 (u8 ^ 0x80 = u8 - 128, done when
-// the panel is packed) and the driver adds 128 * rowsum[m] to the per-channel term, which makes
-// the sum exactly the u8 x s8 one. Also the NEON requantisation row.
+// Baseline-NEON rows of the int8 path, shared by every aarch64 ISA (neon, neondot, neoi8mm): the
+// requantisation row and tile, the rescaled add row and the quantisation row. The micro-kernels
+// are in qgemm_neon_mlal.c (neon), qgemm_neondot.c (dotprod) and qgemm_neoi8mm.c (i8mm).
 #pragma STDC FP_CONTRACT OFF
 #if defined(__aarch64__)
 #include <arm_neon.h>
 
 #include "../em_qinternal.h"
 
-// Packed block [Kp/4][8][4] s8 -> [Kp][8] s16.
-void em_qprep_s16_k1(int kp, const int8_t *blk, void *dst) {
-    int16_t *d = (int16_t *)dst;
-    for (int k = 0; k < kp; k++)
-        for (int c = 0; c < 8; c++) d[(size_t)k * 8 + c] = blk[(size_t)(k >> 2) * 32 + c * 4 + (k & 3)];
+// Requantisation of 8 accumulators (term already added): vcvtq_f32_s32, vmulq_f32 (+ residual
+// vcvtq_f32_s32/vmulq_f32, vaddq_f32), vmaxnmq/vminnmq (clampf; maxnm gives the bound for NaN like
+// the scalar code), vcvtnq_s32_f32 (round half even), + z_out, then the clamp to [lo, 255] as
+// saturating narrows (to [0, 255]) and a max with lo: the scalar clamp, exactly.
+typedef struct {
+    float32x4_t flo, fhi, vrm;
+    int32x4_t vz, vzr;
+    uint8x8_t vlo;
+} rq_consts;
+
+static inline rq_consts rq_setup(int32_t z_out, int32_t lo, int32_t z_res, float res_mult) {
+    rq_consts k = {vdupq_n_f32(-EM_QF_LIM), vdupq_n_f32(EM_QF_LIM), vdupq_n_f32(res_mult),
+                   vdupq_n_s32(z_out), vdupq_n_s32(z_res), vdup_n_u8((uint8_t)lo)};
+    return k;
 }
 
-// 8 channels x 8 pixels; panel EM_QP_K1 with NR = 8 (8 bytes per k).
-void em_qukr_u8s8_neon_8x8(int kp, const void *wblk, const uint8_t *panel, int32_t *acc,
-                           int accumulate) {
-    const int16_t *w = (const int16_t *)wblk;
-    int32x4_t c[8][2];
-    for (int i = 0; i < 8; i++) c[i][0] = c[i][1] = vdupq_n_s32(0);
-    for (int k = 0; k < kp; k++) {
-        int16x8_t x = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(panel + (size_t)k * 8)));
-        int16x8_t wv = vld1q_s16(w + (size_t)k * 8);
-        int16x4_t xl = vget_low_s16(x);
-#define CH(i)                                                                                      \
-    c[i][0] = vmlal_laneq_s16(c[i][0], xl, wv, i);                                                 \
-    c[i][1] = vmlal_high_laneq_s16(c[i][1], x, wv, i);
-        CH(0) CH(1) CH(2) CH(3) CH(4) CH(5) CH(6) CH(7)
-#undef CH
-    }
-    for (int i = 0; i < 8; i++) {
-        if (accumulate) {
-            c[i][0] = vaddq_s32(c[i][0], vld1q_s32(acc + i * 8));
-            c[i][1] = vaddq_s32(c[i][1], vld1q_s32(acc + i * 8 + 4));
-        }
-        vst1q_s32(acc + i * 8, c[i][0]);
-        vst1q_s32(acc + i * 8 + 4, c[i][1]);
-    }
-}
-
-// 8 channels x 8 pixels; panel EM_QP_K4X with NR = 8 (32 bytes per group of 4 k).
-__attribute__((target("dotprod"))) void em_qukr_u8s8_neondot_8x8(int kp, const void *wblk,
-                                                                  const uint8_t *panel,
-                                                                  int32_t *acc, int accumulate) {
-    const int8_t *w = (const int8_t *)wblk;
-    const int8_t *p = (const int8_t *)panel;
-    int32x4_t c[8][2];
-    for (int i = 0; i < 8; i++) c[i][0] = c[i][1] = vdupq_n_s32(0);
-    for (int g = 0; g < kp / 4; g++) {
-        int8x16_t x0 = vld1q_s8(p + (size_t)g * 32), x1 = vld1q_s8(p + (size_t)g * 32 + 16);
-        int8x16_t w0 = vld1q_s8(w + (size_t)g * 32), w1 = vld1q_s8(w + (size_t)g * 32 + 16);
-#define CH(i, wv, l)                                                                               \
-    c[i][0] = vdotq_laneq_s32(c[i][0], x0, wv, l);                                                 \
-    c[i][1] = vdotq_laneq_s32(c[i][1], x1, wv, l);
-        CH(0, w0, 0) CH(1, w0, 1) CH(2, w0, 2) CH(3, w0, 3)
-        CH(4, w1, 0) CH(5, w1, 1) CH(6, w1, 2) CH(7, w1, 3)
-#undef CH
-    }
-    for (int i = 0; i < 8; i++) {
-        if (accumulate) {
-            c[i][0] = vaddq_s32(c[i][0], vld1q_s32(acc + i * 8));
-            c[i][1] = vaddq_s32(c[i][1], vld1q_s32(acc + i * 8 + 4));
-        }
-        vst1q_s32(acc + i * 8, c[i][0]);
-        vst1q_s32(acc + i * 8 + 4, c[i][1]);
-    }
-}
-
-// Requantisation row, 4 lanes: vcvtq_f32_s32, vmulq_f32 (+ residual vmulq_f32, vaddq_f32),
-// vmaxnmq/vminnmq (clampf; maxnm gives the bound for NaN like the scalar code), vcvtnq_s32_f32
-// (round half even), + z_out, clamp.
-static inline int32x4_t rq4(int32x4_t a, float32x4_t vm, const uint8_t *res, int32x4_t vzr,
-                            float32x4_t vrm, float32x4_t flo, float32x4_t fhi, int32x4_t vz,
-                            int32x4_t vlo, int32x4_t vhi) {
-    float32x4_t v = vmulq_f32(vcvtq_f32_s32(a), vm);
+static inline uint8x8_t rq8(const rq_consts *k, int32x4_t a0, int32x4_t a1, float32x4_t vm,
+                            const uint8_t *res) {
+    float32x4_t v0 = vmulq_f32(vcvtq_f32_s32(a0), vm), v1 = vmulq_f32(vcvtq_f32_s32(a1), vm);
     if (res) {
-        uint8_t b[8] = {res[0], res[1], res[2], res[3], 0, 0, 0, 0};
-        int32x4_t r = vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(vmovl_u8(vld1_u8(b)))));
-        float32x4_t rv = vmulq_f32(vcvtq_f32_s32(vsubq_s32(r, vzr)), vrm);
-        v = vaddq_f32(v, rv);
+        uint16x8_t r = vmovl_u8(vld1_u8(res));
+        int32x4_t r0 = vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(r)));
+        int32x4_t r1 = vreinterpretq_s32_u32(vmovl_u16(vget_high_u16(r)));
+        v0 = vaddq_f32(v0, vmulq_f32(vcvtq_f32_s32(vsubq_s32(r0, k->vzr)), k->vrm));
+        v1 = vaddq_f32(v1, vmulq_f32(vcvtq_f32_s32(vsubq_s32(r1, k->vzr)), k->vrm));
     }
-    v = vminnmq_f32(vmaxnmq_f32(v, flo), fhi);
-    int32x4_t y = vaddq_s32(vcvtnq_s32_f32(v), vz);
-    return vminq_s32(vmaxq_s32(y, vlo), vhi);
+    v0 = vminnmq_f32(vmaxnmq_f32(v0, k->flo), k->fhi);
+    v1 = vminnmq_f32(vmaxnmq_f32(v1, k->flo), k->fhi);
+    int32x4_t y0 = vaddq_s32(vcvtnq_s32_f32(v0), k->vz), y1 = vaddq_s32(vcvtnq_s32_f32(v1), k->vz);
+    uint8x8_t y = vqmovn_u16(vcombine_u16(vqmovun_s32(y0), vqmovun_s32(y1)));
+    return vmax_u8(y, k->vlo);
 }
 
 void em_qrow_neon(const int32_t *acc, int n, float mult, int32_t z_out, int32_t lo,
                   const uint8_t *res, int32_t z_res, float res_mult, uint8_t *dst) {
-    const float32x4_t vm = vdupq_n_f32(mult), vrm = vdupq_n_f32(res_mult);
-    const float32x4_t flo = vdupq_n_f32(-EM_QF_LIM), fhi = vdupq_n_f32(EM_QF_LIM);
-    const int32x4_t vz = vdupq_n_s32(z_out), vlo = vdupq_n_s32(lo), vhi = vdupq_n_s32(255),
-                    vzr = vdupq_n_s32(z_res);
+    const rq_consts k = rq_setup(z_out, lo, z_res, res_mult);
+    const float32x4_t vm = vdupq_n_f32(mult);
     int i = 0;
-    for (; i + 8 <= n; i += 8) {
-        int32x4_t y0 = rq4(vld1q_s32(acc + i), vm, res ? res + i : NULL, vzr, vrm, flo, fhi, vz, vlo, vhi);
-        int32x4_t y1 = rq4(vld1q_s32(acc + i + 4), vm, res ? res + i + 4 : NULL, vzr, vrm, flo, fhi,
-                           vz, vlo, vhi);
-        uint16x8_t h = vcombine_u16(vmovn_u32(vreinterpretq_u32_s32(y0)),
-                                    vmovn_u32(vreinterpretq_u32_s32(y1)));
-        vst1_u8(dst + i, vmovn_u16(h));
-    }
+    for (; i + 8 <= n; i += 8)
+        vst1_u8(dst + i, rq8(&k, vld1q_s32(acc + i), vld1q_s32(acc + i + 4), vm, res ? res + i : NULL));
     if (i < n)
         em_qrow_generic(acc + i, n - i, mult, z_out, lo, res ? res + i : NULL, z_res, res_mult,
                         dst + i);
 }
 
-// em_qrows_fn: the term added in place (int32), then em_qrow_neon on each row of the tile.
+// em_qrows_fn: per row, the term added in int32 and the row requantised, 8 at a time, with the
+// constants set up once per tile (the driver calls this once per 8 x NR tile).
 void em_qrows_neon(int32_t *acc, int ld_acc, int rows, int n, const int32_t *terms,
                    const float *mults, int32_t z_out, int32_t lo, const uint8_t *res, size_t res_ld,
                    int32_t z_res, float res_mult, uint8_t *dst, size_t dst_ld) {
+    const rq_consts k = rq_setup(z_out, lo, z_res, res_mult);
     for (int r = 0; r < rows; r++) {
         int32_t *a = acc + (size_t)r * ld_acc;
+        const uint8_t *rr = res ? res + (size_t)r * res_ld : NULL;
+        uint8_t *d = dst + (size_t)r * dst_ld;
         const int32x4_t vt = vdupq_n_s32(terms[r]);
+        const float32x4_t vm = vdupq_n_f32(mults[r]);
         int i = 0;
-        for (; i + 4 <= n; i += 4) vst1q_s32(a + i, vaddq_s32(vld1q_s32(a + i), vt));
-        for (; i < n; i++) a[i] += terms[r];
-        em_qrow_neon(a, n, mults[r], z_out, lo, res ? res + (size_t)r * res_ld : NULL, z_res,
-                     res_mult, dst + (size_t)r * dst_ld);
+        for (; i + 8 <= n; i += 8)
+            vst1_u8(d + i, rq8(&k, vaddq_s32(vld1q_s32(a + i), vt), vaddq_s32(vld1q_s32(a + i + 4), vt),
+                               vm, rr ? rr + i : NULL));
+        if (i < n) {
+            for (int t = i; t < n; t++) a[t] += terms[r];
+            em_qrow_generic(a + i, n - i, mults[r], z_out, lo, rr ? rr + i : NULL, z_res, res_mult,
+                            d + i);
+        }
     }
 }
 

@@ -2,6 +2,9 @@
 #ifndef EM_DISPATCH_H
 #define EM_DISPATCH_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -14,7 +17,8 @@ typedef enum em_isa {
     EM_ISA_AVX512VNNI = 4, // AVX-512 + VNNI
     EM_ISA_NEON = 5,
     EM_ISA_NEONDOT = 6,    // NEON + dotprod
-    EM_ISA_COUNT = 7
+    EM_ISA_NEOI8MM = 7,    // NEON + dotprod + i8mm (Armv8.6 FEAT_I8MM)
+    EM_ISA_COUNT = 8
 } em_isa;
 
 // Best ISA this CPU supports (cpuid / getauxval).
@@ -23,12 +27,34 @@ int em_isa_best(void);
 int em_isa_current(void);
 // Force an ISA. Returns 0 on success, -1 if this CPU (or this build) cannot run it.
 int em_isa_set(int isa);
-// "scalar", "sse41", "avx2", "avx512", "avx512vnni", "neon", "neondot".
+// "scalar", "sse41", "avx2", "avx512", "avx512vnni", "neon", "neondot", "neoi8mm".
 const char *em_isa_name(int isa);
 // Inverse of em_isa_name; -1 for an unknown name.
 int em_isa_from_name(const char *name);
 // 1 if this CPU and build can run the ISA.
 int em_isa_supported(int isa);
+// Name of the int8 GEMM micro-kernel the current ISA runs (e.g. "neonmlal_4x8"), for logs.
+const char *em_qgemm_kernel_name(void);
+
+// ---------------------------------------------------------------- micro-kernel test hooks
+// For the direct micro-kernel tester (Sources/EdgeMRCNN/SelfTest/MicroKernelTester.swift, run by
+// `selftest` and by XCTest): the current ISA's micro-kernels called once, on operands the hooks
+// put into the ISA's own layouts, with no driver around them.
+// int8: *mr x *nr tile (channels x pixels), k granularity *kstep.
+void em_qukr_info(int *mr, int *nr, int *kstep);
+// acc [8 x nr] (row stride nr) = (accumulate ? acc : 0) + w [8 x K] (row-major, -127..127) times
+// x [K x nr] (u8, row-major): w packed as one 8-channel block, x as one panel, the micro-kernel
+// called for each mr-channel slice over K rounded up to kstep, then 128 * rowsum added for the
+// ISAs that offset the activations (so the result is the plain u8 x s8 sum). Returns 0, or -1
+// (bad K, allocation failure).
+int em_qukr_call(int K, const int8_t *w, const uint8_t *x, int32_t *acc, int accumulate);
+// float: *mr x *nr register tile.
+void em_ukr_info(int *mr, int *nr);
+// C [mr x nr] (row stride ldc) = (load_c ? C : 0) + A [mr x K] (row-major) * B [K x nr]
+// (row-major), then + bias[i] per row if bias != NULL and ReLU if relu: one micro-kernel call
+// (its fused epilogue). Returns 0, or -1.
+int em_ukr_call(int K, const float *A, const float *B, float *C, long ldc, int load_c,
+                const float *bias, int relu);
 
 // Worker threads the kernels may use (>= 1). Results do not depend on it.
 void em_set_num_threads(int n);

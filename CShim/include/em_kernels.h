@@ -1,8 +1,11 @@
 // edge-mrcnn float kernels.
 //
-// Every kernel exists twice: `em_X_ref` is the plain C reference (CShim/ref/), `em_X` is the
-// dispatched entry point (CShim/dispatch.c) that runs the fastest path for the ISA in use
-// (CShim/x86/, CShim/arm/). Tests compare the two.
+// The GEMM-based kernels (em_sgemm, em_conv2d_f32, em_deconv2x2s2_f32, em_linear_f32) exist
+// twice: `em_X_ref` is the plain C reference (CShim/ref/), `em_X` the entry point in the GEMM
+// driver (CShim/gemm.c) running the micro-kernel of the ISA in use (CShim/x86/, CShim/arm/, chosen
+// by CShim/dispatch.c); tests compare the two. The other kernels here (max pooling, nearest
+// upsample-add, normalise, resize, RoIAlign, paste) have one plain C implementation (CShim/ref/),
+// checked against torch's formulas and the float pipeline's parity tests.
 //
 // Layout conventions: one image at a time, activations CHW (channel-major, row-major planes),
 // float32. Boxes are (x1, y1, x2, y2) in pixels, as torchvision uses them.

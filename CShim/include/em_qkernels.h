@@ -28,9 +28,10 @@
 //   clampf(v) = min(max(v, -2^24), 2^24), NaN -> -2^24 (only matters for absurd scales; it keeps
 //   the float->int conversion in range so SIMD and scalar agree).
 // The int32 accumulation is exact on every ISA (sse41/avx2: u8 and s8 widened to int16 and
-// pmaddwd, never the saturating pmaddubsw; avx512vnni: vpdpbusd; neon: widening smlal; neondot:
-// sdot on u8 ^ 0x80 with 128 * rowsum added back), so only the requantisation could differ, and
-// it is specified operation by operation:
+// pmaddwd, never the saturating pmaddubsw; avx512vnni: vpdpbusd; neon: 8-bit smull/smlal2 of
+// s8 x s8 (u8 ^ 0x80; |w| <= 127 so two products fit int16) then sadalp; neondot: sdot on
+// u8 ^ 0x80; both with 128 * rowsum added back; neoi8mm: usmmla on u8 x s8), so only the
+// requantisation could differ, and it is specified operation by operation:
 // No FMA contraction anywhere (the C files use #pragma STDC FP_CONTRACT OFF; SIMD uses
 // cvtdq2ps/mulps/addps/cvtps2dq resp. vcvtq_f32_s32/vmulq_f32/vaddq_f32/vcvtnq_s32_f32).
 //

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "em_kernels.h"
+#include "em_interp.h"
 
 #pragma STDC FP_CONTRACT OFF
 
@@ -73,24 +74,9 @@ void em_normalize_rgb8_f32(const uint8_t *rgb, int H, int W, const float mean[3]
     }
 }
 
-// torch's linear interpolation weights for one axis (UpSampleKernel.cpp HelperInterpLinear with
-// align_corners=False): scale = (float)in / out; src = max(scale * (dst + 0.5) - 0.5, 0) in float;
-// i0 = min((int)floor(src), in - 1); lambda = clamp(src - i0, 0, 1); i1 = i0 + (i0 < in - 1).
+// torch's linear interpolation weights for one axis (em_interp.h's rule at every index).
 static void linear_axis(int in, int out, int *i0, int *i1, float *l0, float *l1) {
-    float scale = (float)in / (float)out;
-    for (int d = 0; d < out; d++) {
-        float src = scale * ((float)d + 0.5f) - 0.5f;
-        if (src < 0.0f) src = 0.0f;
-        int i = (int)floorf(src);
-        if (i > in - 1) i = in - 1;
-        float lam = src - (float)i;
-        if (lam < 0.0f) lam = 0.0f;
-        if (lam > 1.0f) lam = 1.0f;
-        i0[d] = i;
-        i1[d] = i < in - 1 ? i + 1 : i;
-        l0[d] = 1.0f - lam;
-        l1[d] = lam;
-    }
+    for (int d = 0; d < out; d++) em_linear_src(in, out, d, &i0[d], &i1[d], &l0[d], &l1[d]);
 }
 
 // One output value: interpolate along x in rows i0 and i1 first, then along y (torch's order).
@@ -99,22 +85,6 @@ static inline float bilerp(const float *p, int W, int y0, int y1, float wy0, flo
     float t0 = p[(size_t)y0 * W + x0] * wx0 + p[(size_t)y0 * W + x1] * wx1;
     float t1 = p[(size_t)y1 * W + x0] * wx0 + p[(size_t)y1 * W + x1] * wx1;
     return t0 * wy0 + t1 * wy1;
-}
-
-// linear_axis for one destination index (the same float operations).
-static void linear_one(int in, int out, int d, int *i0, int *i1, float *l0, float *l1) {
-    float scale = (float)in / (float)out;
-    float src = scale * ((float)d + 0.5f) - 0.5f;
-    if (src < 0.0f) src = 0.0f;
-    int i = (int)floorf(src);
-    if (i > in - 1) i = in - 1;
-    float lam = src - (float)i;
-    if (lam < 0.0f) lam = 0.0f;
-    if (lam > 1.0f) lam = 1.0f;
-    *i0 = i;
-    *i1 = i < in - 1 ? i + 1 : i;
-    *l0 = 1.0f - lam;
-    *l1 = lam;
 }
 
 void em_normalize_resize_pad_rgb8_f32(const uint8_t *rgb, int H, int W, const float mean[3],
@@ -137,7 +107,7 @@ void em_normalize_resize_pad_rgb8_f32(const uint8_t *rgb, int H, int W, const fl
         for (int y = 0; y < OH; y++) {
             int y0, y1;
             float wy0, wy1;
-            linear_one(H, OH, y, &y0, &y1, &wy0, &wy1);
+            em_linear_src(H, OH, y, &y0, &y1, &wy0, &wy1);
             const uint8_t *r0 = rgb + (size_t)y0 * W * 3 + c, *r1 = rgb + (size_t)y1 * W * 3 + c;
             float *orow = o + (size_t)y * PW;
             for (int x = 0; x < OW; x++) {
@@ -146,7 +116,7 @@ void em_normalize_resize_pad_rgb8_f32(const uint8_t *rgb, int H, int W, const fl
                 if (tab) {
                     x0 = xi0[x]; x1 = xi1[x]; wx0 = xl0[x]; wx1 = xl1[x];
                 } else {
-                    linear_one(W, OW, x, &x0, &x1, &wx0, &wx1);
+                    em_linear_src(W, OW, x, &x0, &x1, &wx0, &wx1);
                 }
                 float t0 = t[r0[(size_t)x0 * 3]] * wx0 + t[r0[(size_t)x1 * 3]] * wx1;
                 float t1 = t[r1[(size_t)x0 * 3]] * wx0 + t[r1[(size_t)x1 * 3]] * wx1;
@@ -183,28 +153,12 @@ void em_resize_bilinear_f32(const float *in, int C, int H, int W, float *out, in
         for (int y = 0; y < OH; y++) {
             int a0, a1;
             float b0, b1;
-            // linear_axis for a single index: recompute with a one-element window.
-            float scale = (float)H / (float)OH;
-            float src = scale * ((float)y + 0.5f) - 0.5f;
-            if (src < 0.0f) src = 0.0f;
-            a0 = (int)floorf(src);
-            if (a0 > H - 1) a0 = H - 1;
-            b1 = src - (float)a0;
-            if (b1 < 0.0f) b1 = 0.0f;
-            if (b1 > 1.0f) b1 = 1.0f;
-            b0 = 1.0f - b1;
-            a1 = a0 < H - 1 ? a0 + 1 : a0;
+            em_linear_src(H, OH, y, &a0, &a1, &b0, &b1);
             for (int x = 0; x < OW; x++) {
-                float sx = (float)W / (float)OW;
-                float s = sx * ((float)x + 0.5f) - 0.5f;
-                if (s < 0.0f) s = 0.0f;
-                int c0 = (int)floorf(s);
-                if (c0 > W - 1) c0 = W - 1;
-                float l = s - (float)c0;
-                if (l < 0.0f) l = 0.0f;
-                if (l > 1.0f) l = 1.0f;
-                int c1 = c0 < W - 1 ? c0 + 1 : c0;
-                o[(size_t)y * OW + x] = bilerp(p, W, a0, a1, b0, b1, c0, c1, 1.0f - l, l);
+                int c0, c1;
+                float l0, l;
+                em_linear_src(W, OW, x, &c0, &c1, &l0, &l);
+                o[(size_t)y * OW + x] = bilerp(p, W, a0, a1, b0, b1, c0, c1, l0, l);
             }
         }
     }

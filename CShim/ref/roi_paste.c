@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "em_kernels.h"
+#include "em_interp.h"
 #include "../em_roi_sample.h"
 
 #pragma STDC FP_CONTRACT OFF
@@ -99,22 +100,6 @@ void em_paste_mask_region(const float box[4], int M, int imgH, int imgW, int *x0
     *h = yb > ya ? (int)(yb - ya) : 0;
 }
 
-// Linear-interpolation index/weights of one destination coordinate (same rule as the resize op).
-static void lin1(long in, long out, long d, int *i0, int *i1, float *l0, float *l1) {
-    float scale = (float)in / (float)out;
-    float src = scale * ((float)d + 0.5f) - 0.5f;
-    if (src < 0.0f) src = 0.0f;
-    long i = (long)floorf(src);
-    if (i > in - 1) i = in - 1;
-    float lam = src - (float)i;
-    if (lam < 0.0f) lam = 0.0f;
-    if (lam > 1.0f) lam = 1.0f;
-    *i0 = (int)i;
-    *i1 = i < in - 1 ? (int)i + 1 : (int)i;
-    *l0 = 1.0f - lam;
-    *l1 = lam;
-}
-
 void em_paste_mask_f32(const float *mask, int M, const float box[4], int imgH, int imgW,
                        float thresh, uint8_t *region_out) {
     long bx0, by0, bx1, by1;
@@ -132,13 +117,13 @@ void em_paste_mask_f32(const float *mask, int M, const float box[4], int imgH, i
     int cache = rw <= CAP;
     if (cache)
         for (int x = 0; x < rw; x++)
-            lin1(P, bw, (long)(rx0 + x) - bx0, &xi0[x], &xi1[x], &xl0[x], &xl1[x]);
+            em_linear_src(P, bw, (long)(rx0 + x) - bx0, &xi0[x], &xi1[x], &xl0[x], &xl1[x]);
 #define PADV(yy, xx)                                                                                   \
     (((yy) >= 1 && (yy) <= M && (xx) >= 1 && (xx) <= M) ? mask[(size_t)((yy)-1) * M + ((xx)-1)] : 0.0f)
     for (int y = 0; y < rh; y++) {
         int a0, a1;
         float wy0, wy1;
-        lin1(P, bh, (long)(ry0 + y) - by0, &a0, &a1, &wy0, &wy1);
+        em_linear_src(P, bh, (long)(ry0 + y) - by0, &a0, &a1, &wy0, &wy1);
         uint8_t *orow = region_out + (size_t)y * rw;
         for (int x = 0; x < rw; x++) {
             int c0, c1;
@@ -149,7 +134,7 @@ void em_paste_mask_f32(const float *mask, int M, const float box[4], int imgH, i
                 wx0 = xl0[x];
                 wx1 = xl1[x];
             } else {
-                lin1(P, bw, (long)(rx0 + x) - bx0, &c0, &c1, &wx0, &wx1);
+                em_linear_src(P, bw, (long)(rx0 + x) - bx0, &c0, &c1, &wx0, &wx1);
             }
             float t0 = PADV(a0, c0) * wx0 + PADV(a0, c1) * wx1;
             float t1 = PADV(a1, c0) * wx0 + PADV(a1, c1) * wx1;

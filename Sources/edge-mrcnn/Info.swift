@@ -7,7 +7,7 @@ let infoCommand = Command(
     summary: "check and describe a model file, and the kernel instruction set in use",
     usage: "usage: edge-mrcnn info FILE",
     details: "",
-    notes: "FILE is an edge-mrcnn .safetensors model or a torchvision .pth checkpoint; it is loaded\nand checked as detect does (a file detect would refuse is an error here too). Set\nEDGE_MRCNN_ISA (scalar, sse41, avx2, avx512, avx512vnni, neon, neondot) to force kernels.",
+    notes: "FILE is an edge-mrcnn .safetensors model or a torchvision .pth checkpoint; it is loaded\nand checked as detect does (a file detect would refuse is an error here too). Set\nEDGE_MRCNN_ISA (scalar, sse41, avx2, avx512, avx512vnni, neon, neondot, neoi8mm) to force kernels.",
     spec: ArgSpec(),
     run: runInfo)
 

@@ -18,6 +18,7 @@ final class SelfTestTests: XCTestCase {
 
     func testISAChecks() { run(SelfTest.isaChecks) }
     func testKernelChecks() { run(SelfTest.kernelChecks) }
+    func testMicroKernelChecks() { run(SelfTest.microKernelChecks) }
     func testQKernelChecks() { run(SelfTest.qkernelChecks) }
     func testIOChecks() { run(SelfTest.ioChecks) }
     func testPipelineChecks() { run(SelfTest.pipelineChecks) }
@@ -28,7 +29,7 @@ final class SelfTestTests: XCTestCase {
 
     /// Every registered check belongs to one of the areas above (a new area must be added here).
     func testEveryAreaIsCovered() {
-        let areas = SelfTest.isaChecks + SelfTest.kernelChecks + SelfTest.qkernelChecks + SelfTest.ioChecks
+        let areas = SelfTest.isaChecks + SelfTest.kernelChecks + SelfTest.microKernelChecks + SelfTest.qkernelChecks + SelfTest.ioChecks
             + SelfTest.pipelineChecks + SelfTest.outputChecks + SelfTest.evalChecks + SelfTest.quantChecks + SelfTest.streamChecks
         XCTAssertEqual(areas.map(\.name), SelfTest.all.map(\.name))
     }

@@ -180,7 +180,7 @@ public enum QuantizedModel {
                 try QuantizedModel.need(store, n, d, shape, source)
             }
             let cout = ws[l.channelAxis]
-            let qw = try int8Weights(store, layer: l, source: source)
+            let qw = try int8Weights(store, layer: l, source: source, unpack: materialize)
             let s = try need(l.name + ".weight_scale", .f32, [cout])
             let b = try need(l.name + ".bias", .i32, bs)
             guard let sIn = qp[net.paramsKey(l.inputs[0])]?.scale else { throw EdgeError(file: source, "int8 model: no input scale for \(l.name)") }
@@ -234,7 +234,8 @@ public enum QuantizedModel {
     }
 
     /// The int8 weights of a layer in torch layout, from L.packed (unpacked) or L.weight (I8).
-    static func int8Weights(_ store: TensorStore, layer l: LayerDef, source: String) throws -> [Int8] {
+    /// unpack false: the checks only (validation at load time), no unpacked copy.
+    static func int8Weights(_ store: TensorStore, layer l: LayerDef, source: String, unpack: Bool = true) throws -> [Int8] {
         let ws = l.weightShape, n = ws.reduce(1, *)
         if let t = store.tensor(l.name + ".weight"), t.dtype == .i8 {
             guard t.shape == ws else { throw EdgeError(file: source, "int8 model: tensor '\(t.name)' has shape \(t.shape), expected \(ws)") }
@@ -246,6 +247,7 @@ public enum QuantizedModel {
         guard em_qpacked_info(t.data, t.byteCount, &pm, &pk, nil) == 0, Int(pm) == m, Int(pk) == k else {
             throw EdgeError(file: source, "int8 model: '\(t.name)' is not a valid packed \(m)x\(k) weight blob")
         }
+        if !unpack { return [] }
         let mp = (m + 7) / 8 * 8, kp = (k + 3) / 4 * 4
         let w = (t.data + 64 + 8 * mp).assumingMemoryBound(to: Int8.self)
         @inline(__always) func at(_ r: Int, _ c: Int) -> Int8 { w[((r / 8) * (kp / 4) + c / 4) * 32 + (r % 8) * 4 + c % 4] }

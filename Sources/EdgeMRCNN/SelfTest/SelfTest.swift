@@ -11,7 +11,8 @@ public struct SelfCheck {
 public enum SelfTest {
     /// All registered checks, grouped by area. Add a new area by adding its list here.
     public static var all: [SelfCheck] {
-        isaChecks + kernelChecks + qkernelChecks + ioChecks + pipelineChecks + outputChecks + evalChecks + quantChecks + streamChecks
+        isaChecks + kernelChecks + microKernelChecks + qkernelChecks + ioChecks + pipelineChecks + outputChecks + evalChecks + quantChecks
+            + streamChecks
     }
 
     /// A failed expectation inside a check.
