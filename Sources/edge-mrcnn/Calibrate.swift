@@ -19,11 +19,15 @@ let calibrateCommand = Command(
       --keep-float L[,L…]   keep these weight layers in float (names as `info` lists them, or
                             patterns with *, e.g. backbone.body.conv1,roi_heads.mask_predictor.*);
                             the runtime converts at their boundaries
+      --bias-correction M   on, off or both (both: OUT and OUT-nobc from one pass; default \(BiasCorrection.defaultMode.rawValue)):
+                            subtract each int8 layer's per-channel mean output shift (int8 alone vs
+                            float, first --report-images calibration images) from its bias
       --report [FILE]       per-layer error report: each weight layer's int8 output vs float (SQNR dB,
                             cosine) alone and with the int8 layers upstream, ranges, clipping, MACs,
                             worst first, as a table on stderr (and JSON to FILE); plus the float-vs-int8
                             detection agreement
-      --report-images N     measure the report on the first N calibration images (default 20)
+      --report-images N     measure the report and the bias correction on the first N calibration
+                            images (default 20)
       --accuracy-guard      quantise everything, then return the report's worst layers to float one
                             at a time until the mask AP drop is within --max-drop
       --annotations FILE    COCO annotations of the guard's images (required by --accuracy-guard)
@@ -38,7 +42,7 @@ let calibrateCommand = Command(
     """,
     spec: ArgSpec(values: ["model", "images", "output", "method", "percentile", "max-images", "min-size",
                            "max-size", "classes", "keep-float", "report-images", "annotations", "guard-images-dir",
-                           "guard-images", "max-drop", "max-float-layers"],
+                           "guard-images", "max-drop", "max-float-layers", "bias-correction"],
                   bools: ["accuracy-guard"], optionalValues: ["report"], aliases: ["o": "output"]),
     run: runCalibrate)
 
@@ -49,6 +53,11 @@ func runCalibrate(_ a: ParsedArgs) throws -> Int32 {
     guard let output = a.string("output"), !output.isEmpty else { throw UsageError("-o INT8.safetensors is required") }
     let keep = try keepFloat(a)
     let (report, guardOptions) = try reportAndGuard(a, images: images)
+    var bc = BiasCorrection.defaultMode
+    if let s = a.string("bias-correction") {
+        guard let v = BiasCorrection(rawValue: s) else { throw UsageError("--bias-correction must be on, off or both, got '\(s)'") }
+        bc = v
+    }
     var method = CalibrationMethod.defaultMethod
     var also: [(method: CalibrationMethod, output: String)] = []
     if a.string("method") == "all" {
@@ -61,7 +70,8 @@ func runCalibrate(_ a: ParsedArgs) throws -> Int32 {
                             output: outs[0].1, method: method, alsoWrite: also,
                             maxImages: try a.int("max-images", in: 1...Int(Int32.max)),
                             percentile: Double(a.string("percentile") ?? "99.99") ?? 99.99, floatLayers: keep,
-                            report: report, guardOptions: guardOptions,
+                            report: report, guardOptions: guardOptions, biasCorrection: bc,
+                            measureImageCount: try a.int("report-images", in: 1...Int(Int32.max)) ?? 20,
                             overrides: try modelOverrides(a), log: { printErr($0) })
         return 0
     }
@@ -81,6 +91,7 @@ func runCalibrate(_ a: ParsedArgs) throws -> Int32 {
     warnAboutForcedISA()
     try Calibration.run(modelPath: modelPath, imagesDir: images, output: output, method: method, maxImages: maxImages,
                         percentile: p, floatLayers: keep, report: report, guardOptions: guardOptions,
+                        biasCorrection: bc, measureImageCount: try a.int("report-images", in: 1...Int(Int32.max)) ?? 20,
                         overrides: overrides, log: { printErr($0) })
     return 0
 }
@@ -101,8 +112,6 @@ func reportAndGuard(_ a: ParsedArgs, images: String) throws -> (Calibration.Repo
     if a.has("report") {
         let f = a.string("report")
         report = Calibration.ReportOptions(jsonPath: f?.isEmpty == false ? f : nil, images: n ?? 20)
-    } else if n != nil && !a.has("accuracy-guard") {
-        throw UsageError("--report-images applies to --report or --accuracy-guard")
     }
     let guardFlags = ["annotations", "guard-images-dir", "guard-images", "max-drop", "max-float-layers"]
     guard a.has("accuracy-guard") else {

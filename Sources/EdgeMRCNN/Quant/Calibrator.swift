@@ -50,15 +50,23 @@ public final class Calibrator {
 
     /// The int8 model from the images added so far.
     public func quantizedModel(float store: TensorStore, method: CalibrationMethod, percentile: Double = 99.99,
-                               floatLayers: [String: String] = [:], source: String) throws -> OwnedTensorStore {
+                               floatLayers: [String: String] = [:], biasCorrection: [String: [Float]] = [:],
+                               correctionImages: Int = 0, source: String) throws -> OwnedTensorStore {
         guard imageNames.count >= 2 else {
             throw EdgeError("calibration needs at least 2 images, got \(imageNames.count)")
         }
         let qp = observer.qparams(method, percentile: percentile)
-        let info = CalibrationInfo(method: method, imageNames: imageNames, percentile: percentile)
+        var info = CalibrationInfo(method: method, imageNames: imageNames, percentile: percentile)
+        info.correctionImages = correctionImages
         return try QuantizedModel.build(float: store, config: model.config, qparams: qp, info: info,
-                                        floatLayers: floatLayers, source: source)
+                                        floatLayers: floatLayers, biasCorrection: biasCorrection, source: source)
     }
+}
+
+/// Empirical bias correction of the int8 layers: off, on, or both (one pass, two files).
+public enum BiasCorrection: String, CaseIterable, Sendable {
+    case off, on, both
+    public static let defaultMode = BiasCorrection.off
 }
 
 /// The `calibrate` command as a library call (the CLI and the tests use it).
@@ -114,6 +122,7 @@ public enum Calibration {
                            maxImages: Int? = nil, percentile: Double = 99.99,
                            floatLayers: [String: String] = [:],
                            report: ReportOptions? = nil, guardOptions: GuardOptions? = nil,
+                           biasCorrection: BiasCorrection = .defaultMode, measureImageCount: Int = 20,
                            overrides: ModelOverrides = ModelOverrides(), log: (String) -> Void = { _ in }) throws {
         guard percentile > 0, percentile <= 100 else {
             throw EdgeError("percentile \(percentile) must be in (0, 100]")
@@ -154,12 +163,40 @@ public enum Calibration {
             throw EdgeError(file: imagesDir, "calibration needs at least 2 usable images, got \(cal.imageNames.count)")
         }
         var keep = floatLayers
+        let nMeasure = max(report?.images ?? measureImageCount, 1)
+        var measureCache: [(String, RGBImage)]? = nil
+        func measureImages() throws -> [(String, RGBImage)] {
+            if let m = measureCache { return m }
+            let m = try used.prefix(nMeasure).map { (OutputPaths.baseName($0), try loadImage(path: $0)) }
+            measureCache = m
+            return m
+        }
+        // bias correction: the per-channel mean shift of each int8 layer alone, measured on the
+        // first calibration images with the uncorrected model, subtracted from its bias
+        var corrections: [CalibrationMethod: [String: [Float]]] = [:]
+        func corrected(_ m: CalibrationMethod, _ k: [String: String]) throws -> [String: [Float]] {
+            guard biasCorrection != .off else { return [:] }
+            if let c = corrections[m] { return c }
+            let t0 = monotonicSeconds()
+            let q0 = try cal.quantizedModel(float: loaded.store, method: m, percentile: percentile, floatLayers: k, source: modelPath)
+            let r0 = try CalibrationReport.measure(float: model, int8: try MaskRCNN(store: q0, config: loaded.config, source: output),
+                                                   images: try measureImages())
+            corrections[m] = r0.biasCorrections
+            log("bias correction (\(m.rawValue)): \(r0.biasCorrections.count) layers measured on \(try measureImages().count) images "
+                + "(\(COCOEvalResult.fixed(monotonicSeconds() - t0, 1)) s)")
+            return r0.biasCorrections
+        }
+        func build(_ m: CalibrationMethod, _ k: [String: String], correct: Bool) throws -> OwnedTensorStore {
+            let c = correct ? try corrected(m, floatLayers) : [:]
+            return try cal.quantizedModel(float: loaded.store, method: m, percentile: percentile, floatLayers: k,
+                                          biasCorrection: c, correctionImages: c.isEmpty ? 0 : try measureImages().count,
+                                          source: modelPath)
+        }
+        let correctMain = biasCorrection != .off
         if report != nil || guardOptions != nil {
-            let q = try cal.quantizedModel(float: loaded.store, method: method, percentile: percentile,
-                                           floatLayers: keep, source: modelPath)
+            let q = try build(method, keep, correct: correctMain)
             let qm = try MaskRCNN(store: q, config: loaded.config, source: output)
-            let n = report?.images ?? 20
-            let imgs = try used.prefix(max(n, 1)).map { (OutputPaths.baseName($0), try loadImage(path: $0)) }
+            let imgs = try measureImages()
             let t0 = monotonicSeconds()
             let r = try CalibrationReport.measure(float: model, int8: qm, images: imgs)
             if let ro = report {
@@ -181,8 +218,7 @@ public enum Calibration {
                     measure: { extra in
                         var k = base
                         for l in extra { k[l] = "--accuracy-guard" }
-                        let s = try cal.quantizedModel(float: loaded.store, method: method, percentile: percentile,
-                                                       floatLayers: k, source: modelPath)
+                        let s = try build(method, k, correct: correctMain)
                         return try AccuracyGuard.evaluate(try MaskRCNN(store: s, config: loaded.config, source: output),
                                                           gt: gt, images: gimgs)
                     },
@@ -204,11 +240,17 @@ public enum Calibration {
                     + " (mask AP \(COCOEvalResult.fixed(outcome.steps.last!.score.maskAP, 2)) vs float \(COCOEvalResult.fixed(fs.maskAP, 2)))")
             }
         }
-        for (m, out) in [(method, output)] + alsoWrite {
-            let q = try cal.quantizedModel(float: loaded.store, method: m, percentile: percentile,
-                                           floatLayers: keep, source: modelPath)
+        var outs: [(CalibrationMethod, Bool, String)] = [(method, correctMain, output)] + alsoWrite.map { ($0.method, correctMain, $0.output) }
+        if biasCorrection == .both {
+            // one calibration pass, both variants: OUT (corrected) and OUT-nobc (not)
+            let stem = output.hasSuffix(".safetensors") ? String(output.dropLast(12)) : output
+            outs.append((method, false, stem + "-nobc.safetensors"))
+        }
+        for (m, bc, out) in outs {
+            let q = try build(m, keep, correct: bc)
             try SafeTensorsWriter.write(q, metadata: q.metadata, to: out)
             log("wrote \(out): int8, \(m.rawValue) calibration on \(cal.imageNames.count) images"
+                + (bc ? ", bias-corrected" : "")
                 + (keep.isEmpty ? "" : ", \(keep.count) layer\(keep.count == 1 ? "" : "s") in float"))
         }
     }

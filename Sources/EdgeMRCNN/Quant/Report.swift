@@ -75,8 +75,39 @@ public struct LayerReport: Sendable {
     public var qRange: (lo: Float, hi: Float)?
     /// Float output values outside qRange.
     public var clipped = 0, observed = 0
+    /// Per output channel: sum of (int8 alone - float) and the number of elements (bias correction).
+    public var shiftSum: [Double] = [], shiftCount: [Int] = []
+
+    /// The mean shift of each output channel (empty when not measured).
+    public var meanShift: [Float] {
+        guard !shiftSum.isEmpty, shiftCount.allSatisfy({ $0 > 0 }) else { return [] }
+        return zip(shiftSum, shiftCount).map { Float($0 / Double($1)) }
+    }
 
     public var clipFraction: Double { observed == 0 ? 0 : Double(clipped) / Double(observed) }
+}
+
+extension LayerReport {
+    /// Accumulates the per-channel difference x - ref: CHW maps (channel-major), or linear rows
+    /// [rows, channels] (channel = index mod channels).
+    mutating func addShift(_ x: [Float], _ ref: UnsafePointer<Float>, channels c: Int, linear: Bool) {
+        if shiftSum.isEmpty { shiftSum = [Double](repeating: 0, count: c); shiftCount = [Int](repeating: 0, count: c) }
+        let n = x.count
+        guard c > 0, n % c == 0 else { return }
+        let per = n / c
+        if linear {
+            for r in 0..<per {
+                for k in 0..<c { shiftSum[k] += Double(x[r * c + k]) - Double(ref[r * c + k]) }
+            }
+            for k in 0..<c { shiftCount[k] += per }
+        } else {
+            for k in 0..<c {
+                var d = 0.0
+                for i in (k * per)..<((k + 1) * per) { d += Double(x[i]) - Double(ref[i]) }
+                shiftSum[k] += d; shiftCount[k] += per
+            }
+        }
+    }
 }
 
 /// Float-vs-int8 agreement of the detections (score >= scoreFloor on either side), matched per
@@ -195,6 +226,7 @@ final class FloatPassObserver: LayerObserver {
             if (try? q.run(xin, into: out, ws, residual: res)) != nil, out.count == y.count {
                 let f = s.floats(out)
                 f.withUnsafeBufferPointer { r.alone.add(reference: y.f32, $0.baseAddress!, y.count) }
+                r.addShift(f, y.f32, channels: layer.def.cout, linear: layer.def.op == .linear)
             }
         }
         layers[name] = r
@@ -239,6 +271,16 @@ public struct CalibrationReport: Sendable {
             return (r.precision == "int8" ? 0 : 1, a, u, order[r.name] ?? 0)
         }
         return layers.sorted { key($0) < key($1) }
+    }
+
+    /// Bias correction: each measured int8 layer's per-channel mean output shift.
+    public var biasCorrections: [String: [Float]] {
+        var out: [String: [Float]] = [:]
+        for r in layers where r.precision == "int8" {
+            let m = r.meanShift
+            if !m.isEmpty { out[r.name] = m }
+        }
+        return out
     }
 
     /// Names of the int8 layers worst first (what --accuracy-guard returns to float).
