@@ -339,7 +339,7 @@ public struct CalibrationReport: Sendable {
         var head = pad("#", 3, false) + " " + pad("layer", 44, true) + pad("MMAC", 8, false)
         head += pad("alone dB", 9, false) + pad("cos", 8, false) + pad("upstr dB", 9, false) + pad("cos", 8, false)
         head += pad("float range", 20, false) + pad("uint8 range", 20, false) + pad("clip %", 8, false)
-        var out = ["calibration report: \(images.count) image\(images.count == 1 ? "" : "s"), MACs at \(inputSize.w)x\(inputSize.h); "
+        var out = ["calibration report: \(images.count) image\(images.count == 1 ? "" : "s"), MACs at \(inputSize.w)x\(inputSize.h) (RoI heads: 1000 proposals, 100 detections); "
                    + "SQNR dB / cosine of the int8 output vs float, alone = only this layer int8, upstream = the int8 model",
                    head]
         for (i, r) in ranking.enumerated() {
