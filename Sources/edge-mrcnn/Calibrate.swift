@@ -21,13 +21,13 @@ let calibrateCommand = Command(
                             the runtime converts at their boundaries
       --bias-correction M   on, off or both (both: OUT and OUT-nobc from one pass; default \(BiasCorrection.defaultMode.rawValue)):
                             subtract each int8 layer's per-channel mean output shift (int8 alone vs
-                            float, first --report-images calibration images) from its bias
+                            float, on the first --bias-images calibration images) from its bias
+      --bias-images N       images the bias correction is measured on (default 6)
       --report [FILE]       per-layer error report: each weight layer's int8 output vs float (SQNR dB,
                             cosine) alone and with the int8 layers upstream, ranges, clipping, MACs,
                             worst first, as a table on stderr (and JSON to FILE); plus the float-vs-int8
                             detection agreement
-      --report-images N     measure the report and the bias correction on the first N calibration
-                            images (default 20)
+      --report-images N     measure the report on the first N calibration images (default 20)
       --accuracy-guard      quantise everything, then return the report's worst layers to float one
                             at a time until the mask AP drop is within --max-drop
       --annotations FILE    COCO annotations of the guard's images (required by --accuracy-guard)
@@ -42,7 +42,7 @@ let calibrateCommand = Command(
     """,
     spec: ArgSpec(values: ["model", "images", "output", "method", "percentile", "max-images", "min-size",
                            "max-size", "classes", "keep-float", "report-images", "annotations", "guard-images-dir",
-                           "guard-images", "max-drop", "max-float-layers", "bias-correction"],
+                           "guard-images", "max-drop", "max-float-layers", "bias-correction", "bias-images"],
                   bools: ["accuracy-guard"], optionalValues: ["report"], aliases: ["o": "output"]),
     run: runCalibrate)
 
@@ -71,7 +71,7 @@ func runCalibrate(_ a: ParsedArgs) throws -> Int32 {
                             maxImages: try a.int("max-images", in: 1...Int(Int32.max)),
                             percentile: Double(a.string("percentile") ?? "99.99") ?? 99.99, floatLayers: keep,
                             report: report, guardOptions: guardOptions, biasCorrection: bc,
-                            measureImageCount: try a.int("report-images", in: 1...Int(Int32.max)) ?? 20,
+                            biasImageCount: try a.int("bias-images", in: 1...Int(Int32.max)) ?? 6,
                             overrides: try modelOverrides(a), log: { printErr($0) })
         return 0
     }
@@ -91,7 +91,7 @@ func runCalibrate(_ a: ParsedArgs) throws -> Int32 {
     warnAboutForcedISA()
     try Calibration.run(modelPath: modelPath, imagesDir: images, output: output, method: method, maxImages: maxImages,
                         percentile: p, floatLayers: keep, report: report, guardOptions: guardOptions,
-                        biasCorrection: bc, measureImageCount: try a.int("report-images", in: 1...Int(Int32.max)) ?? 20,
+                        biasCorrection: bc, biasImageCount: try a.int("bias-images", in: 1...Int(Int32.max)) ?? 6,
                         overrides: overrides, log: { printErr($0) })
     return 0
 }

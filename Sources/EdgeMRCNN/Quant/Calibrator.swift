@@ -66,7 +66,7 @@ public final class Calibrator {
 /// Empirical bias correction of the int8 layers: off, on, or both (one pass, two files).
 public enum BiasCorrection: String, CaseIterable, Sendable {
     case off, on, both
-    public static let defaultMode = BiasCorrection.off
+    public static let defaultMode = BiasCorrection.on
 }
 
 /// The `calibrate` command as a library call (the CLI and the tests use it).
@@ -122,7 +122,7 @@ public enum Calibration {
                            maxImages: Int? = nil, percentile: Double = 99.99,
                            floatLayers: [String: String] = [:],
                            report: ReportOptions? = nil, guardOptions: GuardOptions? = nil,
-                           biasCorrection: BiasCorrection = .defaultMode, measureImageCount: Int = 20,
+                           biasCorrection: BiasCorrection = .defaultMode, biasImageCount: Int = 6,
                            overrides: ModelOverrides = ModelOverrides(), log: (String) -> Void = { _ in }) throws {
         guard percentile > 0, percentile <= 100 else {
             throw EdgeError("percentile \(percentile) must be in (0, 100]")
@@ -163,14 +163,15 @@ public enum Calibration {
             throw EdgeError(file: imagesDir, "calibration needs at least 2 usable images, got \(cal.imageNames.count)")
         }
         var keep = floatLayers
-        let nMeasure = max(report?.images ?? measureImageCount, 1)
-        var measureCache: [(String, RGBImage)]? = nil
-        func measureImages() throws -> [(String, RGBImage)] {
-            if let m = measureCache { return m }
-            let m = try used.prefix(nMeasure).map { (OutputPaths.baseName($0), try loadImage(path: $0)) }
-            measureCache = m
+        // the bias correction's images and the report's (a report never changes the file)
+        var cache: [Int: [(String, RGBImage)]] = [:]
+        func firstImages(_ n: Int) throws -> [(String, RGBImage)] {
+            if let m = cache[n] { return m }
+            let m = try used.prefix(max(n, 1)).map { (OutputPaths.baseName($0), try loadImage(path: $0)) }
+            cache[n] = m
             return m
         }
+        func measureImages() throws -> [(String, RGBImage)] { try firstImages(biasImageCount) }
         // bias correction: the per-channel mean shift of each int8 layer alone, measured on the
         // first calibration images with the uncorrected model, subtracted from its bias
         var corrections: [CalibrationMethod: [String: [Float]]] = [:]
@@ -196,7 +197,7 @@ public enum Calibration {
         if report != nil || guardOptions != nil {
             let q = try build(method, keep, correct: correctMain)
             let qm = try MaskRCNN(store: q, config: loaded.config, source: output)
-            let imgs = try measureImages()
+            let imgs = try firstImages(report?.images ?? 20)
             let t0 = monotonicSeconds()
             let r = try CalibrationReport.measure(float: model, int8: qm, images: imgs)
             if let ro = report {
