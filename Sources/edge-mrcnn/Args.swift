@@ -15,9 +15,11 @@ struct ArgSpec {
     var boolFlags: Set<String>
     /// Short names (without "-") -> long names.
     var aliases: [String: String]
+    /// Long names of flags whose value is optional: `--f=V`, `--f V` (V not starting with '-'), or `--f`.
+    var optionalValueFlags: Set<String> = []
 
-    init(values: [String] = [], bools: [String] = [], aliases: [String: String] = [:]) {
-        valueFlags = Set(values); boolFlags = Set(bools); self.aliases = aliases
+    init(values: [String] = [], bools: [String] = [], optionalValues: [String] = [], aliases: [String: String] = [:]) {
+        valueFlags = Set(values); boolFlags = Set(bools); optionalValueFlags = Set(optionalValues); self.aliases = aliases
     }
 }
 
@@ -118,6 +120,10 @@ func parseArgs(_ args: [String], spec: ArgSpec) throws -> ParsedArgs {
                 value = args[i]
                 i += 1
             }
+            out.values[name, default: []].append(value)
+        } else if spec.optionalValueFlags.contains(name) {
+            var value = inline ?? ""
+            if inline == nil, i < args.count, !args[i].hasPrefix("-") { value = args[i]; i += 1 }
             out.values[name, default: []].append(value)
         } else if spec.boolFlags.contains(name) {
             if inline != nil { throw UsageError("option '--\(name)' takes no value") }

@@ -245,6 +245,8 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
         var fields: [String] = [
             "\"model\":" + ResultsJSON.string(modelName),
             "\"precision\":" + ResultsJSON.string(precision),
+            "\"layers_precision\":" + ResultsJSON.string(model.precision),
+            "\"float_layers\":[" + floatLayerNames(model).map { ResultsJSON.string($0) }.joined(separator: ",") + "]",
             "\"input\":" + ResultsJSON.string(inputName),
             "\"network_input\":" + ResultsJSON.string(sizes),
             "\"isa\":" + ResultsJSON.string(isa),
@@ -282,7 +284,7 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
     }
     let arenaText = arena.map { "\(formatFixed(Double($0.planBytes) / 1048576, 1)) MiB planned for \(formatFixed(Double($0.sumBytes) / 1048576, 1)) MiB of buffers" } ?? "n/a"
     var out = """
-    model:       \(modelName) (\(precision))
+    model:       \(modelName) (\(precisionText(model)))
     input:       \(inputName) -> network input \(sizes)
     kernels:     \(isa), \(threads) thread\(threads == 1 ? "" : "s")
     detections:  \(detections) (score threshold \(scoreThresh)), \(masks) with masks
@@ -313,4 +315,18 @@ private func pct(_ e: Double?) -> String? { e.map { formatFixed(100 * $0, 1) + "
 
 extension String {
     func leftPadded(_ n: Int) -> String { count >= n ? " " + self : String(repeating: " ", count: n - count) + self }
+}
+
+/// The weight layers a mixed-precision int8 model keeps in float (empty for all-int8 or float models).
+func floatLayerNames(_ m: MaskRCNN) -> [String] {
+    let f = m.layerPrecisions.filter { $0.precision != "int8" }.map { $0.name }
+    return f.count == m.layerPrecisions.count ? [] : f
+}
+
+/// "int8", "float32", or "int8 (N of 74 layers float: a, b, ...)".
+func precisionText(_ m: MaskRCNN) -> String {
+    let f = floatLayerNames(m)
+    guard !f.isEmpty else { return m.precision }
+    let names = f.count <= 6 ? f.joined(separator: ", ") : f.prefix(6).joined(separator: ", ") + ", ..."
+    return String(m.precision.dropLast()) + ": " + names + ")"
 }

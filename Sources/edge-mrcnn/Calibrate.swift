@@ -19,13 +19,31 @@ let calibrateCommand = Command(
       --keep-float L[,L…]   keep these weight layers in float (names as `info` lists them, or
                             patterns with *, e.g. backbone.body.conv1,roi_heads.mask_predictor.*);
                             the runtime converts at their boundaries
+      --bias-correction M   on, off or both (both: OUT and OUT-nobc from one pass; default \(BiasCorrection.defaultMode.rawValue)):
+                            subtract each int8 layer's per-channel mean output shift (int8 alone vs
+                            float, on the first --bias-images calibration images) from its bias
+      --bias-images N       images the bias correction is measured on (default 6)
+      --report [FILE]       per-layer error report: each weight layer's int8 output vs float (SQNR dB,
+                            cosine) alone and with the int8 layers upstream, ranges, clipping, MACs,
+                            worst first, as a table on stderr (and JSON to FILE); plus the float-vs-int8
+                            detection agreement
+      --report-images N     measure the report on the first N calibration images (default 20)
+      --accuracy-guard      quantise everything, then return the report's worst layers to float one
+                            at a time until the mask AP drop is within --max-drop
+      --annotations FILE    COCO annotations of the guard's images (required by --accuracy-guard)
+      --guard-images-dir D  folder of those images (default: the --images folder)
+      --guard-images N      evaluate on the first N annotated images (default 50)
+      --max-drop X          allowed mask AP drop, AP x100 (default 0.1)
+      --max-float-layers N  at most N layers returned to float (default 3)
     """,
     notes: """
     The result is deterministic: the same model, images and options give a byte-identical file.
     Files that are not JPEG images are skipped with a message.
     """,
     spec: ArgSpec(values: ["model", "images", "output", "method", "percentile", "max-images", "min-size",
-                           "max-size", "classes", "keep-float"], aliases: ["o": "output"]),
+                           "max-size", "classes", "keep-float", "report-images", "annotations", "guard-images-dir",
+                           "guard-images", "max-drop", "max-float-layers", "bias-correction", "bias-images"],
+                  bools: ["accuracy-guard"], optionalValues: ["report"], aliases: ["o": "output"]),
     run: runCalibrate)
 
 func runCalibrate(_ a: ParsedArgs) throws -> Int32 {
@@ -34,6 +52,12 @@ func runCalibrate(_ a: ParsedArgs) throws -> Int32 {
     let images = try a.requiredString("images")
     guard let output = a.string("output"), !output.isEmpty else { throw UsageError("-o INT8.safetensors is required") }
     let keep = try keepFloat(a)
+    let (report, guardOptions) = try reportAndGuard(a, images: images)
+    var bc = BiasCorrection.defaultMode
+    if let s = a.string("bias-correction") {
+        guard let v = BiasCorrection(rawValue: s) else { throw UsageError("--bias-correction must be on, off or both, got '\(s)'") }
+        bc = v
+    }
     var method = CalibrationMethod.defaultMethod
     var also: [(method: CalibrationMethod, output: String)] = []
     if a.string("method") == "all" {
@@ -46,6 +70,8 @@ func runCalibrate(_ a: ParsedArgs) throws -> Int32 {
                             output: outs[0].1, method: method, alsoWrite: also,
                             maxImages: try a.int("max-images", in: 1...Int(Int32.max)),
                             percentile: Double(a.string("percentile") ?? "99.99") ?? 99.99, floatLayers: keep,
+                            report: report, guardOptions: guardOptions, biasCorrection: bc,
+                            biasImageCount: try a.int("bias-images", in: 1...Int(Int32.max)) ?? 6,
                             overrides: try modelOverrides(a), log: { printErr($0) })
         return 0
     }
@@ -64,7 +90,9 @@ func runCalibrate(_ a: ParsedArgs) throws -> Int32 {
     let overrides = try modelOverrides(a)
     warnAboutForcedISA()
     try Calibration.run(modelPath: modelPath, imagesDir: images, output: output, method: method, maxImages: maxImages,
-                        percentile: p, floatLayers: keep, overrides: overrides, log: { printErr($0) })
+                        percentile: p, floatLayers: keep, report: report, guardOptions: guardOptions,
+                        biasCorrection: bc, biasImageCount: try a.int("bias-images", in: 1...Int(Int32.max)) ?? 6,
+                        overrides: overrides, log: { printErr($0) })
     return 0
 }
 
@@ -75,4 +103,33 @@ func keepFloat(_ a: ParsedArgs) throws -> [String: String] {
     guard !patterns.isEmpty else { throw UsageError("--keep-float needs layer names, e.g. backbone.body.conv1") }
     let names = try Network.maskRCNNResNet50FPN(numClasses: 2).weightLayers(matching: patterns)
     return Dictionary(uniqueKeysWithValues: names.map { ($0, "--keep-float") })
+}
+
+/// --report [FILE], --report-images, --accuracy-guard and its options.
+func reportAndGuard(_ a: ParsedArgs, images: String) throws -> (Calibration.ReportOptions?, Calibration.GuardOptions?) {
+    var report: Calibration.ReportOptions? = nil
+    let n = try a.int("report-images", in: 1...Int(Int32.max))
+    if a.has("report") {
+        let f = a.string("report")
+        report = Calibration.ReportOptions(jsonPath: f?.isEmpty == false ? f : nil, images: n ?? 20)
+    }
+    let guardFlags = ["annotations", "guard-images-dir", "guard-images", "max-drop", "max-float-layers"]
+    guard a.has("accuracy-guard") else {
+        if let f = guardFlags.first(where: { a.has($0) }) { throw UsageError("--\(f) applies to --accuracy-guard only") }
+        return (report, nil)
+    }
+    guard let ann = a.string("annotations"), !ann.isEmpty else {
+        throw UsageError("--accuracy-guard needs --annotations COCO.json (annotated images to measure mask AP on)")
+    }
+    let budget = try a.int("max-float-layers", in: 0...Int(Int32.max)) ?? 3
+    if budget < 1 { throw UsageError("--max-float-layers must be at least 1 for --accuracy-guard (0 leaves nothing to return to float)") }
+    var drop = 0.1
+    if let s = a.string("max-drop") {
+        guard let v = Double(s), v >= 0, v.isFinite else { throw UsageError("--max-drop must be a number >= 0 (mask AP x100), got '\(s)'") }
+        drop = v
+    }
+    let g = Calibration.GuardOptions(annotations: ann, imagesDir: a.string("guard-images-dir") ?? images,
+                                     images: try a.int("guard-images", in: 1...Int(Int32.max)) ?? 50,
+                                     maxDrop: drop, budget: budget)
+    return (report, g)
 }

@@ -283,6 +283,18 @@ public enum WorkCount {
     /// box head and `detections` into the mask head.
     public static func macs(height: Int, width: Int, numClasses k: Int, proposals: Int = 1000,
                             detections: Int = 100) -> [String: Int] {
+        count(height: height, width: width, numClasses: k, proposals: proposals, detections: detections).stages
+    }
+
+    /// MACs of each weight layer (the same count, by layer name).
+    public static func layerMACs(height: Int, width: Int, numClasses k: Int, proposals: Int = 1000,
+                                 detections: Int = 100) -> [String: Int] {
+        count(height: height, width: width, numClasses: k, proposals: proposals, detections: detections).layers
+    }
+
+    private static func count(height: Int, width: Int, numClasses k: Int, proposals: Int,
+                              detections: Int) -> (stages: [String: Int], layers: [String: Int]) {
+        var byLayer: [String: Int] = [:]
         let net = Network.maskRCNNResNet50FPN(numClasses: k)
         var shape: [String: (h: Int, w: Int)] = ["input": (height, width)]
         var perRoI: [String: (h: Int, w: Int)] = [:]
@@ -323,7 +335,8 @@ public enum WorkCount {
                 shape[l.name] = sizes[0]
             }
             out[l.stage.rawValue, default: 0] += macs
+            if l.op.hasWeights { byLayer[l.name] = macs }
         }
-        return out
+        return (out, byLayer)
     }
 }

@@ -50,15 +50,23 @@ public final class Calibrator {
 
     /// The int8 model from the images added so far.
     public func quantizedModel(float store: TensorStore, method: CalibrationMethod, percentile: Double = 99.99,
-                               floatLayers: [String: String] = [:], source: String) throws -> OwnedTensorStore {
+                               floatLayers: [String: String] = [:], biasCorrection: [String: [Float]] = [:],
+                               correctionImages: Int = 0, source: String) throws -> OwnedTensorStore {
         guard imageNames.count >= 2 else {
             throw EdgeError("calibration needs at least 2 images, got \(imageNames.count)")
         }
         let qp = observer.qparams(method, percentile: percentile)
-        let info = CalibrationInfo(method: method, imageNames: imageNames, percentile: percentile)
+        var info = CalibrationInfo(method: method, imageNames: imageNames, percentile: percentile)
+        info.correctionImages = correctionImages
         return try QuantizedModel.build(float: store, config: model.config, qparams: qp, info: info,
-                                        floatLayers: floatLayers, source: source)
+                                        floatLayers: floatLayers, biasCorrection: biasCorrection, source: source)
     }
+}
+
+/// Empirical bias correction of the int8 layers: off, on, or both (one pass, two files).
+public enum BiasCorrection: String, CaseIterable, Sendable {
+    case off, on, both
+    public static let defaultMode = BiasCorrection.on
 }
 
 /// The `calibrate` command as a library call (the CLI and the tests use it).
@@ -84,17 +92,50 @@ public enum Calibration {
         return out
     }
 
+    /// --report: measure on the first `images` calibration images; JSON to `jsonPath` if given.
+    public struct ReportOptions {
+        public var jsonPath: String?
+        public var images: Int
+        public init(jsonPath: String?, images: Int = 20) { self.jsonPath = jsonPath; self.images = images }
+    }
+
+    /// --accuracy-guard: annotated images to evaluate on, the allowed mask AP drop and the budget.
+    public struct GuardOptions {
+        public var annotations: String
+        public var imagesDir: String
+        public var images: Int
+        public var maxDrop: Double
+        public var budget: Int
+        public init(annotations: String, imagesDir: String, images: Int = 50, maxDrop: Double = 0.1, budget: Int = 3) {
+            self.annotations = annotations; self.imagesDir = imagesDir; self.images = images
+            self.maxDrop = maxDrop; self.budget = budget
+        }
+    }
+
     /// Calibrates the float model at `modelPath` on the images of `imagesDir` and writes the int8
     /// model to `output`. Images that cannot be decoded are skipped with a message; fewer than 2
-    /// usable images is an error.
+    /// usable images is an error. `report`: the per-layer report (table through `log`);
+    /// `guardOptions`: the accuracy guard (adds float layers to `floatLayers`).
     public static func run(modelPath: String, imagesDir: String, output: String,
                            method: CalibrationMethod = CalibrationMethod.defaultMethod,
                            alsoWrite: [(method: CalibrationMethod, output: String)] = [],
                            maxImages: Int? = nil, percentile: Double = 99.99,
                            floatLayers: [String: String] = [:],
+                           report: ReportOptions? = nil, guardOptions: GuardOptions? = nil,
+                           biasCorrection: BiasCorrection = .defaultMode, biasImageCount: Int = 6,
                            overrides: ModelOverrides = ModelOverrides(), log: (String) -> Void = { _ in }) throws {
         guard percentile > 0, percentile <= 100 else {
             throw EdgeError("percentile \(percentile) must be in (0, 100]")
+        }
+        if let g = guardOptions {
+            guard g.budget >= 1 else { throw EdgeError("--max-float-layers must be at least 1 for --accuracy-guard, got \(g.budget)") }
+            guard g.maxDrop >= 0, g.maxDrop.isFinite else { throw EdgeError("--max-drop must be a number >= 0, got \(g.maxDrop)") }
+            guard g.images >= 1 else { throw EdgeError("--guard-images must be at least 1, got \(g.images)") }
+        }
+        // the guard's images first: a bad annotations file fails before the calibration pass
+        let guardSet = try guardOptions.map { g -> (COCODataset, [GuardImage]) in
+            let gt = try COCODataset.load(path: g.annotations)
+            return (gt, try AccuracyGuard.images(gt: gt, dir: g.imagesDir, limit: g.images))
         }
         var files = try imageFiles(in: imagesDir, log: log)
         if let m = maxImages { files = Array(files.prefix(max(m, 0))) }
@@ -107,6 +148,7 @@ public enum Calibration {
         }
         let model = try MaskRCNN(store: loaded.store, config: loaded.config, source: modelPath)
         let cal = Calibrator(model: model)
+        var used: [String] = []
         for (k, f) in files.enumerated() {
             let image: RGBImage
             do { image = try loadImage(path: f) } catch {
@@ -114,16 +156,103 @@ public enum Calibration {
                 continue
             }
             try cal.add(image, name: OutputPaths.baseName(f))
+            used.append(f)
             log("[\(k + 1)/\(files.count)] \(OutputPaths.baseName(f))")
         }
         guard cal.imageNames.count >= 2 else {
             throw EdgeError(file: imagesDir, "calibration needs at least 2 usable images, got \(cal.imageNames.count)")
         }
-        for (m, out) in [(method, output)] + alsoWrite {
-            let q = try cal.quantizedModel(float: loaded.store, method: m, percentile: percentile,
-                                           floatLayers: floatLayers, source: modelPath)
+        var keep = floatLayers
+        // the bias correction's images and the report's (a report never changes the file)
+        var cache: [Int: [(String, RGBImage)]] = [:]
+        func firstImages(_ n: Int) throws -> [(String, RGBImage)] {
+            if let m = cache[n] { return m }
+            let m = try used.prefix(max(n, 1)).map { (OutputPaths.baseName($0), try loadImage(path: $0)) }
+            cache[n] = m
+            return m
+        }
+        func measureImages() throws -> [(String, RGBImage)] { try firstImages(biasImageCount) }
+        // bias correction: the per-channel mean shift of each int8 layer alone, measured on the
+        // first calibration images with the uncorrected model, subtracted from its bias
+        var corrections: [CalibrationMethod: [String: [Float]]] = [:]
+        func corrected(_ m: CalibrationMethod, _ k: [String: String]) throws -> [String: [Float]] {
+            guard biasCorrection != .off else { return [:] }
+            if let c = corrections[m] { return c }
+            let t0 = monotonicSeconds()
+            let q0 = try cal.quantizedModel(float: loaded.store, method: m, percentile: percentile, floatLayers: k, source: modelPath)
+            let r0 = try CalibrationReport.measure(float: model, int8: try MaskRCNN(store: q0, config: loaded.config, source: output),
+                                                   images: try measureImages())
+            corrections[m] = r0.biasCorrections
+            log("bias correction (\(m.rawValue)): \(r0.biasCorrections.count) layers measured on \(try measureImages().count) images "
+                + "(\(COCOEvalResult.fixed(monotonicSeconds() - t0, 1)) s)")
+            return r0.biasCorrections
+        }
+        func build(_ m: CalibrationMethod, _ k: [String: String], correct: Bool) throws -> OwnedTensorStore {
+            let c = correct ? try corrected(m, floatLayers) : [:]
+            return try cal.quantizedModel(float: loaded.store, method: m, percentile: percentile, floatLayers: k,
+                                          biasCorrection: c, correctionImages: c.isEmpty ? 0 : try measureImages().count,
+                                          source: modelPath)
+        }
+        let correctMain = biasCorrection != .off
+        if report != nil || guardOptions != nil {
+            let q = try build(method, keep, correct: correctMain)
+            let qm = try MaskRCNN(store: q, config: loaded.config, source: output)
+            let imgs = try firstImages(report?.images ?? 20)
+            let t0 = monotonicSeconds()
+            let r = try CalibrationReport.measure(float: model, int8: qm, images: imgs)
+            if let ro = report {
+                log(r.table)
+                log("(report: \(COCOEvalResult.fixed(monotonicSeconds() - t0, 1)) s)")
+                if let p = ro.jsonPath { try AtomicFile.write(path: p, contents: r.json.serialized() + "\n") }
+            }
+            if let g = guardOptions, let (gt, gimgs) = guardSet {
+                let t1 = monotonicSeconds()
+                let fs = try AccuracyGuard.evaluate(model, gt: gt, images: gimgs)
+                log("accuracy guard on \(gimgs.count) annotated image\(gimgs.count == 1 ? "" : "s"): float box AP "
+                    + "\(COCOEvalResult.fixed(fs.boxAP, 2)), mask AP \(COCOEvalResult.fixed(fs.maskAP, 2)) "
+                    + "(\(COCOEvalResult.fixed(monotonicSeconds() - t1, 1)) s); allowed mask AP drop \(g.maxDrop), "
+                    + "at most \(g.budget) layer\(g.budget == 1 ? "" : "s") in float")
+                let base = keep
+                let outcome = try AccuracyGuard.search(
+                    ranking: r.worstInt8Layers.filter { base[$0] == nil }, budget: g.budget, maxDrop: g.maxDrop, float: fs,
+                    clock: monotonicSeconds,
+                    measure: { extra in
+                        var k = base
+                        for l in extra { k[l] = "--accuracy-guard" }
+                        let s = try build(method, k, correct: correctMain)
+                        return try AccuracyGuard.evaluate(try MaskRCNN(store: s, config: loaded.config, source: output),
+                                                          gt: gt, images: gimgs)
+                    },
+                    progress: { st in
+                        log("  step \(st.floatLayers.count): " + (st.added.map { "+ \($0) in float" } ?? "all int8")
+                            + ": box AP \(COCOEvalResult.fixed(st.score.boxAP, 2)), mask AP \(COCOEvalResult.fixed(st.score.maskAP, 2)) "
+                            + "(drop \(COCOEvalResult.fixed(fs.maskAP - st.score.maskAP, 2)); \(COCOEvalResult.fixed(st.seconds, 1)) s)")
+                    })
+                guard outcome.met else {
+                    let best = outcome.steps.max { $0.score.maskAP < $1.score.maskAP }!
+                    throw EdgeError("--accuracy-guard: the budget of \(g.budget) float layer\(g.budget == 1 ? "" : "s") is spent and int8 "
+                        + "is still \(COCOEvalResult.fixed(fs.maskAP - outcome.steps.last!.score.maskAP, 2)) mask AP below float "
+                        + "(allowed \(g.maxDrop)); best: \(best.floatLayers.isEmpty ? "all int8" : best.floatLayers.joined(separator: ","))"
+                        + " at \(COCOEvalResult.fixed(fs.maskAP - best.score.maskAP, 2)); nothing written (raise --max-float-layers or --max-drop)")
+                }
+                for l in outcome.settled { keep[l] = "--accuracy-guard" }
+                log("accuracy guard settled on " + (outcome.settled.isEmpty ? "all layers int8" : "\(outcome.settled.count) float layer"
+                    + (outcome.settled.count == 1 ? "" : "s") + ": " + outcome.settled.joined(separator: ", "))
+                    + " (mask AP \(COCOEvalResult.fixed(outcome.steps.last!.score.maskAP, 2)) vs float \(COCOEvalResult.fixed(fs.maskAP, 2)))")
+            }
+        }
+        var outs: [(CalibrationMethod, Bool, String)] = [(method, correctMain, output)] + alsoWrite.map { ($0.method, correctMain, $0.output) }
+        if biasCorrection == .both {
+            // one calibration pass, both variants: OUT (corrected) and OUT-nobc (not)
+            let stem = output.hasSuffix(".safetensors") ? String(output.dropLast(12)) : output
+            outs.append((method, false, stem + "-nobc.safetensors"))
+        }
+        for (m, bc, out) in outs {
+            let q = try build(m, keep, correct: bc)
             try SafeTensorsWriter.write(q, metadata: q.metadata, to: out)
-            log("wrote \(out): int8, \(m.rawValue) calibration on \(cal.imageNames.count) images")
+            log("wrote \(out): int8, \(m.rawValue) calibration on \(cal.imageNames.count) images"
+                + (bc ? ", bias-corrected" : "")
+                + (keep.isEmpty ? "" : ", \(keep.count) layer\(keep.count == 1 ? "" : "s") in float"))
         }
     }
 }

@@ -25,6 +25,8 @@ public struct CalibrationInfo: Sendable {
     public var method: CalibrationMethod
     public var imageNames: [String]
     public var percentile: Double
+    /// Images the bias correction was measured on (0: none).
+    public var correctionImages = 0
     public init(method: CalibrationMethod, imageNames: [String], percentile: Double) {
         self.method = method; self.imageNames = imageNames; self.percentile = percentile
     }
@@ -80,6 +82,7 @@ public enum QuantizedModel {
     /// in float (name -> reason).
     public static func build(float store: TensorStore, config: ModelConfig, qparams: [String: QParams],
                              info: CalibrationInfo, floatLayers: [String: String] = [:],
+                             biasCorrection: [String: [Float]] = [:],
                              source: String) throws -> OwnedTensorStore {
         var meta = config.metadata()
         meta["precision"] = precision
@@ -91,6 +94,8 @@ public enum QuantizedModel {
         meta["float_outputs"] = QuantSpec.layers.filter { $0.floatOutput }.map { $0.name }.joined(separator: ",")
             + ": int8 weights and inputs, float outputs dequantised from int32 (decoded/softmax/sigmoid in float)"
         meta["float_ops"] = "RoIAlign arithmetic (on the uint8 P2-P5, quantised output), anchors, box decoding, NMS, softmax, sigmoid, mask paste"
+        meta["bias_correction"] = biasCorrection.isEmpty ? "none"
+            : "empirical: per-channel mean int8-minus-float output shift of each int8 layer alone on \(info.correctionImages) calibration images, subtracted from the bias (\(biasCorrection.count) layers)"
         meta["float_layers"] = floatLayers.isEmpty ? "none"
             : floatLayers.keys.sorted().map { "\($0): \(floatLayers[$0]!)" }.joined(separator: "; ")
         let out = OwnedTensorStore(metadata: meta)
@@ -109,7 +114,11 @@ public enum QuantizedModel {
                 throw EdgeError(file: source, "no calibration statistics for activation '\(input)' (input of \(l.name))")
             }
             let (q, scales) = quantizeWeights(w.floats, shape: ws, axis: l.channelAxis)
-            let bq = (0..<bs[0]).map { biasQ(b.floats[$0], inQ.scale, scales[$0]) }
+            let corr = biasCorrection[l.name]
+            let bq = (0..<bs[0]).map { c -> Int32 in
+                let shift = corr.map { $0.count == bs[0] ? $0[c] : 0 } ?? 0
+                return biasQ(b.floats[c] - shift, inQ.scale, scales[c])
+            }
             let blob = try pack(q, bias: bq, layer: l, zIn: inQ.zeroPoint, source: source)
             out.add(l.name + ".packed", dtype: .u8, shape: [blob.count],
                     bytes: UnsafeRawBufferPointer(start: blob.pointer, count: blob.count))

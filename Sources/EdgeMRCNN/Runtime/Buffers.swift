@@ -379,6 +379,8 @@ final class Workspace {
     let arena: Arena
     /// Sees every activation a quantised layer would produce (calibration, simulated int8).
     var hook: ActivationHook?
+    /// Sees every weight layer's input and output (the calibration report); nil otherwise.
+    var layerObserver: LayerObserver?
     /// RoI chunk sizes (the memory/speed knob of --max-memory).
     var boxChunk = BoxHead.chunk
     var maskBatch = MaskHead.batch

@@ -138,6 +138,12 @@ public final class MaskRCNN {
 
     /// Set by the int8 loader: simulated quantisation of every activation (see Quant/).
     public var activationHook: ActivationHook?
+    /// Sees every weight layer as it runs (the calibration report, Quant/Report.swift).
+    var layerObserver: LayerObserver?
+    /// The executor's binding of weight layer `name` (the report runs single layers with it).
+    func boundLayer(_ name: String) -> Layer { net.layer(name) }
+    /// The uint8 parameters of an activation in this model (int8 files).
+    func activationParams(_ name: String) -> QParams? { net.params(name) }
 
     /// `detect` with an activation hook (calibration observers, simulated int8).
     public func detect(_ image: RGBImage, scoreThresh: Float = 0.05, trace: PipelineTrace?,
@@ -181,6 +187,7 @@ public final class MaskRCNN {
         defer { arena.endRun(completed: completed) }
         let ws = Workspace(arena: arena)
         ws.hook = hook
+        ws.layerObserver = layerObserver
         func applyLevel(_ t: Int) {
             let l = MaskRCNN.memoryLevels[min(max(t, 0), MaskRCNN.memoryLevels.count - 1)]
             ws.boxChunk = l.boxChunk; ws.maskBatch = l.maskBatch

@@ -75,6 +75,13 @@ struct Act {
     }
 }
 
+/// Sees every weight layer as it runs, float or int8, with its input, residual and output in the
+/// layer's own precisions (the calibration report: Quant/Report.swift). Called after the hook, so
+/// a float output is what the hook left there. Nil in normal runs: one pointer test per layer.
+protocol LayerObserver: AnyObject {
+    func layerRan(_ layer: Layer, input: Act, residual: Act?, output: Act)
+}
+
 /// One weight layer (conv, 2x2/2 transposed conv or linear) bound to its weights: float
 /// (weight/bias F32) or int8 (the em_qkernels.h packed blob, per-channel multipliers and the
 /// parameters of its input and output activations).
@@ -157,6 +164,7 @@ final class Layer {
                 }
             }
             if rc != 0 { throw EdgeError("int8 layer \(d.name) rejected its arguments") }
+            ws.layerObserver?.layerRan(self, input: x, residual: residual, output: out)
             return
         }
         let wt = weight!, b = bias!
@@ -179,6 +187,7 @@ final class Layer {
             throw EdgeError("layer \(d.name) has no weights")
         }
         ws.hook?.activation(d.name, out.f32, out.count)
+        ws.layerObserver?.layerRan(self, input: x, residual: residual, output: out)
     }
 
     /// The 1x1 convolution's output channel `label` only, for one RoI of a side-by-side batch:

@@ -1,0 +1,164 @@
+import Foundation
+import XCTest
+@testable import EdgeMRCNN
+
+/// The calibration report's arithmetic, the accuracy guard's stepping, bias correction, and the
+/// errors of the new `calibrate` options.
+final class CalibrationReportTests: XCTestCase {
+    func testSQNRAndCosine() {
+        var e = ErrorStats()
+        XCTAssertNil(e.sqnrDB)
+        XCTAssertNil(e.cosine)
+        e.add(reference: [1, 2, 3, 4], [1.1, 1.9, 3.1, 3.9])
+        // signal 30, noise 4 * 0.01 -> 10 log10(750)
+        XCTAssertEqual(e.sqnrDB!, 10 * log10(30 / 0.04), accuracy: 1e-4)
+        let dot = 1.1 + 3.8 + 9.3 + 15.6, nx = 1.21 + 3.61 + 9.61 + 15.21
+        XCTAssertEqual(e.cosine!, dot / (30.0.squareRoot() * nx.squareRoot()), accuracy: 1e-6)
+        // accumulates over tensors: a second, exact tensor adds signal, no noise
+        e.add(reference: [2, 2], [2, 2])
+        XCTAssertEqual(e.sqnrDB!, 10 * log10(38 / 0.04), accuracy: 1e-4)
+        XCTAssertEqual(e.count, 6)
+
+        var exact = ErrorStats()
+        exact.add(reference: [1, -2], [1, -2])
+        XCTAssertEqual(exact.sqnrDB, .infinity)
+        XCTAssertEqual(exact.cosine!, 1, accuracy: 1e-12)
+        var flipped = ErrorStats()
+        flipped.add(reference: [1, -2], [-1, 2])
+        XCTAssertEqual(flipped.cosine!, -1, accuracy: 1e-12)
+        XCTAssertEqual(flipped.sqnrDB!, 10 * log10(5.0 / 20.0), accuracy: 1e-9)
+        var zeros = ErrorStats()
+        zeros.add(reference: [0, 0], [0, 0])
+        XCTAssertEqual(zeros.cosine, 1)
+    }
+
+    func testDetectionAgreement() {
+        func det(_ b: (Float, Float, Float, Float), _ s: Float, _ l: Int) -> Detection {
+            Detection(box: b, score: s, label: l, mask: nil)
+        }
+        var a = DetectionAgreement()
+        let f = [det((0, 0, 10, 10), 0.9, 1), det((20, 20, 30, 30), 0.8, 2), det((50, 50, 60, 60), 0.3, 1)]
+        // the first moves by one pixel (IoU 81/119), the second changes class, a low one is ignored
+        let q = [det((1, 0, 11, 10), 0.85, 1), det((20, 20, 30, 30), 0.8, 1), det((50, 50, 60, 60), 0.2, 1)]
+        a.add(float: f, int8: q)
+        XCTAssertEqual(a.floatDetections, 2)
+        XCTAssertEqual(a.int8Detections, 2)
+        XCTAssertEqual(a.matched, 1)
+        XCTAssertEqual(a.meanBoxIoU, 90.0 / 110.0, accuracy: 1e-6)
+        XCTAssertEqual(a.meanAbsScoreDiff, 0.05, accuracy: 1e-6)
+        XCTAssertEqual(a.meanMaskIoU, 0)   // no masks
+    }
+
+    func testGuardStepping() throws {
+        // float mask AP 20; each layer returned to float recovers part of the drop
+        let gain = ["a": 0.3, "b": 0.15, "c": 0.01]
+        func measure(_ layers: [String]) -> AccuracyGuard.Score {
+            AccuracyGuard.Score(boxAP: 18, maskAP: 19.5 + layers.reduce(0) { $0 + gain[$1]! })
+        }
+        let float = AccuracyGuard.Score(boxAP: 18.1, maskAP: 20)
+        var seen: [[String]] = []
+        let o = try AccuracyGuard.search(ranking: ["a", "b", "c"], budget: 3, maxDrop: 0.1, float: float,
+                                         measure: measure, progress: { seen.append($0.floatLayers) })
+        XCTAssertTrue(o.met)
+        XCTAssertEqual(o.settled, ["a", "b"])
+        XCTAssertEqual(seen, [[], ["a"], ["a", "b"]])
+        XCTAssertEqual(o.steps.map { $0.added }, [nil, "a", "b"])
+        // a budget of 1 is spent before the drop is met
+        let short = try AccuracyGuard.search(ranking: ["a", "b", "c"], budget: 1, maxDrop: 0.1, float: float, measure: measure)
+        XCTAssertFalse(short.met)
+        XCTAssertEqual(short.steps.count, 2)
+        // already within the drop: nothing in float
+        let none = try AccuracyGuard.search(ranking: ["a"], budget: 3, maxDrop: 0.6, float: float, measure: measure)
+        XCTAssertTrue(none.met)
+        XCTAssertEqual(none.settled, [])
+        // the ranking runs out before the budget
+        let out = try AccuracyGuard.search(ranking: ["c"], budget: 3, maxDrop: 0.01, float: float, measure: measure)
+        XCTAssertFalse(out.met)
+        XCTAssertEqual(out.settled, ["c"])
+    }
+
+    func testBiasCorrectionArithmetic() {
+        var r = LayerReport(name: "x", stage: "backbone", precision: "int8", macs: 0)
+        // CHW: 2 channels of 3 elements; int8 is +0.1 on channel 0 and -0.3 on channel 1
+        var ref: [Float] = [1, 2, 3, 4, 5, 6]
+        r.addShift([1.1, 2.1, 3.1, 3.7, 4.7, 5.7], &ref, channels: 2, linear: false)
+        XCTAssertEqual(r.meanShift[0], 0.1, accuracy: 1e-6)
+        XCTAssertEqual(r.meanShift[1], -0.3, accuracy: 1e-6)
+        // linear rows [rows, channels]: channel = index mod channels
+        var l = LayerReport(name: "fc", stage: "roi_heads", precision: "int8", macs: 0)
+        var lref: [Float] = [0, 0, 0, 0, 0, 0]
+        l.addShift([1, 2, 1, 2, 1, 2], &lref, channels: 2, linear: true)
+        XCTAssertEqual(l.meanShift, [1, 2])
+        XCTAssertEqual(l.shiftCount, [3, 3])
+        // the int32 bias holds (b - shift) / (s_in * w_s), rounded half to even
+        XCTAssertEqual(QuantizedModel.biasQ(0.5 - 0.1, 0.02, 0.01), 2000)
+        XCTAssertEqual(QuantizedModel.biasQ(0.5 - (-0.3), 0.02, 0.01), 4000)
+        // the report hands out the mean shifts of int8 layers only
+        let floatLayer = LayerReport(name: "f", stage: "backbone", precision: "float32", macs: 0)
+        let rep = CalibrationReport(layers: [r, floatLayer], agreement: DetectionAgreement(), images: [], inputSize: (0, 0))
+        XCTAssertEqual(Array(rep.biasCorrections.keys), ["x"])
+    }
+
+    func testRankingWorstFirst() {
+        func layer(_ n: String, _ alone: Float, precision: String = "int8") -> LayerReport {
+            var r = LayerReport(name: n, stage: "backbone", precision: precision, macs: 0)
+            r.alone.add(reference: [1, 1], [1, 1 + alone])
+            return r
+        }
+        let rep = CalibrationReport(layers: [layer("backbone.body.conv1", 0.01), layer("backbone.body.layer1.0.conv1", 0.5),
+                                             layer("backbone.body.layer1.0.conv2", 0.1, precision: "float32"),
+                                             layer("backbone.body.layer1.0.conv3", 0.05)],
+                                    agreement: DetectionAgreement(), images: [], inputSize: (0, 0))
+        XCTAssertEqual(rep.ranking.map { $0.name }, ["backbone.body.layer1.0.conv1", "backbone.body.layer1.0.conv3",
+                                                    "backbone.body.conv1", "backbone.body.layer1.0.conv2"])
+        XCTAssertEqual(rep.worstInt8Layers, ["backbone.body.layer1.0.conv1", "backbone.body.layer1.0.conv3", "backbone.body.conv1"])
+        XCTAssertTrue(rep.table.contains("backbone.body.layer1.0.conv1"))
+        XCTAssertTrue(rep.json.serialized().contains("\"rank\":1"))
+    }
+
+    // ---------------------------------------------------------------- CLI errors
+
+    static let binary: String = {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return (exe as NSString).deletingLastPathComponent + "/edge-mrcnn"
+    }()
+
+    func run(_ args: [String]) throws -> (status: Int32, err: String, crashed: Bool) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CalibrationReportTests.binary)
+        p.arguments = args
+        let e = Pipe()
+        p.standardError = e; p.standardOutput = Pipe()
+        try p.run()
+        let d = e.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: d, as: UTF8.self), p.terminationReason != .exit)
+    }
+
+    func testCalibrateOptionErrors() throws {
+        guard FileManager.default.isExecutableFile(atPath: CalibrationReportTests.binary) else {
+            throw XCTSkip("edge-mrcnn binary not built")
+        }
+        let tmp = NSTemporaryDirectory() + "calib-cli-\(getpid())"
+        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        let empty = tmp + "/empty.json"
+        try "{\"images\": [], \"annotations\": [], \"categories\": []}".write(toFile: empty, atomically: true, encoding: .utf8)
+        let base = ["calibrate", "--model", tmp + "/none.safetensors", "--images", tmp, "-o", tmp + "/o.safetensors"]
+        let cases: [([String], String)] = [
+            (["--keep-float", "backbone.body.conv9"], "backbone.body.conv9"),
+            (["--accuracy-guard"], "--accuracy-guard needs --annotations"),
+            (["--accuracy-guard", "--annotations", empty, "--max-float-layers", "0"], "--max-float-layers must be at least 1"),
+            (["--accuracy-guard", "--annotations", empty, "--max-drop", "x"], "--max-drop must be a number"),
+            (["--max-drop", "0.1"], "--max-drop applies to --accuracy-guard only"),
+            (["--bias-correction", "maybe"], "--bias-correction must be on, off or both"),
+            (["--accuracy-guard", "--annotations", empty], "has no annotations: --accuracy-guard needs annotated images"),
+        ]
+        for (extra, message) in cases {
+            let r = try run(base + extra)
+            XCTAssertFalse(r.crashed, "\(extra)")
+            XCTAssertNotEqual(r.status, 0, "\(extra)")
+            XCTAssertTrue(r.err.hasPrefix("edge-mrcnn: ") && r.err.contains(message), "\(extra): \(r.err)")
+        }
+    }
+}
