@@ -33,6 +33,14 @@ public struct MaskRegion {
     }
 }
 
+/// One keypoint of a detection, as torchvision's `heatmaps_to_keypoints` gives it: (x, y) in
+/// original image pixels and the heatmap logit at the maximum (`keypoints_scores`). torchvision
+/// reports visibility 1 for every keypoint; COCO results carry [x, y, 1] triples.
+public struct Keypoint: Equatable, Sendable {
+    public var x: Float, y: Float, score: Float
+    public init(x: Float, y: Float, score: Float) { self.x = x; self.y = y; self.score = score }
+}
+
 /// One detected instance, in original image pixel coordinates.
 public struct Detection {
     /// (x1, y1, x2, y2), torchvision convention (no +1).
@@ -43,9 +51,14 @@ public struct Detection {
     /// The instance mask over the whole image as COCO RLE (column-major runs, Output/RLE.swift),
     /// encoded as soon as it was pasted: a detection never holds a bitmap.
     public var mask: RLE?
+    /// A keypoint model's keypoints (torchvision's keypointrcnn: 17 COCO person keypoints), in
+    /// the model's keypoint order; nil for models without a keypoint head.
+    public var keypoints: [Keypoint]?
 
-    public init(box: (Float, Float, Float, Float), score: Float, label: Int, mask: RLE?) {
+    public init(box: (Float, Float, Float, Float), score: Float, label: Int, mask: RLE?,
+                keypoints: [Keypoint]? = nil) {
         self.box = box; self.score = score; self.label = label; self.mask = mask
+        self.keypoints = keypoints
     }
 
     /// A detection whose mask is given as a region bitmap (encoded to RLE at once).
