@@ -108,7 +108,7 @@ func keepFloat(_ a: ParsedArgs) throws -> [String: String] {
         let hits = Architecture.allCases.compactMap { try? Network.build($0, numClasses: 2) }
             .flatMap { (try? $0.weightLayers(matching: [p])) ?? [] }
         if hits.isEmpty { _ = try Network.maskRCNNResNet50FPN(numClasses: 2).weightLayers(matching: [p]) }
-        names += hits.filter { !names.contains($0) }
+        for h in hits where !names.contains(h) { names.append(h) }   // several architectures share a name
     }
     return Dictionary(uniqueKeysWithValues: names.map { ($0, "--keep-float") })
 }

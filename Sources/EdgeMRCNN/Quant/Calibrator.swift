@@ -151,6 +151,10 @@ public enum Calibration {
             throw EdgeError(file: modelPath, "is already an int8 model; calibrate a float model")
         }
         let model = try MaskRCNN(store: loaded.store, config: loaded.config, source: modelPath)
+        // --keep-float names are checked against this model's architecture before the pass
+        if let bad = floatLayers.keys.sorted().first(where: { model.network.layer($0)?.op.hasWeights != true }) {
+            throw EdgeError(file: modelPath, "'\(bad)' is not a weight layer of \(model.network.name) (`edge-mrcnn info MODEL` lists them)")
+        }
         let cal = Calibrator(model: model)
         var used: [String] = []
         for (k, f) in files.enumerated() {
