@@ -161,4 +161,79 @@ final class KeypointTests: XCTestCase {
         XCTAssertEqual(COCOKeypoints.names.count, 17)
         XCTAssertEqual(COCOKeypoints.skeleton.count, 19)
     }
+
+    // MARK: - decoding (torchvision's heatmaps_to_keypoints and the predictor's upsampling)
+
+    func floats(_ name: String) throws -> [Float] {
+        let d = try Data(contentsOf: URL(fileURLWithPath: KeypointTests.fixture(name)))
+        return d.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+    }
+
+    func testDecodeMatchesTorchvision() throws {
+        let meta = try JSON.load(path: KeypointTests.fixture("decode.json"))
+        let R = meta["rois"]!.intValue!, K = meta["keypoints"]!.intValue!, H = meta["height"]!.intValue!, W = meta["width"]!.intValue!
+        let all = try floats("decode.bin")
+        XCTAssertEqual(all.count, R * K * H * W + R * 4 + R * K * 2 + R * K)
+        let maps = Array(all[0..<(R * K * H * W)])
+        var o = R * K * H * W
+        let rois = Array(all[o..<(o + 4 * R)]); o += 4 * R
+        let xy = Array(all[o..<(o + 2 * R * K)]); o += 2 * R * K
+        let scores = Array(all[o..<(o + R * K)])
+        var maxDist: Float = 0, maxScore: Float = 0
+        for r in 0..<R {
+            let box = (rois[4 * r], rois[4 * r + 1], rois[4 * r + 2], rois[4 * r + 3])
+            var scratch = [Float](repeating: 0, count: KeypointDecode.scratchCount(mapHeight: H, roiWidth: box.2 - box.0))
+            var out = [Keypoint](repeating: Keypoint(x: 0, y: 0, score: 0), count: K)
+            maps.withUnsafeBufferPointer { m in
+                KeypointDecode.decode(maps: m.baseAddress! + r * K * H * W, keypoints: K, height: H, width: W, box: box,
+                                      scratch: &scratch, into: &out)
+            }
+            for k in 0..<K {
+                let dx = out[k].x - xy[(r * K + k) * 2], dy = out[k].y - xy[(r * K + k) * 2 + 1]
+                maxDist = max(maxDist, (dx * dx + dy * dy).squareRoot())
+                maxScore = max(maxScore, abs(out[k].score - scores[r * K + k]))
+                XCTAssertEqual(out[k].x, xy[(r * K + k) * 2], accuracy: 1e-4, "roi \(r) keypoint \(k) x")
+                XCTAssertEqual(out[k].y, xy[(r * K + k) * 2 + 1], accuracy: 1e-4, "roi \(r) keypoint \(k) y")
+                XCTAssertEqual(out[k].score, scores[r * K + k], accuracy: 1e-4, "roi \(r) keypoint \(k) score")
+            }
+        }
+        print("keypoint decoding vs torchvision: max distance \(maxDist) px, max score difference \(maxScore)")
+    }
+
+    /// The fixture's ConvTranspose2d(4x4, stride 2, padding 1) output (checked against a direct
+    /// sum here) and its bilinear x2 upsampling (KeypointDecode.upsample2x).
+    func testUpsampleMatchesTorch() throws {
+        let m = try JSON.load(path: KeypointTests.fixture("deconv.json"))
+        let n = m["n"]!.intValue!, cin = m["cin"]!.intValue!, cout = m["cout"]!.intValue!, h = m["height"]!.intValue!, w = m["width"]!.intValue!
+        let all = try floats("deconv.bin")
+        var o = 0
+        func take(_ c: Int) -> [Float] { defer { o += c }; return Array(all[o..<(o + c)]) }
+        let x = take(n * cin * h * w), wt = take(cin * cout * 16), b = take(cout)
+        let y = take(n * cout * 4 * h * w), up = take(n * cout * 16 * h * w)
+        XCTAssertEqual(o, all.count)
+        // Direct transposed convolution: out[co, 2i - 1 + ky, 2j - 1 + kx] += x[ci, i, j] * w[ci, co, ky, kx].
+        for im in 0..<n {
+            var ref = [Double](repeating: 0, count: cout * 4 * h * w)
+            for co in 0..<cout { for p in 0..<(4 * h * w) { ref[co * 4 * h * w + p] = Double(b[co]) } }
+            for ci in 0..<cin { for i in 0..<h { for j in 0..<w {
+                let v = Double(x[((im * cin + ci) * h + i) * w + j])
+                for co in 0..<cout { for ky in 0..<4 { for kx in 0..<4 {
+                    let oy = 2 * i - 1 + ky, ox = 2 * j - 1 + kx
+                    if oy < 0 || ox < 0 || oy >= 2 * h || ox >= 2 * w { continue }
+                    ref[(co * 2 * h + oy) * 2 * w + ox] += v * Double(wt[((ci * cout + co) * 4 + ky) * 4 + kx])
+                } } }
+            } } }
+            for p in 0..<(cout * 4 * h * w) { XCTAssertEqual(Float(ref[p]), y[im * cout * 4 * h * w + p], accuracy: 1e-5) }
+        }
+        var got = [Float](repeating: 0, count: up.count)
+        y.withUnsafeBufferPointer { s in
+            got.withUnsafeMutableBufferPointer { d in
+                KeypointDecode.upsample2x(s.baseAddress!, channels: n * cout, height: 2 * h, width: 2 * w, into: d.baseAddress!)
+            }
+        }
+        var maxd: Float = 0
+        for i in 0..<up.count { maxd = max(maxd, abs(got[i] - up[i])) }
+        XCTAssertLessThanOrEqual(maxd, 1e-6)
+        print("bilinear x2 vs torch: max difference \(maxd)")
+    }
 }
