@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import EdgeMRCNN
+import CShim
 
 /// Keypoints: COCO keypoint AP against pycocotools 2.0.11, keypoint results JSON and overlays
 /// (fixtures in Tests/Fixtures/keypoints, made by tools/make_keypoint_fixtures.py).
@@ -202,7 +203,7 @@ final class KeypointTests: XCTestCase {
 
     /// The fixture's ConvTranspose2d(4x4, stride 2, padding 1) output (checked against a direct
     /// sum here) and its bilinear x2 upsampling (KeypointDecode.upsample2x).
-    func testUpsampleMatchesTorch() throws {
+    func testDeconvAndUpsampleMatchTorch() throws {
         let m = try JSON.load(path: KeypointTests.fixture("deconv.json"))
         let n = m["n"]!.intValue!, cin = m["cin"]!.intValue!, cout = m["cout"]!.intValue!, h = m["height"]!.intValue!, w = m["width"]!.intValue!
         let all = try floats("deconv.bin")
@@ -225,6 +226,21 @@ final class KeypointTests: XCTestCase {
             } } }
             for p in 0..<(cout * 4 * h * w) { XCTAssertEqual(Float(ref[p]), y[im * cout * 4 * h * w + p], accuracy: 1e-5) }
         }
+        // The float kernels of the new op (GEMM + scatter-add, and the reference) on the same data.
+        for im in 0..<n {
+            let xi = Array(x[(im * cin * h * w)..<((im + 1) * cin * h * w)])
+            let want = Array(y[(im * cout * 4 * h * w)..<((im + 1) * cout * 4 * h * w)])
+            var fast = [Float](repeating: .nan, count: want.count), ref = fast
+            var scratch = [UInt8](repeating: 0, count: em_deconv4x4s2p1_f32_scratch_bytes(Int32(cin), Int32(h), Int32(w), Int32(cout)))
+            scratch.withUnsafeMutableBytes {
+                em_deconv4x4s2p1_f32(xi, Int32(cin), Int32(h), Int32(w), wt, b, Int32(cout), &fast, $0.baseAddress)
+            }
+            em_deconv4x4s2p1_f32_ref(xi, Int32(cin), Int32(h), Int32(w), wt, b, Int32(cout), &ref)
+            for i in 0..<want.count {
+                XCTAssertEqual(fast[i], want[i], accuracy: 1e-5, "fast \(i)")
+                XCTAssertEqual(ref[i], want[i], accuracy: 1e-5, "ref \(i)")
+            }
+        }
         var got = [Float](repeating: 0, count: up.count)
         y.withUnsafeBufferPointer { s in
             got.withUnsafeMutableBufferPointer { d in
@@ -235,5 +251,12 @@ final class KeypointTests: XCTestCase {
         for i in 0..<up.count { maxd = max(maxd, abs(got[i] - up[i])) }
         XCTAssertLessThanOrEqual(maxd, 1e-6)
         print("bilinear x2 vs torch: max difference \(maxd)")
+    }
+
+    /// The int8 transposed convolution: the selftest's cases (reference = int64 formula, every ISA
+    /// and thread count bit-identical to the reference).
+    func testInt8Deconv4x4MatchesReference() throws {
+        for c in QKernelCheck.deconv4Cases { try QKernelCheck.deconv4(c) }
+        XCTAssertEqual(LayerOp.deconv4x4s2p1.hasWeights, true)
     }
 }

@@ -21,6 +21,9 @@ public enum LayerOp: Equatable, Sendable {
     case conv(kernel: Int, stride: Int, pad: Int)
     /// torch ConvTranspose2d(cin, cout, 2, stride 2); weight [cin, cout, 2, 2].
     case deconv2x2
+    /// torch ConvTranspose2d(cin, cout, 4, stride 2, padding 1) (the keypoint predictor);
+    /// weight [cin, cout, 4, 4].
+    case deconv4x4s2p1
     /// torch Linear; weight [cout, cin].
     case linear
     case maxpool(kernel: Int, stride: Int, pad: Int)
@@ -30,7 +33,7 @@ public enum LayerOp: Equatable, Sendable {
     case roiAlign(output: Int, samplingRatio: Int)
 
     public var hasWeights: Bool {
-        switch self { case .conv, .deconv2x2, .linear: return true; default: return false }
+        switch self { case .conv, .deconv2x2, .deconv4x4s2p1, .linear: return true; default: return false }
     }
 }
 
@@ -81,12 +84,13 @@ public struct LayerDef: Sendable {
         switch op {
         case .conv(let k, _, _): return [cout, cin, k, k]
         case .deconv2x2: return [cin, cout, 2, 2]
+        case .deconv4x4s2p1: return [cin, cout, 4, 4]
         case .linear: return [cout, cin]
         default: return []
         }
     }
     /// Output channel axis of the torch weight.
-    public var channelAxis: Int { op == .deconv2x2 ? 1 : 0 }
+    public var channelAxis: Int { op == .deconv2x2 || op == .deconv4x4s2p1 ? 1 : 0 }
 
     /// "conv 3x3/2 pad 1, 64 -> 64, relu" (what `info` lists).
     public var summary: String {
@@ -94,6 +98,7 @@ public struct LayerDef: Sendable {
         switch op {
         case .conv(let k, let s, let p): t = "conv \(k)x\(k)" + (s > 1 ? "/\(s)" : "") + (p > 0 ? " pad \(p)" : "")
         case .deconv2x2: t = "conv_transpose 2x2/2"
+        case .deconv4x4s2p1: t = "conv_transpose 4x4/2 pad 1"
         case .linear: t = "linear"
         case .maxpool(let k, let s, _): t = "max_pool \(k)x\(k)/\(s)"
         case .addUpsample: t = "upsample + add"
@@ -305,7 +310,7 @@ public enum WorkCount {
                 switch l.op {
                 case .conv(let k, let st, let p), .maxpool(let k, let st, let p):
                     return ((s.h + 2 * p - k) / st + 1, (s.w + 2 * p - k) / st + 1)
-                case .deconv2x2: return (2 * s.h, 2 * s.w)
+                case .deconv2x2, .deconv4x4s2p1: return (2 * s.h, 2 * s.w)
                 case .linear: return (1, 1)
                 case .addUpsample: return s
                 case .roiAlign(let o, _): return (o, o)
@@ -321,6 +326,7 @@ public enum WorkCount {
                 switch l.op {
                 case .conv(let kk, _, _): macs += l.cin * l.cout * kk * kk * o.h * o.w
                 case .deconv2x2: macs += l.cin * l.cout * 4 * s.h * s.w
+                case .deconv4x4s2p1: macs += l.cin * l.cout * 16 * s.h * s.w
                 case .linear: macs += l.cin * l.cout
                 default: break
                 }
