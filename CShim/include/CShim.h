@@ -5,3 +5,4 @@
 #include "em_image.h"
 #include "em_hash.h"
 #include "em_peak.h"
+#include "em_seeded.h"

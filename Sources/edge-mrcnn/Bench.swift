@@ -11,7 +11,7 @@ import EdgeMRCNN
 let benchCommand = Command(
     name: "bench",
     summary: "time the whole model on one input: latency, per-stage breakdown, peak memory",
-    usage: "usage: edge-mrcnn bench (--model FILE | --synthetic-coco [--int8|--float]) [--image IMAGE.jpg | --size HxW] [--runs N] [--warmup N] [--json]",
+    usage: "usage: edge-mrcnn bench (--model FILE | --synthetic-coco [--arch NAME] [--int8|--float]) [--image IMAGE.jpg | --size HxW] [--runs N] [--warmup N] [--json]",
     details: """
       --model FILE          model file (.safetensors float or int8, or a torchvision .pth)
       --synthetic-coco      instead of a file: a seeded random model in the COCO layout (91 classes,
@@ -20,6 +20,8 @@ let benchCommand = Command(
       --int8, --float       precision of the synthetic model (default int8: calibrated in memory on
                             --calib-images seeded noise images of the benchmark size)
       --seed N              seed of the synthetic weights (default 0)
+      --arch NAME           architecture of the synthetic model (default maskrcnn): maskrcnn,
+                            fasterrcnn, maskrcnn_v2, fasterrcnn_v2
       --calib-images N      noise images for the synthetic int8 calibration (default 2)
       --save-model FILE     also write the synthetic model that is benchmarked (.safetensors); a
                             float file is what bench/peers.py loads into torchvision
@@ -52,7 +54,7 @@ let benchCommand = Command(
     float and int8 models with the same input and --threads (default: all online CPUs).
     """,
     spec: ArgSpec(values: ["model", "image", "size", "runs", "warmup", "score-thresh", "min-size", "max-size",
-                           "classes", "seed", "calib-images", "save-model", "save-detections"] + detectOptionValueFlags,
+                           "classes", "seed", "calib-images", "save-model", "save-detections", "arch"] + detectOptionValueFlags,
                   bools: ["json", "synthetic-coco", "int8", "float", "no-masks"]),
     run: runBench)
 
@@ -105,7 +107,7 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
     if !synthetic && !a.has("model") { throw UsageError("--model FILE (or --synthetic-coco) is required") }
     if a.has("int8") && a.has("float") { throw UsageError("give --int8 or --float, not both") }
     if !synthetic {
-        for f in ["int8", "float", "seed", "calib-images", "save-model"] where a.has(f) {
+        for f in ["int8", "float", "seed", "calib-images", "save-model", "arch"] where a.has(f) {
             throw UsageError("--\(f) applies to --synthetic-coco only (a model file has its own precision)")
         }
     }
@@ -139,7 +141,9 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
         let keep = a.string("save-model")
         let tmp = getenv("TMPDIR").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
         let file = keep ?? "\(tmp)/edge-mrcnn-synthetic-\(getpid()).safetensors"
+        let arch = try architectureArg(a)
         var args = ["--threads", "\(em_num_threads())", "convert", "--synthetic-coco", "--seed", "\(seed)", "-o", file]
+        if arch != .maskrcnnV1 { args += ["--arch", arch.shortName] }
         if wantInt8 {
             args += ["--int8", "--size", "\(image.height)x\(image.width)", "--calib-images", "\(calibImages)"]
         }
@@ -152,7 +156,7 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
         }
         let loaded = try ModelLoader.load(path: file, notice: { printErr($0) })
         if keep == nil { unlink(file) }   // the mapping stays valid
-        modelName = "synthetic COCO (seed \(seed))"
+        modelName = arch == .maskrcnnV1 ? "synthetic COCO (seed \(seed))" : "synthetic COCO \(arch.shortName) (seed \(seed))"
         model = try MaskRCNN(store: loaded.store, config: loaded.config, source: file)
         precision = loaded.store.metadata["precision"] ?? "float32"
         isSyntheticFile = true
@@ -234,8 +238,7 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
     }
     let isa = String(cString: em_isa_name(em_isa_current()))
     let rss = peakRSSBytes()
-    let macs = WorkCount.macs(height: padded.h, width: padded.w, numClasses: model.config.numClasses,
-                              detections: masks)
+    let macs = WorkCount.macs(height: padded.h, width: padded.w, network: model.network, detections: masks)
     let totalMACs = macs.values.reduce(0, +)
     let arena = model.arenaSummary
     let threads = Int(em_num_threads())

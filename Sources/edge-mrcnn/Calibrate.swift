@@ -101,7 +101,15 @@ func keepFloat(_ a: ParsedArgs) throws -> [String: String] {
     guard let s = a.string("keep-float") else { return [:] }
     let patterns = s.split(separator: ",").map { String($0.trimmingSpaces()) }.filter { !$0.isEmpty }
     guard !patterns.isEmpty else { throw UsageError("--keep-float needs layer names, e.g. backbone.body.conv1") }
-    let names = try Network.maskRCNNResNet50FPN(numClasses: 2).weightLayers(matching: patterns)
+    // the model's architecture is known only once it is read: a name must be a weight layer of one
+    // of the family (the executor checks it against the model's own network when it loads the file)
+    var names: [String] = []
+    for p in patterns {
+        let hits = Architecture.allCases.compactMap { try? Network.build($0, numClasses: 2) }
+            .flatMap { (try? $0.weightLayers(matching: [p])) ?? [] }
+        if hits.isEmpty { _ = try Network.maskRCNNResNet50FPN(numClasses: 2).weightLayers(matching: [p]) }
+        names += hits.filter { !names.contains($0) }
+    }
     return Dictionary(uniqueKeysWithValues: names.map { ($0, "--keep-float") })
 }
 

@@ -19,7 +19,8 @@ let evalCommand = Command(
       --json OUT.json       with --model: also write the results JSON here
       --metrics-json FILE   write the metrics (12 stats per IoU type, 10 for keypoints) as JSON here
       --iou-type T          bbox, segm, keypoints, both (bbox and segm) or auto (default: bbox,
-                            segm if the results have masks, keypoints if they have keypoints)
+                            segm if the results have masks (not a box-only model's), keypoints if
+                            they have keypoints)
       --max-images N        evaluate only the first N annotated images present in DIR
       --score-thresh X      lowest detection score kept (default 0.05, as torchvision)
       --min-size N          resize: shorter side target (overrides the model file)
@@ -71,6 +72,8 @@ func runEval(_ a: ParsedArgs) throws -> Int32 {
         results = run.results
         imageIds = run.imageIds
         failed = run.failed
+        // a box-only model (Faster R-CNN): the iou types it produces
+        if !run.hasMasks && !a.has("iou-type") { types = [.bbox] }
     }
     let tLoad = monotonicSeconds()
     let known = Set(gt.categories.map { $0.id })
@@ -142,7 +145,7 @@ private struct EvalOutputFailure: Error { let error: Error }
 /// Runs the model over the annotated images in --images; returns the results as loadRes would
 /// read them back from the results JSON (the same text is parsed), and the ids of the images run.
 private func runModelForEval(_ a: ParsedArgs, gt: COCODataset, modelPath: String)
-    throws -> (results: [COCOResult], imageIds: [Int], failed: Int)
+    throws -> (results: [COCOResult], imageIds: [Int], failed: Int, hasMasks: Bool)
 {
     let dir = try a.requiredString("images")
     let scoreThresh = try a.float("score-thresh", in: 0...1) ?? 0.05
@@ -238,5 +241,5 @@ private func runModelForEval(_ a: ParsedArgs, gt: COCODataset, modelPath: String
         file?.abort()
         throw error
     }
-    return (results, ids, failed)
+    return (results, ids, failed, model.network.hasMasks)
 }

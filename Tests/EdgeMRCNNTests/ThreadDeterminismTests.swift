@@ -62,7 +62,7 @@ final class ThreadDeterminismTests: XCTestCase {
         XCTAssertNotEqual(img.pixels, SyntheticModel.noiseImage(height: 3, width: 2, seed: 1).pixels)
 
         // shapes and the torchvision initialisation scales of a few tensors
-        let (store, config) = SyntheticModel.generate(seed: 0)
+        let (store, config) = try SyntheticModel.generate(seed: 0)
         XCTAssertEqual(config.numClasses, 91)
         XCTAssertEqual(config.minSize, 800); XCTAssertEqual(config.maxSize, 1333)
         try ModelLoader.validate(store, config: config, source: "synthetic")
@@ -79,7 +79,7 @@ final class ThreadDeterminismTests: XCTestCase {
         XCTAssertEqual(std("roi_heads.mask_predictor.mask_fcn_logits.weight"), (2.0 / 91).squareRoot(), accuracy: 0.005)
         XCTAssertEqual(std("backbone.body.layer1.0.conv2.bias"), 0)
         // same seed -> same bytes
-        let (again, _) = SyntheticModel.generate(seed: 0)
+        let (again, _) = try SyntheticModel.generate(seed: 0)
         for n in ["backbone.body.conv1.weight", "roi_heads.box_predictor.bbox_pred.bias"] {
             let a = store.tensor(n)!, b = again.tensor(n)!
             XCTAssertEqual(memcmp(a.data, b.data, a.byteCount), 0, n)

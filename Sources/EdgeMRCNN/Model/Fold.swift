@@ -14,6 +14,13 @@ public enum Fold {
         return t.shape[0]
     }
 
+    /// The architecture of a torchvision state dict, from its keys (Architecture.recognise).
+    public static func architecture(_ sd: TensorStore, source: String) throws -> Architecture {
+        do { return try Architecture.recognise { sd.tensor($0) != nil } } catch let e as EdgeError {
+            throw EdgeError(file: source, e.message)
+        }
+    }
+
     /// A tensor of the state dict, accepting a DataParallel "module." prefix.
     static func lookup(_ sd: TensorStore, _ name: String) -> TensorView? {
         sd.tensor(name) ?? sd.tensor("module." + name)
@@ -35,12 +42,16 @@ public enum Fold {
         return (.copy(l.sourcePrefixes.map { $0 + "." + leaf }), isBias)
     }
 
-    /// Folds a torchvision Mask R-CNN state dict into the tensors of ModelSpec (all F32).
+    /// Folds a torchvision R-CNN state dict into the tensors of its architecture's network (all
+    /// F32; the architecture recognised from the keys).
     /// consumed: told about each source tensor's bytes once they have been read for the last
     /// time (the loader lets the file's pages go).
     public static func fold(_ sd: TensorStore, source: String, metadata: [String: String] = [:],
                             consumed: ((UnsafeRawPointer, Int) -> Void)? = nil) throws -> OwnedTensorStore {
         let k = try numClasses(sd, source: source)
+        let arch = try architecture(sd, source: source)
+        let net: Network
+        do { net = try Network.build(arch, numClasses: k) } catch let e as EdgeError { throw EdgeError(file: source, e.message) }
         let out = OwnedTensorStore(metadata: metadata)
         var scratch: [Float] = []
 
@@ -64,7 +75,6 @@ public enum Fold {
             }
         }
 
-        let net = Network.maskRCNNResNet50FPN(numClasses: k)
         for (name, shape) in net.tensors {
             let (src, isBias) = origin(for: name, in: net)
             switch src {

@@ -16,6 +16,13 @@ public struct KnownCheckpoint {
     public let minSize: Int
     public let maxSize: Int
     public let classNames: [String]
+    public let architecture: Architecture
+
+    public init(name: String, sha256Prefix: String, minSize: Int, maxSize: Int, classNames: [String],
+                architecture: Architecture = .maskrcnnV1) {
+        self.name = name; self.sha256Prefix = sha256Prefix; self.minSize = minSize; self.maxSize = maxSize
+        self.classNames = classNames; self.architecture = architecture
+    }
 }
 
 public enum KnownCheckpoints {
@@ -24,6 +31,22 @@ public enum KnownCheckpoints {
             name: "torchvision maskrcnn_resnet50_fpn COCO v1 (maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth)",
             sha256Prefix: "bf2d0c1e", minSize: 800, maxSize: 1333,
             classNames: ModelConfig.cocoCategoryNames),
+        KnownCheckpoint(
+            name: "torchvision fasterrcnn_resnet50_fpn COCO v1 (fasterrcnn_resnet50_fpn_coco-258fb6c6.pth)",
+            sha256Prefix: "258fb6c6", minSize: 800, maxSize: 1333,
+            classNames: ModelConfig.cocoCategoryNames, architecture: .fasterrcnnV1),
+        KnownCheckpoint(
+            name: "torchvision maskrcnn_resnet50_fpn_v2 COCO (maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth)",
+            sha256Prefix: "73cbd019", minSize: 800, maxSize: 1333,
+            classNames: ModelConfig.cocoCategoryNames, architecture: .maskrcnnV2),
+        KnownCheckpoint(
+            name: "torchvision fasterrcnn_resnet50_fpn_v2 COCO (fasterrcnn_resnet50_fpn_v2_coco-dd69338a.pth)",
+            sha256Prefix: "dd69338a", minSize: 800, maxSize: 1333,
+            classNames: ModelConfig.cocoCategoryNames, architecture: .fasterrcnnV2),
+        KnownCheckpoint(
+            name: "torchvision keypointrcnn_resnet50_fpn COCO (keypointrcnn_resnet50_fpn_coco-fc266e95.pth)",
+            sha256Prefix: "fc266e95", minSize: 800, maxSize: 1333,
+            classNames: ["__background__", "person"], architecture: .keypointrcnnV1),
         KnownCheckpoint(
             name: "shapes-r50fpn (synthetic shapes test model)",
             sha256Prefix: "265dd4e0b3c510aab54b4059325e41807b66092d9873134d3d0760c873f883cb",

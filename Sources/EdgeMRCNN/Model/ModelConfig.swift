@@ -4,7 +4,6 @@
 public struct ModelConfig: Equatable {
     public static let formatName = "edge-mrcnn"
     public static let formatVersion = 1
-    public static let architecture = "maskrcnn_resnet50_fpn_v1"
 
     public var numClasses: Int
     /// One name per class index, index 0 being the background.
@@ -13,12 +12,18 @@ public struct ModelConfig: Equatable {
     public var maxSize: Int
     public var imageMean: [Float]
     public var imageStd: [Float]
+    /// The torchvision architecture (metadata `arch`); files without it are maskrcnn v1.
+    public var architecture: Architecture
 
     public init(numClasses: Int, classNames: [String]? = nil, minSize: Int = 800, maxSize: Int = 1333,
-                imageMean: [Float] = [0.485, 0.456, 0.406], imageStd: [Float] = [0.229, 0.224, 0.225]) {
+                imageMean: [Float] = [0.485, 0.456, 0.406], imageStd: [Float] = [0.229, 0.224, 0.225],
+                architecture: Architecture = .maskrcnnV1) {
         self.numClasses = numClasses
+        self.architecture = architecture
         if let names = classNames {
             self.classNames = names
+        } else if architecture.hasKeypoints && numClasses == 2 {
+            self.classNames = ["__background__", "person"]
         } else if numClasses == ModelConfig.cocoCategoryNames.count {
             self.classNames = ModelConfig.cocoCategoryNames
         } else {

@@ -6,7 +6,7 @@ extension ModelConfig {
         return [
             "format": ModelConfig.formatName,
             "format_version": String(ModelConfig.formatVersion),
-            "arch": ModelConfig.architecture,
+            "arch": architecture.rawValue,
             "precision": "float32",
             "num_classes": String(numClasses),
             "class_names": JSON.array(classNames.map { JSON.string($0) }).serialized(),
@@ -48,8 +48,12 @@ extension ModelConfig {
         guard version == String(ModelConfig.formatVersion) else {
             throw EdgeError(file: source, "format_version \(version) is not supported (this build reads \(ModelConfig.formatVersion))")
         }
-        if let arch = m["arch"], arch != ModelConfig.architecture {
-            throw EdgeError(file: source, "architecture '\(arch)' is not supported (expected \(ModelConfig.architecture))")
+        var architecture = Architecture.maskrcnnV1
+        if let arch = m["arch"] {
+            guard let a = Architecture(rawValue: arch) else {
+                throw EdgeError(file: source, "architecture '\(arch)' is not supported (this build reads \(Architecture.namesList))")
+            }
+            architecture = a
         }
         if let prec = m["precision"], prec != "float32", prec != "int8" {
             throw EdgeError(file: source, "precision '\(prec)' is not supported by this build (expected float32 or int8)")
@@ -78,7 +82,7 @@ extension ModelConfig {
             throw EdgeError(file: source, "metadata 'image_std' = '\(m["image_std"] ?? "")' must be positive (the image is divided by it)")
         }
         self.init(numClasses: k, classNames: names, minSize: try int("min_size"), maxSize: try int("max_size"),
-                  imageMean: try floats("image_mean"), imageStd: std)
+                  imageMean: try floats("image_mean"), imageStd: std, architecture: architecture)
     }
 }
 

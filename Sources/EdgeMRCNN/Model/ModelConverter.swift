@@ -12,7 +12,7 @@ public enum ModelConverter {
         }
         progress("reading \(input) (\(kind.rawValue))")
         let (store, config) = try ModelLoader.load(path: input, overrides: overrides, notice: progress)
-        let names = ModelSpec.tensors(numClasses: config.numClasses).map { $0.name }
+        let names = try ModelSpec.tensors(config).map { $0.name }
         if kind == .safetensors {
             // The folded checkpoint path checks finiteness; do it here too for a re-written model file.
             for n in names {
@@ -23,7 +23,7 @@ public enum ModelConverter {
                 }
             }
         }
-        progress("folded model: \(names.count) tensors, \(config.numClasses) classes, min_size \(config.minSize), max_size \(config.maxSize)")
+        progress("folded model: \(config.architecture.rawValue), \(names.count) tensors, \(config.numClasses) classes, min_size \(config.minSize), max_size \(config.maxSize)")
         try SafeTensorsWriter.write(store, names: names, metadata: config.metadata(), to: output)
         let size = (try? MappedFile(path: output).count) ?? 0
         progress("wrote \(output) (\(formatBytes(size)))")
@@ -51,12 +51,18 @@ public enum ModelConverter {
             lines.append("state dict values: \(pc)")
             let hasNBT = sd.names.contains { $0.hasSuffix(".num_batches_tracked") }
             lines.append("batch norm: " + (hasNBT ? "BatchNorm2d (num_batches_tracked present)" : "FrozenBatchNorm2d"))
-            if let k = try? Fold.numClasses(sd, source: path) {
-                let (c, known) = ModelLoader.checkpointConfig(numClasses: k, known: ModelLoader.known(file))
+            let arch = try? Fold.architecture(sd, source: path)
+            lines.append("architecture: " + (arch.map { "\($0.rawValue) (torchvision \($0.builder))" } ?? "not recognised"))
+            if let k = try? Fold.numClasses(sd, source: path), let arch {
+                let (c, known) = ModelLoader.checkpointConfig(numClasses: k, architecture: arch, known: ModelLoader.known(file))
                 lines.append("known checkpoint: \(known?.name ?? "no (torchvision defaults apply)")")
                 lines.append("classes: \(k) (\(c.classNames.joined(separator: ", ")))")
                 lines.append("transform: min_size \(c.minSize), max_size \(c.maxSize) unless overridden")
-                lines.append("folded tensors: \(Network.maskRCNNResNet50FPN(numClasses: k).tensors.count)")
+                if let net = try? Network.build(arch, numClasses: k) {
+                    lines.append("folded tensors: \(net.tensors.count)")
+                } else {
+                    lines.append("folded tensors: not supported by this build")
+                }
             }
         case .safetensors:
             let store = try MappedTensorStore(path: path)
@@ -67,7 +73,8 @@ public enum ModelConverter {
             } else {
                 lines.append("format: safetensors without edge-mrcnn metadata (not a converted model)")
             }
-            lines.append("architecture: \(m["arch"] ?? "?")")
+            let arch = m["arch"].flatMap { Architecture(rawValue: $0) }
+            lines.append("architecture: " + (arch.map { "\($0.rawValue) (torchvision \($0.builder))" } ?? (m["arch"] ?? "?")))
             lines.append("precision: \(m["precision"] ?? "?")")
             if let config = try? ModelConfig(metadata: m, source: path) {
                 lines.append("classes: \(config.numClasses) (\(config.classNames.joined(separator: ", ")))")
@@ -84,16 +91,16 @@ public enum ModelConverter {
                     + (m["calibration_method"] == "percentile" ? " (percentile \(m["calibration_percentile"] ?? "?"))" : "")
                     + ", images sha256 \(m["calibration_images_sha256"] ?? "?")")
                 let fl = QuantizedModel.floatLayers(m)
-                let qn = QuantSpec.layers.count - fl.count
-                lines.append("int8 layers: \(qn) of \(QuantSpec.layers.count) (RoIAlign samples the uint8 maps in float arithmetic; box decoding, NMS, softmax, sigmoid and mask paste run in float)")
+                let all = ((try? ModelConfig(metadata: m, source: path)).flatMap { try? Network.build($0) })?.weightLayers.count ?? 0
+                let qn = all - fl.count
+                lines.append("int8 layers: \(qn) of \(all) (RoIAlign samples the uint8 maps in float arithmetic; box decoding, NMS, softmax, sigmoid and mask paste run in float)")
                 if let fo = m["float_outputs"] { lines.append("float outputs: \(fo)") }
                 lines.append("float layers: " + (fl.isEmpty ? "none" : fl.map { "\($0.name) (\($0.reason))" }.joined(separator: ", ")))
             }
             lines.append("tensors: \(tc)")
             lines.append("parameters: \(pc)")
-            if let config = try? ModelConfig(metadata: m, source: path) {
+            if let config = try? ModelConfig(metadata: m, source: path), let net = try? Network.build(config) {
                 // each layer of the network description with the precision this file gives it
-                let net = Network.maskRCNNResNet50FPN(numClasses: config.numClasses)
                 let int8 = QuantizedModel.isInt8(store)
                 let kept = Set(QuantizedModel.floatLayers(m).map { $0.name })
                 let width = net.layers.map { $0.name.count }.max() ?? 0

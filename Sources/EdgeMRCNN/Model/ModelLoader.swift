@@ -67,9 +67,11 @@ public enum ModelLoader {
         let file = try MappedFile(path: path)
         let sd = try TorchCheckpoint.load(file: file)
         let k = try Fold.numClasses(sd, source: path)
-        let lookup = overrides.needsKnownCheckpoint && knownCheckpointCouldApply(numClasses: k)
-        var (config, card) = checkpointConfig(numClasses: k, known: lookup ? known(file) : nil)
-        if lookup { file.dropAllPages() }   // hashing read every page; folding reads them again one by one
+        let arch = try Fold.architecture(sd, source: path)
+        let lookup = overrides.needsKnownCheckpoint && knownCheckpointCouldApply(numClasses: k, architecture: arch)
+        var (config, card) = checkpointConfig(numClasses: k, architecture: arch, known: lookup ? known(file) : nil)
+        if lookup { file.dropAllPages() }
+        if arch != .maskrcnnV1 { notice("architecture: \(arch.rawValue) (torchvision \(arch.builder), from the state dict's keys)") }   // hashing read every page; folding reads them again one by one
         if let card {
             notice("recognised checkpoint: \(card.name); min_size \(card.minSize), max_size \(card.maxSize), "
                 + "\(k - 1) classes (flags override)")
@@ -86,22 +88,25 @@ public enum ModelLoader {
         KnownCheckpoints.match(sha256: KnownCheckpoints.sha256(file.bytes))
     }
 
-    /// Is there a known checkpoint with `k` classes whose config differs from the defaults? (The
-    /// COCO card equals the defaults for 91 classes, so COCO checkpoints need no hashing.)
-    public static func knownCheckpointCouldApply(numClasses k: Int) -> Bool {
-        let d = ModelConfig(numClasses: k)
+    /// Is there a known checkpoint of this architecture with `k` classes whose config differs from
+    /// the defaults? (The COCO cards equal the defaults for 91 classes, so COCO checkpoints need no hashing.)
+    public static func knownCheckpointCouldApply(numClasses k: Int, architecture: Architecture = .maskrcnnV1) -> Bool {
+        let d = ModelConfig(numClasses: k, architecture: architecture)
         return KnownCheckpoints.all.contains {
-            $0.classNames.count == k && ($0.minSize != d.minSize || $0.maxSize != d.maxSize || $0.classNames != d.classNames)
+            $0.architecture == architecture && $0.classNames.count == k && ($0.minSize != d.minSize || $0.maxSize != d.maxSize || $0.classNames != d.classNames)
         }
     }
 
     /// The config of a .pth checkpoint before overrides: a known checkpoint's sizes and class names
-    /// when its class count agrees, torchvision's defaults otherwise (800/1333; COCO names for 91 classes).
-    public static func checkpointConfig(numClasses k: Int, known: KnownCheckpoint?) -> (config: ModelConfig, known: KnownCheckpoint?) {
-        if let c = known, c.classNames.count == k {
-            return (ModelConfig(numClasses: k, classNames: c.classNames, minSize: c.minSize, maxSize: c.maxSize), c)
+    /// when its architecture and class count agree, torchvision's defaults otherwise (800/1333;
+    /// COCO names for 91 classes, `person` for a 2-class Keypoint R-CNN).
+    public static func checkpointConfig(numClasses k: Int, architecture: Architecture = .maskrcnnV1,
+                                        known: KnownCheckpoint?) -> (config: ModelConfig, known: KnownCheckpoint?) {
+        if let c = known, c.classNames.count == k, c.architecture == architecture {
+            return (ModelConfig(numClasses: k, classNames: c.classNames, minSize: c.minSize, maxSize: c.maxSize,
+                                architecture: architecture), c)
         }
-        return (ModelConfig(numClasses: k), nil)
+        return (ModelConfig(numClasses: k, architecture: architecture), nil)
     }
 
     /// .safetensors (edge-mrcnn format, memory-mapped) or a torchvision .pth checkpoint (zip or
@@ -134,7 +139,7 @@ public enum ModelLoader {
             try QuantizedModel.validate(store, config: config, source: source)
             return
         }
-        for (name, shape) in ModelSpec.tensors(numClasses: config.numClasses) {
+        for (name, shape) in try ModelSpec.tensors(config) {
             _ = try store.floatTensor(name, shape: shape, source: source)
         }
     }

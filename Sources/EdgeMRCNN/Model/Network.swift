@@ -113,6 +113,7 @@ public struct LayerDef: Sendable {
 
 public struct Network: Sendable {
     public let name: String
+    public let architecture: Architecture
     public let layers: [LayerDef]
     public let numClasses: Int
     /// RPN anchors per feature-map location (3 aspect ratios x 1 size per level).
@@ -120,7 +121,9 @@ public struct Network: Sendable {
     /// The FPN outputs P2..P6 (torchvision '0'..'3', 'pool'), RoIAlign reads the first four.
     public let featureOutputs: [String]
     /// Name of the pooled RoI features of the box and mask heads.
-    public let boxPool: String, maskPool: String
+    public let boxPool: String
+    /// nil: no mask branch (Faster R-CNN).
+    public let maskPool: String?
     private let index: [String: Int]
 
     public func layer(_ name: String) -> LayerDef? { index[name].map { layers[$0] } }
@@ -158,33 +161,93 @@ public struct Network: Sendable {
         return activation
     }
 
-    init(name: String, numClasses: Int, anchorsPerLocation: Int, featureOutputs: [String], boxPool: String,
-         maskPool: String, layers: [LayerDef]) {
-        self.name = name; self.numClasses = numClasses; self.anchorsPerLocation = anchorsPerLocation
+    public var hasMasks: Bool { maskPool != nil }
+
+    init(name: String, architecture: Architecture, numClasses: Int, anchorsPerLocation: Int, featureOutputs: [String],
+         boxPool: String, maskPool: String?, layers: [LayerDef]) {
+        self.name = name; self.architecture = architecture; self.numClasses = numClasses; self.anchorsPerLocation = anchorsPerLocation
         self.featureOutputs = featureOutputs; self.boxPool = boxPool; self.maskPool = maskPool
         self.layers = layers
         index = Dictionary(layers.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
     }
 }
 
-extension Network {
-    /// The torchvision key whose first dimension is the class count (background included).
-    public static let classScoreWeight = "roi_heads.box_predictor.cls_score.weight"
+/// The torchvision detection architectures edge-mrcnn reads (the model file's `arch` metadata
+/// value is the raw value). v1: FrozenBatchNorm ResNet-50, FPN and heads without BatchNorm, a
+/// one-conv RPN head, TwoMLPHead; v2 (torchvision's `*_v2` builders): BatchNorm in the ResNet,
+/// the FPN convs, the box head's convs (FastRCNNConvFCHead: 4 x conv 3x3 256 + BN + ReLU, one FC
+/// 1024) and the mask head's convs, a two-conv RPN head. Faster R-CNN: no mask branch.
+public enum Architecture: String, CaseIterable, Sendable {
+    case maskrcnnV1 = "maskrcnn_resnet50_fpn_v1"
+    case fasterrcnnV1 = "fasterrcnn_resnet50_fpn_v1"
+    case maskrcnnV2 = "maskrcnn_resnet50_fpn_v2"
+    case fasterrcnnV2 = "fasterrcnn_resnet50_fpn_v2"
+    case keypointrcnnV1 = "keypointrcnn_resnet50_fpn_v1"
 
-    /// torchvision maskrcnn_resnet50_fpn (v1) with `k` classes (background included).
-    public static func maskRCNNResNet50FPN(numClasses k: Int) -> Network {
-        var out: [LayerDef] = []
-        var stage = NetStage.backbone
-        func add(_ name: String, _ op: LayerOp, _ inputs: [String], _ cin: Int, _ cout: Int, relu: Bool = false,
-                 residual: String? = nil, floatOutput: Bool = false, shares: String? = nil, eachInput: Bool = false,
-                 from: [String]? = nil, bn: String? = nil, initialisation: WeightInit? = nil) {
-            out.append(LayerDef(name: name, op: op, inputs: inputs, cin: cin, cout: cout, relu: relu, residual: residual,
-                                stage: stage, floatOutput: floatOutput, sharesParams: shares, eachInput: eachInput,
-                                sourcePrefixes: from ?? [name], batchNorm: bn, initialisation: initialisation))
+    /// torchvision's builder function.
+    public var builder: String {
+        switch self {
+        case .maskrcnnV1: return "maskrcnn_resnet50_fpn"
+        case .fasterrcnnV1: return "fasterrcnn_resnet50_fpn"
+        case .maskrcnnV2: return "maskrcnn_resnet50_fpn_v2"
+        case .fasterrcnnV2: return "fasterrcnn_resnet50_fpn_v2"
+        case .keypointrcnnV1: return "keypointrcnn_resnet50_fpn"
         }
-        func conv(_ k: Int, _ s: Int = 1, _ p: Int = 0) -> LayerOp { .conv(kernel: k, stride: s, pad: p) }
+    }
+    public var isV2: Bool { self == .maskrcnnV2 || self == .fasterrcnnV2 }
+    public var hasMasks: Bool { self == .maskrcnnV1 || self == .maskrcnnV2 }
+    public var hasKeypoints: Bool { self == .keypointrcnnV1 }
 
-        // backbone.body: ResNet-50
+    /// Short name: maskrcnn, fasterrcnn, maskrcnn_v2, fasterrcnn_v2, keypointrcnn.
+    public var shortName: String {
+        switch self {
+        case .maskrcnnV1: return "maskrcnn"
+        case .fasterrcnnV1: return "fasterrcnn"
+        case .maskrcnnV2: return "maskrcnn_v2"
+        case .fasterrcnnV2: return "fasterrcnn_v2"
+        case .keypointrcnnV1: return "keypointrcnn"
+        }
+    }
+
+    /// An architecture by its raw value, torchvision builder name or short name.
+    public static func named(_ s: String) -> Architecture? {
+        allCases.first { $0.rawValue == s || $0.builder == s || $0.shortName == s }
+    }
+
+    /// The names `--arch` accepts (for messages).
+    public static var namesList: String { allCases.map { $0.rawValue }.joined(separator: ", ") }
+
+    /// The architecture of a torchvision state dict, from its keys (a DataParallel "module."
+    /// prefix allowed): keypoint predictor -> Keypoint R-CNN; `roi_heads.box_head.5` (the FC after
+    /// the conv head) -> v2, `roi_heads.box_head.fc6` -> v1; a mask predictor -> Mask R-CNN.
+    public static func recognise(hasKey: (String) -> Bool) throws -> Architecture {
+        func has(_ k: String) -> Bool { hasKey(k) || hasKey("module." + k) }
+        if has("roi_heads.keypoint_predictor.kps_score_lowres.weight") { return .keypointrcnnV1 }
+        let masks = has("roi_heads.mask_predictor.mask_fcn_logits.weight")
+        if has("roi_heads.box_head.5.weight") { return masks ? .maskrcnnV2 : .fasterrcnnV2 }
+        if has("roi_heads.box_head.fc6.weight") { return masks ? .maskrcnnV1 : .fasterrcnnV1 }
+        throw EdgeError("not a torchvision R-CNN ResNet-50-FPN state dict: no 'roi_heads.box_head.fc6.weight' "
+            + "(v1) nor 'roi_heads.box_head.5.weight' (v2)")
+    }
+}
+
+/// Builds a network description piece by piece (the shared parts of every architecture).
+struct LayerTable {
+    var layers: [LayerDef] = []
+    var stage = NetStage.backbone
+
+    mutating func add(_ name: String, _ op: LayerOp, _ inputs: [String], _ cin: Int, _ cout: Int, relu: Bool = false,
+                      residual: String? = nil, floatOutput: Bool = false, shares: String? = nil, eachInput: Bool = false,
+                      from: [String]? = nil, bn: String? = nil, initialisation: WeightInit? = nil) {
+        layers.append(LayerDef(name: name, op: op, inputs: inputs, cin: cin, cout: cout, relu: relu, residual: residual,
+                               stage: stage, floatOutput: floatOutput, sharesParams: shares, eachInput: eachInput,
+                               sourcePrefixes: from ?? [name], batchNorm: bn, initialisation: initialisation))
+    }
+    func conv(_ k: Int, _ s: Int = 1, _ p: Int = 0) -> LayerOp { .conv(kernel: k, stride: s, pad: p) }
+
+    /// backbone.body: ResNet-50 (BatchNorm folded into every conv) -> C2..C5 (name, channels).
+    mutating func resNet50() -> [(name: String, channels: Int)] {
+        stage = .backbone
         let body = "backbone.body"
         add("\(body).conv1", conv(7, 2, 3), ["input"], 3, 64, relu: true, bn: "\(body).bn1", initialisation: .kaimingBN)
         add("\(body).maxpool", .maxpool(kernel: 3, stride: 2, pad: 1), ["\(body).conv1"], 64, 64)
@@ -206,18 +269,23 @@ extension Network {
             }
             stageOutputs.append((prev, cin))
         }
+        return stageOutputs
+    }
 
-        // backbone.fpn: top-down from C5
+    /// backbone.fpn: top-down from C5 -> P2..P6 (torchvision '0'..'3', 'pool'). `batchNorm`: v2's
+    /// Conv2dNormActivation blocks (conv without bias at .0, BatchNorm2d at .1).
+    mutating func fpn(_ c: [(name: String, channels: Int)], batchNorm: Bool) -> [String] {
         stage = .fpn
         let fpn = "backbone.fpn", f = 256, fpnOut = "\(fpn).out"
         func inner(_ i: Int) {
             let n = "\(fpn).inner_blocks.\(i)"
-            add(n, conv(1), [stageOutputs[i].name], stageOutputs[i].channels, f, from: [n + ".0", n],
-                initialisation: .kaimingUniform)
+            add(n, conv(1), [c[i].name], c[i].channels, f, from: batchNorm ? [n + ".0"] : [n + ".0", n],
+                bn: batchNorm ? n + ".1" : nil, initialisation: .kaimingUniform)
         }
         func layerBlock(_ i: Int, _ input: String) {
             let n = "\(fpn).layer_blocks.\(i)"
-            add(n, conv(3, 1, 1), [input], f, f, shares: fpnOut, from: [n + ".0", n], initialisation: .kaimingUniform)
+            add(n, conv(3, 1, 1), [input], f, f, shares: fpnOut, from: batchNorm ? [n + ".0"] : [n + ".0", n],
+                bn: batchNorm ? n + ".1" : nil, initialisation: .kaimingUniform)
         }
         inner(3)
         layerBlock(3, "\(fpn).inner_blocks.3")
@@ -230,43 +298,113 @@ extension Network {
             last = m
         }
         add("\(fpn).pool", .maxpool(kernel: 1, stride: 2, pad: 0), ["\(fpn).layer_blocks.3"], f, f, shares: fpnOut)
-        let levels = (0..<4).map { "\(fpn).layer_blocks.\($0)" } + ["\(fpn).pool"]
+        return (0..<4).map { "\(fpn).layer_blocks.\($0)" } + ["\(fpn).pool"]
+    }
 
-        // rpn.head, on every level
+    /// rpn.head on every level: `convs` 3x3 conv + ReLU (v1: one, named rpn.head.conv; v2: two,
+    /// rpn.head.conv.0/.1), the 1x1 cls_logits (A) and bbox_pred (4A).
+    mutating func rpnHead(_ levels: [String], convs: Int, anchors a: Int) {
         stage = .rpn
-        let a = 3
-        add("rpn.head.conv", conv(3, 1, 1), levels, f, f, relu: true, eachInput: true,
-            from: ["rpn.head.conv.0.0", "rpn.head.conv"], initialisation: .normal001)
-        add("rpn.head.cls_logits", conv(1), ["rpn.head.conv"], f, a, floatOutput: true, initialisation: .normal001)
-        add("rpn.head.bbox_pred", conv(1), ["rpn.head.conv"], f, 4 * a, floatOutput: true, initialisation: .normal001)
+        let f = 256
+        var x = "rpn.head.conv"
+        if convs == 1 {
+            add(x, conv(3, 1, 1), levels, f, f, relu: true, eachInput: true, from: ["rpn.head.conv.0.0", "rpn.head.conv"],
+                initialisation: .normal001)
+        } else {
+            for i in 0..<convs {
+                let n = "rpn.head.conv.\(i)"
+                add(n, conv(3, 1, 1), i == 0 ? levels : [x], f, f, relu: true, eachInput: i == 0, from: [n + ".0"],
+                    initialisation: .normal001)
+                x = n
+            }
+        }
+        add("rpn.head.cls_logits", conv(1), [x], f, a, floatOutput: true, initialisation: .normal001)
+        add("rpn.head.bbox_pred", conv(1), [x], f, 4 * a, floatOutput: true, initialisation: .normal001)
+    }
 
-        // roi_heads: box branch
+    /// roi_heads box branch: 7x7 RoIAlign, the box head (v1 TwoMLPHead fc6/fc7; v2
+    /// FastRCNNConvFCHead: box_head.0-3 conv 3x3 + BN + ReLU, [4] Flatten, box_head.5 FC 1024 +
+    /// ReLU), FastRCNNPredictor. Returns the pool's name.
+    mutating func boxBranch(_ levels: [String], numClasses k: Int, convHead: Bool) -> String {
         stage = .roi_heads
-        let boxPool = "roi_heads.box_roi_pool", maskPool = "roi_heads.mask_roi_pool"
-        add(boxPool, .roiAlign(output: 7, samplingRatio: 2), Array(levels.prefix(4)), f, f)
-        add("roi_heads.box_head.fc6", .linear, [boxPool], f * 7 * 7, 1024, relu: true, initialisation: .torchDefault)
-        add("roi_heads.box_head.fc7", .linear, ["roi_heads.box_head.fc6"], 1024, 1024, relu: true, initialisation: .torchDefault)
-        add("roi_heads.box_predictor.cls_score", .linear, ["roi_heads.box_head.fc7"], 1024, k, floatOutput: true,
-            initialisation: .torchDefault)
-        add("roi_heads.box_predictor.bbox_pred", .linear, ["roi_heads.box_head.fc7"], 1024, 4 * k, floatOutput: true,
-            initialisation: .torchDefault)
+        let f = 256
+        let pool = "roi_heads.box_roi_pool"
+        add(pool, .roiAlign(output: 7, samplingRatio: 2), Array(levels.prefix(4)), f, f)
+        var x = pool
+        if convHead {
+            for i in 0..<4 {
+                let n = "roi_heads.box_head.\(i)"
+                add(n, conv(3, 1, 1), [x], f, f, relu: true, from: [n + ".0"], bn: n + ".1", initialisation: .kaiming)
+                x = n
+            }
+            add("roi_heads.box_head.5", .linear, [x], f * 7 * 7, 1024, relu: true, initialisation: .torchDefault)
+            x = "roi_heads.box_head.5"
+        } else {
+            add("roi_heads.box_head.fc6", .linear, [pool], f * 7 * 7, 1024, relu: true, initialisation: .torchDefault)
+            add("roi_heads.box_head.fc7", .linear, ["roi_heads.box_head.fc6"], 1024, 1024, relu: true, initialisation: .torchDefault)
+            x = "roi_heads.box_head.fc7"
+        }
+        add("roi_heads.box_predictor.cls_score", .linear, [x], 1024, k, floatOutput: true, initialisation: .torchDefault)
+        add("roi_heads.box_predictor.bbox_pred", .linear, [x], 1024, 4 * k, floatOutput: true, initialisation: .torchDefault)
+        return pool
+    }
 
-        // roi_heads: mask branch
+    /// roi_heads mask branch: 14x14 RoIAlign, MaskRCNNHeads 4 x (conv 3x3 + ReLU; v2 with
+    /// BatchNorm), MaskRCNNPredictor ConvTranspose2d 2x2/2 + ReLU and the 1x1 mask_fcn_logits.
+    mutating func maskBranch(_ levels: [String], numClasses k: Int, batchNorm: Bool) -> String {
         stage = .masks
-        add(maskPool, .roiAlign(output: 14, samplingRatio: 2), Array(levels.prefix(4)), f, f)
-        var x = maskPool
+        let f = 256
+        let pool = "roi_heads.mask_roi_pool"
+        add(pool, .roiAlign(output: 14, samplingRatio: 2), Array(levels.prefix(4)), f, f)
+        var x = pool
         for i in 0..<4 {
             let n = "roi_heads.mask_head.\(i)"
-            add(n, conv(3, 1, 1), [x], f, f, relu: true, from: [n + ".0", "roi_heads.mask_head.mask_fcn\(i + 1)"],
-                initialisation: .kaiming)
+            add(n, conv(3, 1, 1), [x], f, f, relu: true,
+                from: batchNorm ? [n + ".0"] : [n + ".0", "roi_heads.mask_head.mask_fcn\(i + 1)"],
+                bn: batchNorm ? n + ".1" : nil, initialisation: .kaiming)
             x = n
         }
         add("roi_heads.mask_predictor.conv5_mask", .deconv2x2, [x], f, f, relu: true, initialisation: .kaimingTorchBias)
         add("roi_heads.mask_predictor.mask_fcn_logits", conv(1), ["roi_heads.mask_predictor.conv5_mask"], f, k,
             floatOutput: true, initialisation: .kaimingTorchBias)
+        return pool
+    }
+}
 
-        return Network(name: "maskrcnn_resnet50_fpn", numClasses: k, anchorsPerLocation: a, featureOutputs: levels,
-                       boxPool: boxPool, maskPool: maskPool, layers: out)
+extension Network {
+    /// The torchvision key whose first dimension is the class count (background included).
+    public static let classScoreWeight = "roi_heads.box_predictor.cls_score.weight"
+
+    /// torchvision maskrcnn_resnet50_fpn (v1) with `k` classes (background included).
+    public static func maskRCNNResNet50FPN(numClasses k: Int) -> Network {
+        resNet50FPN(.maskrcnnV1, numClasses: k)
+    }
+
+    /// The network of `arch` with `k` classes (background included); an error for an
+    /// architecture this build cannot run yet.
+    public static func build(_ arch: Architecture, numClasses k: Int) throws -> Network {
+        if arch.hasKeypoints {
+            throw EdgeError("architecture \(arch.rawValue) (torchvision \(arch.builder)) is not supported yet")
+        }
+        return resNet50FPN(arch, numClasses: k)
+    }
+
+    /// The network a model config describes.
+    public static func build(_ config: ModelConfig) throws -> Network {
+        try build(config.architecture, numClasses: config.numClasses)
+    }
+
+    /// The ResNet-50-FPN R-CNN family from the shared pieces.
+    static func resNet50FPN(_ arch: Architecture, numClasses k: Int) -> Network {
+        var t = LayerTable()
+        let c = t.resNet50()
+        let levels = t.fpn(c, batchNorm: arch.isV2)
+        let anchors = 3
+        t.rpnHead(levels, convs: arch.isV2 ? 2 : 1, anchors: anchors)
+        let boxPool = t.boxBranch(levels, numClasses: k, convHead: arch.isV2)
+        let maskPool = arch.hasMasks ? t.maskBranch(levels, numClasses: k, batchNorm: arch.isV2) : nil
+        return Network(name: arch.builder, architecture: arch, numClasses: k, anchorsPerLocation: anchors,
+                       featureOutputs: levels, boxPool: boxPool, maskPool: maskPool, layers: t.layers)
     }
 }
 
@@ -275,8 +413,13 @@ extension Network {
 /// The tensors of a converted (BatchNorm-folded) float model, by name and shape: the contract
 /// between the converter and the loader, from the network description.
 public enum ModelSpec {
+    /// maskrcnn_resnet50_fpn v1's tensors.
     public static func tensors(numClasses k: Int) -> [(name: String, shape: [Int])] {
         Network.maskRCNNResNet50FPN(numClasses: k).tensors
+    }
+    /// The tensors of the architecture and class count a config names.
+    public static func tensors(_ config: ModelConfig) throws -> [(name: String, shape: [Int])] {
+        try Network.build(config).tensors
     }
 }
 
@@ -288,19 +431,25 @@ public enum WorkCount {
     /// box head and `detections` into the mask head.
     public static func macs(height: Int, width: Int, numClasses k: Int, proposals: Int = 1000,
                             detections: Int = 100) -> [String: Int] {
-        count(height: height, width: width, numClasses: k, proposals: proposals, detections: detections).stages
+        macs(height: height, width: width, network: .maskRCNNResNet50FPN(numClasses: k), proposals: proposals,
+             detections: detections)
+    }
+
+    /// The same for any network of the family.
+    public static func macs(height: Int, width: Int, network: Network, proposals: Int = 1000,
+                            detections: Int = 100) -> [String: Int] {
+        count(height: height, width: width, net: network, proposals: proposals, detections: detections).stages
     }
 
     /// MACs of each weight layer (the same count, by layer name).
-    public static func layerMACs(height: Int, width: Int, numClasses k: Int, proposals: Int = 1000,
+    public static func layerMACs(height: Int, width: Int, network: Network, proposals: Int = 1000,
                                  detections: Int = 100) -> [String: Int] {
-        count(height: height, width: width, numClasses: k, proposals: proposals, detections: detections).layers
+        count(height: height, width: width, net: network, proposals: proposals, detections: detections).layers
     }
 
-    private static func count(height: Int, width: Int, numClasses k: Int, proposals: Int,
+    private static func count(height: Int, width: Int, net: Network, proposals: Int,
                               detections: Int) -> (stages: [String: Int], layers: [String: Int]) {
         var byLayer: [String: Int] = [:]
-        let net = Network.maskRCNNResNet50FPN(numClasses: k)
         var shape: [String: (h: Int, w: Int)] = ["input": (height, width)]
         var perRoI: [String: (h: Int, w: Int)] = [:]
         var out: [String: Int] = [:]

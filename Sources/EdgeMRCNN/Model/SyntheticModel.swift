@@ -93,6 +93,16 @@ public enum SyntheticModel {
     /// How torchvision initialises a tensor of layer `l` (its `initialisation` in the network
     /// description) and the BN fold factor. For a bias, torch's fan_in = size(1) * kh * kw of the weight.
     static func initialisation(_ l: LayerDef, isBias: Bool) -> (Init, fold: Float) {
+        // a BatchNorm2d at its defaults (v2's FPN and heads) folds to w / sqrt(1 + eps), bias 0
+        let bnFold = Float(1.0 / (1.0 + Fold.bnEps).squareRoot())
+        if l.batchNorm != nil && l.initialisation != .kaimingBN {
+            let (k, _) = initialisation(l, isBias: isBias, ignoringBatchNorm: true)
+            return isBias ? (.zero, 1) : (k, bnFold)
+        }
+        return initialisation(l, isBias: isBias, ignoringBatchNorm: true)
+    }
+
+    static func initialisation(_ l: LayerDef, isBias: Bool, ignoringBatchNorm: Bool) -> (Init, fold: Float) {
         let w = l.weightShape
         let rf = w.count == 4 ? w[2] * w[3] : 1
         let fanIn = Double(w[1] * rf), fanOut = Double(w[0] * rf)
@@ -109,13 +119,15 @@ public enum SyntheticModel {
     }
 
     /// The folded float model (the network's tensors, F32) and its config: COCO classes, 800/1333.
-    /// About 44 M parameters (176 MB).
-    public static func generate(seed: UInt64 = defaultSeed) -> (store: OwnedTensorStore, config: ModelConfig) {
-        let config = ModelConfig(numClasses: ModelConfig.cocoCategoryNames.count)
+    /// About 44 M parameters (176 MB) for maskrcnn v1.
+    public static func generate(seed: UInt64 = defaultSeed, architecture: Architecture = .maskrcnnV1) throws
+        -> (store: OwnedTensorStore, config: ModelConfig)
+    {
+        let config = ModelConfig(numClasses: ModelConfig.cocoCategoryNames.count, architecture: architecture)
         var meta = config.metadata()
-        meta[metadataKey] = "coco seed \(seed)"
+        meta[metadataKey] = architecture == .maskrcnnV1 ? "coco seed \(seed)" : "coco \(architecture.rawValue) seed \(seed)"
         let out = OwnedTensorStore(metadata: meta)
-        let net = Network.maskRCNNResNet50FPN(numClasses: config.numClasses)
+        let net = try Network.build(config)
         var values: [Float] = []
         for l in net.weightLayers {
             for (name, shape) in [(l.name + ".weight", l.weightShape), (l.name + ".bias", [l.cout])] {

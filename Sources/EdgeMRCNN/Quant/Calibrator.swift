@@ -6,11 +6,15 @@ public final class CalibrationObserver: ActivationHook {
     /// The first layer whose output held a NaN or an infinity.
     public private(set) var firstNonFinite: String?
     public let bins: Int
+    /// The activations of this network get parameters.
+    public let spec: QuantSpec
 
-    public init(bins: Int = 2048) { self.bins = bins }
+    public init(bins: Int = 2048, network: Network = .maskRCNNResNet50FPN(numClasses: 2)) {
+        self.bins = bins; spec = QuantSpec(network)
+    }
 
     public func activation(_ name: String, _ values: UnsafeMutablePointer<Float>, _ count: Int) {
-        let k = QuantSpec.key(name)
+        let k = spec.key(name)
         let o: HistogramObserver
         if let e = observers[k] { o = e } else { o = HistogramObserver(bins: bins); observers[k] = o }
         o.observe(UnsafePointer(values), count)
@@ -21,7 +25,7 @@ public final class CalibrationObserver: ActivationHook {
     /// get minmax of nothing: scale 1, zero point 0.
     public func qparams(_ method: CalibrationMethod, percentile: Double = 99.99) -> [String: QParams] {
         var out: [String: QParams] = [:]
-        for a in QuantSpec.activations {
+        for a in spec.activations {
             out[a] = observers[a]?.qparams(method, percentile: percentile) ?? QParams(lo: 0, hi: 0)
         }
         return out
@@ -35,7 +39,7 @@ public final class Calibrator {
 
     public init(model: MaskRCNN, bins: Int = 2048) {
         self.model = model
-        observer = CalibrationObserver(bins: bins)
+        observer = CalibrationObserver(bins: bins, network: model.network)
     }
 
     /// Runs the float model on one image and records its activations. Throws (naming the layer)

@@ -6,28 +6,31 @@ public protocol ActivationHook: AnyObject {
     func activation(_ name: String, _ values: UnsafeMutablePointer<Float>, _ count: Int)
 }
 
-public enum QuantSpec {
-    /// The structure is the same for every class count; only shapes depend on it.
-    static let network = Network.maskRCNNResNet50FPN(numClasses: 2)
+public struct QuantSpec: Sendable {
+    public let network: Network
 
-    /// The qparams key of an activation name (aliases: max pools, the FPN outputs).
-    public static func key(_ name: String) -> String { network.paramsKey(name) }
-
-    /// Every weight layer, in network order.
-    public static let layers: [LayerDef] = network.weightLayers
-
-    /// The qparams key of a weight layer's input activation.
-    public static func input(_ l: LayerDef) -> String { key(l.inputs[0]) }
-
-    /// Every activation that gets uint8 parameters (keys), in network order: the inputs of the
-    /// weight layers and the outputs that are not decoded in float.
-    public static let activations: [String] = {
+    public init(_ network: Network) {
+        self.network = network
         var out: [String] = [], seen = Set<String>()
-        func add(_ n: String) { let k = key(n); if seen.insert(k).inserted { out.append(k) } }
+        func add(_ n: String) { let k = network.paramsKey(n); if seen.insert(k).inserted { out.append(k) } }
         for l in network.layers {
             for i in l.inputs where network.layer(i)?.floatOutput != true { add(i) }
             if !l.floatOutput { add(l.name) }
         }
-        return out
-    }()
+        activations = out
+        layers = network.weightLayers
+    }
+
+    /// The qparams key of an activation name (aliases: max pools, the FPN outputs).
+    public func key(_ name: String) -> String { network.paramsKey(name) }
+
+    /// Every weight layer, in network order.
+    public let layers: [LayerDef]
+
+    /// The qparams key of a weight layer's input activation.
+    public func input(_ l: LayerDef) -> String { key(l.inputs[0]) }
+
+    /// Every activation that gets uint8 parameters (keys), in network order: the inputs of the
+    /// weight layers and the outputs that are not decoded in float.
+    public let activations: [String]
 }

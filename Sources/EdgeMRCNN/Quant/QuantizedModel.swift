@@ -91,7 +91,12 @@ public enum QuantizedModel {
         meta["calibration_images"] = String(info.imageNames.count)
         meta["calibration_images_sha256"] = info.imagesHash
         meta["calibration_percentile"] = info.method == .percentile ? "\(info.percentile)" : "n/a"
-        meta["float_outputs"] = QuantSpec.layers.filter { $0.floatOutput }.map { $0.name }.joined(separator: ",")
+        let net = try Network.build(config)
+        let spec = QuantSpec(net)
+        if let bad = floatLayers.keys.sorted().first(where: { net.layer($0)?.op.hasWeights != true }) {
+            throw EdgeError(file: source, "'\(bad)' is not a weight layer of \(net.name) (`edge-mrcnn info MODEL` lists them)")
+        }
+        meta["float_outputs"] = spec.layers.filter { $0.floatOutput }.map { $0.name }.joined(separator: ",")
             + ": int8 weights and inputs, float outputs dequantised from int32 (decoded/softmax/sigmoid in float)"
         meta["float_ops"] = "RoIAlign arithmetic (on the uint8 P2-P5, quantised output), anchors, box decoding, NMS, softmax, sigmoid, mask paste"
         meta["bias_correction"] = biasCorrection.isEmpty ? "none"
@@ -99,7 +104,6 @@ public enum QuantizedModel {
         meta["float_layers"] = floatLayers.isEmpty ? "none"
             : floatLayers.keys.sorted().map { "\($0): \(floatLayers[$0]!)" }.joined(separator: "; ")
         let out = OwnedTensorStore(metadata: meta)
-        let net = Network.maskRCNNResNet50FPN(numClasses: config.numClasses)
         for l in net.weightLayers {
             let ws = l.weightShape, bs = [l.cout]
             let input = net.paramsKey(l.inputs[0])
@@ -125,7 +129,7 @@ public enum QuantizedModel {
             out.addFloats(l.name + ".weight_scale", shape: [scales.count], scales)
             bq.withUnsafeBytes { out.add(l.name + ".bias", dtype: .i32, shape: bs, bytes: $0) }
         }
-        for a in QuantSpec.activations {
+        for a in spec.activations {
             guard let p = qparams[a] else {
                 throw EdgeError(file: source, "no calibration statistics for activation '\(a)'")
             }
@@ -146,9 +150,9 @@ public enum QuantizedModel {
     }
 
     /// Activation parameters of an int8 model.
-    public static func activationParams(_ store: TensorStore, source: String) throws -> [String: QParams] {
+    public static func activationParams(_ store: TensorStore, network: Network, source: String) throws -> [String: QParams] {
         var out: [String: QParams] = [:]
-        for a in QuantSpec.activations {
+        for a in QuantSpec(network).activations {
             guard let s = store.tensor("act.\(a).scale"), s.dtype == .f32, s.count == 1,
                   let z = store.tensor("act.\(a).zero_point"), z.dtype == .i32, z.count == 1 else {
                 throw EdgeError(file: source, "int8 model: missing or invalid parameters of activation '\(a)'")
@@ -170,12 +174,12 @@ public enum QuantizedModel {
                                    materialize: Bool = true) throws
         -> (store: OwnedTensorStore, qparams: [String: QParams])
     {
-        let qp = try activationParams(store, source: source)
+        let net = try Network.build(config)
+        let qp = try activationParams(store, network: net, source: source)
         let floats = Set(floatLayers(store.metadata).map { $0.name })
         var meta = store.metadata
         meta["precision"] = "float32"   // a float model with the int8 model's values
         let out = OwnedTensorStore(metadata: meta)
-        let net = Network.maskRCNNResNet50FPN(numClasses: config.numClasses)
         for l in net.weightLayers {
             let ws = l.weightShape, bs = [l.cout]
             if floats.contains(l.name) {
@@ -321,9 +325,10 @@ public enum QuantizedModel {
 /// uint8 parameters is quantised and dequantised in place.
 public final class SimulatedInt8: ActivationHook {
     public let qparams: [String: QParams]
-    public init(qparams: [String: QParams]) { self.qparams = qparams }
+    let network: Network
+    public init(qparams: [String: QParams], network: Network) { self.qparams = qparams; self.network = network }
     public func activation(_ name: String, _ values: UnsafeMutablePointer<Float>, _ count: Int) {
-        if let p = qparams[QuantSpec.key(name)] { p.fakeQuantize(values, count) }
+        if let p = qparams[network.paramsKey(name)] { p.fakeQuantize(values, count) }
     }
 }
 

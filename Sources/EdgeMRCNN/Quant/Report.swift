@@ -265,7 +265,8 @@ public struct CalibrationReport: Sendable {
     /// Weight layers worst first: int8 layers by their "alone" SQNR (lowest first; ties and
     /// unmeasured ones by upstream SQNR, then network order), float layers last.
     public var ranking: [LayerReport] {
-        let order = Dictionary(uniqueKeysWithValues: QuantSpec.layers.enumerated().map { ($1.name, $0) })
+        // `layers` is in network order (measure builds it so)
+        let order = Dictionary(layers.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
         func key(_ r: LayerReport) -> (Int, Double, Double, Int) {
             let a = r.alone.sqnrDB ?? .infinity, u = r.upstream.sqnrDB ?? .infinity
             return (r.precision == "int8" ? 0 : 1, a, u, order[r.name] ?? 0)
@@ -288,7 +289,7 @@ public struct CalibrationReport: Sendable {
 
     /// Runs the float model and the int8 model on `images` (name, image) and measures.
     public static func measure(float: MaskRCNN, int8: MaskRCNN, images: [(String, RGBImage)]) throws -> CalibrationReport {
-        let net = Network.maskRCNNResNet50FPN(numClasses: float.config.numClasses)
+        let net = float.network
         var layers: [String: LayerReport] = [:]
         var h = 0, w = 0
         if let first = images.first?.1 {
@@ -296,7 +297,7 @@ public struct CalibrationReport: Sendable {
                                     maxSize: float.config.maxSize)
             h = s.paddedHeight; w = s.paddedWidth
         }
-        let macs = WorkCount.layerMACs(height: h, width: w, numClasses: float.config.numClasses)
+        let macs = WorkCount.layerMACs(height: h, width: w, network: net)
         let prec = Dictionary(uniqueKeysWithValues: int8.layerPrecisions)
         for l in net.weightLayers {
             layers[l.name] = LayerReport(name: l.name, stage: l.stage.rawValue, precision: prec[l.name] ?? "int8",

@@ -44,7 +44,7 @@ public final class MaskRCNN {
     static func headBytes(_ l: (boxChunk: Int, maskBatch: Int), _ net: Network) -> Int {
         func rois(_ s: NetStage) -> (pooled: Int, c: Int, p: Int, rows: Int) {
             let d = net.layers(in: s)
-            guard case .roiAlign(let p, _) = d[0].op else { return (0, 0, 0, 0) }
+            guard let d0 = d.first, case .roiAlign(let p, _) = d0.op else { return (0, 0, 0, 0) }
             return (d[0].cout * p * p, d[0].cout, p, d.filter { $0.op == .linear && !$0.floatOutput }.reduce(0) { $0 + $1.cout })
         }
         let b = rois(.roi_heads), m = rois(.masks), k = net.numClasses, mm = 4 * m.p * m.p
@@ -63,6 +63,8 @@ public final class MaskRCNN {
         guard let e = getenv("EDGE_MRCNN_INT8") else { return false }
         return String(cString: e) == "simulate"
     }
+    /// The network description this model runs.
+    public var network: Network { net.net }
     /// "float32", "int8", "int8 (N layers float)" or "int8 (simulated)".
     public var precision: String {
         let q = net.int8Layers, all = net.net.weightLayers.count
@@ -113,7 +115,7 @@ public final class MaskRCNN {
             // in place (EDGE_MRCNN_INT8=simulate; for accuracy studies)
             let (s, qp) = try QuantizedModel.dequantized(store, config: config, source: source)
             store = s
-            activationHook = SimulatedInt8(qparams: qp)
+            activationHook = SimulatedInt8(qparams: qp, network: try Network.build(config))
         }
         self.store = store
         net = try Executor(store, config: config, source: source)
@@ -245,6 +247,8 @@ public final class MaskRCNN {
         var det = try boxHead.run(proposals: proposals, sizes: sizes, scoreThresh: scoreThresh, ws,
                                   scorer: net.boxScorer(roiLevels, sizes: sizes, ws))
         try lap("roi_heads")
+        var options = options
+        if !net.net.hasMasks { options.masks = false }   // a box-only architecture (Faster R-CNN)
         let wanted = options.apply(to: &det)   // DetectOptions: classes kept, detections that get masks
         let probs = try net.masks(roiLevels, boxes: wanted.boxes, labels: wanted.labels, sizes: sizes, ws)
         if capture {

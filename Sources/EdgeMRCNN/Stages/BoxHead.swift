@@ -89,10 +89,15 @@ extension Executor {
     /// BoxHead.Scorer: RoIAlign of the description's box pool on P2..P5 (uint8 HWC maps straight
     /// to the first layer's uint8 input; float maps to float), then its layers: the MLP chain and
     /// the float-output predictor layers, which write the class logits and the box deltas (in the
-    /// description's order).
+    /// description's order). A head that starts with convolutions (v2's FastRCNNConvFCHead) runs
+    /// them on batches of RoIs laid side by side as the mask head does (one zero column between
+    /// neighbours, re-zeroed after each layer), then flattens each RoI (C, H, W order, torch's
+    /// Flatten) into the rows of its FC layers.
     func boxScorer(_ levels: [Act], sizes s: ImageSizes, _ ws: Workspace) -> BoxHead.Scorer {
         let defs = net.layers(in: .roi_heads)
-        let pool = defs[0], chainDefs = defs.filter { $0.op.hasWeights && !$0.floatOutput }
+        let pool = defs[0], weightDefs = defs.filter { $0.op.hasWeights && !$0.floatOutput }
+        let convDefs = weightDefs.filter { if case .conv = $0.op { return true } else { return false } }
+        let chainDefs = weightDefs.filter { $0.op == .linear }
         let predictors = defs.filter { $0.floatOutput }.map { layer($0.name) }
         guard case .roiAlign(let p, let sampling) = pool.op else { fatalError("box pool is not a RoIAlign") }
         let inF = pool.cout * p * p
@@ -109,7 +114,12 @@ extension Executor {
                                        output: p, sampling: sampling, out: x.f32)
                 ws.hook?.activation(pool.name, x.f32, x.count)
             }
-            let h = try self.chain(chainDefs, x, bufs, bound: { $0 / n * maxChunk }, ws)
+            var rows = x
+            if !convDefs.isEmpty {
+                rows = try self.convRows(convDefs, x, rois: n, size: p, bufs, maxRows: maxChunk, ws)
+                bufs.give(x)
+            }
+            let h = try self.chain(chainDefs, rows, bufs, bound: { $0 / n * maxChunk }, ws)
             for (l, out) in zip(predictors, [logits, deltas]) {
                 let hin = h.matches(l.inputParams) ? h : bufs.take(h.channels, 1, h.width, q: l.inputParams, bound: maxChunk * h.width)
                 if hin.raw != h.raw { h.convert(into: hin) }
@@ -118,5 +128,51 @@ extension Executor {
             }
             bufs.give(h)
         }
+    }
+}
+
+extension Executor {
+    /// The convolutions `defs` (3x3, pad 1, each reading the previous one) on `n` RoIs of
+    /// [C, p, p] given as rows `x` [n, 1, C*p*p]: batches of RoIs side by side with one zero
+    /// (zero-point) column between neighbours, re-zeroed after every layer a padded convolution
+    /// reads; the last layer's output flattened back into rows [n, 1, C'*p*p] (torch's Flatten order).
+    func convRows(_ defs: [LayerDef], _ x: Act, rois n: Int, size p: Int, _ bufs: HeadBuffers, maxRows: Int,
+                  _ ws: Workspace) throws -> Act {
+        let c = x.width / (p * p), pitch = p + 1
+        let cOut = defs.last!.cout, inF2 = cOut * p * p
+        let g = min(max(ws.maskBatch, 1), n), boundW = max(ws.maskBatch, 1) * pitch - 1
+        let outQ = layer(defs.last!.name).outputParams
+        let rows = bufs.take(n, 1, inF2, q: outQ, bound: maxRows * inF2)
+        var start = 0
+        while start < n {
+            let cnt = min(g, n - start), w = cnt * pitch - 1
+            let es = x.q == nil ? 4 : 1
+            let sb = bufs.take(c, p, w, q: x.q, bound: c * p * boundW)
+            if let q = x.q { sb.u8.initialize(repeating: UInt8(q.zeroPoint), count: c * p * w) } else { sb.f32.initialize(repeating: 0, count: c * p * w) }
+            for r in 0..<cnt {
+                for row in 0..<(c * p) {
+                    (sb.raw + (row * w + r * pitch) * es).copyMemory(from: x.raw + ((start + r) * x.width + row * p) * es, byteCount: p * es)
+                }
+            }
+            let y = try chain(defs, sb, bufs, bound: { $0 / w * boundW }, reserveWidth: boundW, ws) { d, y in
+                guard cnt > 1, let i = defs.firstIndex(where: { $0.name == d.name }), i + 1 < defs.count,
+                      case .conv(let k, _, _) = defs[i + 1].op, k > 1 else { return }
+                for row in 0..<(y.channels * y.height) {
+                    for r in 0..<(cnt - 1) {
+                        let at = row * y.width + r * pitch + p
+                        if let q = y.q { y.u8[at] = UInt8(q.zeroPoint) } else { y.f32[at] = 0 }
+                    }
+                }
+            }
+            let eo = y.q == nil ? 4 : 1
+            for r in 0..<cnt {
+                for row in 0..<(cOut * p) {
+                    (rows.raw + ((start + r) * inF2 + row * p) * eo).copyMemory(from: y.raw + (row * w + r * pitch) * eo, byteCount: p * eo)
+                }
+            }
+            bufs.give(y)
+            start += cnt
+        }
+        return rows
     }
 }

@@ -24,9 +24,9 @@ final class Executor {
     var int8Layers: Int { layers.values.filter { $0.isInt8 }.count }
 
     init(_ store: TensorStore, config: ModelConfig, source: String) throws {
-        net = Network.maskRCNNResNet50FPN(numClasses: config.numClasses)
+        do { net = try Network.build(config) } catch let e as EdgeError { throw EdgeError(file: source, e.message) }
         let int8 = QuantizedModel.isInt8(store)
-        qparams = int8 ? try QuantizedModel.activationParams(store, source: source) : [:]
+        qparams = int8 ? try QuantizedModel.activationParams(store, network: net, source: source) : [:]
         let kept = Set(QuantizedModel.floatLayers(store.metadata).map { $0.name })
         if let unknown = kept.first(where: { net.layer($0)?.op.hasWeights != true }) {
             throw EdgeError(file: source, "int8 model: float layer '\(unknown)' is not a weight layer of \(net.name)")

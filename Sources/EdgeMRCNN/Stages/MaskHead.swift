@@ -27,8 +27,8 @@ extension Executor {
         let m = MaskHead.size
         let maxN = max(n, ws.detectionBound)
         let out = ws.floats(n * m * m, reserve: maxN * m * m)
-        if n == 0 { return out }
         let defs = net.layers(in: .masks)
+        if n == 0 || defs.isEmpty { return out }
         let pool = defs[0], chainDefs = Array(defs.dropFirst().dropLast()), logits = layer(defs.last!.name)
         guard case .roiAlign(let p, let sampling) = pool.op else { fatalError("mask pool is not a RoIAlign") }
         let c = pool.cout, pitch = p + 1
