@@ -39,7 +39,7 @@ public enum LayerOp: Equatable, Sendable {
 
 /// The pipeline stages (bench's per-stage table, timings).
 public enum NetStage: String, Sendable, CaseIterable {
-    case backbone, fpn, rpn, roi_heads, masks
+    case backbone, fpn, rpn, roi_heads, masks, keypoints
 }
 
 /// How torchvision initialises a layer's weight and bias (the synthetic model).
@@ -162,6 +162,11 @@ public struct Network: Sendable {
     }
 
     public var hasMasks: Bool { maskPool != nil }
+    /// Keypoint R-CNN: the keypoint branch (stage `keypoints`) and its keypoint count.
+    public var hasKeypoints: Bool { numKeypoints > 0 }
+    public var numKeypoints: Int {
+        layers.last(where: { $0.stage == .keypoints && $0.op.hasWeights })?.cout ?? 0
+    }
 
     init(name: String, architecture: Architecture, numClasses: Int, anchorsPerLocation: Int, featureOutputs: [String],
          boxPool: String, maskPool: String?, layers: [LayerDef]) {
@@ -369,6 +374,25 @@ struct LayerTable {
             floatOutput: true, initialisation: .kaimingTorchBias)
         return pool
     }
+
+    /// roi_heads keypoint branch (Keypoint R-CNN): 14x14 RoIAlign (sampling 2) on P2..P5,
+    /// KeypointRCNNHeads 8 x (conv 3x3 512 + ReLU; torchvision's Sequential indices 0, 2, ..., 14),
+    /// KeypointRCNNPredictor's ConvTranspose2d 4x4/2 pad 1 to the keypoint logits (float output;
+    /// its bilinear x2 upsampling and heatmaps_to_keypoints run in float: KeypointDecode).
+    mutating func keypointBranch(_ levels: [String], numKeypoints k: Int) {
+        stage = .keypoints
+        let f = 256, c = 512
+        let pool = "roi_heads.keypoint_roi_pool"
+        add(pool, .roiAlign(output: 14, samplingRatio: 2), Array(levels.prefix(4)), f, f)
+        var x = pool, cin = f
+        for i in 0..<8 {
+            let n = "roi_heads.keypoint_head.\(2 * i)"
+            add(n, conv(3, 1, 1), [x], cin, c, relu: true, initialisation: .kaiming)
+            x = n; cin = c
+        }
+        add("roi_heads.keypoint_predictor.kps_score_lowres", .deconv4x4s2p1, [x], c, k, floatOutput: true,
+            initialisation: .kaiming)
+    }
 }
 
 extension Network {
@@ -383,9 +407,6 @@ extension Network {
     /// The network of `arch` with `k` classes (background included); an error for an
     /// architecture this build cannot run yet.
     public static func build(_ arch: Architecture, numClasses k: Int) throws -> Network {
-        if arch.hasKeypoints {
-            throw EdgeError("architecture \(arch.rawValue) (torchvision \(arch.builder)) is not supported yet")
-        }
         return resNet50FPN(arch, numClasses: k)
     }
 
@@ -403,6 +424,7 @@ extension Network {
         t.rpnHead(levels, convs: arch.isV2 ? 2 : 1, anchors: anchors)
         let boxPool = t.boxBranch(levels, numClasses: k, convHead: arch.isV2)
         let maskPool = arch.hasMasks ? t.maskBranch(levels, numClasses: k, batchNorm: arch.isV2) : nil
+        if arch.hasKeypoints { t.keypointBranch(levels, numKeypoints: COCOKeypoints.names.count) }
         return Network(name: arch.builder, architecture: arch, numClasses: k, anchorsPerLocation: anchors,
                        featureOutputs: levels, boxPool: boxPool, maskPool: maskPool, layers: t.layers)
     }
@@ -454,7 +476,7 @@ public enum WorkCount {
         var perRoI: [String: (h: Int, w: Int)] = [:]
         var out: [String: Int] = [:]
         for l in net.layers {
-            let roi = l.stage == .roi_heads || l.stage == .masks
+            let roi = l.stage == .roi_heads || l.stage == .masks || l.stage == .keypoints
             func outSize(_ s: (h: Int, w: Int)) -> (h: Int, w: Int) {
                 switch l.op {
                 case .conv(let k, let st, let p), .maxpool(let k, let st, let p):
