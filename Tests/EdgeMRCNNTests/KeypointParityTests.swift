@@ -65,6 +65,61 @@ final class KeypointParityTests: XCTestCase {
         XCTAssertLessThanOrEqual(worst.kpScore, 1e-3)
     }
 
+    /// calibrate + int8 on the seeded model (2 calibration images, top detections only: the
+    /// keypoint head is heavy): every keypoint layer runs int8 (the transposed conv with float
+    /// logits), and the int8 detections overlap float's.
+    func testInt8KeypointRCNNFollowsFloat() throws {
+        let float = try model()
+        var images: [RGBImage] = []
+        for name in KeypointParityTests.images {
+            let fx = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath:
+                Shared.fixture("arch/keypointrcnn_resnet50_fpn_v1_\(name).json")))) as! [String: Any]
+            let orig = fx["orig_size"] as! [Int]
+            let px = try Data(contentsOf: URL(fileURLWithPath: Shared.fixture("parity/\(name).rgb")))
+            images.append(RGBImage(width: orig[1], height: orig[0], pixels: [UInt8](px)))
+        }
+        let cal = Calibrator(model: float)
+        for (i, im) in images.enumerated() { try cal.add(im, name: "image\(i)") }
+        let sd = try SeededCheckpoint.stateDict(.keypointrcnnV1, numClasses: 2)
+        let folded = try Fold.fold(sd, source: "seeded keypointrcnn")
+        let cfg = ModelConfig(numClasses: 2, minSize: 256, maxSize: 416, architecture: .keypointrcnnV1)
+        // (a) every layer int8; (b) only the keypoint branch int8 (the rest float: same boxes, so
+        // the keypoints compare one to one)
+        let keypointLayers = Set(float.network.layers(in: .keypoints).filter { $0.op.hasWeights }.map { $0.name })
+        var others: [String: String] = [:]
+        for l in float.network.weightLayers where !keypointLayers.contains(l.name) { others[l.name] = "test" }
+        for (what, floatLayers) in [("all int8", [String: String]()), ("keypoint branch int8", others)] {
+            let q = try cal.quantizedModel(float: folded, method: .percentile, floatLayers: floatLayers, source: "seeded keypointrcnn")
+            XCTAssertEqual(q.tensor("roi_heads.keypoint_predictor.kps_score_lowres.packed")?.dtype, .u8)
+            XCTAssertEqual(q.tensor("roi_heads.keypoint_head.14.packed")?.dtype, .u8)
+            let int8 = try MaskRCNN(store: q, config: cfg, source: "int8 keypointrcnn")
+            int8.maxDetections = KeypointParityTests.top
+            XCTAssertTrue(int8.precision.hasPrefix("int8"), int8.precision)
+            var matched = 0, total = 0, dist: [Float] = []
+            for im in images {
+                let f = try float.detect(im), d = try int8.detect(im)
+                XCTAssertTrue(d.allSatisfy { $0.keypoints?.count == 17 })
+                total += f.count
+                for a in f {
+                    let fa = [Double(a.box.0), Double(a.box.1), Double(a.box.2), Double(a.box.3)]
+                    guard let b = d.first(where: { Self.iou(fa, [Double($0.box.0), Double($0.box.1), Double($0.box.2), Double($0.box.3)]) > 0.9 })
+                    else { continue }
+                    matched += 1
+                    for (p, r) in zip(a.keypoints!, b.keypoints!) { dist.append(((p.x - r.x) * (p.x - r.x) + (p.y - r.y) * (p.y - r.y)).squareRoot()) }
+                }
+            }
+            dist.sort()
+            let median = dist.isEmpty ? -1 : dist[dist.count / 2]
+            let within = dist.filter { $0 <= 2 }.count
+            print("keypointrcnn \(what) vs float (top \(KeypointParityTests.top)): \(matched)/\(total) detections at IoU > 0.9, "
+                  + "keypoint distance median \(median) px, \(within)/\(dist.count) within 2 px, max \(dist.last ?? -1) px")
+            if !floatLayers.isEmpty {
+                XCTAssertEqual(matched, total)
+                XCTAssertLessThanOrEqual(median, 2)
+            }
+        }
+    }
+
     static func iou(_ a: [Double], _ b: [Double]) -> Double {
         let iw = max(0, min(a[2], b[2]) - max(a[0], b[0])), ih = max(0, min(a[3], b[3]) - max(a[1], b[1]))
         let inter = iw * ih
