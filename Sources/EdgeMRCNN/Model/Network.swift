@@ -458,19 +458,22 @@ public enum WorkCount {
     }
 
     /// The same for any network of the family.
+    /// `keypointDetections`: the detections the keypoint branch runs on (default: `detections`).
     public static func macs(height: Int, width: Int, network: Network, proposals: Int = 1000,
-                            detections: Int = 100) -> [String: Int] {
-        count(height: height, width: width, net: network, proposals: proposals, detections: detections).stages
+                            detections: Int = 100, keypointDetections: Int? = nil) -> [String: Int] {
+        count(height: height, width: width, net: network, proposals: proposals, detections: detections,
+              keypointDetections: keypointDetections ?? detections).stages
     }
 
     /// MACs of each weight layer (the same count, by layer name).
     public static func layerMACs(height: Int, width: Int, network: Network, proposals: Int = 1000,
                                  detections: Int = 100) -> [String: Int] {
-        count(height: height, width: width, net: network, proposals: proposals, detections: detections).layers
+        count(height: height, width: width, net: network, proposals: proposals, detections: detections,
+              keypointDetections: detections).layers
     }
 
     private static func count(height: Int, width: Int, net: Network, proposals: Int,
-                              detections: Int) -> (stages: [String: Int], layers: [String: Int]) {
+                              detections: Int, keypointDetections: Int) -> (stages: [String: Int], layers: [String: Int]) {
         var byLayer: [String: Int] = [:]
         var shape: [String: (h: Int, w: Int)] = ["input": (height, width)]
         var perRoI: [String: (h: Int, w: Int)] = [:]
@@ -504,7 +507,7 @@ public enum WorkCount {
             }
             if roi {
                 perRoI[l.name] = sizes[0]
-                macs *= l.stage == .roi_heads ? proposals : detections
+                macs *= l.stage == .roi_heads ? proposals : l.stage == .keypoints ? keypointDetections : detections
             } else if l.eachInput {
                 // consumers of a per-level layer see the sum of the level areas
                 shape[l.name] = (sizes.reduce(0) { $0 + $1.h * $1.w }, 1)
