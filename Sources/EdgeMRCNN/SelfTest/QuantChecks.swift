@@ -39,6 +39,12 @@ extension SelfTest {
                     try expect(acts.contains(spec.input(l)), "input of \(l.name) has parameters")
                 }
                 try expect(spec.layers.count == 74, "74 weight layers, got \(spec.layers.count)")
+                // the architecture family: every weight layer's input gets parameters
+                for a in Architecture.allCases where !a.hasKeypoints {
+                    let s = QuantSpec(try Network.build(a, numClasses: 91))
+                    let acts = Set(s.activations)
+                    for l in s.layers { try expect(acts.contains(s.input(l)), "\(a.rawValue): input of \(l.name) has parameters") }
+                }
             },
         ]
     }
