@@ -530,6 +530,58 @@ void em_deconv2x2s2_f32(const float *in, int Cin, int H, int W, const float *wei
     }
 }
 
+size_t em_deconv4x4s2p1_f32_scratch_bytes(int Cin, int H, int W, int Cout) {
+    (void)Cin;
+    if (H <= 0 || W <= 0 || Cout <= 0) return 0;
+    return (size_t)16 * Cout * H * W * sizeof(float);
+}
+
+void em_deconv4x4s2p1_f32(const float *in, int Cin, int H, int W, const float *weight,
+                          const float *bias, int Cout, float *out, void *scratch) {
+    if (Cout <= 0 || H <= 0 || W <= 0) return;
+    float *tmp = (float *)scratch;
+    if (!tmp) {
+        em_deconv4x4s2p1_f32_ref(in, Cin, H, W, weight, bias, Cout, out);
+        return;
+    }
+    // tmp[(co, ky, kx), (iy, ix)] = sum_ci W[ci, co, ky, kx] * in[ci, iy, ix]: one GEMM, A = W^T.
+    em_gemm_job j;
+    memset(&j, 0, sizeof j);
+    j.M = 16 * Cout;
+    j.N = H * W;
+    j.K = Cin;
+    j.A = weight;
+    j.a_rs = 1;
+    j.a_cs = 16L * Cout;
+    j.b_kind = EM_B_STRIDED;
+    j.B = in;
+    j.b_rs = (long)H * W;
+    j.b_cs = 1;
+    j.C = tmp;
+    j.ldc = j.N;
+    if (em_gemm_run(&j) != 0) {
+        em_deconv4x4s2p1_f32_ref(in, Cin, H, W, weight, bias, Cout, out);
+        return;
+    }
+    int OH = 2 * H, OW = 2 * W;
+    for (int co = 0; co < Cout; co++) {
+        float *a = out + (size_t)co * OH * OW, b = bias ? bias[co] : 0.0f;
+        for (int p = 0; p < OH * OW; p++) a[p] = 0.0f;
+        for (int ky = 0; ky < 4; ky++)
+            for (int kx = 0; kx < 4; kx++) {
+                const float *c = tmp + ((size_t)co * 16 + ky * 4 + kx) * H * W;
+                int y0 = ky == 0 ? 1 : 0, y1 = ky == 3 ? H - 1 : H;
+                int x0 = kx == 0 ? 1 : 0, x1 = kx == 3 ? W - 1 : W;
+                for (int iy = y0; iy < y1; iy++) {
+                    float *o = a + (size_t)(2 * iy - 1 + ky) * OW;
+                    const float *cr = c + (size_t)iy * W;
+                    for (int ix = x0; ix < x1; ix++) o[2 * ix - 1 + kx] += cr[ix];
+                }
+            }
+        for (int p = 0; p < OH * OW; p++) a[p] += b;
+    }
+}
+
 void em_linear_f32(const float *in, int N, int K, const float *weight, const float *bias, int M,
                    int relu, float *out) {
     if (N <= 0 || M <= 0) return;

@@ -71,7 +71,7 @@ static qbufs *thread_qbufs(size_t np, size_t nt, size_t nw) {
 // ---------------------------------------------------------------- job
 
 enum { QSRC_ROWS = 0, QSRC_CONV = 1, QSRC_COLS = 2 };
-enum { QOUT_CHW = 0, QOUT_DECONV = 1, QOUT_NM_U8 = 2, QOUT_NM_F32 = 3, QOUT_CHW_F32 = 4 };
+enum { QOUT_CHW = 0, QOUT_DECONV = 1, QOUT_NM_U8 = 2, QOUT_NM_F32 = 3, QOUT_CHW_F32 = 4, QOUT_CHW_I32 = 5 };
 
 typedef struct {
     em_qw q;
@@ -83,6 +83,7 @@ typedef struct {
     int out_kind;
     uint8_t *out;
     float *outf;
+    int32_t *outi; // QOUT_CHW_I32: the int32 accumulators (term included), CHW
     const float *mult; // per channel; QOUT_DECONV: per co (channel m uses mult[m / 4])
     int32_t z_out, lo;
     const uint8_t *res;
@@ -488,6 +489,9 @@ __attribute__((noinline)) static void epilogue(const qjob *j, const em_qgemm_par
             P->row(a, nv, j->mult[m], j->z_out, j->lo, NULL, 0, 0.0f, row);
             for (int p = 0; p < nv; p++) j->out[(size_t)(n0 + p) * j->q.M + m] = row[p];
             break;
+        case QOUT_CHW_I32:
+            memcpy(j->outi + (size_t)m * j->N + n0, a, (size_t)nv * sizeof(int32_t));
+            break;
         case QOUT_CHW_F32: {
             float d = j->mult[m];
             float *o = j->outf + (size_t)m * j->N + n0;
@@ -793,6 +797,55 @@ int em_qdeconv2x2s2_u8(const uint8_t *in, int Cin, int H, int W, int32_t z_in, c
     j.dW = W;
     if (qgemm_run(&j) != 0)
         return em_qdeconv2x2s2_u8_ref(in, Cin, H, W, z_in, packed, Cout, mult, z_out, relu, out);
+    return 0;
+}
+
+size_t em_qdeconv4x4s2p1_u8_f32_scratch_bytes(int Cin, int H, int W, int Cout) {
+    (void)Cin;
+    if (H <= 0 || W <= 0 || Cout <= 0) return 0;
+    return (size_t)(16 + 4) * Cout * H * W * sizeof(int32_t);
+}
+
+int em_qdeconv4x4s2p1_u8_f32(const uint8_t *in, int Cin, int H, int W, int32_t z_in,
+                             const void *packed, int Cout, const float *deq, float *out,
+                             void *scratch) {
+    qjob j;
+    memset(&j, 0, sizeof j);
+    if (!in || !out || !deq || em_qw_open(packed, &j.q) != 0) return -1;
+    if (Cin <= 0 || H <= 0 || W <= 0 || Cout <= 0 || j.q.M != 16 * Cout || j.q.K != Cin || j.q.z_in != z_in)
+        return -1;
+    if (!scratch) return em_qdeconv4x4s2p1_u8_f32_ref(in, Cin, H, W, z_in, packed, Cout, deq, out);
+    // cols[m, iy * W + ix] (m = co * 16 + ky * 4 + kx): one int8 GEMM over the input pixels.
+    int32_t *cols = (int32_t *)scratch, *acc = cols + (size_t)16 * Cout * H * W;
+    j.N = H * W;
+    j.src_kind = QSRC_ROWS;
+    j.src = in;
+    j.ldk = (long)H * W;
+    j.out_kind = QOUT_CHW_I32;
+    j.outi = cols;
+    j.mult = deq;
+    if (qgemm_run(&j) != 0)
+        return em_qdeconv4x4s2p1_u8_f32_ref(in, Cin, H, W, z_in, packed, Cout, deq, out);
+    // col2im in int32 (exact, so the order does not matter), then one multiply per output.
+    int OH = 2 * H, OW = 2 * W;
+    for (int co = 0; co < Cout; co++) {
+        int32_t *a = acc + (size_t)co * OH * OW;
+        memset(a, 0, (size_t)OH * OW * sizeof(int32_t));
+        for (int ky = 0; ky < 4; ky++)
+            for (int kx = 0; kx < 4; kx++) {
+                const int32_t *c = cols + ((size_t)co * 16 + ky * 4 + kx) * H * W;
+                int y0 = ky == 0 ? 1 : 0, y1 = ky == 3 ? H - 1 : H; // oy = 2 iy - 1 + ky in [0, OH)
+                int x0 = kx == 0 ? 1 : 0, x1 = kx == 3 ? W - 1 : W;
+                for (int iy = y0; iy < y1; iy++) {
+                    int32_t *o = a + (size_t)(2 * iy - 1 + ky) * OW;
+                    const int32_t *cr = c + (size_t)iy * W;
+                    for (int ix = x0; ix < x1; ix++) o[2 * ix - 1 + kx] += cr[ix];
+                }
+            }
+        float d = deq[co];
+        float *of = out + (size_t)co * OH * OW;
+        for (int p = 0; p < OH * OW; p++) of[p] = (float)a[p] * d;
+    }
     return 0;
 }
 

@@ -17,6 +17,8 @@
 #   EDGE_MRCNN_QEMU_CPUS (selftest; default "cortex-a76 cortex-a53 max"),
 #   EDGE_MRCNN_QEMU_DETECT_CPUS (detect; default "cortex-a76"; "" skips detect),
 #   EDGE_MRCNN_QEMU_TIMEOUT (seconds per qemu detect run, default 2400),
+#   EDGE_MRCNN_QEMU_KPT_CPUS (keypoint int8 detect; default "cortex-a76"; "" skips it),
+#   EDGE_MRCNN_QEMU_KPT_DETS (its --max-detections, default 4),
 #   EDGE_MRCNN_QEMU_THREADS (--threads for detect; default nproc, at most 4), EDGE_MRCNN_AARCH64_BIN,
 #   EDGE_MRCNN_X86_BIN (default .build/release/edge-mrcnn, brought up to date with
 #   `swift build -c release` first),
@@ -180,9 +182,48 @@ int8_stage() {
     done
 }
 
+# Keypoint R-CNN int8: the seeded synthetic keypointrcnn model calibrated in memory on noise
+# images (x86 binary), detect at most KPT_DETS detections (the keypoint head is ~3.7 GMAC per
+# detection) on x86_64 and under qemu on each KPT_CPUS CPU: the JSON (boxes, keypoints, heatmap
+# logits) must be byte-identical (int8 kernels bit-exact, the float decoding the same operations).
+KPT_CPUS="${EDGE_MRCNN_QEMU_KPT_CPUS-cortex-a76}"
+KPT_DETS="${EDGE_MRCNN_QEMU_KPT_DETS:-4}"
+keypoint_stage() {
+    local q="$WORK/keypointrcnn-int8.safetensors" t0 rc cpu ajson adt
+    local opts=(--min-size 256 --max-size 416 --max-detections "$KPT_DETS")
+    log "keypoints: synthetic keypointrcnn int8 (calibrated on noise with the x86 binary)"
+    t0=$(now)
+    set +e; "$XBIN" convert --synthetic-coco --arch keypointrcnn --int8 --size 256x320 --min-size 256 --max-size 416 -o "$q" \
+        > "$WORK/keypointrcnn-convert.log" 2>&1; rc=$?; set -e
+    if [ "$rc" != 0 ] || [ ! -s "$q" ]; then
+        tail -n 3 "$WORK/keypointrcnn-convert.log"; log "keypoints: model FAILED (exit $rc)"; SUMMARY+=("keypoint model: FAIL"); FAILED=1; return 0
+    fi
+    log "keypoints: model in $(since "$t0") s"
+    local xjson="$WORK/keypoints-x86_64.json"
+    set +e; "$XBIN" --threads "$THREADS" detect --model "$q" --json "$xjson" "${opts[@]}" "$IMAGE" > "$WORK/keypoints-x86_64.log" 2>&1; rc=$?; set -e
+    [ "$rc" = 0 ] && [ -s "$xjson" ] && grep -q '"keypoints"' "$xjson" || {
+        log "keypoint detect on x86_64 FAILED (exit $rc, or no keypoints)"; SUMMARY+=("keypoints x86_64: FAIL"); FAILED=1; return 0; }
+    for cpu in $KPT_CPUS; do
+        ajson="$WORK/keypoints-aarch64-$cpu.json"
+        log "keypoints: int8 detect on aarch64 ($cpu, qemu)"
+        t0=$(now)
+        set +e; timeout "$QEMU_TIMEOUT" qemu-aarch64-static -cpu "$cpu" "$ABIN" --threads "$THREADS" detect --model "$q" --json "$ajson" "${opts[@]}" "$IMAGE" > "$WORK/keypoints-$cpu.log" 2>&1; rc=$?; set -e
+        adt=$(since "$t0")
+        if [ "$rc" = 0 ] && cmp -s "$xjson" "$ajson"; then
+            log "keypoint int8 detect on $cpu: PASS, JSON byte-identical to x86_64 ($adt s under qemu)"
+            SUMMARY+=("keypoint int8 detect $cpu: pass (byte-identical), $adt s")
+        else
+            sed "s/^/[qemu $cpu] /" "$WORK/keypoints-$cpu.log" | tail -n 5
+            log "keypoint int8 detect on $cpu: FAIL (exit $rc; the JSON must be byte-identical to x86_64's)"
+            SUMMARY+=("keypoint int8 detect $cpu: FAIL"); FAILED=1
+        fi
+    done
+}
+
 if [ -n "${DETECT_CPUS// /}" ]; then
     detect_stage
     [ -z "${INT8_CPUS// /}" ] || int8_stage
+    [ -z "${KPT_CPUS// /}" ] || keypoint_stage
 else
     log "detect skipped: EDGE_MRCNN_QEMU_DETECT_CPUS is empty"
 fi

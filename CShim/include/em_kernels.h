@@ -58,6 +58,15 @@ void em_deconv2x2s2_f32(const float *in, int Cin, int H, int W, const float *wei
 void em_deconv2x2s2_f32_ref(const float *in, int Cin, int H, int W, const float *weight,
                             const float *bias, int Cout, int relu, float *out);
 
+// ConvTranspose2d(Cin, Cout, 4, stride 2, padding 1) (the keypoint predictor): in [Cin, H, W];
+// weight [Cin, Cout, 4, 4]; out [Cout, 2H, 2W] = bias + sum over taps with oy = 2 iy - 1 + ky,
+// ox = 2 ix - 1 + kx. One GEMM to columns [16 Cout, H W] (scratch), then a scatter-add.
+size_t em_deconv4x4s2p1_f32_scratch_bytes(int Cin, int H, int W, int Cout);
+void em_deconv4x4s2p1_f32(const float *in, int Cin, int H, int W, const float *weight,
+                          const float *bias, int Cout, float *out, void *scratch);
+void em_deconv4x4s2p1_f32_ref(const float *in, int Cin, int H, int W, const float *weight,
+                              const float *bias, int Cout, float *out);
+
 // Fully connected (torch Linear): out[N x M] = in[N x K] * weight[M x K]^T + bias[M]; ReLU if relu.
 void em_linear_f32(const float *in, int N, int K, const float *weight, const float *bias, int M,
                    int relu, float *out);

@@ -71,6 +71,13 @@ int em_qpack_weights(const int8_t *w, int M, int K, int32_t z_in, const int32_t 
 // w'[m, ci] = w[ci, co, dy, dx], bias'[m] = bias_q[co]. Bytes: em_qpack_weights_bytes(4*Cout, Cin).
 int em_qpack_deconv2x2_weights(const int8_t *w, int Cin, int Cout, int32_t z_in,
                                const int32_t *bias_q, void *packed);
+// ConvTranspose2d(Cin, Cout, 4, stride 2, padding 1) weights (the keypoint predictor), torch
+// layout w [Cin, Cout, 4, 4], bias_q [Cout]: the M = 16 * Cout, K = Cin matrix with row
+// m = co * 16 + ky * 4 + kx, w'[m, ci] = w[ci, co, ky, kx]. The bias sits in the rows of the inner
+// taps (ky, kx in {1, 2}) only: every output pixel receives exactly one of those (from an input
+// pixel inside the map), so the scatter-add adds it once. Bytes: em_qpack_weights_bytes(16*Cout, Cin).
+int em_qpack_deconv4x4s2p1_weights(const int8_t *w, int Cin, int Cout, int32_t z_in,
+                                   const int32_t *bias_q, void *packed);
 // Reads the header: returns 0 and M, K, z_in (any pointer may be NULL), or -1 if `packed` is
 // not a valid blob of `bytes` bytes (bytes == 0: size not checked).
 int em_qpacked_info(const void *packed, size_t bytes, int *M, int *K, int32_t *z_in);
@@ -108,6 +115,20 @@ int em_qdeconv2x2s2_u8(const uint8_t *in, int Cin, int H, int W, int32_t z_in, c
 int em_qdeconv2x2s2_u8_ref(const uint8_t *in, int Cin, int H, int W, int32_t z_in,
                            const void *packed, int Cout, const float *mult, int32_t z_out,
                            int relu, uint8_t *out);
+
+// ConvTranspose2d(Cin, Cout, 4, stride 2, padding 1) with float output (the keypoint logits).
+// in u8 [Cin, H, W]; packed: em_qpack_deconv4x4s2p1_weights; deq [Cout] = s_in * w_s[co];
+// out f32 [Cout, 2H, 2W]: out[co, oy, ox] = (float)acc * deq[co], acc the exact int32 sum over the
+// taps (ky, kx) with oy = 2 iy - 1 + ky, ox = 2 ix - 1 + kx inside the input of
+// term[m] + sum_ci w'[m, ci] * in[ci, iy, ix] (m = co * 16 + ky * 4 + kx). The fast path runs the
+// int8 GEMM to int32 columns [16 Cout, H W] (scratch) and scatter-adds them in int32 (scratch):
+// bit-identical to the reference. scratch NULL: the reference.
+size_t em_qdeconv4x4s2p1_u8_f32_scratch_bytes(int Cin, int H, int W, int Cout);
+int em_qdeconv4x4s2p1_u8_f32(const uint8_t *in, int Cin, int H, int W, int32_t z_in,
+                             const void *packed, int Cout, const float *deq, float *out,
+                             void *scratch);
+int em_qdeconv4x4s2p1_u8_f32_ref(const uint8_t *in, int Cin, int H, int W, int32_t z_in,
+                                 const void *packed, int Cout, const float *deq, float *out);
 
 // ---------------------------------------------------------------- fully connected
 // torch Linear on u8 rows: in u8 [N, K] (z_in), packed [M x K] weights. out u8 [N, M]:

@@ -72,6 +72,30 @@ void em_deconv2x2s2_f32_ref(const float *in, int Cin, int H, int W, const float 
     }
 }
 
+void em_deconv4x4s2p1_f32_ref(const float *in, int Cin, int H, int W, const float *weight,
+                              const float *bias, int Cout, float *out) {
+    int OH = 2 * H, OW = 2 * W;
+    for (int co = 0; co < Cout; co++)
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++) {
+                double s = 0.0;
+                for (int ky = 0; ky < 4; ky++) {
+                    int ty = oy + 1 - ky;
+                    if (ty < 0 || (ty & 1) || ty / 2 >= H) continue;
+                    for (int kx = 0; kx < 4; kx++) {
+                        int tx = ox + 1 - kx;
+                        if (tx < 0 || (tx & 1) || tx / 2 >= W) continue;
+                        for (int ci = 0; ci < Cin; ci++)
+                            s += (double)in[((size_t)ci * H + ty / 2) * W + tx / 2] *
+                                 (double)weight[(((size_t)ci * Cout + co) * 4 + ky) * 4 + kx];
+                    }
+                }
+                float v = (float)s;
+                if (bias) v += bias[co];
+                out[((size_t)co * OH + oy) * OW + ox] = v;
+            }
+}
+
 void em_linear_f32_ref(const float *in, int N, int K, const float *weight, const float *bias,
                        int M, int relu, float *out) {
     for (int n = 0; n < N; n++) {

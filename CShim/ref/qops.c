@@ -63,6 +63,22 @@ int em_qpack_deconv2x2_weights(const int8_t *w, int Cin, int Cout, int32_t z_in,
     return qpack(w, 1, 4L * Cout, 4 * Cout, Cin, z_in, bias_q, 4, packed);
 }
 
+int em_qpack_deconv4x4s2p1_weights(const int8_t *w, int Cin, int Cout, int32_t z_in,
+                                   const int32_t *bias_q, void *packed) {
+    if (Cout <= 0 || Cin <= 0) return -1;
+    int M = 16 * Cout;
+    int32_t *b = (int32_t *)calloc((size_t)M, sizeof(int32_t));
+    if (!b) return -1;
+    if (bias_q)
+        for (int co = 0; co < Cout; co++)
+            for (int ky = 1; ky <= 2; ky++)
+                for (int kx = 1; kx <= 2; kx++) b[co * 16 + ky * 4 + kx] = bias_q[co];
+    // row m = co * 16 + ky * 4 + kx, column ci: w[ci, co, ky, kx] = w[ci * 16 Cout + m].
+    int rc = qpack(w, 1, (long)M, M, Cin, z_in, b, 1, packed);
+    free(b);
+    return rc;
+}
+
 int em_qpacked_info(const void *packed, size_t bytes, int *M, int *K, int32_t *z_in) {
     em_qw q;
     if (bytes != 0 && bytes < EM_QW_HEADER) return -1;
@@ -144,6 +160,35 @@ int em_qdeconv2x2s2_u8_ref(const uint8_t *in, int Cin, int H, int W, int32_t z_i
                         rq(acc, mult[co], z_out, lo);
                 }
         }
+    return 0;
+}
+
+int em_qdeconv4x4s2p1_u8_f32_ref(const uint8_t *in, int Cin, int H, int W, int32_t z_in,
+                                 const void *packed, int Cout, const float *deq, float *out) {
+    em_qw q;
+    if (!in || !out || !deq || em_qw_open(packed, &q) != 0) return -1;
+    if (Cin <= 0 || H <= 0 || W <= 0 || Cout <= 0 || q.M != 16 * Cout || q.K != Cin || q.z_in != z_in)
+        return -1;
+    int OH = 2 * H, OW = 2 * W;
+    for (int co = 0; co < Cout; co++)
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++) {
+                int32_t acc = 0;
+                for (int ky = 0; ky < 4; ky++) {
+                    int ty = oy + 1 - ky;
+                    if (ty < 0 || (ty & 1) || ty / 2 >= H) continue;
+                    int iy = ty / 2;
+                    for (int kx = 0; kx < 4; kx++) {
+                        int tx = ox + 1 - kx;
+                        if (tx < 0 || (tx & 1) || tx / 2 >= W) continue;
+                        int ix = tx / 2, m = co * 16 + ky * 4 + kx;
+                        acc += q.term[m];
+                        for (int ci = 0; ci < Cin; ci++)
+                            acc += em_qw_at(&q, m, ci) * in[((size_t)ci * H + iy) * W + ix];
+                    }
+                }
+                out[((size_t)co * OH + oy) * OW + ox] = (float)acc * deq[co];
+            }
     return 0;
 }
 

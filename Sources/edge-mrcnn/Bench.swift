@@ -21,7 +21,7 @@ let benchCommand = Command(
                             --calib-images seeded noise images of the benchmark size)
       --seed N              seed of the synthetic weights (default 0)
       --arch NAME           architecture of the synthetic model (default maskrcnn): maskrcnn,
-                            fasterrcnn, maskrcnn_v2, fasterrcnn_v2
+                            fasterrcnn, maskrcnn_v2, fasterrcnn_v2, keypointrcnn
       --calib-images N      noise images for the synthetic int8 calibration (default 2)
       --save-model FILE     also write the synthetic model that is benchmarked (.safetensors); a
                             float file is what bench/peers.py loads into torchvision
@@ -238,7 +238,8 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
     }
     let isa = String(cString: em_isa_name(em_isa_current()))
     let rss = peakRSSBytes()
-    let macs = WorkCount.macs(height: padded.h, width: padded.w, network: model.network, detections: masks)
+    let macs = WorkCount.macs(height: padded.h, width: padded.w, network: model.network, detections: masks,
+                              keypointDetections: model.network.hasKeypoints ? detections : 0)
     let totalMACs = macs.values.reduce(0, +)
     let arena = model.arenaSummary
     let threads = Int(em_num_threads())

@@ -11,7 +11,7 @@ let convertCommand = Command(
                             `bench --synthetic-coco` (torchvision's initialisation, BN folded)
       --seed N              its seed (default 0)
       --arch NAME           its architecture (default maskrcnn): maskrcnn, fasterrcnn, maskrcnn_v2,
-                            fasterrcnn_v2 (or torchvision's builder name)
+                            fasterrcnn_v2, keypointrcnn (or torchvision's builder name)
       --int8                calibrate it on --calib-images seeded noise images of --size HxW
                             (default 800x1066, 2 images) and write the int8 model
       --min-size N          resize: shorter side target recorded in the model

@@ -17,8 +17,10 @@ let evalCommand = Command(
       --results FILE        instead of a model: score this COCO results JSON (each result has
                             image_id, or only file_name, which is looked up in the annotations)
       --json OUT.json       with --model: also write the results JSON here
-      --metrics-json FILE   write the metrics (12 stats per IoU type) as JSON here
-      --iou-type T          bbox, segm or both (default: both; bbox for a box-only model)
+      --metrics-json FILE   write the metrics (12 stats per IoU type, 10 for keypoints) as JSON here
+      --iou-type T          bbox, segm, keypoints, both (bbox and segm) or auto (default: bbox,
+                            segm if the results have masks (not a box-only model's), keypoints if
+                            they have keypoints)
       --max-images N        evaluate only the first N annotated images present in DIR
       --score-thresh X      lowest detection score kept (default 0.05, as torchvision)
       --min-size N          resize: shorter side target (overrides the model file)
@@ -27,8 +29,8 @@ let evalCommand = Command(
 
     """ + limitsHelp,
     notes: """
-    Prints pycocotools' 12-line summary for each IoU type and then one line
-    "box AP X mask AP Y" (AP@[.5:.95] ×100). Labels the model predicts are used as COCO
+    Prints pycocotools' 12-line summary for each IoU type (10 lines for keypoints) and then one
+    line "box AP X mask AP Y keypoint AP Z" (AP@[.5:.95] ×100). Labels the model predicts are used as COCO
     category ids. Without --max-images every annotated image must be in DIR; with it, only the
     images evaluated count (the others are left out of the metrics, not scored as misses).
     With --results, every image of the annotations counts, as in pycocotools.
@@ -43,11 +45,13 @@ func runEval(_ a: ParsedArgs) throws -> Int32 {
     let resultsPath = a.string("results")
     let modelPath = a.string("model")
     var types: [COCOIoUType]
-    switch a.string("iou-type") ?? "both" {
-    case "both": types = [.bbox, .segm]
+    let auto = (a.string("iou-type") ?? "auto") == "auto"
+    switch a.string("iou-type") ?? "auto" {
+    case "auto", "both": types = [.bbox, .segm]
     case "bbox": types = [.bbox]
     case "segm": types = [.segm]
-    case let t: throw UsageError("--iou-type must be bbox, segm or both, got '\(t)'")
+    case "keypoints": types = [.keypoints]
+    case let t: throw UsageError("--iou-type must be bbox, segm, keypoints, both or auto, got '\(t)'")
     }
     if resultsPath != nil && modelPath != nil { throw UsageError("give either --model or --results, not both") }
     if resultsPath == nil && modelPath == nil { throw UsageError("--model (with --images) or --results is required") }
@@ -83,6 +87,18 @@ func runEval(_ a: ParsedArgs) throws -> Int32 {
     var metrics: [(COCOIoUType, COCOEvalResult)] = []
     var hasSegm = results.contains { $0.segmentation != nil }
     if results.isEmpty { hasSegm = true }
+    if auto && !results.isEmpty && !results.contains(where: { $0.segmentation != nil && !$0.segmentationFromBox }) {
+        // Auto: mask AP only for results with masks of their own (not box-only models' boxes).
+        types.removeAll { $0 == .segm }
+        if !results.contains(where: { $0.keypoints != nil }) { printErr("edge-mrcnn: the results have no segmentation: mask AP skipped") }
+    }
+    if auto && results.contains(where: { $0.keypoints != nil }) {
+        if gt.annotations.contains(where: { $0.keypoints != nil }) {
+            types.append(.keypoints)
+        } else {
+            printErr("edge-mrcnn: the annotations have no keypoints: keypoint AP skipped")
+        }
+    }
     for t in types {
         if t == .segm && !hasSegm && types.count > 1 {
             printErr("edge-mrcnn: the results have no segmentation: mask AP skipped")
@@ -96,7 +112,7 @@ func runEval(_ a: ParsedArgs) throws -> Int32 {
     let tEval = monotonicSeconds()
     var line: [String] = []
     for (t, r) in metrics {
-        line.append("\(t == .bbox ? "box" : "mask") AP \(COCOEvalResult.fixed(r.stats[0] * 100, 2))")
+        line.append("\(t == .bbox ? "box" : t == .segm ? "mask" : "keypoint") AP \(COCOEvalResult.fixed(r.stats[0] * 100, 2))")
     }
     printOut(line.joined(separator: " ") + "\n")
     let nImages = metrics.first?.1.imageCount ?? 0
@@ -110,7 +126,7 @@ func runEval(_ a: ParsedArgs) throws -> Int32 {
         if let rp = resultsPath { obj.append(("results", .string(rp))) }
         for (t, r) in metrics {
             var m: [(String, JSON)] = []
-            for (i, n) in COCOEvalResult.statNames.enumerated() { m.append((n, .double(r.stats[i]))) }
+            for (i, n) in r.names.enumerated() { m.append((n, .double(r.stats[i]))) }
             m.append(("stats", .array(r.stats.map { .double($0) })))
             obj.append((t.rawValue, .object(m)))
         }

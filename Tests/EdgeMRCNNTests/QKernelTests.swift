@@ -109,7 +109,7 @@ final class QKernelTests: XCTestCase {
     }
 
     func testSelfCheckListRegistered() {
-        XCTAssertEqual(SelfTest.qkernelChecks.count, 6)
+        XCTAssertEqual(SelfTest.qkernelChecks.count, 7)
         XCTAssertTrue(SelfTest.all.contains { $0.name.hasPrefix("qkernels:") })
     }
 }

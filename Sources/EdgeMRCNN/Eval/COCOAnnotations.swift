@@ -56,6 +56,9 @@ public struct COCOAnnotation {
     public var area: Double
     public var isCrowd: Bool
     public var segmentation: COCOSegmentation?
+    /// COCO person keypoints: [x1, y1, v1, ...] (v 0 = not labelled) and "num_keypoints".
+    public var keypoints: [Double]? = nil
+    public var numKeypoints: Int? = nil
 }
 
 public struct COCODataset {
@@ -147,14 +150,25 @@ public struct COCODataset {
                     }
                 }
                 var seg: COCOSegmentation?
-                if let s = a["segmentation"], !s.isNull {
+                // An empty list (person_keypoints files may carry one) is no segmentation: only mask AP needs it.
+                if let s = a["segmentation"], !s.isNull, s.arrayValue.map({ !$0.isEmpty }) ?? true {
                     let im = images[imgIdx]
                     do { seg = try readSegmentation(s, height: im.height, width: im.width) } catch let e as EdgeError {
                         throw fail("\(wid): bad segmentation: \(e.message)")
                     }
                 }
+                var kps: [Double]?
+                if let k = a["keypoints"], !k.isNull {
+                    do { kps = try readKeypoints(k) } catch let e as EdgeError { throw fail("\(wid): \(e.message)") }
+                }
+                var numKps: Int?
+                if let n = a["num_keypoints"], !n.isNull {
+                    guard let v = n.intValue, v >= 0 else { throw fail("\(wid): \"num_keypoints\" is not a non-negative integer") }
+                    numKps = v
+                }
                 annotations.append(COCOAnnotation(id: id, imageId: imageId, categoryId: catId, bbox: bbox,
-                                                  area: area, isCrowd: crowd, segmentation: seg))
+                                                  area: area, isCrowd: crowd, segmentation: seg,
+                                                  keypoints: kps, numKeypoints: numKps))
             }
         }
         return COCODataset(images: images, annotations: annotations, categories: categories,
@@ -179,6 +193,22 @@ public struct COCODataset {
     }
 
     /// A segmentation object: polygon list, {"size","counts":[...]} or {"size","counts":"..."}.
+    /// A keypoints list: [x1, y1, v1, ...], finite numbers, a multiple of 3 long.
+    static func readKeypoints(_ k: JSON) throws -> [Double] {
+        guard let a = k.arrayValue, !a.isEmpty, a.count % 3 == 0 else {
+            throw EdgeError("\"keypoints\" is not a list of [x, y, v] triples")
+        }
+        var v: [Double] = []
+        v.reserveCapacity(a.count)
+        for x in a {
+            guard let d = x.doubleValue, d.isFinite, abs(d) <= MaskOps.maxCoordinate else {
+                throw EdgeError("\"keypoints\" has a value that is not a usable number")
+            }
+            v.append(d)
+        }
+        return v
+    }
+
     static func readSegmentation(_ s: JSON, height: Int, width: Int) throws -> COCOSegmentation {
         if let polys = s.arrayValue {
             guard !polys.isEmpty else { throw EdgeError("empty polygon list") }
@@ -243,9 +273,18 @@ public struct COCOResult {
     /// Area as loadRes sets it: w·h of the bbox (bbox branch) or the RLE area (segm branch).
     public var area: Double
     public var segmentation: COCOSegmentation?
+    /// [x1, y1, v1, ...] of a keypoint result.
+    public var keypoints: [Double]? = nil
+    /// The segmentation is loadRes' box polygon (a result without a mask of its own).
+    public var segmentationFromBox = false
 }
 
 public enum COCOResults {
+    /// Which branch of pycocotools' loadRes the results take, decided by the first result:
+    /// bbox (area = w·h), segm (area and bbox from the mask), keypoints (area and bbox from the
+    /// keypoints' extent).
+    public enum Branch { case bbox, segm, keypoints }
+
     /// Loads a results file (a JSON list) against `gt`.
     public static func load(path: String, gt: COCODataset) throws -> [COCOResult] {
         let json = try JSON.load(path: path)
@@ -261,10 +300,16 @@ public enum COCOResults {
         guard let list = json.arrayValue else { throw fail("not a JSON list of results") }
         var out: [COCOResult] = []
         out.reserveCapacity(list.count)
-        var bboxBranch = false
-        if let first = list.first, let b = first["bbox"], let a = b.arrayValue, !a.isEmpty { bboxBranch = true }
+        var branch = Branch.segm
+        if let first = list.first {
+            if let b = first["bbox"], let a = b.arrayValue, !a.isEmpty {
+                branch = .bbox
+            } else if first["segmentation"] == nil, first["keypoints"] != nil {
+                branch = .keypoints
+            }
+        }
         for (i, r) in list.enumerated() {
-            out.append(try parseOne(r, index: i, bboxBranch: bboxBranch, gt: gt, source: source))
+            out.append(try parseOne(r, index: i, branch: branch, gt: gt, source: source))
         }
         return out
     }
@@ -272,6 +317,11 @@ public enum COCOResults {
     /// One result (number `i`, 0-based) after loadRes; `bboxBranch`: whether the first result of
     /// the list has a non-empty "bbox" (see `parse`).
     public static func parseOne(_ r: JSON, index i: Int, bboxBranch: Bool, gt: COCODataset, source: String) throws -> COCOResult {
+        try parseOne(r, index: i, branch: bboxBranch ? .bbox : .segm, gt: gt, source: source)
+    }
+
+    /// One result after loadRes' `branch` (the first result's: see `parse`).
+    public static func parseOne(_ r: JSON, index i: Int, branch: Branch, gt: COCODataset, source: String) throws -> COCOResult {
         func fail(_ m: String) -> EdgeError { EdgeError(file: source, m) }
         let what = "result \(i)"
         guard r.objectValue != nil else { throw fail("\(what) is not an object") }
@@ -302,13 +352,27 @@ public enum COCOResults {
                 throw fail("\(what): bad segmentation: \(e.message)")
             }
         }
+        var kps: [Double]?
+        if let k = r["keypoints"], !k.isNull {
+            do { kps = try COCODataset.readKeypoints(k) } catch let e as EdgeError { throw fail("\(what): \(e.message)") }
+        }
+        var fromBox = false
         var area: Double
-        if bboxBranch {
+        if branch == .keypoints {
+            guard let k = kps else { throw fail("\(what) has no \"keypoints\" (the first result has them)") }
+            var x0 = Double.infinity, x1 = -Double.infinity, y0 = Double.infinity, y1 = -Double.infinity
+            for j in stride(from: 0, to: k.count, by: 3) {
+                x0 = min(x0, k[j]); x1 = max(x1, k[j]); y0 = min(y0, k[j + 1]); y1 = max(y1, k[j + 1])
+            }
+            area = (x1 - x0) * (y1 - y0)
+            bbox = (x0, y0, x1 - x0, y1 - y0)
+        } else if branch == .bbox {
             guard let b = bbox else { throw fail("\(what) has no \"bbox\" (the first result has one)") }
             area = b.2 * b.3
             if seg == nil {
                 let x1 = b.0, x2 = b.0 + b.2, y1 = b.1, y2 = b.1 + b.3
                 seg = .polygons([[x1, y1, x1, y2, x2, y2, x2, y1]])
+                fromBox = true
             }
         } else {
             guard let s = seg else { throw fail("\(what) has neither \"bbox\" nor \"segmentation\"") }
@@ -321,6 +385,6 @@ public enum COCOResults {
             seg = .rle(rle)
         }
         return COCOResult(id: i + 1, imageId: imageId, categoryId: cat, score: score, bbox: bbox,
-                          area: area, segmentation: seg)
+                          area: area, segmentation: seg, keypoints: kps, segmentationFromBox: fromBox)
     }
 }

@@ -10,9 +10,12 @@ import Musl
 // top 100), evaluateImg (greedy matching per IoU threshold, ties to the later gt, area-range
 // ignores from the GT "area" field), accumulate (precision envelope, recall thresholds by a
 // left searchsorted) and summarize (numpy's pairwise-summed mean of the entries > −1).
+// Keypoints (iouType "keypoints") as pycocotools: computeOks with COCO's per-keypoint sigmas
+// (GTs without labelled keypoints match within their box extended by its size), GT ignored when
+// crowd or num_keypoints = 0, maxDets 20, area ranges all/medium/large and summarizeKps' 10 stats.
 
 public enum COCOIoUType: String {
-    case bbox, segm
+    case bbox, segm, keypoints
 }
 
 public struct COCOEvalParams {
@@ -25,9 +28,22 @@ public struct COCOEvalParams {
     public var areaRng: [(Double, Double)] = [(0, 1e10), (0, 1024), (1024, 9216), (9216, 1e10)]
     public var areaLabels: [String] = ["all", "small", "medium", "large"]
 
+    /// pycocotools' Params.kpt_oks_sigmas: np.array([.26, .25, ...]) / 10.0 (COCO's 17 keypoints).
+    public var kptOksSigmas: [Double] = COCOKeypoints.oksSigmasTimes10.map { $0 / 10.0 }
+
     public init() {
         iouThrs = COCOEvalParams.linspace(0.5, 0.95, 10)
         recThrs = COCOEvalParams.linspace(0.0, 1.0, 101)
+    }
+
+    /// pycocotools' Params(iouType): setKpParams for keypoints (maxDets [20], all/medium/large).
+    public init(iouType: COCOIoUType) {
+        self.init()
+        if iouType == .keypoints {
+            maxDets = [20]
+            areaRng = [(0, 1e10), (1024, 9216), (9216, 1e10)]
+            areaLabels = ["all", "medium", "large"]
+        }
     }
 
     /// numpy.linspace with endpoint=True: arange(num)·step + start, then the last set to stop.
@@ -50,19 +66,37 @@ public struct COCOEvalResult {
     public var precision: [Double]
     /// recall[t][k][a][m] flattened.
     public var recall: [Double]
-    /// stats[0..11] as COCOeval.summarize: AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl.
+    /// stats as COCOeval.summarize: for bbox/segm the 12 AP, AP50, AP75, APs, APm, APl, AR1,
+    /// AR10, AR100, ARs, ARm, ARl; for keypoints the 10 AP, AP50, AP75, APm, APl, AR, AR50,
+    /// AR75, ARm, ARl (maxDets 20).
     public var stats: [Double]
 
     public static let statNames = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]
+    public static let keypointStatNames = ["AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl"]
 
-    /// The 12 lines pycocotools prints.
+    /// The names of `stats` for this IoU type.
+    public var names: [String] { iouType == .keypoints ? COCOEvalResult.keypointStatNames : COCOEvalResult.statNames }
+
+    typealias SummaryDef = (ap: Bool, iou: Double?, area: String, maxDets: Int)
+
+    /// summarize's (or summarizeKps') list of figures.
+    static func summaryDefs(_ t: COCOIoUType, maxDets md: [Int]) -> [SummaryDef] {
+        if t == .keypoints {
+            return [(true, nil, "all", 20), (true, 0.5, "all", 20), (true, 0.75, "all", 20),
+                    (true, nil, "medium", 20), (true, nil, "large", 20),
+                    (false, nil, "all", 20), (false, 0.5, "all", 20), (false, 0.75, "all", 20),
+                    (false, nil, "medium", 20), (false, nil, "large", 20)]
+        }
+        let m0 = md[0], m1 = md[min(1, md.count - 1)], m2 = md[min(2, md.count - 1)]
+        return [(true, nil, "all", m2), (true, 0.5, "all", m2), (true, 0.75, "all", m2),
+                (true, nil, "small", m2), (true, nil, "medium", m2), (true, nil, "large", m2),
+                (false, nil, "all", m0), (false, nil, "all", m1), (false, nil, "all", m2),
+                (false, nil, "small", m2), (false, nil, "medium", m2), (false, nil, "large", m2)]
+    }
+
+    /// The lines pycocotools prints (12, or 10 for keypoints).
     public var summaryLines: [String] {
-        let defs: [(ap: Bool, iou: Double?, area: String, maxDets: Int)] = [
-            (true, nil, "all", 100), (true, 0.5, "all", 100), (true, 0.75, "all", 100),
-            (true, nil, "small", 100), (true, nil, "medium", 100), (true, nil, "large", 100),
-            (false, nil, "all", 1), (false, nil, "all", 10), (false, nil, "all", 100),
-            (false, nil, "small", 100), (false, nil, "medium", 100), (false, nil, "large", 100),
-        ]
+        let defs = COCOEvalResult.summaryDefs(iouType, maxDets: params.maxDets)
         var out: [String] = []
         for (i, d) in defs.enumerated() {
             let title = d.ap ? "Average Precision" : "Average Recall"
@@ -92,8 +126,9 @@ public enum COCOEval {
     /// Evaluates `results` (after loadRes) against `gt`. `imageIds`: the images to evaluate
     /// (default: every image of the GT, as pycocotools does).
     public static func evaluate(gt: COCODataset, results: [COCOResult], iouType: COCOIoUType,
-                                imageIds: [Int]? = nil, params: COCOEvalParams = COCOEvalParams()) throws -> COCOEvalResult {
-        let p = params
+                                imageIds: [Int]? = nil, params: COCOEvalParams? = nil) throws -> COCOEvalResult {
+        let p = params ?? COCOEvalParams(iouType: iouType)
+        let nKps = p.kptOksSigmas.count
         let imgIds = Array(Set(imageIds ?? gt.images.map { $0.id })).sorted()
         let catIds = Array(Set(gt.categories.map { $0.id })).sorted()
         let I = imgIds.count, K = catIds.count
@@ -103,13 +138,28 @@ public enum COCOEval {
         for (k, id) in catIds.enumerated() { catPos[id] = k }
 
         // _prepare: GT and DT per (image, category), in file order.
-        struct Obj { var id: Int; var score: Double; var area: Double; var crowd: Bool; var box: (Double, Double, Double, Double); var rle: RLE? }
+        struct Obj {
+            var id: Int; var score: Double; var area: Double; var crowd: Bool; var box: (Double, Double, Double, Double); var rle: RLE?
+            var ignore = false; var kps: [Double] = []
+        }
         var gts = [[Obj]](repeating: [], count: I * K)
         var dts = [[Obj]](repeating: [], count: I * K)
         for a in gt.annotations {
             guard let i = imgPos[a.imageId], let k = catPos[a.categoryId], let im = gt.image(id: a.imageId) else { continue }
             var o = Obj(id: a.id, score: 0, area: a.area, crowd: a.isCrowd, box: (0, 0, 0, 0), rle: nil)
+            o.ignore = a.isCrowd
             switch iouType {
+            case .keypoints:
+                guard let k = a.keypoints, let n = a.numKeypoints else {
+                    throw EdgeError(file: gt.source, "annotation id \(a.id) has no \"keypoints\" and \"num_keypoints\" (needed for keypoint AP)")
+                }
+                guard k.count == 3 * nKps else {
+                    throw EdgeError(file: gt.source, "annotation id \(a.id) has \(k.count / 3) keypoints, keypoint AP needs \(nKps)")
+                }
+                guard let b = a.bbox else { throw EdgeError(file: gt.source, "annotation id \(a.id) has no \"bbox\" (needed for keypoint AP)") }
+                o.box = b
+                o.kps = k
+                o.ignore = o.ignore || n == 0
             case .bbox:
                 guard let b = a.bbox else { throw EdgeError(file: gt.source, "annotation id \(a.id) has no \"bbox\" (needed for box AP)") }
                 o.box = b
@@ -129,6 +179,12 @@ public enum COCOEval {
             guard let i = imgPos[r.imageId], let k = catPos[r.categoryId], let im = gt.image(id: r.imageId) else { continue }
             var o = Obj(id: r.id, score: r.score, area: r.area, crowd: false, box: (0, 0, 0, 0), rle: nil)
             switch iouType {
+            case .keypoints:
+                guard let k = r.keypoints else { throw EdgeError("result \(r.id - 1) has no \"keypoints\" (needed for keypoint AP)") }
+                guard k.count == 3 * nKps else {
+                    throw EdgeError("result \(r.id - 1) has \(k.count / 3) keypoints, keypoint AP needs \(nKps)")
+                }
+                o.kps = k
             case .bbox:
                 guard let b = r.bbox else { throw EdgeError("result \(r.id - 1) has no \"bbox\" (needed for box AP)") }
                 o.box = b
@@ -162,6 +218,7 @@ public enum COCOEval {
                     switch iouType {
                     case .bbox: m[di * g.count + gi] = MaskOps.boxIoU(dd.box, gg.box, crowd: gg.crowd)
                     case .segm: m[di * g.count + gi] = MaskOps.maskIoU(dd.rle!, gg.rle!, crowd: gg.crowd, dtBox: dd.box, gtBox: gg.box)
+                    case .keypoints: m[di * g.count + gi] = oks(dt: dd.kps, gt: gg.kps, gtBox: gg.box, gtArea: gg.area, sigmas: p.kptOksSigmas)
                     }
                 }
             }
@@ -179,7 +236,7 @@ public enum COCOEval {
                     let g = gts[c], d = sortedDts[c]
                     if g.isEmpty && d.isEmpty { continue }
                     let G = g.count, D = d.count
-                    var gIgnore = g.map { $0.crowd || $0.area < rng.0 || $0.area > rng.1 }
+                    var gIgnore = g.map { $0.ignore || $0.area < rng.0 || $0.area > rng.1 }
                     // Stable: non-ignored first.
                     let gtind = (0..<G).filter { !gIgnore[$0] } + (0..<G).filter { gIgnore[$0] }
                     gIgnore = gtind.map { gIgnore[$0] }
@@ -288,24 +345,60 @@ public enum COCOEval {
             }
             return numpyMean(vals)
         }
-        func ar(_ area: Int, _ md: Int) -> Double {
+        func ar(_ iou: Int?, _ area: Int, _ md: Int) -> Double {
             guard let mi = p.maxDets.firstIndex(of: md) else { return -1 }
             var vals: [Double] = []
-            for t in 0..<T { for k in 0..<K {
+            for t in 0..<T where iou == nil || iou == t { for k in 0..<K {
                 let v = recall[((t * K + k) * A + area) * M + mi]
                 if v > -1 { vals.append(v) }
             } }
             return numpyMean(vals)
         }
-        let t50 = p.iouThrs.firstIndex(of: 0.5), t75 = p.iouThrs.firstIndex(of: 0.75)
-        let m0 = p.maxDets[0], m1 = p.maxDets[min(1, M - 1)], m2 = p.maxDets[min(2, M - 1)]
-        let stats: [Double] = [
-            ap(nil, 0, m2), t50.map { ap($0, 0, m2) } ?? -1, t75.map { ap($0, 0, m2) } ?? -1,
-            ap(nil, 1, m2), ap(nil, 2, m2), ap(nil, 3, m2),
-            ar(0, m0), ar(0, m1), ar(0, m2), ar(1, m2), ar(2, m2), ar(3, m2),
-        ]
+        var stats: [Double] = []
+        for d in COCOEvalResult.summaryDefs(iouType, maxDets: p.maxDets) {
+            guard let a = p.areaLabels.firstIndex(of: d.area) else { stats.append(-1); continue }
+            var t: Int? = nil
+            if let thr = d.iou {
+                guard let ti = p.iouThrs.firstIndex(of: thr) else { stats.append(-1); continue }
+                t = ti
+            }
+            stats.append(d.ap ? ap(t, a, d.maxDets) : ar(t, a, d.maxDets))
+        }
         return COCOEvalResult(iouType: iouType, params: p, categoryIds: catIds, imageCount: I, detectionCount: nDet,
                               precision: precision, recall: recall, stats: stats)
+    }
+
+    /// pycocotools' computeOks for one (detection, GT) pair: e = (dx² + dy²) / vars / (area + eps) / 2
+    /// over the GT's labelled keypoints (all of them, measured outside the GT box extended by its
+    /// size on each side, when none is labelled), OKS = mean of exp(−e).
+    public static func oks(dt: [Double], gt: [Double], gtBox: (Double, Double, Double, Double), gtArea: Double,
+                           sigmas: [Double]) -> Double {
+        let k = sigmas.count
+        var k1 = 0
+        for j in 0..<k where gt[3 * j + 2] > 0 { k1 += 1 }
+        let x0 = gtBox.0 - gtBox.2, x1 = gtBox.0 + gtBox.2 * 2
+        let y0 = gtBox.1 - gtBox.3, y1 = gtBox.1 + gtBox.3 * 2
+        let denom = gtArea + 2.220446049250313e-16
+        var terms: [Double] = []
+        terms.reserveCapacity(k)
+        for j in 0..<k {
+            if k1 > 0 && !(gt[3 * j + 2] > 0) { continue }
+            let xd = dt[3 * j], yd = dt[3 * j + 1]
+            let dx: Double, dy: Double
+            if k1 > 0 {
+                dx = xd - gt[3 * j]; dy = yd - gt[3 * j + 1]
+            } else {
+                dx = max(0, x0 - xd) + max(0, xd - x1)
+                dy = max(0, y0 - yd) + max(0, yd - y1)
+            }
+            let s2 = sigmas[j] * 2
+            let e = (dx * dx + dy * dy) / (s2 * s2) / denom / 2
+            terms.append(exp(-e))
+        }
+        guard !terms.isEmpty else { return 0 }
+        // np.sum: the first element, then numpy's pairwise sum of the rest.
+        let sum = terms.count == 1 ? terms[0] : terms[0] + pairwiseSum(terms[1...])
+        return sum / Double(terms.count)
     }
 
     /// np.mean of a 1-D float64 array: numpy's pairwise sum (0 + pairwise), divided by n; −1 if empty.

@@ -21,6 +21,9 @@ public enum LayerOp: Equatable, Sendable {
     case conv(kernel: Int, stride: Int, pad: Int)
     /// torch ConvTranspose2d(cin, cout, 2, stride 2); weight [cin, cout, 2, 2].
     case deconv2x2
+    /// torch ConvTranspose2d(cin, cout, 4, stride 2, padding 1) (the keypoint predictor);
+    /// weight [cin, cout, 4, 4].
+    case deconv4x4s2p1
     /// torch Linear; weight [cout, cin].
     case linear
     case maxpool(kernel: Int, stride: Int, pad: Int)
@@ -30,13 +33,13 @@ public enum LayerOp: Equatable, Sendable {
     case roiAlign(output: Int, samplingRatio: Int)
 
     public var hasWeights: Bool {
-        switch self { case .conv, .deconv2x2, .linear: return true; default: return false }
+        switch self { case .conv, .deconv2x2, .deconv4x4s2p1, .linear: return true; default: return false }
     }
 }
 
 /// The pipeline stages (bench's per-stage table, timings).
 public enum NetStage: String, Sendable, CaseIterable {
-    case backbone, fpn, rpn, roi_heads, masks
+    case backbone, fpn, rpn, roi_heads, masks, keypoints
 }
 
 /// How torchvision initialises a layer's weight and bias (the synthetic model).
@@ -81,12 +84,13 @@ public struct LayerDef: Sendable {
         switch op {
         case .conv(let k, _, _): return [cout, cin, k, k]
         case .deconv2x2: return [cin, cout, 2, 2]
+        case .deconv4x4s2p1: return [cin, cout, 4, 4]
         case .linear: return [cout, cin]
         default: return []
         }
     }
     /// Output channel axis of the torch weight.
-    public var channelAxis: Int { op == .deconv2x2 ? 1 : 0 }
+    public var channelAxis: Int { op == .deconv2x2 || op == .deconv4x4s2p1 ? 1 : 0 }
 
     /// "conv 3x3/2 pad 1, 64 -> 64, relu" (what `info` lists).
     public var summary: String {
@@ -94,6 +98,7 @@ public struct LayerDef: Sendable {
         switch op {
         case .conv(let k, let s, let p): t = "conv \(k)x\(k)" + (s > 1 ? "/\(s)" : "") + (p > 0 ? " pad \(p)" : "")
         case .deconv2x2: t = "conv_transpose 2x2/2"
+        case .deconv4x4s2p1: t = "conv_transpose 4x4/2 pad 1"
         case .linear: t = "linear"
         case .maxpool(let k, let s, _): t = "max_pool \(k)x\(k)/\(s)"
         case .addUpsample: t = "upsample + add"
@@ -157,6 +162,11 @@ public struct Network: Sendable {
     }
 
     public var hasMasks: Bool { maskPool != nil }
+    /// Keypoint R-CNN: the keypoint branch (stage `keypoints`) and its keypoint count.
+    public var hasKeypoints: Bool { numKeypoints > 0 }
+    public var numKeypoints: Int {
+        layers.last(where: { $0.stage == .keypoints && $0.op.hasWeights })?.cout ?? 0
+    }
 
     init(name: String, architecture: Architecture, numClasses: Int, anchorsPerLocation: Int, featureOutputs: [String],
          boxPool: String, maskPool: String?, layers: [LayerDef]) {
@@ -364,6 +374,25 @@ struct LayerTable {
             floatOutput: true, initialisation: .kaimingTorchBias)
         return pool
     }
+
+    /// roi_heads keypoint branch (Keypoint R-CNN): 14x14 RoIAlign (sampling 2) on P2..P5,
+    /// KeypointRCNNHeads 8 x (conv 3x3 512 + ReLU; torchvision's Sequential indices 0, 2, ..., 14),
+    /// KeypointRCNNPredictor's ConvTranspose2d 4x4/2 pad 1 to the keypoint logits (float output;
+    /// its bilinear x2 upsampling and heatmaps_to_keypoints run in float: KeypointDecode).
+    mutating func keypointBranch(_ levels: [String], numKeypoints k: Int) {
+        stage = .keypoints
+        let f = 256, c = 512
+        let pool = "roi_heads.keypoint_roi_pool"
+        add(pool, .roiAlign(output: 14, samplingRatio: 2), Array(levels.prefix(4)), f, f)
+        var x = pool, cin = f
+        for i in 0..<8 {
+            let n = "roi_heads.keypoint_head.\(2 * i)"
+            add(n, conv(3, 1, 1), [x], cin, c, relu: true, initialisation: .kaiming)
+            x = n; cin = c
+        }
+        add("roi_heads.keypoint_predictor.kps_score_lowres", .deconv4x4s2p1, [x], c, k, floatOutput: true,
+            initialisation: .kaiming)
+    }
 }
 
 extension Network {
@@ -378,9 +407,6 @@ extension Network {
     /// The network of `arch` with `k` classes (background included); an error for an
     /// architecture this build cannot run yet.
     public static func build(_ arch: Architecture, numClasses k: Int) throws -> Network {
-        if arch.hasKeypoints {
-            throw EdgeError("architecture \(arch.rawValue) (torchvision \(arch.builder)) is not supported yet")
-        }
         return resNet50FPN(arch, numClasses: k)
     }
 
@@ -398,6 +424,7 @@ extension Network {
         t.rpnHead(levels, convs: arch.isV2 ? 2 : 1, anchors: anchors)
         let boxPool = t.boxBranch(levels, numClasses: k, convHead: arch.isV2)
         let maskPool = arch.hasMasks ? t.maskBranch(levels, numClasses: k, batchNorm: arch.isV2) : nil
+        if arch.hasKeypoints { t.keypointBranch(levels, numKeypoints: COCOKeypoints.names.count) }
         return Network(name: arch.builder, architecture: arch, numClasses: k, anchorsPerLocation: anchors,
                        featureOutputs: levels, boxPool: boxPool, maskPool: maskPool, layers: t.layers)
     }
@@ -431,30 +458,33 @@ public enum WorkCount {
     }
 
     /// The same for any network of the family.
+    /// `keypointDetections`: the detections the keypoint branch runs on (default: `detections`).
     public static func macs(height: Int, width: Int, network: Network, proposals: Int = 1000,
-                            detections: Int = 100) -> [String: Int] {
-        count(height: height, width: width, net: network, proposals: proposals, detections: detections).stages
+                            detections: Int = 100, keypointDetections: Int? = nil) -> [String: Int] {
+        count(height: height, width: width, net: network, proposals: proposals, detections: detections,
+              keypointDetections: keypointDetections ?? detections).stages
     }
 
     /// MACs of each weight layer (the same count, by layer name).
     public static func layerMACs(height: Int, width: Int, network: Network, proposals: Int = 1000,
                                  detections: Int = 100) -> [String: Int] {
-        count(height: height, width: width, net: network, proposals: proposals, detections: detections).layers
+        count(height: height, width: width, net: network, proposals: proposals, detections: detections,
+              keypointDetections: detections).layers
     }
 
     private static func count(height: Int, width: Int, net: Network, proposals: Int,
-                              detections: Int) -> (stages: [String: Int], layers: [String: Int]) {
+                              detections: Int, keypointDetections: Int) -> (stages: [String: Int], layers: [String: Int]) {
         var byLayer: [String: Int] = [:]
         var shape: [String: (h: Int, w: Int)] = ["input": (height, width)]
         var perRoI: [String: (h: Int, w: Int)] = [:]
         var out: [String: Int] = [:]
         for l in net.layers {
-            let roi = l.stage == .roi_heads || l.stage == .masks
+            let roi = l.stage == .roi_heads || l.stage == .masks || l.stage == .keypoints
             func outSize(_ s: (h: Int, w: Int)) -> (h: Int, w: Int) {
                 switch l.op {
                 case .conv(let k, let st, let p), .maxpool(let k, let st, let p):
                     return ((s.h + 2 * p - k) / st + 1, (s.w + 2 * p - k) / st + 1)
-                case .deconv2x2: return (2 * s.h, 2 * s.w)
+                case .deconv2x2, .deconv4x4s2p1: return (2 * s.h, 2 * s.w)
                 case .linear: return (1, 1)
                 case .addUpsample: return s
                 case .roiAlign(let o, _): return (o, o)
@@ -470,13 +500,14 @@ public enum WorkCount {
                 switch l.op {
                 case .conv(let kk, _, _): macs += l.cin * l.cout * kk * kk * o.h * o.w
                 case .deconv2x2: macs += l.cin * l.cout * 4 * s.h * s.w
+                case .deconv4x4s2p1: macs += l.cin * l.cout * 16 * s.h * s.w
                 case .linear: macs += l.cin * l.cout
                 default: break
                 }
             }
             if roi {
                 perRoI[l.name] = sizes[0]
-                macs *= l.stage == .roi_heads ? proposals : detections
+                macs *= l.stage == .roi_heads ? proposals : l.stage == .keypoints ? keypointDetections : detections
             } else if l.eachInput {
                 // consumers of a per-level layer see the sum of the level areas
                 shape[l.name] = (sizes.reduce(0) { $0 + $1.h * $1.w }, 1)

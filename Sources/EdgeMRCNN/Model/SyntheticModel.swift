@@ -118,12 +118,15 @@ public enum SyntheticModel {
         }
     }
 
-    /// The folded float model (the network's tensors, F32) and its config: COCO classes, 800/1333.
+    /// The folded float model (the network's tensors, F32) and its config: COCO classes (person
+    /// for Keypoint R-CNN), 800/1333.
     /// About 44 M parameters (176 MB) for maskrcnn v1.
     public static func generate(seed: UInt64 = defaultSeed, architecture: Architecture = .maskrcnnV1) throws
         -> (store: OwnedTensorStore, config: ModelConfig)
     {
-        let config = ModelConfig(numClasses: ModelConfig.cocoCategoryNames.count, architecture: architecture)
+        // COCO's 91 classes; Keypoint R-CNN: background + person, as torchvision's keypointrcnn
+        let config = ModelConfig(numClasses: architecture.hasKeypoints ? 2 : ModelConfig.cocoCategoryNames.count,
+                                 architecture: architecture)
         var meta = config.metadata()
         meta[metadataKey] = architecture == .maskrcnnV1 ? "coco seed \(seed)" : "coco \(architecture.rawValue) seed \(seed)"
         let out = OwnedTensorStore(metadata: meta)

@@ -1,6 +1,8 @@
 // Detection overlays: on a copy of the image, each instance's mask tinted in its class colour,
 // its box outlined, and a "name 0.97" label on a filled strip. Everything is clipped to the image,
-// so boxes that reach outside it (or garbage coordinates) are safe.
+// so boxes that reach outside it (or garbage coordinates) are safe. Keypoint detections also get
+// the COCO person skeleton (limbs between keypoints whose heatmap logit reaches keypointMinScore)
+// and a dot per such keypoint.
 
 public struct OverlayStyle {
     /// Mask tint opacity.
@@ -11,6 +13,9 @@ public struct OverlayStyle {
     public var minScore: Float = 0.5
     /// Label font scale; nil picks 1 for images up to 600 px, 2 above, 3 above 1800 px.
     public var fontScale: Int? = nil
+    /// Keypoints whose heatmap logit (torchvision's keypoints_scores) is below this are not drawn
+    /// (2, as Detectron's keypoint visualisation).
+    public var keypointMinScore: Float = 2
 
     public init(maskAlpha: Float = 0.45, boxThickness: Int = 2, minScore: Float = 0.5, fontScale: Int? = nil) {
         self.maskAlpha = maskAlpha; self.boxThickness = boxThickness
@@ -71,6 +76,22 @@ public enum Overlay {
                 canvas.outline(r, color(forLabel: d.label), thickness: thickness)
             }
             for d in shown {
+                guard let kps = d.keypoints else { continue }
+                let c = color(forLabel: d.label)
+                let ok = kps.map { $0.score >= style.keypointMinScore && $0.x.isFinite && $0.y.isFinite }
+                if kps.count == COCOKeypoints.names.count {
+                    for (a, b) in COCOKeypoints.skeleton where ok[a] && ok[b] {
+                        canvas.line(kps[a].x, kps[a].y, kps[b].x, kps[b].y, c, thickness: thickness)
+                    }
+                }
+                let r = thickness + 1
+                for (i, k) in kps.enumerated() where ok[i] {
+                    let x = pixel(k.x), y = pixel(k.y)
+                    canvas.fill(l: x - r, t: y - r, r: x + r, b: y + r, (255, 255, 255))
+                    canvas.fill(l: x - r + 1, t: y - r + 1, r: x + r - 1, b: y + r - 1, c)
+                }
+            }
+            for d in shown {
                 guard let r = pixelRect(d.box) else { continue }
                 let name = ResultsJSON.categoryName(d.label, classNames: classNames)
                 canvas.label(labelText(name: name, score: d.score), at: r, color(forLabel: d.label), scale: scale)
@@ -78,6 +99,9 @@ public enum Overlay {
         }
         return out
     }
+
+    /// The pixel a finite coordinate falls in (clamped far outside any image).
+    static func pixel(_ v: Float) -> Int { Int(min(max(v, -1_000_000), 1_000_000).rounded(.down)) }
 
     /// Box (x1, y1, x2, y2) -> inclusive pixel rectangle (left, top, right, bottom); nil if not finite.
     static func pixelRect(_ b: (Float, Float, Float, Float)) -> (l: Int, t: Int, r: Int, b: Int)? {
@@ -136,6 +160,22 @@ struct Canvas {
                 blend((y * w + x) * 3, c, alpha: alpha)
                 y += 1
             }
+        }
+    }
+
+    /// A line from (x0, y0) to (x1, y1) (pixel coordinates), drawn with a square brush of
+    /// `thickness` pixels; clipped (only the part within a margin of the image is walked).
+    func line(_ x0: Float, _ y0: Float, _ x1: Float, _ y1: Float, _ c: Overlay.Color, thickness: Int) {
+        let lim = Float(max(width, height) + 8)
+        func clip(_ v: Float) -> Float { min(max(v, -lim), 2 * lim) }
+        let ax = clip(x0), ay = clip(y0), bx = clip(x1), by = clip(y1)
+        let n = Int(max(abs(bx - ax), abs(by - ay)).rounded(.up))
+        let k = thickness - 1, h = k / 2
+        for i in 0...max(n, 0) {
+            let t = n == 0 ? 0 : Float(i) / Float(n)
+            let x = Overlay.pixel(ax + (bx - ax) * t), y = Overlay.pixel(ay + (by - ay) * t)
+            if x + k < 0 || y + k < 0 || x - k >= width || y - k >= height { continue }
+            fill(l: x - h, t: y - h, r: x - h + k, b: y - h + k, c)
         }
     }
 

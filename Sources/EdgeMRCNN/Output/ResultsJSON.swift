@@ -1,6 +1,9 @@
 // COCO results JSON: a JSON array with one object per detection,
 //   {"image_id":74646,"file_name":"000000074646.jpg","category_id":1,"category_name":"person",
 //    "bbox":[x,y,w,h],"score":0.97,"segmentation":{"size":[h,w],"counts":"..."}}
+// Keypoint models add COCO's keypoint result fields, "keypoints":[x1,y1,1,x2,y2,1,...] (v = 1 as
+// torchvision reports visibility) and torchvision's per-keypoint heatmap logits,
+// "keypoints_scores":[s1,s2,...]; box-only models write no "segmentation".
 // bbox is in original image pixels, from (x1, y1, x2, y2) as w = x2 - x1 (no +1). Floats are
 // written in the shortest form that reads back to the same Float32. NaN and infinities are
 // rejected (JSON has no spelling for them).
@@ -51,6 +54,17 @@ public enum ResultsJSON {
         s += "\"category_name\":\(string(categoryName)),\"bbox\":[\(bx),\(by),\(bw),\(bh)],\"score\":\(score)"
         if let rle = d.mask {
             s += ",\"segmentation\":{\"size\":[\(rle.height),\(rle.width)],\"counts\":\(string(rle.compressedString))}"
+        }
+        if let kps = d.keypoints {
+            var k = ",\"keypoints\":["
+            var ks = ",\"keypoints_scores\":["
+            for (i, p) in kps.enumerated() {
+                let c = i == 0 ? "" : ","
+                k += c + (try number(p.x, what: "keypoint x of \(fileName)")) + ","
+                    + (try number(p.y, what: "keypoint y of \(fileName)")) + ",1"
+                ks += c + (try number(p.score, what: "keypoint score of \(fileName)"))
+            }
+            s += k + "]" + ks + "]"
         }
         s += "}"
         return s

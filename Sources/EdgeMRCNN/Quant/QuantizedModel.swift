@@ -228,7 +228,11 @@ public enum QuantizedModel {
     /// GEMM matrix size of a layer's packed weights: (M, K).
     static func gemmShape(_ l: LayerDef) -> (Int, Int) {
         let ws = l.weightShape
-        return l.op == .deconv2x2 ? (4 * ws[1], ws[0]) : (ws[0], ws.dropFirst().reduce(1, *))
+        switch l.op {
+        case .deconv2x2: return (4 * ws[1], ws[0])
+        case .deconv4x4s2p1: return (16 * ws[1], ws[0])
+        default: return (ws[0], ws.dropFirst().reduce(1, *))
+        }
     }
 
     /// Packs int8 weights (torch layout) with the int32 bias for input zero point zIn.
@@ -237,9 +241,14 @@ public enum QuantizedModel {
         let blob = ByteBuffer(count: em_qpack_weights_bytes(Int32(m), Int32(k)))
         let rc = q.withUnsafeBufferPointer { qp in
             bias.withUnsafeBufferPointer { bp in
-                l.op == .deconv2x2
-                    ? em_qpack_deconv2x2_weights(qp.baseAddress, Int32(ws[0]), Int32(ws[1]), zIn, bp.baseAddress, blob.pointer)
-                    : em_qpack_weights(qp.baseAddress, Int32(m), Int32(k), zIn, bp.baseAddress, blob.pointer)
+                switch l.op {
+                case .deconv2x2:
+                    return em_qpack_deconv2x2_weights(qp.baseAddress, Int32(ws[0]), Int32(ws[1]), zIn, bp.baseAddress, blob.pointer)
+                case .deconv4x4s2p1:
+                    return em_qpack_deconv4x4s2p1_weights(qp.baseAddress, Int32(ws[0]), Int32(ws[1]), zIn, bp.baseAddress, blob.pointer)
+                default:
+                    return em_qpack_weights(qp.baseAddress, Int32(m), Int32(k), zIn, bp.baseAddress, blob.pointer)
+                }
             }
         }
         if rc != 0 { throw EdgeError(file: source, "cannot pack the weights of \(l.name)") }
@@ -268,6 +277,9 @@ public enum QuantizedModel {
         if l.op == .deconv2x2 {
             let cin = ws[0], cout = ws[1]
             for ci in 0..<cin { for co in 0..<cout { for d in 0..<4 { out[(ci * cout + co) * 4 + d] = at(co * 4 + d, ci) } } }
+        } else if l.op == .deconv4x4s2p1 {
+            let cin = ws[0], cout = ws[1]
+            for ci in 0..<cin { for co in 0..<cout { for d in 0..<16 { out[(ci * cout + co) * 16 + d] = at(co * 16 + d, ci) } } }
         } else {
             for r in 0..<m { for c in 0..<k { out[r * k + c] = at(r, c) } }
         }

@@ -257,6 +257,12 @@ public final class MaskRCNN {
         }
         if capture { trace?.maskProbabilities = probs.toArray() }
         try lap("masks")
+        // Keypoint R-CNN: the keypoints of every detection kept (torchvision: all of them)
+        var keypoints: [[Keypoint]] = []
+        if net.net.hasKeypoints {
+            keypoints = try net.keypoints(roiLevels, boxes: det.boxes, sizes: sizes, ws)
+            try lap("keypoints")
+        }
 
         let boxes = Paste.rescale(det.boxes, sizes: sizes)
         var out: [Detection] = []
@@ -268,7 +274,7 @@ public final class MaskRCNN {
             let b = Array(boxes[(4 * i)..<(4 * i + 4)])
             let rle = wanted.slot[i].map { paster.rle(probs.pointer + $0 * m * m, box: b) }
             out.append(Detection(box: (b[0], b[1], b[2], b[3]), score: det.scores[i], label: det.labels[i],
-                                 mask: rle))
+                                 mask: rle, keypoints: keypoints.isEmpty ? nil : keypoints[i]))
         }
         try lap("paste")
         completed = true

@@ -20,6 +20,9 @@ extension SelfTest {
                 for c in QKernelCheck.smallLinearCases { try QKernelCheck.linear(c) }
                 for c in QKernelCheck.smallDeconvCases { try QKernelCheck.deconv(c) }
             },
+            SelfCheck("qkernels: keypoint deconv 4x4/2 pad 1 (float output) vs reference and int64, all ISAs") {
+                for c in QKernelCheck.deconv4Cases { try QKernelCheck.deconv4(c) }
+            },
             SelfCheck("qkernels: element-wise ops vs formula, all ISAs") { try QKernelCheck.elementwise() },
             SelfCheck("qkernels: float-output conv vs reference and int64, all ISAs") {
                 for c in QKernelCheck.floatConvCases { try QKernelCheck.floatConv(c) }
@@ -333,6 +336,69 @@ enum QKernelCheck {
             try SelfTest.expect(rc == 0, "\(what) [\(isa)]: refused")
             try same(out, ref, "\(what) [\(isa), \(threads) threads]")
         }
+    }
+
+    static var deconv4Cases: [Deconv] {
+        [Deconv(cin: 5, h: 7, w: 6, cout: 3), Deconv(cin: 37, h: 4, w: 5, cout: 17), Deconv(cin: 1, h: 1, w: 1, cout: 2),
+         Deconv(cin: 512, h: 3, w: 2, cout: 3, mode: 1)]
+    }
+
+    /// ConvTranspose2d(4, stride 2, padding 1) with float output: the reference against a direct
+    /// int64 sum over the taps (bias once per output) and (float)acc * deq; every ISA's GEMM +
+    /// int32 scatter path (and the scratch-less fallback) against the reference, bit for bit.
+    static func deconv4(_ c: Deconv) throws {
+        var r = Rng(UInt64(c.cin * 97 + c.h * 5 + c.cout + c.mode))
+        let x = inputs(c.cin * c.h * c.w, c.mode, &r), w = weights(c.cin * c.cout * 16, c.mode, &r)
+        let zIn = Int32(c.mode == 0 ? r.below(256) : 0)
+        let bias = (0..<c.cout).map { _ in Int32(r.below(20001) - 10000) }
+        let deq = (0..<c.cout).map { _ in r.unit() * 0.001 + 1e-6 }
+        var p = [UInt8](repeating: 0, count: em_qpack_weights_bytes(Int32(16 * c.cout), Int32(c.cin)))
+        let prc = p.withUnsafeMutableBytes { em_qpack_deconv4x4s2p1_weights(w, Int32(c.cin), Int32(c.cout), zIn, bias, $0.baseAddress) }
+        try SelfTest.expect(prc == 0, "deconv4 pack refused")
+        let what = "deconv4 \(c.cin)x\(c.h)x\(c.w)->\(c.cout) mode \(c.mode)"
+        let oh = 2 * c.h, ow = 2 * c.w, nOut = c.cout * oh * ow
+        var direct = [Float](repeating: 0, count: nOut)
+        for co in 0..<c.cout { for oy in 0..<oh { for ox in 0..<ow {
+            var acc = Int64(bias[co])
+            for ky in 0..<4 { for kx in 0..<4 {
+                let ty = oy + 1 - ky, tx = ox + 1 - kx
+                guard ty >= 0, tx >= 0, ty % 2 == 0, tx % 2 == 0, ty / 2 < c.h, tx / 2 < c.w else { continue }
+                for ci in 0..<c.cin {
+                    acc += Int64(max(w[((ci * c.cout + co) * 4 + ky) * 4 + kx], -127)) *
+                        (Int64(x[(ci * c.h + ty / 2) * c.w + tx / 2]) - Int64(zIn))
+                }
+            } }
+            direct[(co * oh + oy) * ow + ox] = Float(Int32(acc)) * deq[co]
+        } } }
+        var ref = [Float](repeating: 0, count: nOut)
+        let rc = p.withUnsafeBytes { pk in
+            em_qdeconv4x4s2p1_u8_f32_ref(x, Int32(c.cin), Int32(c.h), Int32(c.w), zIn, pk.baseAddress, Int32(c.cout), deq, &ref)
+        }
+        try SelfTest.expect(rc == 0, "\(what): reference refused")
+        try SelfTest.expect(ref.map { $0.bitPattern } == direct.map { $0.bitPattern }, "\(what): reference differs from int64 + formula")
+        var scratch = [UInt8](repeating: 0, count: em_qdeconv4x4s2p1_u8_f32_scratch_bytes(Int32(c.cin), Int32(c.h), Int32(c.w), Int32(c.cout)) + 64)
+        try forEachISA { isa, threads in
+            for useScratch in [true, false] {
+                var out = [Float](repeating: .nan, count: nOut + tail)
+                let rc = p.withUnsafeBytes { pk in
+                    scratch.withUnsafeMutableBytes { s in
+                        em_qdeconv4x4s2p1_u8_f32(x, Int32(c.cin), Int32(c.h), Int32(c.w), zIn, pk.baseAddress, Int32(c.cout), deq, &out,
+                                                 useScratch ? s.baseAddress : nil)
+                    }
+                }
+                try SelfTest.expect(rc == 0, "\(what) [\(isa)]: refused")
+                for i in 0..<nOut where out[i].bitPattern != ref[i].bitPattern {
+                    throw EdgeError("check failed: \(what) [\(isa), \(threads) threads]: value \(i) is \(out[i]), reference \(ref[i])")
+                }
+                try SelfTest.expect(out[nOut...].allSatisfy { $0.isNaN }, "\(what) [\(isa)]: wrote past the output")
+            }
+        }
+        // Bad arguments are refused, the output untouched.
+        var out = [Float](repeating: 0, count: nOut)
+        let bad = p.withUnsafeBytes { pk in
+            em_qdeconv4x4s2p1_u8_f32(x, Int32(c.cin), Int32(c.h), Int32(c.w), zIn, pk.baseAddress, Int32(c.cout + 1), deq, &out, nil)
+        }
+        try SelfTest.expect(bad == -1 && out.allSatisfy { $0 == 0 }, "\(what): a wrong Cout was not refused")
     }
 
     // MARK: element-wise

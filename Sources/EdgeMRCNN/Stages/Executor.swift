@@ -79,7 +79,7 @@ final class Executor {
     func run(_ d: LayerDef, _ xs: [Act], residual: Act?, _ ws: Workspace) throws -> Act {
         let x = xs[0]
         switch d.op {
-        case .conv, .deconv2x2, .linear:
+        case .conv, .deconv2x2, .deconv4x4s2p1, .linear:
             let l = layer(d.name)
             let xin = x.converted(to: l.inputParams, ws)
             let res = try residual.map { r -> Act in

@@ -82,7 +82,7 @@ protocol LayerObserver: AnyObject {
     func layerRan(_ layer: Layer, input: Act, residual: Act?, output: Act)
 }
 
-/// One weight layer (conv, 2x2/2 transposed conv or linear) bound to its weights: float
+/// One weight layer (conv, 2x2/2 or 4x4/2 pad 1 transposed conv, or linear) bound to its weights: float
 /// (weight/bias F32) or int8 (the em_qkernels.h packed blob, per-channel multipliers and the
 /// parameters of its input and output activations).
 final class Layer {
@@ -121,7 +121,7 @@ final class Layer {
     func outputShape(_ x: Act) -> (c: Int, h: Int, w: Int) {
         switch def.op {
         case .conv(let k, let s, let p): return (def.cout, (x.height + 2 * p - k) / s + 1, (x.width + 2 * p - k) / s + 1)
-        case .deconv2x2: return (def.cout, 2 * x.height, 2 * x.width)
+        case .deconv2x2, .deconv4x4s2p1: return (def.cout, 2 * x.height, 2 * x.width)
         default: return (x.count / def.cin, 1, def.cout)
         }
     }
@@ -154,6 +154,11 @@ final class Layer {
                 case (.deconv2x2, let o?):
                     return em_qdeconv2x2s2_u8(x.u8, cin, h, w, z, packed, cout, m.baseAddress, o.zeroPoint,
                                               d.relu ? 1 : 0, out.u8, nil)
+                case (.deconv4x4s2p1, nil):
+                    let bytes = em_qdeconv4x4s2p1_u8_f32_scratch_bytes(cin, h, w, cout)
+                    let bound = em_qdeconv4x4s2p1_u8_f32_scratch_bytes(cin, h, Int32(max(x.width, reserveWidth)), cout)
+                    return em_qdeconv4x4s2p1_u8_f32(x.u8, cin, h, w, z, packed, cout, m.baseAddress, out.f32,
+                                                    ws.scratch(Int(bytes), reserve: Int(bound)))
                 case (.linear, let o?):
                     return em_qlinear_u8(x.u8, Int32(x.count / d.cin), cin, z, packed, cout, m.baseAddress, o.zeroPoint,
                                          d.relu ? 1 : 0, out.u8)
@@ -179,6 +184,10 @@ final class Layer {
             let bound = em_deconv2x2s2_f32_scratch_bytes(cin, h, Int32(max(x.width, reserveWidth)), cout)
             em_deconv2x2s2_f32(x.f32, cin, h, w, wt, b, cout, d.relu ? 1 : 0, out.f32,
                                ws.scratch(Int(bytes), reserve: Int(bound)))
+        case .deconv4x4s2p1:
+            let bytes = em_deconv4x4s2p1_f32_scratch_bytes(cin, h, w, cout)
+            let bound = em_deconv4x4s2p1_f32_scratch_bytes(cin, h, Int32(max(x.width, reserveWidth)), cout)
+            em_deconv4x4s2p1_f32(x.f32, cin, h, w, wt, b, cout, out.f32, ws.scratch(Int(bytes), reserve: Int(bound)))
         case .linear:
             let rows = x.count / d.cin
             if rows == 0 { return }

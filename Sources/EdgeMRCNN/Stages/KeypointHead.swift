@@ -1,0 +1,105 @@
+// Keypoint branch (torchvision KeypointRCNNHeads + KeypointRCNNPredictor + keypointrcnn_inference):
+// the description's keypoints layers — 14x14 RoIAlign, 8 conv 3x3 512 + ReLU, the 4x4/2 pad 1
+// transposed conv to the keypoint logits (float output) — run as one chain on RoIs side by side
+// (as the mask head: one zero column between neighbours; the transposed conv's taps that reach
+// a separator column read zeros, so every RoI's 28x28 logits are its own), then per RoI in float:
+// the bilinear x2 upsampling to 56x56 and heatmaps_to_keypoints (KeypointDecode), and
+// transform.postprocess' resize_keypoints (x · original/resized width, same for y, float32).
+
+extension Executor {
+    /// The keypoints of each box (resized-image coordinates, as torchvision pools them), in
+    /// original-image pixels: [n][numKeypoints].
+    func keypoints(_ levels: [Act], boxes: [Float], sizes s: ImageSizes, _ ws: Workspace) throws -> [[Keypoint]] {
+        let n = boxes.count / 4
+        let defs = net.layers(in: .keypoints)
+        if n == 0 || defs.isEmpty { return [] }
+        let pool = defs[0], chainDefs = Array(defs.dropFirst())
+        guard case .roiAlign(let p, let sampling) = pool.op else { throw EdgeError("keypoint pool is not a RoIAlign") }
+        let k = chainDefs.last!.cout
+        let c = pool.cout, pitch = p + 1
+        let maxN = max(n, ws.detectionBound)
+        let pq = levels.first?.q != nil ? params(pool.name) : nil
+        var pooled: FloatBuffer?
+        if pq == nil {
+            let b = ws.floats(n * c * p * p, reserve: maxN * c * p * p)
+            MultiScaleRoIAlign.run(levels, boxes: boxes, sizes: s, output: p, sampling: sampling, out: b.pointer)
+            ws.hook?.activation(pool.name, b.pointer, n * c * p * p)
+            pooled = b
+        }
+        // per-RoI float buffers: the 28x28 logits, the 56x56 heatmaps, the bicubic rows
+        let lo = 2 * p, hm = 4 * p
+        let lowres = ws.floats(k * lo * lo), heat = ws.floats(k * hm * hm)
+        let maxW = Float(max(s.resizedWidth, 1) + 2)
+        let rowsNeeded = { (w: Float) in KeypointDecode.scratchCount(mapHeight: hm, roiWidth: w) }
+        var widest: Float = 1
+        for i in 0..<n { widest = max(widest, boxes[4 * i + 2] - boxes[4 * i]) }   // boxes are clipped to the image
+        let rows = ws.floats(rowsNeeded(widest), reserve: rowsNeeded(maxW))
+        let rw = s.ratioWidth, rh = s.ratioHeight
+
+        let g = min(max(ws.maskBatch, 1), n)
+        let boundW = max(ws.maskBatch, 1) * pitch - 1
+        let bufs = HeadBuffers(ws)
+        var out: [[Keypoint]] = []
+        out.reserveCapacity(n)
+        var kps = [Keypoint](repeating: Keypoint(x: 0, y: 0, score: 0), count: k)
+        var start = 0
+        while start < n {
+            let cnt = min(g, n - start)
+            let w = cnt * pitch - 1
+            let bound = { (e: Int) in e / w * boundW }
+            let x = bufs.take(c, p, w, q: pq, bound: c * p * boundW)
+            if let q = pq {
+                x.u8.initialize(repeating: UInt8(q.zeroPoint), count: c * p * w)
+                try boxes.withUnsafeBufferPointer { bp in
+                    try MultiScaleRoIAlign.runU8(levels, boxes: bp.baseAddress! + 4 * start, count: cnt, sizes: s, output: p,
+                                                 sampling: sampling, outQ: q, out: x.u8, cstride: p * w, ystride: w,
+                                                 offset: { $0 * pitch })
+                }
+            } else {
+                x.f32.initialize(repeating: 0, count: c * p * w)
+                for r in 0..<cnt {
+                    let src = pooled!.pointer + (start + r) * c * p * p
+                    for ch in 0..<c {
+                        for y in 0..<p { (x.f32 + (ch * p + y) * w + r * pitch).update(from: src + (ch * p + y) * p, count: p) }
+                    }
+                }
+            }
+            let logits = try chain(chainDefs, x, bufs, bound: bound, reserveWidth: boundW, ws) { d, y in
+                // re-zero the separators where the next layer reads neighbours (3x3 convs, the 4x4 transposed conv)
+                guard cnt > 1, let i = chainDefs.firstIndex(where: { $0.name == d.name }), i + 1 < chainDefs.count else { return }
+                switch chainDefs[i + 1].op {
+                case .conv(let kk, _, _) where kk > 1: break
+                case .deconv4x4s2p1: break
+                default: return
+                }
+                for row in 0..<(y.channels * y.height) {
+                    for r in 0..<(cnt - 1) {
+                        let at = row * y.width + r * pitch + p
+                        if let q = y.q { y.u8[at] = UInt8(q.zeroPoint) } else { y.f32[at] = 0 }
+                    }
+                }
+            }
+            // logits: float [k, 2p, 2w]; RoI r's 2p x 2p block starts at column 2 r pitch
+            precondition(logits.q == nil && logits.height == lo, "keypoint logits must be float [K, 28, W]")
+            for r in 0..<cnt {
+                let i = start + r
+                for ch in 0..<k {
+                    for y in 0..<lo {
+                        (lowres.pointer + (ch * lo + y) * lo).update(from: logits.f32 + (ch * lo + y) * logits.width + 2 * r * pitch,
+                                                                     count: lo)
+                    }
+                }
+                KeypointDecode.upsample2x(lowres.pointer, channels: k, height: lo, width: lo, into: heat.pointer)
+                let b = (boxes[4 * i], boxes[4 * i + 1], boxes[4 * i + 2], boxes[4 * i + 3])
+                kps.withUnsafeMutableBufferPointer { kp in
+                    KeypointDecode.decode(maps: heat.pointer, keypoints: k, height: hm, width: hm, box: b,
+                                          scratch: rows.pointer, into: kp.baseAddress!)
+                }
+                out.append(kps.map { Keypoint(x: $0.x * rw, y: $0.y * rh, score: $0.score) })
+            }
+            bufs.give(logits)
+            start += cnt
+        }
+        return out
+    }
+}
