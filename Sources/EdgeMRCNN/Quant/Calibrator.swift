@@ -96,19 +96,28 @@ public enum Calibration {
     public struct ReportOptions {
         public var jsonPath: String?
         public var images: Int
-        public init(jsonPath: String?, images: Int = 20) { self.jsonPath = jsonPath; self.images = images }
+        /// The end-to-end figure (one float run per int8 layer and image) on the first N images.
+        public var endToEndImages: Int
+        public init(jsonPath: String?, images: Int = 20, endToEndImages: Int = ReportOptions.defaultEndToEndImages) {
+            self.jsonPath = jsonPath; self.images = images; self.endToEndImages = endToEndImages
+        }
+        public static let defaultEndToEndImages = 4
     }
 
-    /// --accuracy-guard: annotated images to evaluate on, the allowed mask AP drop and the budget.
+    /// --accuracy-guard: the images to evaluate on (annotated, or nil: labelled by the float
+    /// model's own detections), the allowed mask AP drop and the budget.
     public struct GuardOptions {
-        public var annotations: String
+        public var annotations: String?
         public var imagesDir: String
         public var images: Int
         public var maxDrop: Double
         public var budget: Int
-        public init(annotations: String, imagesDir: String, images: Int = 50, maxDrop: Double = 0.1, budget: Int = 3) {
+        /// Images of the end-to-end ranking (when there is no --report).
+        public var endToEndImages: Int
+        public init(annotations: String?, imagesDir: String, images: Int = 100, maxDrop: Double = 0.1, budget: Int = 3,
+                    endToEndImages: Int = ReportOptions.defaultEndToEndImages) {
             self.annotations = annotations; self.imagesDir = imagesDir; self.images = images
-            self.maxDrop = maxDrop; self.budget = budget
+            self.maxDrop = maxDrop; self.budget = budget; self.endToEndImages = endToEndImages
         }
     }
 
@@ -133,9 +142,13 @@ public enum Calibration {
             guard g.images >= 1 else { throw EdgeError("--guard-images must be at least 1, got \(g.images)") }
         }
         // the guard's images first: a bad annotations file fails before the calibration pass
-        let guardSet = try guardOptions.map { g -> (COCODataset, [GuardImage]) in
-            let gt = try COCODataset.load(path: g.annotations)
+        var guardSet = try guardOptions.flatMap { g -> (COCODataset, [GuardImage])? in
+            guard let a = g.annotations else { return nil }
+            let gt = try COCODataset.load(path: a)
             return (gt, try AccuracyGuard.images(gt: gt, dir: g.imagesDir, limit: g.images))
+        }
+        let guardFiles = try guardOptions.flatMap { g -> [String]? in
+            g.annotations != nil ? nil : Array(try imageFiles(in: g.imagesDir, log: { _ in }).prefix(g.images))
         }
         var files = try imageFiles(in: imagesDir, log: log)
         if let m = maxImages { files = Array(files.prefix(max(m, 0))) }
@@ -199,16 +212,21 @@ public enum Calibration {
             let qm = try MaskRCNN(store: q, config: loaded.config, source: output)
             let imgs = try firstImages(report?.images ?? 20)
             let t0 = monotonicSeconds()
-            let r = try CalibrationReport.measure(float: model, int8: qm, images: imgs)
+            let e2e = report?.endToEndImages ?? guardOptions?.endToEndImages ?? ReportOptions.defaultEndToEndImages
+            let r = try CalibrationReport.measure(float: model, int8: qm, images: imgs, endToEndImages: e2e, progress: log)
             if let ro = report {
                 log(r.table)
                 log("(report: \(COCOEvalResult.fixed(monotonicSeconds() - t0, 1)) s)")
                 if let p = ro.jsonPath { try AtomicFile.write(path: p, contents: r.json.serialized() + "\n") }
             }
-            if let g = guardOptions, let (gt, gimgs) = guardSet {
+            if let g = guardOptions {
                 let t1 = monotonicSeconds()
+                if let files = guardFiles { guardSet = try AccuracyGuard.floatLabels(model, files: files) }
+                let (gt, gimgs) = guardSet!
                 let fs = try AccuracyGuard.evaluate(model, gt: gt, images: gimgs)
-                log("accuracy guard on \(gimgs.count) annotated image\(gimgs.count == 1 ? "" : "s"): float box AP "
+                let plural = gimgs.count == 1 ? "" : "s"
+                log("accuracy guard on \(gimgs.count) " + (guardFiles == nil ? "annotated image\(plural)"
+                        : "image\(plural) labelled by the float model's own detections (score >= 0.5)") + ": float box AP "
                     + "\(COCOEvalResult.fixed(fs.boxAP, 2)), mask AP \(COCOEvalResult.fixed(fs.maskAP, 2)) "
                     + "(\(COCOEvalResult.fixed(monotonicSeconds() - t1, 1)) s); allowed mask AP drop \(g.maxDrop), "
                     + "at most \(g.budget) layer\(g.budget == 1 ? "" : "s") in float")
