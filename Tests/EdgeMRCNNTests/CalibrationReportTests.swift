@@ -78,6 +78,7 @@ final class CalibrationReportTests: XCTestCase {
         XCTAssertEqual(gt.annotations.count, 2)
         let same = try AccuracyGuard.score(fd, images: ims, gt: gt)
         XCTAssertEqual(same.boxAP, 100, accuracy: 1e-9)
+        XCTAssertEqual(same.maskAPLeaveOut.count, 2)   // one fold per image here
         XCTAssertEqual(same.maskAP, 100, accuracy: 1e-9)
         let moved = try AccuracyGuard.score([[det((12, 10, 52, 50), 0.9, 1)], fd[1]], images: ims, gt: gt)
         XCTAssertLessThan(moved.boxAP, 100)
@@ -112,6 +113,13 @@ final class CalibrationReportTests: XCTestCase {
         let out = try AccuracyGuard.search(ranking: ["c"], budget: 3, maxDrop: 0.01, float: float, measure: measure)
         XCTAssertFalse(out.met)
         XCTAssertEqual(out.settled, ["c"])
+
+        // the drop's jackknife standard error: paired leave-one-fold-out drops 0.2, 0.4, 0.6 (mean
+        // 0.4) -> sqrt(2/3 * 0.08); none without the leave-out figures
+        let f3 = AccuracyGuard.Score(boxAP: 0, maskAP: 20, maskAPLeaveOut: [20, 20, 20])
+        let q3 = AccuracyGuard.Score(boxAP: 0, maskAP: 19.6, maskAPLeaveOut: [19.8, 19.6, 19.4])
+        XCTAssertEqual(AccuracyGuard.dropStandardError(float: f3, int8: q3)!, (2.0 / 3 * 0.08).squareRoot(), accuracy: 1e-9)
+        XCTAssertNil(AccuracyGuard.dropStandardError(float: float, int8: q3))
     }
 
     func testBiasCorrectionArithmetic() {

@@ -12,7 +12,25 @@ public struct GuardImage {
 public enum AccuracyGuard {
     public struct Score: Sendable {
         public var boxAP: Double, maskAP: Double
-        public init(boxAP: Double, maskAP: Double) { self.boxAP = boxAP; self.maskAP = maskAP }
+        /// Mask AP with each of `jackknifeFolds` interleaved groups of the images left out in turn
+        /// (empty with fewer than 2 images): the drop's standard error.
+        public var maskAPLeaveOut: [Double] = []
+        public init(boxAP: Double, maskAP: Double, maskAPLeaveOut: [Double] = []) {
+            self.boxAP = boxAP; self.maskAP = maskAP; self.maskAPLeaveOut = maskAPLeaveOut
+        }
+    }
+
+    public static let jackknifeFolds = 10
+
+    /// Jackknife standard error of the mask AP drop float - int8 on the same images (paired): the
+    /// spread of the drop when a tenth of the images is left out. Nil when not measured.
+    public static func dropStandardError(float f: Score, int8 q: Score) -> Double? {
+        let k = f.maskAPLeaveOut.count
+        guard k >= 2, q.maskAPLeaveOut.count == k else { return nil }
+        let d = zip(f.maskAPLeaveOut, q.maskAPLeaveOut).map { $0 - $1 }
+        let mean = d.reduce(0, +) / Double(k)
+        let ss = d.reduce(0) { $0 + ($1 - mean) * ($1 - mean) }
+        return (Double(k - 1) / Double(k) * ss).squareRoot()
     }
 
     public struct Step: Sendable {
@@ -73,7 +91,15 @@ public enum AccuracyGuard {
         let ids = images.map { $0.id }
         let b = try COCOEval.evaluate(gt: gt, results: results, iouType: .bbox, imageIds: ids)
         let m = try COCOEval.evaluate(gt: gt, results: results, iouType: .segm, imageIds: ids)
-        return Score(boxAP: b.stats[0] * 100, maskAP: m.stats[0] * 100)
+        let k = min(jackknifeFolds, ids.count)
+        var leaveOut: [Double] = []
+        if k >= 2 {
+            for f in 0..<k {
+                let kept = ids.enumerated().filter { $0.offset % k != f }.map { $0.element }
+                leaveOut.append(try COCOEval.evaluate(gt: gt, results: results, iouType: .segm, imageIds: kept).stats[0] * 100)
+            }
+        }
+        return Score(boxAP: b.stats[0] * 100, maskAP: m.stats[0] * 100, maskAPLeaveOut: leaveOut)
     }
 
     /// Labels from the float model's own detections (`--accuracy-guard` without annotations): on

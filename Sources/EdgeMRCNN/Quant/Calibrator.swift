@@ -231,6 +231,7 @@ public enum Calibration {
                     + "(\(COCOEvalResult.fixed(monotonicSeconds() - t1, 1)) s); allowed mask AP drop \(g.maxDrop), "
                     + "at most \(g.budget) layer\(g.budget == 1 ? "" : "s") in float")
                 let base = keep
+                var worstSE = 0.0
                 let outcome = try AccuracyGuard.search(
                     ranking: r.worstInt8Layers.filter { base[$0] == nil }, budget: g.budget, maxDrop: g.maxDrop, float: fs,
                     clock: monotonicSeconds,
@@ -242,10 +243,19 @@ public enum Calibration {
                                                           gt: gt, images: gimgs)
                     },
                     progress: { st in
+                        let se = AccuracyGuard.dropStandardError(float: fs, int8: st.score)
+                        if let se { worstSE = max(worstSE, se) }
                         log("  step \(st.floatLayers.count): " + (st.added.map { "+ \($0) in float" } ?? "all int8")
                             + ": box AP \(COCOEvalResult.fixed(st.score.boxAP, 2)), mask AP \(COCOEvalResult.fixed(st.score.maskAP, 2)) "
-                            + "(drop \(COCOEvalResult.fixed(fs.maskAP - st.score.maskAP, 2)); \(COCOEvalResult.fixed(st.seconds, 1)) s)")
+                            + "(drop \(COCOEvalResult.fixed(fs.maskAP - st.score.maskAP, 2))"
+                            + (se.map { " ± \(COCOEvalResult.fixed($0, 2)) standard error" } ?? "")
+                            + "; \(COCOEvalResult.fixed(st.seconds, 1)) s)")
                     })
+                if worstSE > g.maxDrop {
+                    log("note: on \(gimgs.count) image\(plural) the drop's standard error (jackknife, up to \(COCOEvalResult.fixed(worstSE, 2)) mask AP) "
+                        + "exceeds the allowed drop \(g.maxDrop): whether a step meets it is decided by noise as much as by the layers "
+                        + "(more images: --guard-images; or a larger --max-drop)")
+                }
                 guard outcome.met else {
                     let best = outcome.steps.max { $0.score.maskAP < $1.score.maskAP }!
                     throw EdgeError("--accuracy-guard: the budget of \(g.budget) float layer\(g.budget == 1 ? "" : "s") is spent and int8 "
