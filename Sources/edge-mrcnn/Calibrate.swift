@@ -23,16 +23,20 @@ let calibrateCommand = Command(
                             subtract each int8 layer's per-channel mean output shift (int8 alone vs
                             float, on the first --bias-images calibration images) from its bias
       --bias-images N       images the bias correction is measured on (default 6)
-      --report [FILE]       per-layer error report: each weight layer's int8 output vs float (SQNR dB,
-                            cosine) alone and with the int8 layers upstream, ranges, clipping, MACs,
-                            worst first, as a table on stderr (and JSON to FILE); plus the float-vs-int8
-                            detection agreement
+      --report [FILE]       per-layer error report, worst first: each int8 layer's end-to-end cost (the
+                            detections' disagreement with float when only it is int8), its int8 output
+                            vs float (SQNR dB, cosine) alone and with the int8 layers upstream, ranges,
+                            clipping, MACs, as a table on stderr (and JSON to FILE); plus the
+                            float-vs-int8 detection agreement
       --report-images N     measure the report on the first N calibration images (default 20)
+      --end-to-end-images N the end-to-end cost on the first N of them (default \(Calibration.ReportOptions.defaultEndToEndImages); one float run per
+                            layer and image; 0: none, ranked by SQNR alone)
       --accuracy-guard      quantise everything, then return the report's worst layers to float one
-                            at a time until the mask AP drop is within --max-drop
-      --annotations FILE    COCO annotations of the guard's images (required by --accuracy-guard)
-      --guard-images-dir D  folder of those images (default: the --images folder)
-      --guard-images N      evaluate on the first N annotated images (default 50)
+                            at a time until the mask AP drop against float is within --max-drop
+      --annotations FILE    COCO annotations of the guard's images; without it the guard measures
+                            against the float model's own detections (score >= 0.5) as labels
+      --guard-images-dir D  folder of the guard's images (default: the --images folder)
+      --guard-images N      evaluate on the first N (annotated) images (default 100)
       --max-drop X          allowed mask AP drop, AP x100 (default 0.1)
       --max-float-layers N  at most N layers returned to float (default 3)
     """,
@@ -42,7 +46,8 @@ let calibrateCommand = Command(
     """,
     spec: ArgSpec(values: ["model", "images", "output", "method", "percentile", "max-images", "min-size",
                            "max-size", "classes", "keep-float", "report-images", "annotations", "guard-images-dir",
-                           "guard-images", "max-drop", "max-float-layers", "bias-correction", "bias-images"],
+                           "guard-images", "max-drop", "max-float-layers", "bias-correction", "bias-images",
+                           "end-to-end-images"],
                   bools: ["accuracy-guard"], optionalValues: ["report"], aliases: ["o": "output"]),
     run: runCalibrate)
 
@@ -117,17 +122,23 @@ func keepFloat(_ a: ParsedArgs) throws -> [String: String] {
 func reportAndGuard(_ a: ParsedArgs, images: String) throws -> (Calibration.ReportOptions?, Calibration.GuardOptions?) {
     var report: Calibration.ReportOptions? = nil
     let n = try a.int("report-images", in: 1...Int(Int32.max))
+    let e2e = try a.int("end-to-end-images", in: 0...Int(Int32.max))
     if a.has("report") {
         let f = a.string("report")
-        report = Calibration.ReportOptions(jsonPath: f?.isEmpty == false ? f : nil, images: n ?? 20)
+        report = Calibration.ReportOptions(jsonPath: f?.isEmpty == false ? f : nil, images: n ?? 20,
+                                           endToEndImages: e2e ?? Calibration.ReportOptions.defaultEndToEndImages)
+    } else if e2e != nil && !a.has("accuracy-guard") {
+        throw UsageError("--end-to-end-images applies to --report and --accuracy-guard only")
     }
     let guardFlags = ["annotations", "guard-images-dir", "guard-images", "max-drop", "max-float-layers"]
     guard a.has("accuracy-guard") else {
         if let f = guardFlags.first(where: { a.has($0) }) { throw UsageError("--\(f) applies to --accuracy-guard only") }
         return (report, nil)
     }
-    guard let ann = a.string("annotations"), !ann.isEmpty else {
-        throw UsageError("--accuracy-guard needs --annotations COCO.json (annotated images to measure mask AP on)")
+    var ann: String? = nil
+    if a.has("annotations") {
+        guard let s = a.string("annotations"), !s.isEmpty else { throw UsageError("--annotations needs a COCO.json file") }
+        ann = s
     }
     let budget = try a.int("max-float-layers", in: 0...Int(Int32.max)) ?? 3
     if budget < 1 { throw UsageError("--max-float-layers must be at least 1 for --accuracy-guard (0 leaves nothing to return to float)") }
@@ -137,7 +148,7 @@ func reportAndGuard(_ a: ParsedArgs, images: String) throws -> (Calibration.Repo
         drop = v
     }
     let g = Calibration.GuardOptions(annotations: ann, imagesDir: a.string("guard-images-dir") ?? images,
-                                     images: try a.int("guard-images", in: 1...Int(Int32.max)) ?? 50,
-                                     maxDrop: drop, budget: budget)
+                                     images: try a.int("guard-images", in: 1...Int(Int32.max)) ?? 100,
+                                     maxDrop: drop, budget: budget, endToEndImages: e2e ?? Calibration.ReportOptions.defaultEndToEndImages)
     return (report, g)
 }

@@ -47,6 +47,44 @@ final class CalibrationReportTests: XCTestCase {
         XCTAssertEqual(a.meanBoxIoU, 90.0 / 110.0, accuracy: 1e-6)
         XCTAssertEqual(a.meanAbsScoreDiff, 0.05, accuracy: 1e-6)
         XCTAssertEqual(a.meanMaskIoU, 0)   // no masks
+
+        // end-to-end disagreement: float detections >= 0.5 matched to candidates of any score
+        var e = OutputDisagreement()
+        XCTAssertNil(e.value)
+        e.add(float: f, candidate: f)
+        XCTAssertEqual(e.value, 0)   // identical
+        // the first matched (no masks: mask IoU counts 1) with score -0.05, the second unmatched
+        // (class changed: 1), the class-changed candidate >= 0.5 has no float detection: 1
+        e.add(float: f, candidate: q)
+        XCTAssertEqual(e.floatDetections, 4)
+        XCTAssertEqual(e.penalty, 0.05 + 1 + 1, accuracy: 1e-6)
+        XCTAssertEqual(e.value!, 2.05 / 4, accuracy: 1e-6)
+        // a candidate rising above 0.5 where float scored 0.3: costs its score difference
+        var r = OutputDisagreement()
+        r.add(float: [f[2]], candidate: [det((50, 50, 60, 60), 0.6, 1)])
+        XCTAssertEqual(r.penalty, 0.3, accuracy: 1e-6)
+    }
+
+    func testGuardFloatLabels() throws {
+        // --accuracy-guard without annotations: the float detections >= 0.5 are the labels; float
+        // scores 100 against itself, a shifted box less, nothing >= 0.5 is an error
+        func det(_ b: (Float, Float, Float, Float), _ s: Float, _ l: Int) -> Detection {
+            Detection(box: b, score: s, label: l, mask: nil)
+        }
+        let config = ModelConfig(numClasses: 4)
+        let ims = [COCOImage(id: 1, fileName: "a.jpg", height: 100, width: 100), COCOImage(id: 2, fileName: "b.jpg", height: 100, width: 100)]
+        let fd = [[det((10, 10, 50, 50), 0.9, 1), det((60, 60, 90, 90), 0.3, 2)], [det((5, 5, 40, 30), 0.7, 3)]]
+        let gt = try AccuracyGuard.labels(from: fd, images: ims, config: config)
+        XCTAssertEqual(gt.annotations.count, 2)
+        let same = try AccuracyGuard.score(fd, images: ims, gt: gt)
+        XCTAssertEqual(same.boxAP, 100, accuracy: 1e-9)
+        XCTAssertEqual(same.maskAPLeaveOut.count, 2)   // one fold per image here
+        XCTAssertEqual(same.maskAP, 100, accuracy: 1e-9)
+        let moved = try AccuracyGuard.score([[det((12, 10, 52, 50), 0.9, 1)], fd[1]], images: ims, gt: gt)
+        XCTAssertLessThan(moved.boxAP, 100)
+        XCTAssertThrowsError(try AccuracyGuard.labels(from: [[fd[0][1]], []], images: ims, config: config)) {
+            XCTAssertTrue(($0 as? EdgeError)?.message.contains("detects nothing scoring >= 0.5") == true, "\($0)")
+        }
     }
 
     func testGuardStepping() throws {
@@ -75,6 +113,13 @@ final class CalibrationReportTests: XCTestCase {
         let out = try AccuracyGuard.search(ranking: ["c"], budget: 3, maxDrop: 0.01, float: float, measure: measure)
         XCTAssertFalse(out.met)
         XCTAssertEqual(out.settled, ["c"])
+
+        // the drop's jackknife standard error: paired leave-one-fold-out drops 0.2, 0.4, 0.6 (mean
+        // 0.4) -> sqrt(2/3 * 0.08); none without the leave-out figures
+        let f3 = AccuracyGuard.Score(boxAP: 0, maskAP: 20, maskAPLeaveOut: [20, 20, 20])
+        let q3 = AccuracyGuard.Score(boxAP: 0, maskAP: 19.6, maskAPLeaveOut: [19.8, 19.6, 19.4])
+        XCTAssertEqual(AccuracyGuard.dropStandardError(float: f3, int8: q3)!, (2.0 / 3 * 0.08).squareRoot(), accuracy: 1e-9)
+        XCTAssertNil(AccuracyGuard.dropStandardError(float: float, int8: q3))
     }
 
     func testBiasCorrectionArithmetic() {
@@ -114,6 +159,16 @@ final class CalibrationReportTests: XCTestCase {
         XCTAssertEqual(rep.worstInt8Layers, ["backbone.body.layer1.0.conv1", "backbone.body.layer1.0.conv3", "backbone.body.conv1"])
         XCTAssertTrue(rep.table.contains("backbone.body.layer1.0.conv1"))
         XCTAssertTrue(rep.json.serialized().contains("\"rank\":1"))
+
+        // measured end to end, the layers rank by their cost at the outputs (largest first),
+        // ahead of those without the figure, whatever their SQNR alone
+        var layers = rep.layers
+        func cost(_ i: Int, _ penalty: Double) { layers[i].endToEnd.penalty = penalty; layers[i].endToEnd.floatDetections = 10; layers[i].endToEnd.images = 2 }
+        cost(0, 5)   // conv1: the best SQNR alone, the largest cost
+        cost(3, 1)
+        let e2e = CalibrationReport(layers: layers, agreement: DetectionAgreement(), images: [], inputSize: (0, 0))
+        XCTAssertEqual(e2e.worstInt8Layers, ["backbone.body.conv1", "backbone.body.layer1.0.conv3", "backbone.body.layer1.0.conv1"])
+        XCTAssertTrue(e2e.json.serialized().contains("\"end_to_end\":{\"disagreement\":0.5"), e2e.json.serialized())
     }
 
     // ---------------------------------------------------------------- CLI errors
@@ -147,7 +202,8 @@ final class CalibrationReportTests: XCTestCase {
         let base = ["calibrate", "--model", tmp + "/none.safetensors", "--images", tmp, "-o", tmp + "/o.safetensors"]
         let cases: [([String], String)] = [
             (["--keep-float", "backbone.body.conv9"], "backbone.body.conv9"),
-            (["--accuracy-guard"], "--accuracy-guard needs --annotations"),
+            (["--end-to-end-images", "2"], "--end-to-end-images applies to --report and --accuracy-guard only"),
+            (["--accuracy-guard", "--annotations", ""], "--annotations needs a COCO.json file"),
             (["--accuracy-guard", "--annotations", empty, "--max-float-layers", "0"], "--max-float-layers must be at least 1"),
             (["--accuracy-guard", "--annotations", empty, "--max-drop", "x"], "--max-drop must be a number"),
             (["--max-drop", "0.1"], "--max-drop applies to --accuracy-guard only"),

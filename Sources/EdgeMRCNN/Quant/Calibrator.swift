@@ -100,19 +100,28 @@ public enum Calibration {
     public struct ReportOptions {
         public var jsonPath: String?
         public var images: Int
-        public init(jsonPath: String?, images: Int = 20) { self.jsonPath = jsonPath; self.images = images }
+        /// The end-to-end figure (one float run per int8 layer and image) on the first N images.
+        public var endToEndImages: Int
+        public init(jsonPath: String?, images: Int = 20, endToEndImages: Int = ReportOptions.defaultEndToEndImages) {
+            self.jsonPath = jsonPath; self.images = images; self.endToEndImages = endToEndImages
+        }
+        public static let defaultEndToEndImages = 4
     }
 
-    /// --accuracy-guard: annotated images to evaluate on, the allowed mask AP drop and the budget.
+    /// --accuracy-guard: the images to evaluate on (annotated, or nil: labelled by the float
+    /// model's own detections), the allowed mask AP drop and the budget.
     public struct GuardOptions {
-        public var annotations: String
+        public var annotations: String?
         public var imagesDir: String
         public var images: Int
         public var maxDrop: Double
         public var budget: Int
-        public init(annotations: String, imagesDir: String, images: Int = 50, maxDrop: Double = 0.1, budget: Int = 3) {
+        /// Images of the end-to-end ranking (when there is no --report).
+        public var endToEndImages: Int
+        public init(annotations: String?, imagesDir: String, images: Int = 100, maxDrop: Double = 0.1, budget: Int = 3,
+                    endToEndImages: Int = ReportOptions.defaultEndToEndImages) {
             self.annotations = annotations; self.imagesDir = imagesDir; self.images = images
-            self.maxDrop = maxDrop; self.budget = budget
+            self.maxDrop = maxDrop; self.budget = budget; self.endToEndImages = endToEndImages
         }
     }
 
@@ -137,9 +146,13 @@ public enum Calibration {
             guard g.images >= 1 else { throw EdgeError("--guard-images must be at least 1, got \(g.images)") }
         }
         // the guard's images first: a bad annotations file fails before the calibration pass
-        let guardSet = try guardOptions.map { g -> (COCODataset, [GuardImage]) in
-            let gt = try COCODataset.load(path: g.annotations)
+        var guardSet = try guardOptions.flatMap { g -> (COCODataset, [GuardImage])? in
+            guard let a = g.annotations else { return nil }
+            let gt = try COCODataset.load(path: a)
             return (gt, try AccuracyGuard.images(gt: gt, dir: g.imagesDir, limit: g.images))
+        }
+        let guardFiles = try guardOptions.flatMap { g -> [String]? in
+            g.annotations != nil ? nil : Array(try imageFiles(in: g.imagesDir, log: { _ in }).prefix(g.images))
         }
         var files = try imageFiles(in: imagesDir, log: log)
         if let m = maxImages { files = Array(files.prefix(max(m, 0))) }
@@ -207,20 +220,26 @@ public enum Calibration {
             let qm = try MaskRCNN(store: q, config: loaded.config, source: output)
             let imgs = try firstImages(report?.images ?? 20)
             let t0 = monotonicSeconds()
-            let r = try CalibrationReport.measure(float: model, int8: qm, images: imgs)
+            let e2e = report?.endToEndImages ?? guardOptions?.endToEndImages ?? ReportOptions.defaultEndToEndImages
+            let r = try CalibrationReport.measure(float: model, int8: qm, images: imgs, endToEndImages: e2e, progress: log)
             if let ro = report {
                 log(r.table)
                 log("(report: \(COCOEvalResult.fixed(monotonicSeconds() - t0, 1)) s)")
                 if let p = ro.jsonPath { try AtomicFile.write(path: p, contents: r.json.serialized() + "\n") }
             }
-            if let g = guardOptions, let (gt, gimgs) = guardSet {
+            if let g = guardOptions {
                 let t1 = monotonicSeconds()
+                if let files = guardFiles { guardSet = try AccuracyGuard.floatLabels(model, files: files) }
+                let (gt, gimgs) = guardSet!
                 let fs = try AccuracyGuard.evaluate(model, gt: gt, images: gimgs)
-                log("accuracy guard on \(gimgs.count) annotated image\(gimgs.count == 1 ? "" : "s"): float box AP "
+                let plural = gimgs.count == 1 ? "" : "s"
+                log("accuracy guard on \(gimgs.count) " + (guardFiles == nil ? "annotated image\(plural)"
+                        : "image\(plural) labelled by the float model's own detections (score >= 0.5)") + ": float box AP "
                     + "\(COCOEvalResult.fixed(fs.boxAP, 2)), mask AP \(COCOEvalResult.fixed(fs.maskAP, 2)) "
                     + "(\(COCOEvalResult.fixed(monotonicSeconds() - t1, 1)) s); allowed mask AP drop \(g.maxDrop), "
                     + "at most \(g.budget) layer\(g.budget == 1 ? "" : "s") in float")
                 let base = keep
+                var worstSE = 0.0
                 let outcome = try AccuracyGuard.search(
                     ranking: r.worstInt8Layers.filter { base[$0] == nil }, budget: g.budget, maxDrop: g.maxDrop, float: fs,
                     clock: monotonicSeconds,
@@ -232,10 +251,19 @@ public enum Calibration {
                                                           gt: gt, images: gimgs)
                     },
                     progress: { st in
+                        let se = AccuracyGuard.dropStandardError(float: fs, int8: st.score)
+                        if let se { worstSE = max(worstSE, se) }
                         log("  step \(st.floatLayers.count): " + (st.added.map { "+ \($0) in float" } ?? "all int8")
                             + ": box AP \(COCOEvalResult.fixed(st.score.boxAP, 2)), mask AP \(COCOEvalResult.fixed(st.score.maskAP, 2)) "
-                            + "(drop \(COCOEvalResult.fixed(fs.maskAP - st.score.maskAP, 2)); \(COCOEvalResult.fixed(st.seconds, 1)) s)")
+                            + "(drop \(COCOEvalResult.fixed(fs.maskAP - st.score.maskAP, 2))"
+                            + (se.map { " ± \(COCOEvalResult.fixed($0, 2)) standard error" } ?? "")
+                            + "; \(COCOEvalResult.fixed(st.seconds, 1)) s)")
                     })
+                if worstSE > g.maxDrop {
+                    log("note: on \(gimgs.count) image\(plural) the drop's standard error (jackknife, up to \(COCOEvalResult.fixed(worstSE, 2)) mask AP) "
+                        + "exceeds the allowed drop \(g.maxDrop): whether a step meets it is decided by noise as much as by the layers "
+                        + "(more images: --guard-images; or a larger --max-drop)")
+                }
                 guard outcome.met else {
                     let best = outcome.steps.max { $0.score.maskAP < $1.score.maskAP }!
                     throw EdgeError("--accuracy-guard: the budget of \(g.budget) float layer\(g.budget == 1 ? "" : "s") is spent and int8 "

@@ -69,6 +69,9 @@ public struct LayerReport: Sendable {
     public var macs: Int
     public var upstream = ErrorStats()
     public var alone = ErrorStats()
+    /// The detections of the float network with only this layer int8 against the float
+    /// network's (what this layer costs at the outputs).
+    public var endToEnd = OutputDisagreement()
     /// The float output's range over the images, and the range the output's uint8 parameters can
     /// represent (nil: the layer writes float).
     public var outMin = Float.infinity, outMax = -Float.infinity
@@ -211,25 +214,89 @@ final class FloatPassObserver: LayerObserver {
             // the int8 layer alone on this layer's float input
             inside = true
             defer { inside = false }
-            let s = Scratch()
-            let xin = s.act(input.channels, input.height, input.width, q: q.inputParams)
-            input.convert(into: xin)
-            let rq = layer.def.residual.flatMap { int8.activationParams($0) }
-            let res = residual.map { r -> Act in
-                let a = s.act(r.channels, r.height, r.width, q: rq)
-                r.convert(into: a)
-                return a
-            }
-            let sh = q.outputShape(xin)
-            let out = s.act(sh.c, sh.h, sh.w, q: q.outputParams)
-            let ws = Workspace(arena: Arena())
-            if (try? q.run(xin, into: out, ws, residual: res)) != nil, out.count == y.count {
-                let f = s.floats(out)
+            if let f = int8AloneOutput(layer, int8: int8, input: input, residual: residual, count: y.count) {
                 f.withUnsafeBufferPointer { r.alone.add(reference: y.f32, $0.baseAddress!, y.count) }
                 r.addShift(f, y.f32, channels: layer.def.cout, linear: layer.def.op == .linear)
             }
         }
         layers[name] = r
+    }
+}
+
+/// The int8 model's layer `layer.def.name` run alone on a float layer's input (quantised with the
+/// int8 layer's input parameters, the residual with its output parameters), its output
+/// dequantised: what the executor computes for a lone int8 layer between float layers. Nil when
+/// the int8 layer is float or rejects the arguments.
+func int8AloneOutput(_ layer: Layer, int8: MaskRCNN, input: Act, residual: Act?, count: Int) -> [Float]? {
+    let q = int8.boundLayer(layer.def.name)
+    guard q.isInt8 else { return nil }
+    let s = Scratch()
+    let xin = s.act(input.channels, input.height, input.width, q: q.inputParams)
+    input.convert(into: xin)
+    let rq = layer.def.residual.flatMap { int8.activationParams($0) }
+    let res = residual.map { r -> Act in
+        let a = s.act(r.channels, r.height, r.width, q: rq)
+        r.convert(into: a)
+        return a
+    }
+    let sh = q.outputShape(xin)
+    let out = s.act(sh.c, sh.h, sh.w, q: q.outputParams)
+    let ws = Workspace(arena: Arena())
+    guard (try? q.run(xin, into: out, ws, residual: res)) != nil, out.count == count else { return nil }
+    return s.floats(out)
+}
+
+/// A float run with one layer's output replaced by its int8 model's output alone: the network
+/// with only that layer in int8, every other layer float ("end to end" in the report).
+final class OneLayerInt8Observer: LayerObserver {
+    let int8: MaskRCNN
+    let target: String
+    private var inside = false
+    init(int8: MaskRCNN, target: String) { self.int8 = int8; self.target = target }
+
+    func layerRan(_ layer: Layer, input: Act, residual: Act?, output: Act) {
+        guard !inside, layer.def.name == target, output.q == nil else { return }
+        inside = true
+        defer { inside = false }
+        if let f = int8AloneOutput(layer, int8: int8, input: input, residual: residual, count: output.count) {
+            f.withUnsafeBufferPointer { output.f32.update(from: $0.baseAddress!, count: output.count) }
+        }
+    }
+}
+
+/// End-to-end disagreement of detections with the float model's: each float detection scoring
+/// >= 0.5 is matched (per class, greedily by score, box IoU >= 0.5) to a candidate detection of
+/// any score and costs 1 - mask IoU + |score difference| (1 when unmatched); each unmatched
+/// candidate scoring >= 0.5 costs 1. `penalty / floatDetections` is the figure (0: identical).
+public struct OutputDisagreement: Sendable {
+    public var penalty = 0.0
+    public var floatDetections = 0
+    public var images = 0
+    public init() {}
+
+    public var value: Double? { images == 0 ? nil : penalty / Double(max(floatDetections, 1)) }
+
+    public mutating func add(float f: [Detection], candidate q: [Detection]) {
+        images += 1
+        var used = [Bool](repeating: false, count: q.count)
+        for d in f where d.score >= 0.5 {
+            floatDetections += 1
+            var best = -1, bestIoU = 0.5
+            for (j, e) in q.enumerated() where !used[j] && e.label == d.label {
+                let v = DetectionAgreement.boxIoU(d.box, e.box)
+                if v >= bestIoU { best = j; bestIoU = v }
+            }
+            if best < 0 { penalty += 1; continue }
+            used[best] = true
+            let m = (d.mask == nil && q[best].mask == nil) ? 1 : DetectionAgreement.maskIoU(d.mask, q[best].mask)
+            penalty += (1 - m) + Double(abs(d.score - q[best].score))
+        }
+        for (j, e) in q.enumerated() where !used[j] && e.score >= 0.5 {
+            // a candidate above 0.5 no float detection above 0.5 took: its score difference to the
+            // best float detection of its class below 0.5 at box IoU >= 0.5, or 1 when none
+            let below = f.filter { $0.score < 0.5 && $0.label == e.label && DetectionAgreement.boxIoU($0.box, e.box) >= 0.5 }
+            penalty += below.map { Double(e.score - $0.score) }.min() ?? 1
+        }
     }
 }
 
@@ -262,14 +329,16 @@ public struct CalibrationReport: Sendable {
     public var images: [String]
     public var inputSize: (h: Int, w: Int)
 
-    /// Weight layers worst first: int8 layers by their "alone" SQNR (lowest first; ties and
-    /// unmeasured ones by upstream SQNR, then network order), float layers last.
+    /// Weight layers worst first: int8 layers by their end-to-end disagreement (largest first),
+    /// then those without one by their "alone" SQNR (lowest first; ties and unmeasured ones by
+    /// upstream SQNR, then network order), float layers last.
     public var ranking: [LayerReport] {
         // `layers` is in network order (measure builds it so)
         let order = Dictionary(layers.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
-        func key(_ r: LayerReport) -> (Int, Double, Double, Int) {
+        func key(_ r: LayerReport) -> (Int, Int, Double, Double, Double, Int) {
             let a = r.alone.sqnrDB ?? .infinity, u = r.upstream.sqnrDB ?? .infinity
-            return (r.precision == "int8" ? 0 : 1, a, u, order[r.name] ?? 0)
+            let e = r.endToEnd.value
+            return (r.precision == "int8" ? 0 : 1, e == nil ? 1 : 0, -(e ?? 0), a, u, order[r.name] ?? 0)
         }
         return layers.sorted { key($0) < key($1) }
     }
@@ -287,8 +356,11 @@ public struct CalibrationReport: Sendable {
     /// Names of the int8 layers worst first (what --accuracy-guard returns to float).
     public var worstInt8Layers: [String] { ranking.filter { $0.precision == "int8" && $0.alone.count > 0 }.map { $0.name } }
 
-    /// Runs the float model and the int8 model on `images` (name, image) and measures.
-    public static func measure(float: MaskRCNN, int8: MaskRCNN, images: [(String, RGBImage)]) throws -> CalibrationReport {
+    /// Runs the float model and the int8 model on `images` (name, image) and measures;
+    /// `endToEndImages`: on the first that many images, also each int8 layer's end-to-end
+    /// disagreement (one float run per layer and image).
+    public static func measure(float: MaskRCNN, int8: MaskRCNN, images: [(String, RGBImage)],
+                               endToEndImages: Int = 0, progress: (String) -> Void = { _ in }) throws -> CalibrationReport {
         let net = float.network
         var layers: [String: LayerReport] = [:]
         var h = 0, w = 0
@@ -305,6 +377,7 @@ public struct CalibrationReport: Sendable {
         }
         let compared = Set(net.weightLayers.filter { $0.stage == .backbone || $0.stage == .fpn || $0.stage == .rpn }.map { $0.name })
         var agreement = DetectionAgreement()
+        var floatDetections: [[Detection]] = []
         for (_, image) in images {
             let fo = FloatPassObserver(int8: int8, layers: layers, compared: compared)
             float.layerObserver = fo
@@ -317,6 +390,23 @@ public struct CalibrationReport: Sendable {
             int8.layerObserver = nil
             layers = qo.layers
             agreement.add(float: fd, int8: qd)
+            floatDetections.append(fd)
+        }
+        let n = min(endToEndImages, images.count)
+        if n > 0 {
+            let targets = net.weightLayers.filter { layers[$0.name]!.precision == "int8" && layers[$0.name]!.alone.count > 0 }
+            defer { float.layerObserver = nil }
+            for (k, l) in targets.enumerated() {
+                var e = OutputDisagreement()
+                for i in 0..<n {
+                    float.layerObserver = OneLayerInt8Observer(int8: int8, target: l.name)
+                    let d = try float.detect(images[i].1, scoreThresh: 0.05)
+                    float.layerObserver = nil
+                    e.add(float: floatDetections[i], candidate: d)
+                }
+                layers[l.name]!.endToEnd = e
+                if (k + 1) % 10 == 0 || k + 1 == targets.count { progress("end to end: \(k + 1)/\(targets.count) layers") }
+            }
         }
         return CalibrationReport(layers: net.weightLayers.map { layers[$0.name]! }, agreement: agreement,
                                  images: images.map { $0.0 }, inputSize: (h, w))
@@ -337,10 +427,11 @@ public struct CalibrationReport: Sendable {
     /// The table (stderr): worst first.
     public var table: String {
         let num = CalibrationReport.num, pad = CalibrationReport.pad
-        var head = pad("#", 3, false) + " " + pad("layer", 44, true) + pad("MMAC", 8, false)
+        var head = pad("#", 3, false) + " " + pad("layer", 44, true) + pad("MMAC", 8, false) + pad("e2e", 8, false)
         head += pad("alone dB", 9, false) + pad("cos", 8, false) + pad("upstr dB", 9, false) + pad("cos", 8, false)
         head += pad("float range", 20, false) + pad("uint8 range", 20, false) + pad("clip %", 8, false)
         var out = ["calibration report: \(images.count) image\(images.count == 1 ? "" : "s"), MACs at \(inputSize.w)x\(inputSize.h) (RoI heads: 1000 proposals, 100 detections); "
+                   + "e2e = disagreement of the detections with float when only this layer is int8 (worst first), "
                    + "SQNR dB / cosine of the int8 output vs float, alone = only this layer int8, upstream = the int8 model",
                    head]
         for (i, r) in ranking.enumerated() {
@@ -348,6 +439,7 @@ public struct CalibrationReport: Sendable {
             var qr = r.precision == "int8" ? "float out" : "float layer"
             if let q = r.qRange { qr = num(Double(q.lo), 2) + ".." + num(Double(q.hi), 2) }
             var line = pad("\(i + 1)", 3, false) + " " + pad(r.name, 44, true) + pad(num(Double(r.macs) / 1e6, 1), 8, false)
+            line += pad(num(r.endToEnd.value, 4), 8, false)
             line += pad(num(r.alone.sqnrDB, 1), 9, false) + pad(num(r.alone.cosine, 4), 8, false)
             line += pad(num(r.upstream.sqnrDB, 1), 9, false) + pad(num(r.upstream.cosine, 4), 8, false)
             line += pad(fr, 20, false) + pad(qr, 20, false) + pad(num(r.clipFraction * 100, 3), 8, false)
@@ -374,6 +466,9 @@ public struct CalibrationReport: Sendable {
         let ls: [JSON] = ranking.enumerated().map { i, r in
             .object([("rank", .int(i + 1)), ("layer", .string(r.name)), ("stage", .string(r.stage)),
                      ("precision", .string(r.precision)), ("macs", .int(r.macs)),
+                     ("end_to_end", .object([("disagreement", CalibrationReport.jnum(r.endToEnd.value)),
+                                             ("float_detections", .int(r.endToEnd.floatDetections)),
+                                             ("images", .int(r.endToEnd.images))])),
                      ("alone", stats(r.alone)), ("upstream", stats(r.upstream)),
                      ("float_min", r.outMin <= r.outMax ? .double(Double(r.outMin)) : .null),
                      ("float_max", r.outMin <= r.outMax ? .double(Double(r.outMax)) : .null),
