@@ -89,6 +89,9 @@ typedef struct {
     int32_t z_res;
     float res_mult;
     int dH, dW; // QOUT_DECONV: input plane
+    // The whole layer's prepared weights (ISAs with a preparation, see layer_prep): block mb,
+    // k from k0 at wprep + (mb * Kpad + k0) * prep_bytes_per_k. NULL: prepared per chunk.
+    const uint8_t *wprep;
 } qjob;
 
 // Short copies and fills of the im2col gather: whole 16-byte moves (inlined, no library call
@@ -525,11 +528,23 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
     // K is split in slices of KC so that one panel slice (KC x NR bytes) stays in L1 while every
     // weight block of the channel group MG passes over it; the int32 tiles of the chunk x group
     // accumulate across the slices (exact), then are requantised once.
+#if defined(__aarch64__)
+    // aarch64: K slices as long as the panel slice stays in L1 (up to 2304 k: the 3x3 convolutions
+    // of 256 channels in one slice, 18 KB of an 8-pixel panel), balanced (4608 = 2 x 2304), and
+    // the channel group MG such that its weights of one slice are ~128 KB. Fewer micro-kernel
+    // calls, each with a longer loop (the call's fixed cost is ~30 instructions).
+    const int nslices = (Kpad + 2303) / 2304;
+    const int KC = ((Kpad + nslices - 1) / nslices + 7) / 8 * 8;
+    int MG = (int)((128 * 1024) / ((size_t)8 * KC));
+    if (MG < 4) MG = 4;
+    if (MG > 32) MG = 32;
+#else
     const int KC = 512, MG = 32;
+#endif
     int kcmax = Kpad < KC ? Kpad : KC;
     size_t pbytes = (size_t)Kpad * NR, tile = (size_t)8 * NR;
     qbufs *b = thread_qbufs(pbytes * cb + tile * 4 * MG * cb, pbytes * cb + 64,
-                            P->prep ? P->prep_bytes_per_k * kcmax * MG : 1);
+                            P->prep && !j->wprep ? P->prep_bytes_per_k * kcmax * MG : 1);
     if (!b) return -1;
     int32_t *accs = (int32_t *)(b->panel + pbytes * cb); // [MG][cb] tiles of 8 x NR
     for (int c0 = pb_lo; c0 < pb_hi; c0 += cb) {
@@ -558,7 +573,7 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
             for (int k0 = 0; k0 < Kp; k0 += KC) {
                 int kc = Kp - k0 < KC ? Kp - k0 : KC, load = k0 > 0;
                 int kcu = (kc + ks - 1) / ks * ks; // what the micro-kernel runs (padding is zero)
-                if (P->prep)
+                if (P->prep && !j->wprep)
                     for (int g = 0; g < gn; g++)
                         P->prep(kc, j->q.w + ((size_t)(g0 + g) * Kp + k0) * 8,
                                 b->prep + (size_t)g * P->prep_bytes_per_k * kcu);
@@ -568,7 +583,10 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
                         int mb = g0 + g;
                         const uint8_t *wp;
                         int cstride;
-                        if (P->prep) {
+                        if (j->wprep) {
+                            wp = j->wprep + ((size_t)mb * Kpad + k0) * P->prep_bytes_per_k;
+                            cstride = P->prep_cstride;
+                        } else if (P->prep) {
                             wp = b->prep + (size_t)g * P->prep_bytes_per_k * kcu;
                             cstride = P->prep_cstride;
                         } else {
@@ -637,14 +655,31 @@ static int pad_planes(qjob *j) {
     return 1;
 }
 
+// The weights of ISAs with a preparation (neon: s8 pairs duplicated for smull; neoi8mm: 8 k per
+// channel; sse41: s16), prepared once per layer call for all pixel chunks and threads, instead of
+// once per pixel chunk (which repeated it ~N / 128 times: FC6 25 times). The buffer belongs to
+// the calling thread and only grows (the largest layer: FC6, 1024 x 12544, 12.8 MB for neoi8mm,
+// 25.7 MB for neon); layers needing more than 32 MiB keep the per-chunk preparation.
+static __thread uint8_t *prepbuf;
+static __thread size_t prepcap;
+
+static void layer_prep(qjob *j, const em_qgemm_params *P) {
+    const int Kp = j->q.Kp, Kpad = (Kp + P->kstep - 1) / P->kstep * P->kstep, nmb = j->q.Mp / 8;
+    const size_t per_block = P->prep_bytes_per_k * (size_t)Kpad;
+    const size_t bytes = per_block * (size_t)nmb;
+    if (bytes > ((size_t)32 << 20) || grow(&prepbuf, &prepcap, bytes) != 0) return;
+    for (int mb = 0; mb < nmb; mb++)
+        P->prep(Kp, j->q.w + (size_t)mb * Kp * 8, prepbuf + (size_t)mb * per_block);
+    j->wprep = prepbuf;
+}
+
 static int qgemm_run(const qjob *j0) {
     const em_qgemm_params *P = em_qgemm_params_current();
-    qjob jp;
-    const qjob *j = j0;
-    if (j0->src_kind == QSRC_CONV && j0->pad > 0 && j0->W <= 32) {
-        jp = *j0;
-        if (pad_planes(&jp)) j = &jp;
-    }
+    qjob jp = *j0;
+    const qjob *j = &jp;
+    if (j0->src_kind == QSRC_CONV && j0->pad > 0 && j0->W <= 32) pad_planes(&jp);
+    jp.wprep = NULL;
+    if (P->prep) layer_prep(&jp, P);
     int nth = em_num_threads();
     int npb = (j->N + P->nr - 1) / P->nr, nmb = j->q.Mp / 8;
     qrun_ctx x = {j, P, 1, 1, npb, 0};
