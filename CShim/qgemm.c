@@ -92,6 +92,8 @@ typedef struct {
     // The whole layer's prepared weights (ISAs with a preparation, see layer_prep): block mb,
     // k from k0 at wprep + (mb * Kpad + k0) * prep_bytes_per_k. NULL: prepared per chunk.
     const uint8_t *wprep;
+    // term[m] + (xor_term ? 128 * rowsum[m] : 0) for m < Mp, made once per layer call (qgemm_run)
+    const int32_t *terms;
 } qjob;
 
 // Short copies and fills of the im2col gather: whole 16-byte moves (inlined, no library call
@@ -358,7 +360,11 @@ static void zip4(const uint8_t *const *r, int NR, uint8_t xr, uint8_t *d) {
 
 static int direct_panel(const qjob *j, int n0, int NR, int fmt, uint8_t *dst) {
     const int K = j->q.K, Kp = j->q.Kp;
-    if (j->src_kind == QSRC_CONV && j->stride == 1 && (fmt == EM_QP_K4 || fmt == EM_QP_K4X)) {
+    // (Not for panels narrower than 16 pixels, the aarch64 ones: there the per-k-row setup of 4
+    // row pointers costs more than the zip of 8 bytes, and the chunk-wide gather of long row
+    // segments then format_panel is cheaper: under qemu on cortex-a76 this path took ~1.3 G
+    // instructions of one shapes detect in run_range, the gather + format ~0.3 G.)
+    if (j->src_kind == QSRC_CONV && j->stride == 1 && NR >= 16 && (fmt == EM_QP_K4 || fmt == EM_QP_K4X)) {
         // A stride-1 convolution panel inside one output row whose taps all fall inside the
         // input columns: each k row is a plain input row segment (or the zero point, above and
         // below the input), zipped straight into the panel.
@@ -427,7 +433,7 @@ __attribute__((noinline)) static void epilogue(const qjob *j, const em_qgemm_par
         int32_t terms[8];
         float mults[8];
         for (int i = 0; i < rows; i++) {
-            terms[i] = j->q.term[m0 + i] + (P->xor_term ? 128 * j->q.rowsum[m0 + i] : 0);
+            terms[i] = j->terms[m0 + i];
             mults[i] = j->mult[(m0 + i) >> 2];
         }
         if (P->rows) {
@@ -466,11 +472,8 @@ __attribute__((noinline)) static void epilogue(const qjob *j, const em_qgemm_par
     }
     if (j->out_kind == QOUT_CHW && P->rows) {
         int rows = j->q.M - m0 < mr ? j->q.M - m0 : mr;
-        int32_t terms[8];
-        for (int i = 0; i < rows; i++)
-            terms[i] = j->q.term[m0 + i] + (P->xor_term ? 128 * j->q.rowsum[m0 + i] : 0);
         size_t o = (size_t)m0 * j->N + n0;
-        P->rows(acc, NR, rows, nv, terms, j->mult + m0, j->z_out, j->lo, j->res ? j->res + o : NULL,
+        P->rows(acc, NR, rows, nv, j->terms + m0, j->mult + m0, j->z_out, j->lo, j->res ? j->res + o : NULL,
                 (size_t)j->N, j->z_res, j->res_mult, j->out + o, (size_t)j->N);
         return;
     }
@@ -478,7 +481,7 @@ __attribute__((noinline)) static void epilogue(const qjob *j, const em_qgemm_par
         int m = m0 + i;
         if (m >= j->q.M) break;
         int32_t *a = acc + (size_t)i * NR;
-        int32_t t = j->q.term[m] + (P->xor_term ? 128 * j->q.rowsum[m] : 0);
+        int32_t t = j->terms[m];
         for (int p = 0; p < nv; p++) a[p] += t;
         switch (j->out_kind) {
         case QOUT_CHW: {
@@ -673,10 +676,19 @@ static void layer_prep(qjob *j, const em_qgemm_params *P) {
     j->wprep = prepbuf;
 }
 
+static __thread int32_t *termbuf;
+static __thread size_t termcap;
+
 static int qgemm_run(const qjob *j0) {
     const em_qgemm_params *P = em_qgemm_params_current();
     qjob jp = *j0;
     const qjob *j = &jp;
+    jp.terms = jp.q.term;
+    if (P->xor_term) {
+        if (grow((uint8_t **)&termbuf, &termcap, (size_t)jp.q.Mp * 4) != 0) return -1;
+        for (int m = 0; m < jp.q.Mp; m++) termbuf[m] = jp.q.term[m] + 128 * jp.q.rowsum[m];
+        jp.terms = termbuf;
+    }
     if (j0->src_kind == QSRC_CONV && j0->pad > 0 && j0->W <= 32) pad_planes(&jp);
     jp.wprep = NULL;
     if (P->prep) layer_prep(&jp, P);
