@@ -658,8 +658,9 @@ static int pad_planes(qjob *j) {
     return 1;
 }
 
-// The weights of ISAs with a preparation (neon: s8 pairs duplicated for smull; neoi8mm: 8 k per
-// channel; sse41: s16), prepared once per layer call for all pixel chunks and threads, instead of
+#if defined(__aarch64__)
+// The weights of aarch64 ISAs with a preparation (neon: s8 pairs duplicated for smull; neoi8mm:
+// 8 k per channel), prepared once per layer call for all pixel chunks and threads, instead of
 // once per pixel chunk (which repeated it ~N / 128 times: FC6 25 times). The buffer belongs to
 // the calling thread and only grows (the largest layer: FC6, 1024 x 12544, 12.8 MB for neoi8mm,
 // 25.7 MB for neon); layers needing more than 32 MiB keep the per-chunk preparation.
@@ -675,6 +676,7 @@ static void layer_prep(qjob *j, const em_qgemm_params *P) {
         P->prep(Kp, j->q.w + (size_t)mb * Kp * 8, prepbuf + (size_t)mb * per_block);
     j->wprep = prepbuf;
 }
+#endif
 
 static __thread int32_t *termbuf;
 static __thread size_t termcap;
@@ -691,7 +693,11 @@ static int qgemm_run(const qjob *j0) {
     }
     if (j0->src_kind == QSRC_CONV && j0->pad > 0 && j0->W <= 32) pad_planes(&jp);
     jp.wprep = NULL;
+#if defined(__aarch64__)
+    // (aarch64 only: on x86 the s16 preparation of sse41/avx2 would add FC6's 25.7 MB to the peak
+    // RSS of those paths; the default avx512vnni path has no preparation)
     if (P->prep) layer_prep(&jp, P);
+#endif
     int nth = em_num_threads();
     int npb = (j->N + P->nr - 1) / P->nr, nmb = j->q.Mp / 8;
     qrun_ctx x = {j, P, 1, 1, npb, 0};
