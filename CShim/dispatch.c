@@ -171,9 +171,10 @@ static void fill_qparams(void) {
         .ukr = em_qukr_s8s8_neonmlal_4x8, .prep = em_qprep_mlal, .prep_bytes_per_k = 16,
         .prep_cstride = 16, .row = em_qrow_neon, .rows = em_qrows_neon, .xor_term = 1,
         .add_row = em_qadd_row_neon, .quant_row = em_qquant_row_neon,
-        // RoIAlign row: the generic C row, which clang vectorises for NEON; measured under qemu
-        // (cross/profile.sh, cortex-a76) it ran 447 M instructions where em_qroi_row_neon ran 515 M.
-        .roi_row = em_qroi_row_generic, .dequant_row = em_qdequant_row_neon,
+        // RoIAlign row: em_qroi_row_neon dequantises 16 bytes with 4 tbl (float bits 2^23 + q)
+        // instead of widening; the earlier widening NEON row ran 515 M instructions under qemu
+        // (cross/profile.sh, cortex-a76) where clang's vectorised generic row ran 447 M.
+        .roi_row = em_qroi_row_neon, .dequant_row = em_qdequant_row_neon,
     };
     isa_qparams[EM_ISA_NEONDOT] = isa_qparams[EM_ISA_NEON];
     isa_qparams[EM_ISA_NEONDOT].name = "neondot_8x8";

@@ -90,6 +90,11 @@ typedef struct {
     int32_t z_res;
     float res_mult;
     int dH, dW; // QOUT_DECONV: input plane
+    // The whole layer's prepared weights (ISAs with a preparation, see layer_prep): block mb,
+    // k from k0 at wprep + (mb * Kpad + k0) * prep_bytes_per_k. NULL: prepared per chunk.
+    const uint8_t *wprep;
+    // term[m] + (xor_term ? 128 * rowsum[m] : 0) for m < Mp, made once per layer call (qgemm_run)
+    const int32_t *terms;
 } qjob;
 
 // Short copies and fills of the im2col gather: whole 16-byte moves (inlined, no library call
@@ -356,7 +361,11 @@ static void zip4(const uint8_t *const *r, int NR, uint8_t xr, uint8_t *d) {
 
 static int direct_panel(const qjob *j, int n0, int NR, int fmt, uint8_t *dst) {
     const int K = j->q.K, Kp = j->q.Kp;
-    if (j->src_kind == QSRC_CONV && j->stride == 1 && (fmt == EM_QP_K4 || fmt == EM_QP_K4X)) {
+    // (Not for panels narrower than 16 pixels, the aarch64 ones: there the per-k-row setup of 4
+    // row pointers costs more than the zip of 8 bytes, and the chunk-wide gather of long row
+    // segments then format_panel is cheaper: under qemu on cortex-a76 this path took ~1.3 G
+    // instructions of one shapes detect in run_range, the gather + format ~0.3 G.)
+    if (j->src_kind == QSRC_CONV && j->stride == 1 && NR >= 16 && (fmt == EM_QP_K4 || fmt == EM_QP_K4X)) {
         // A stride-1 convolution panel inside one output row whose taps all fall inside the
         // input columns: each k row is a plain input row segment (or the zero point, above and
         // below the input), zipped straight into the panel.
@@ -425,7 +434,7 @@ __attribute__((noinline)) static void epilogue(const qjob *j, const em_qgemm_par
         int32_t terms[8];
         float mults[8];
         for (int i = 0; i < rows; i++) {
-            terms[i] = j->q.term[m0 + i] + (P->xor_term ? 128 * j->q.rowsum[m0 + i] : 0);
+            terms[i] = j->terms[m0 + i];
             mults[i] = j->mult[(m0 + i) >> 2];
         }
         if (P->rows) {
@@ -464,11 +473,8 @@ __attribute__((noinline)) static void epilogue(const qjob *j, const em_qgemm_par
     }
     if (j->out_kind == QOUT_CHW && P->rows) {
         int rows = j->q.M - m0 < mr ? j->q.M - m0 : mr;
-        int32_t terms[8];
-        for (int i = 0; i < rows; i++)
-            terms[i] = j->q.term[m0 + i] + (P->xor_term ? 128 * j->q.rowsum[m0 + i] : 0);
         size_t o = (size_t)m0 * j->N + n0;
-        P->rows(acc, NR, rows, nv, terms, j->mult + m0, j->z_out, j->lo, j->res ? j->res + o : NULL,
+        P->rows(acc, NR, rows, nv, j->terms + m0, j->mult + m0, j->z_out, j->lo, j->res ? j->res + o : NULL,
                 (size_t)j->N, j->z_res, j->res_mult, j->out + o, (size_t)j->N);
         return;
     }
@@ -476,7 +482,7 @@ __attribute__((noinline)) static void epilogue(const qjob *j, const em_qgemm_par
         int m = m0 + i;
         if (m >= j->q.M) break;
         int32_t *a = acc + (size_t)i * NR;
-        int32_t t = j->q.term[m] + (P->xor_term ? 128 * j->q.rowsum[m] : 0);
+        int32_t t = j->terms[m];
         for (int p = 0; p < nv; p++) a[p] += t;
         switch (j->out_kind) {
         case QOUT_CHW: {
@@ -529,11 +535,23 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
     // K is split in slices of KC so that one panel slice (KC x NR bytes) stays in L1 while every
     // weight block of the channel group MG passes over it; the int32 tiles of the chunk x group
     // accumulate across the slices (exact), then are requantised once.
+#if defined(__aarch64__)
+    // aarch64: K slices as long as the panel slice stays in L1 (up to 2304 k: the 3x3 convolutions
+    // of 256 channels in one slice, 18 KB of an 8-pixel panel), balanced (4608 = 2 x 2304), and
+    // the channel group MG such that its weights of one slice are ~128 KB. Fewer micro-kernel
+    // calls, each with a longer loop (the call's fixed cost is ~30 instructions).
+    const int nslices = (Kpad + 2303) / 2304;
+    const int KC = ((Kpad + nslices - 1) / nslices + 7) / 8 * 8;
+    int MG = (int)((128 * 1024) / ((size_t)8 * KC));
+    if (MG < 4) MG = 4;
+    if (MG > 32) MG = 32;
+#else
     const int KC = 512, MG = 32;
+#endif
     int kcmax = Kpad < KC ? Kpad : KC;
     size_t pbytes = (size_t)Kpad * NR, tile = (size_t)8 * NR;
     qbufs *b = thread_qbufs(pbytes * cb + tile * 4 * MG * cb, pbytes * cb + 64,
-                            P->prep ? P->prep_bytes_per_k * kcmax * MG : 1);
+                            P->prep && !j->wprep ? P->prep_bytes_per_k * kcmax * MG : 1);
     if (!b) return -1;
     int32_t *accs = (int32_t *)(b->panel + pbytes * cb); // [MG][cb] tiles of 8 x NR
     for (int c0 = pb_lo; c0 < pb_hi; c0 += cb) {
@@ -562,7 +580,7 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
             for (int k0 = 0; k0 < Kp; k0 += KC) {
                 int kc = Kp - k0 < KC ? Kp - k0 : KC, load = k0 > 0;
                 int kcu = (kc + ks - 1) / ks * ks; // what the micro-kernel runs (padding is zero)
-                if (P->prep)
+                if (P->prep && !j->wprep)
                     for (int g = 0; g < gn; g++)
                         P->prep(kc, j->q.w + ((size_t)(g0 + g) * Kp + k0) * 8,
                                 b->prep + (size_t)g * P->prep_bytes_per_k * kcu);
@@ -572,7 +590,10 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
                         int mb = g0 + g;
                         const uint8_t *wp;
                         int cstride;
-                        if (P->prep) {
+                        if (j->wprep) {
+                            wp = j->wprep + ((size_t)mb * Kpad + k0) * P->prep_bytes_per_k;
+                            cstride = P->prep_cstride;
+                        } else if (P->prep) {
                             wp = b->prep + (size_t)g * P->prep_bytes_per_k * kcu;
                             cstride = P->prep_cstride;
                         } else {
@@ -641,14 +662,46 @@ static int pad_planes(qjob *j) {
     return 1;
 }
 
+#if defined(__aarch64__)
+// The weights of aarch64 ISAs with a preparation (neon: s8 pairs duplicated for smull; neoi8mm:
+// 8 k per channel), prepared once per layer call for all pixel chunks and threads, instead of
+// once per pixel chunk (which repeated it ~N / 128 times: FC6 25 times). The buffer belongs to
+// the calling thread and only grows (the largest layer: FC6, 1024 x 12544, 12.8 MB for neoi8mm,
+// 25.7 MB for neon); layers needing more than 32 MiB keep the per-chunk preparation.
+static __thread uint8_t *prepbuf;
+static __thread size_t prepcap;
+
+static void layer_prep(qjob *j, const em_qgemm_params *P) {
+    const int Kp = j->q.Kp, Kpad = (Kp + P->kstep - 1) / P->kstep * P->kstep, nmb = j->q.Mp / 8;
+    const size_t per_block = P->prep_bytes_per_k * (size_t)Kpad;
+    const size_t bytes = per_block * (size_t)nmb;
+    if (bytes > ((size_t)32 << 20) || grow(&prepbuf, &prepcap, bytes) != 0) return;
+    for (int mb = 0; mb < nmb; mb++)
+        P->prep(Kp, j->q.w + (size_t)mb * Kp * 8, prepbuf + (size_t)mb * per_block);
+    j->wprep = prepbuf;
+}
+#endif
+
+static __thread int32_t *termbuf;
+static __thread size_t termcap;
+
 static int qgemm_run(const qjob *j0) {
     const em_qgemm_params *P = em_qgemm_params_current();
-    qjob jp;
-    const qjob *j = j0;
-    if (j0->src_kind == QSRC_CONV && j0->pad > 0 && j0->W <= 32) {
-        jp = *j0;
-        if (pad_planes(&jp)) j = &jp;
+    qjob jp = *j0;
+    const qjob *j = &jp;
+    jp.terms = jp.q.term;
+    if (P->xor_term) {
+        if (grow((uint8_t **)&termbuf, &termcap, (size_t)jp.q.Mp * 4) != 0) return -1;
+        for (int m = 0; m < jp.q.Mp; m++) termbuf[m] = jp.q.term[m] + 128 * jp.q.rowsum[m];
+        jp.terms = termbuf;
     }
+    if (j0->src_kind == QSRC_CONV && j0->pad > 0 && j0->W <= 32) pad_planes(&jp);
+    jp.wprep = NULL;
+#if defined(__aarch64__)
+    // (aarch64 only: on x86 the s16 preparation of sse41/avx2 would add FC6's 25.7 MB to the peak
+    // RSS of those paths; the default avx512vnni path has no preparation)
+    if (P->prep) layer_prep(&jp, P);
+#endif
     int nth = em_num_threads();
     int npb = (j->N + P->nr - 1) / P->nr, nmb = j->q.Mp / 8;
     qrun_ctx x = {j, P, 1, 1, npb, 0};

@@ -13,6 +13,9 @@
 #include "em_internal.h"
 #include "em_qinternal.h"
 #include "em_roi_sample.h"
+#if defined(__aarch64__)
+#include <arm_neon.h>
+#endif
 
 void em_transpose_chw_hwc_u8(const uint8_t *in, int C, int H, int W, uint8_t *out) {
     if (!in || !out || C <= 0 || H <= 0 || W <= 0) return;
@@ -60,6 +63,49 @@ typedef struct {
     int ntasks;
     volatile int failed;
 } ualign_job;
+
+#if defined(__aarch64__)
+// aarch64: the bin average and its quantisation 8 channels at a time (vdivq_f32: the same IEEE
+// division as acc / count; then em_qquant_row_neon's operations: fmul by 1 / s_out, clampf with
+// maxnm/minnm, fcvtns, + z, clamp to [0, 255]) and the 8 bytes stored straight to their strided
+// places (st1 of one lane, post-indexed by cstride: one instruction per byte) instead of a
+// quantised row then a scalar scatter.
+static void finish_bin_neon(float *acc, int cn, float count, float inv, int32_t z, uint8_t *ob,
+                            size_t cstride) {
+    const float32x4_t vc = vdupq_n_f32(count), vi = vdupq_n_f32(inv);
+    const float32x4_t flo = vdupq_n_f32(-EM_QF_LIM), fhi = vdupq_n_f32(EM_QF_LIM);
+    const int32x4_t vz = vdupq_n_s32(z), v0 = vdupq_n_s32(0), vhi = vdupq_n_s32(255);
+    int c = 0;
+    for (; c + 8 <= cn; c += 8) {
+        int32x4_t y[2];
+        for (int h = 0; h < 2; h++) {
+            float32x4_t v = vmulq_f32(vdivq_f32(vld1q_f32(acc + c + 4 * h), vc), vi);
+            v = vminnmq_f32(vmaxnmq_f32(v, flo), fhi);
+            y[h] = vminq_s32(vmaxq_s32(vaddq_s32(vcvtnq_s32_f32(v), vz), v0), vhi);
+        }
+        uint8x8_t q = vmovn_u16(vcombine_u16(vmovn_u32(vreinterpretq_u32_s32(y[0])),
+                                             vmovn_u32(vreinterpretq_u32_s32(y[1]))));
+        // (clang splits vst1_lane_u8 + pointer adds into mov/str/add: assembly keeps one st1 each)
+        __asm__("st1 {%[q].b}[0], [%[o]], %[s]\n"
+                "st1 {%[q].b}[1], [%[o]], %[s]\n"
+                "st1 {%[q].b}[2], [%[o]], %[s]\n"
+                "st1 {%[q].b}[3], [%[o]], %[s]\n"
+                "st1 {%[q].b}[4], [%[o]], %[s]\n"
+                "st1 {%[q].b}[5], [%[o]], %[s]\n"
+                "st1 {%[q].b}[6], [%[o]], %[s]\n"
+                "st1 {%[q].b}[7], [%[o]], %[s]\n"
+                : [o] "+r"(ob)
+                : [q] "w"(q), [s] "r"(cstride)
+                : "memory");
+    }
+    if (c < cn) {
+        uint8_t qb[8];
+        for (int i = c; i < cn; i++) acc[i] = acc[i] / count;
+        em_qquant_row_neon(acc + c, cn - c, inv, z, qb);
+        for (int i = 0; i < cn - c; i++, ob += cstride) *ob = qb[i];
+    }
+}
+#endif
 
 static int align_rois(const ualign_job *j, int r0, int r1) {
     const int C = j->C, H = j->H, W = j->W, PH = j->PH, PW = j->PW;
@@ -115,10 +161,15 @@ static int align_rois(const ualign_job *j, int r0, int r1) {
                                    q->w4, z_in, s_in, cn, acc);
                     }
                     // the bin average, quantised as em_quantize_f32_u8 does (x * (1 / s_out))
+                    uint8_t *ob = o + (size_t)c0 * j->cstride + (size_t)ph * j->ystride + pw;
+#if defined(__aarch64__)
+                    finish_bin_neon(acc, cn, count, j->inv_out, j->z_out, ob, j->cstride);
+                    (void)qb;
+#else
                     for (int c = 0; c < cn; c++) acc[c] = acc[c] / count;
                     P->quant_row(acc, cn, j->inv_out, j->z_out, qb);
-                    uint8_t *ob = o + (size_t)c0 * j->cstride + (size_t)ph * j->ystride + pw;
                     for (int c = 0; c < cn; c++) ob[(size_t)c * j->cstride] = qb[c];
+#endif
                 }
         }
         if (pc != stack) free(pc);

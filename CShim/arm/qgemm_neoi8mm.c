@@ -13,7 +13,6 @@
 #include <arm_neon.h>
 
 #include "../em_qinternal.h"
-#include "em_neon_ld.h"
 
 #define EM_I8MM __attribute__((target("i8mm")))
 
@@ -36,48 +35,76 @@ void em_qprep_i8mm(int kp, const int8_t *blk, void *dst) {
     }
 }
 
+// One step of 8 k: one 64-byte multi-register load (ld1 {4 x 16 bytes}, post-indexed: ONE
+// instruction) of the prepared weights (v0-v3: channel pairs 0-1 .. 6-7) and one of the panel
+// (v4-v7: pixel pairs), 16 usmmla; accumulator c<i><q>: channel pair i, pixel pair q. In assembly
+// so that the operands stay in v0-v7 and the accumulators in registers.
+#define EM_MM1 \
+        "ld1 {v0.16b, v1.16b, v2.16b, v3.16b}, [%[w]], #64\n" \
+        "ld1 {v4.16b, v5.16b, v6.16b, v7.16b}, [%[x]], #64\n" \
+        "usmmla %[c00].4s, v4.16b, v0.16b\n" \
+        "usmmla %[c01].4s, v5.16b, v0.16b\n" \
+        "usmmla %[c02].4s, v6.16b, v0.16b\n" \
+        "usmmla %[c03].4s, v7.16b, v0.16b\n" \
+        "usmmla %[c10].4s, v4.16b, v1.16b\n" \
+        "usmmla %[c11].4s, v5.16b, v1.16b\n" \
+        "usmmla %[c12].4s, v6.16b, v1.16b\n" \
+        "usmmla %[c13].4s, v7.16b, v1.16b\n" \
+        "usmmla %[c20].4s, v4.16b, v2.16b\n" \
+        "usmmla %[c21].4s, v5.16b, v2.16b\n" \
+        "usmmla %[c22].4s, v6.16b, v2.16b\n" \
+        "usmmla %[c23].4s, v7.16b, v2.16b\n" \
+        "usmmla %[c30].4s, v4.16b, v3.16b\n" \
+        "usmmla %[c31].4s, v5.16b, v3.16b\n" \
+        "usmmla %[c32].4s, v6.16b, v3.16b\n" \
+        "usmmla %[c33].4s, v7.16b, v3.16b\n"
+#define EM_MM_OPS [c00] "+w"(c00), [c01] "+w"(c01), [c02] "+w"(c02), [c03] "+w"(c03), [c10] "+w"(c10), [c11] "+w"(c11), [c12] "+w"(c12), [c13] "+w"(c13), [c20] "+w"(c20), [c21] "+w"(c21), [c22] "+w"(c22), [c23] "+w"(c23), [c30] "+w"(c30), [c31] "+w"(c31), [c32] "+w"(c32), [c33] "+w"(c33), [w] "+r"(w), [x] "+r"(x)
+#define EM_MM_CLOBBER "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "memory"
+
 // 8 channels x 8 pixels, kp a multiple of 8. Accumulator (channel pair i, pixel pair q) holds
-// [p0 c0, p0 c1, p1 c0, p1 c1].
+// [p0 c0, p0 c1, p1 c0, p1 c1]. Four steps per iteration (64 usmmla, 8 ld1, subs, branch: 74
+// instructions for 2048 MAC). accumulate: the accumulators start from acc (rows zipped into the
+// 2 x 2 tiles) instead of zero.
 EM_I8MM void em_qukr_u8s8_neoi8mm_8x8(int kp, const void *wblk, const uint8_t *panel,
                                       int32_t *acc, int accumulate) {
     const int8_t *w = (const int8_t *)wblk;
     const uint8_t *x = panel;
     int32x4_t c[4][4];
-    for (int i = 0; i < 4; i++) c[i][0] = c[i][1] = c[i][2] = c[i][3] = vdupq_n_s32(0);
-#define STEP()                                                                                     \
-    {                                                                                              \
-        int8x16_t w0, w1, w2, w3;                                                                  \
-        uint8x16_t x0, x1, x2, x3;                                                                 \
-        EM_LDP_POST(w, w0, w1, 32);                                                                \
-        EM_LDP_POST(x, x0, x1, 32);                                                                \
-        EM_LDP_POST(w, w2, w3, 32);                                                                \
-        EM_LDP_POST(x, x2, x3, 32);                                                                \
-        c[0][0] = vusmmlaq_s32(c[0][0], x0, w0); c[0][1] = vusmmlaq_s32(c[0][1], x1, w0);          \
-        c[0][2] = vusmmlaq_s32(c[0][2], x2, w0); c[0][3] = vusmmlaq_s32(c[0][3], x3, w0);          \
-        c[1][0] = vusmmlaq_s32(c[1][0], x0, w1); c[1][1] = vusmmlaq_s32(c[1][1], x1, w1);          \
-        c[1][2] = vusmmlaq_s32(c[1][2], x2, w1); c[1][3] = vusmmlaq_s32(c[1][3], x3, w1);          \
-        c[2][0] = vusmmlaq_s32(c[2][0], x0, w2); c[2][1] = vusmmlaq_s32(c[2][1], x1, w2);          \
-        c[2][2] = vusmmlaq_s32(c[2][2], x2, w2); c[2][3] = vusmmlaq_s32(c[2][3], x3, w2);          \
-        c[3][0] = vusmmlaq_s32(c[3][0], x0, w3); c[3][1] = vusmmlaq_s32(c[3][1], x1, w3);          \
-        c[3][2] = vusmmlaq_s32(c[3][2], x2, w3); c[3][3] = vusmmlaq_s32(c[3][3], x3, w3);          \
+    if (accumulate) {
+        for (int i = 0; i < 4; i++) {
+            // rows 2i, 2i + 1 (8 pixels each) -> [p0 r0, p0 r1, p1 r0, p1 r1] per pixel pair
+            int32x4x4_t a = vld1q_s32_x4(acc + (2 * i) * 8);
+            c[i][0] = vzip1q_s32(a.val[0], a.val[2]), c[i][1] = vzip2q_s32(a.val[0], a.val[2]);
+            c[i][2] = vzip1q_s32(a.val[1], a.val[3]), c[i][3] = vzip2q_s32(a.val[1], a.val[3]);
+        }
+    } else {
+        for (int i = 0; i < 4; i++) c[i][0] = c[i][1] = c[i][2] = c[i][3] = vdupq_n_s32(0);
     }
-    int g = kp >> 3;
-    for (int n = g >> 1; n != 0; n--) {
-        STEP()
-        STEP()
-    }
-    if (g & 1) STEP()
-#undef STEP
+    int32x4_t c00 = c[0][0], c01 = c[0][1], c02 = c[0][2], c03 = c[0][3], c10 = c[1][0], c11 = c[1][1], c12 = c[1][2], c13 = c[1][3], c20 = c[2][0], c21 = c[2][1], c22 = c[2][2], c23 = c[2][3], c30 = c[3][0], c31 = c[3][1], c32 = c[3][2], c33 = c[3][3];
+    const int g = kp >> 3;
+    long n = g >> 2;
+    long r = g & 3;
+    // the loop (n iterations of four steps), then r single steps
+    __asm__ volatile(".arch_extension i8mm\n"
+                     "cbz %[n], 2f\n"
+                     "1:\n" EM_MM1 EM_MM1 EM_MM1 EM_MM1
+                     "subs %[n], %[n], #1\n"
+                     "b.ne 1b\n"
+                     "2:\n"
+                     "cbz %[r], 4f\n"
+                     "3:\n" EM_MM1
+                     "subs %[r], %[r], #1\n"
+                     "b.ne 3b\n"
+                     "4:\n"
+                     : EM_MM_OPS, [n] "+r"(n), [r] "+r"(r)
+                     :
+                     : EM_MM_CLOBBER, "cc");
+    c[0][0] = c00; c[0][1] = c01; c[0][2] = c02; c[0][3] = c03; c[1][0] = c10; c[1][1] = c11; c[1][2] = c12; c[1][3] = c13; c[2][0] = c20; c[2][1] = c21; c[2][2] = c22; c[2][3] = c23; c[3][0] = c30; c[3][1] = c31; c[3][2] = c32; c[3][3] = c33;
     for (int i = 0; i < 4; i++) {
         // rows 2i (lanes 0, 2) and 2i + 1 (lanes 1, 3), pixels 0-3 and 4-7
-        int32x4_t r0 = vuzp1q_s32(c[i][0], c[i][1]), r1 = vuzp1q_s32(c[i][2], c[i][3]);
-        int32x4_t s0 = vuzp2q_s32(c[i][0], c[i][1]), s1 = vuzp2q_s32(c[i][2], c[i][3]);
-        int32_t *a0 = acc + (2 * i) * 8, *a1 = a0 + 8;
-        if (accumulate) {
-            r0 = vaddq_s32(r0, vld1q_s32(a0)), r1 = vaddq_s32(r1, vld1q_s32(a0 + 4));
-            s0 = vaddq_s32(s0, vld1q_s32(a1)), s1 = vaddq_s32(s1, vld1q_s32(a1 + 4));
-        }
-        vst1q_s32(a0, r0), vst1q_s32(a0 + 4, r1), vst1q_s32(a1, s0), vst1q_s32(a1 + 4, s1);
+        int32x4x4_t o = {{vuzp1q_s32(c[i][0], c[i][1]), vuzp1q_s32(c[i][2], c[i][3]),
+                          vuzp2q_s32(c[i][0], c[i][1]), vuzp2q_s32(c[i][2], c[i][3])}};
+        vst1q_s32_x4(acc + (2 * i) * 8, o);
     }
 }
 #endif

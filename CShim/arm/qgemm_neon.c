@@ -4,6 +4,7 @@
 #pragma STDC FP_CONTRACT OFF
 #if defined(__aarch64__)
 #include <arm_neon.h>
+#include <math.h>
 
 #include "../em_qinternal.h"
 
@@ -52,11 +53,28 @@ void em_qrow_neon(const int32_t *acc, int n, float mult, int32_t z_out, int32_t 
                         dst + i);
 }
 
-// em_qrows_fn: per row, the term added in int32 and the row requantised, 8 at a time, with the
-// constants set up once per tile (the driver calls this once per 8 x NR tile).
-void em_qrows_neon(int32_t *acc, int ld_acc, int rows, int n, const int32_t *terms,
-                   const float *mults, int32_t z_out, int32_t lo, const uint8_t *res, size_t res_ld,
-                   int32_t z_res, float res_mult, uint8_t *dst, size_t dst_ld) {
+// One row of 8 accumulators (term already added) without the clampf step: valid when the
+// products are never NaN (finite mult, res_mult below 2^100: see em_qrows_neon). Then clampf only
+// moves values beyond +-2^24, which the clamp to [lo, 255] maps to the same bound as the
+// saturating conversion (fcvtns saturates to int32) and the saturating + z_out do.
+static inline uint8x8_t rq8_fast(int32x4_t a0, int32x4_t a1, float32x4_t vm, const uint8_t *res,
+                                 int32x4_t vzr, float32x4_t vrm, int32x4_t vz, uint8x8_t vlo) {
+    float32x4_t v0 = vmulq_f32(vcvtq_f32_s32(a0), vm), v1 = vmulq_f32(vcvtq_f32_s32(a1), vm);
+    if (res) {
+        int16x8_t r = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(res)));
+        v0 = vaddq_f32(v0, vmulq_f32(vcvtq_f32_s32(vsubq_s32(vmovl_s16(vget_low_s16(r)), vzr)), vrm));
+        v1 = vaddq_f32(v1, vmulq_f32(vcvtq_f32_s32(vsubq_s32(vmovl_high_s16(r), vzr)), vrm));
+    }
+    int32x4_t y0 = vqaddq_s32(vcvtnq_s32_f32(v0), vz), y1 = vqaddq_s32(vcvtnq_s32_f32(v1), vz);
+    return vmax_u8(vqmovn_u16(vqmovun_high_s32(vqmovun_s32(y0), y1)), vlo);
+}
+
+// The general rows (any n, any multipliers): rq8 with clampf, the scalar row for the tail.
+__attribute__((noinline)) static void rows_general(int32_t *acc, int ld_acc, int rows, int n,
+                                                   const int32_t *terms, const float *mults,
+                                                   int32_t z_out, int32_t lo, const uint8_t *res,
+                                                   size_t res_ld, int32_t z_res, float res_mult,
+                                                   uint8_t *dst, size_t dst_ld) {
     const rq_consts k = rq_setup(z_out, lo, z_res, res_mult);
     for (int r = 0; r < rows; r++) {
         int32_t *a = acc + (size_t)r * ld_acc;
@@ -73,6 +91,33 @@ void em_qrows_neon(int32_t *acc, int ld_acc, int rows, int n, const int32_t *ter
             em_qrow_generic(a + i, n - i, mults[r], z_out, lo, rr ? rr + i : NULL, z_res, res_mult,
                             d + i);
         }
+    }
+}
+
+// em_qrows_fn: per row, the term added in int32 and the row requantised, 8 at a time (the driver
+// calls this once per 8 x NR tile). Whole 8 x 8 tiles (every aarch64 kernel's) whose |mult| and
+// |res_mult| are below 2^100 take rq8_fast; anything else rows_general.
+void em_qrows_neon(int32_t *acc, int ld_acc, int rows, int n, const int32_t *terms,
+                   const float *mults, int32_t z_out, int32_t lo, const uint8_t *res, size_t res_ld,
+                   int32_t z_res, float res_mult, uint8_t *dst, size_t dst_ld) {
+    const float big = 1.2676506e30f; // 2^100
+    const float32x4_t vbig = vdupq_n_f32(big);
+    if (n != 8 || rows != 8 || (res && !(fabsf(res_mult) < big)) ||
+        vminvq_u32(vandq_u32(vcaltq_f32(vld1q_f32(mults), vbig), vcaltq_f32(vld1q_f32(mults + 4), vbig))) == 0) {
+        rows_general(acc, ld_acc, rows, n, terms, mults, z_out, lo, res, res_ld, z_res, res_mult,
+                     dst, dst_ld);
+        return;
+    }
+    const int32x4_t vz = vdupq_n_s32(z_out), vzr = vdupq_n_s32(z_res);
+    const float32x4_t vrm = vdupq_n_f32(res_mult);
+    const uint8x8_t vlo = vdup_n_u8((uint8_t)lo);
+    for (int r = 0; r < 8; r++) {
+        const int32_t *a = acc + (size_t)r * ld_acc;
+        const int32x4_t vt = vdupq_n_s32(terms[r]);
+        vst1_u8(dst + (size_t)r * dst_ld,
+                rq8_fast(vaddq_s32(vld1q_s32(a), vt), vaddq_s32(vld1q_s32(a + 4), vt),
+                         vdupq_n_f32(mults[r]), res ? res + (size_t)r * res_ld : NULL, vzr, vrm,
+                         vz, vlo));
     }
 }
 
