@@ -32,6 +32,17 @@ public enum LayerOp: Equatable, Sendable {
     /// MultiScaleRoIAlign over the inputs (P2..P5) to [cout, output, output] per RoI.
     case roiAlign(output: Int, samplingRatio: Int)
 
+    /// The op reads an output pixel's spatial neighbours (a padded window): a convolution wider
+    /// than 1x1 or the overlapping 4x4 transposed conv. RoIs laid side by side need their separator
+    /// columns re-zeroed before such a layer.
+    public var readsNeighbours: Bool {
+        switch self {
+        case .conv(let k, _, _): return k > 1
+        case .deconv4x4s2p1: return true
+        default: return false
+        }
+    }
+
     public var hasWeights: Bool {
         switch self { case .conv, .deconv2x2, .deconv4x4s2p1, .linear: return true; default: return false }
     }

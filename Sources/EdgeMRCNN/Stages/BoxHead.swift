@@ -140,39 +140,24 @@ extension Executor {
                   _ ws: Workspace) throws -> Act {
         let c = x.width / (p * p), pitch = p + 1
         let cOut = defs.last!.cout, inF2 = cOut * p * p
-        let g = min(max(ws.maskBatch, 1), n), boundW = max(ws.maskBatch, 1) * pitch - 1
         let outQ = layer(defs.last!.name).outputParams
         let rows = bufs.take(n, 1, inF2, q: outQ, bound: maxRows * inF2)
-        var start = 0
-        while start < n {
-            let cnt = min(g, n - start), w = cnt * pitch - 1
-            let es = x.q == nil ? 4 : 1
-            let sb = bufs.take(c, p, w, q: x.q, bound: c * p * boundW)
-            if let q = x.q { sb.u8.initialize(repeating: UInt8(q.zeroPoint), count: c * p * w) } else { sb.f32.initialize(repeating: 0, count: c * p * w) }
+        try sideBySide(defs, rois: n, channels: c, size: p, q: x.q, bufs, ws, fill: { start, cnt, sb in
+            let es = x.q == nil ? 4 : 1, w = sb.width
             for r in 0..<cnt {
                 for row in 0..<(c * p) {
                     (sb.raw + (row * w + r * pitch) * es).copyMemory(from: x.raw + ((start + r) * x.width + row * p) * es, byteCount: p * es)
                 }
             }
-            let y = try chain(defs, sb, bufs, bound: { $0 / w * boundW }, reserveWidth: boundW, ws) { d, y in
-                guard cnt > 1, let i = defs.firstIndex(where: { $0.name == d.name }), i + 1 < defs.count,
-                      case .conv(let k, _, _) = defs[i + 1].op, k > 1 else { return }
-                for row in 0..<(y.channels * y.height) {
-                    for r in 0..<(cnt - 1) {
-                        let at = row * y.width + r * pitch + p
-                        if let q = y.q { y.u8[at] = UInt8(q.zeroPoint) } else { y.f32[at] = 0 }
-                    }
-                }
-            }
-            let eo = y.q == nil ? 4 : 1
+        }, use: { start, cnt, y, _ in
+            let eo = y.q == nil ? 4 : 1, w = y.width
             for r in 0..<cnt {
                 for row in 0..<(cOut * p) {
                     (rows.raw + ((start + r) * inF2 + row * p) * eo).copyMemory(from: y.raw + (row * w + r * pitch) * eo, byteCount: p * eo)
                 }
             }
             bufs.give(y)
-            start += cnt
-        }
+        })
         return rows
     }
 }

@@ -188,7 +188,7 @@ extension Executor {
     /// Runs the weight layers `defs` (a chain: each reads the previous one's output) on `x`, taking
     /// outputs and conversions from `bufs`; scale: `bound(elements)` gives the planning bound of a
     /// buffer of that many elements. `final` receives the last layer's output if given.
-    /// `afterEach` runs after each layer (the mask head re-zeroes its separators).
+    /// `afterEach` runs after each layer (sideBySide re-zeroes its separators).
     func chain(_ defs: [LayerDef], _ x: Act, _ bufs: HeadBuffers, bound: (Int) -> Int, final: Act? = nil,
                reserveWidth: Int = 0, _ ws: Workspace, afterEach: ((LayerDef, Act) -> Void)? = nil) throws -> Act {
         var cur = x
@@ -209,5 +209,66 @@ extension Executor {
             cur = out
         }
         return cur
+    }
+}
+
+extension Executor {
+    /// Runs the layer chain `defs` on `n` RoIs of [c, p, p] laid side by side, in batches of
+    /// `ws.maskBatch`: one [c, p, W] map per batch with one zero (zero-point) column between
+    /// neighbours, so each padded layer runs as one large GEMM and still sees exactly the zeros
+    /// torchvision's per-RoI padding gives; the separators are re-zeroed after every layer whose
+    /// reader reads neighbours. The mask head, the keypoint head and v2's box-head convolutions
+    /// run this way. `fill(start, count, x)` writes RoIs start..<start+count into the batch map
+    /// (already zeroed, RoI r at column r * (p + 1)); `use(start, count, y, bound)` receives the
+    /// chain's output (and gives its buffers back to `bufs`).
+    func sideBySide(_ defs: [LayerDef], rois n: Int, channels c: Int, size p: Int, q: QParams?,
+                    _ bufs: HeadBuffers, _ ws: Workspace,
+                    fill: (_ start: Int, _ count: Int, _ x: Act) throws -> Void,
+                    use: (_ start: Int, _ count: Int, _ y: Act, _ bound: (Int) -> Int) throws -> Void) throws {
+        let pitch = p + 1
+        let g = min(max(ws.maskBatch, 1), n)
+        let boundW = max(ws.maskBatch, 1) * pitch - 1
+        var start = 0
+        while start < n {
+            let cnt = min(g, n - start)
+            let w = cnt * pitch - 1
+            let bound = { (e: Int) in e / w * boundW }
+            let x = bufs.take(c, p, w, q: q, bound: c * p * boundW)
+            if let q = q { x.u8.initialize(repeating: UInt8(q.zeroPoint), count: c * p * w) } else { x.f32.initialize(repeating: 0, count: c * p * w) }
+            try fill(start, cnt, x)
+            let y = try chain(defs, x, bufs, bound: bound, reserveWidth: boundW, ws) { d, y in
+                guard cnt > 1, let i = defs.firstIndex(where: { $0.name == d.name }), i + 1 < defs.count,
+                      defs[i + 1].op.readsNeighbours else { return }
+                for row in 0..<(y.channels * y.height) {
+                    for r in 0..<(cnt - 1) {
+                        let at = row * y.width + r * pitch + p
+                        if let q = y.q { y.u8[at] = UInt8(q.zeroPoint) } else { y.f32[at] = 0 }
+                    }
+                }
+            }
+            try use(start, cnt, y, bound)
+            start += cnt
+        }
+    }
+
+    /// RoIs start..<start+count pooled into a side-by-side batch map `x` (uint8 maps: RoIAlign
+    /// straight into it; float maps: copied from `pooled`, every RoI pooled at once before).
+    func fillPooled(_ x: Act, levels: [Act], boxes: [Float], pooled: FloatBuffer?, start: Int, count cnt: Int,
+                    channels c: Int, size p: Int, sampling: Int, sizes s: ImageSizes) throws {
+        let pitch = p + 1, w = x.width
+        if let q = x.q {
+            try boxes.withUnsafeBufferPointer { bp in
+                try MultiScaleRoIAlign.runU8(levels, boxes: bp.baseAddress! + 4 * start, count: cnt, sizes: s, output: p,
+                                             sampling: sampling, outQ: q, out: x.u8, cstride: p * w, ystride: w,
+                                             offset: { $0 * pitch })
+            }
+        } else {
+            for r in 0..<cnt {
+                let src = pooled!.pointer + (start + r) * c * p * p
+                for ch in 0..<c {
+                    for y in 0..<p { (x.f32 + (ch * p + y) * w + r * pitch).update(from: src + (ch * p + y) * p, count: p) }
+                }
+            }
+        }
     }
 }

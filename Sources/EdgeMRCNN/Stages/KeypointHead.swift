@@ -36,49 +36,14 @@ extension Executor {
         let rows = ws.floats(rowsNeeded(widest), reserve: rowsNeeded(maxW))
         let rw = s.ratioWidth, rh = s.ratioHeight
 
-        let g = min(max(ws.maskBatch, 1), n)
-        let boundW = max(ws.maskBatch, 1) * pitch - 1
         let bufs = HeadBuffers(ws)
         var out: [[Keypoint]] = []
         out.reserveCapacity(n)
         var kps = [Keypoint](repeating: Keypoint(x: 0, y: 0, score: 0), count: k)
-        var start = 0
-        while start < n {
-            let cnt = min(g, n - start)
-            let w = cnt * pitch - 1
-            let bound = { (e: Int) in e / w * boundW }
-            let x = bufs.take(c, p, w, q: pq, bound: c * p * boundW)
-            if let q = pq {
-                x.u8.initialize(repeating: UInt8(q.zeroPoint), count: c * p * w)
-                try boxes.withUnsafeBufferPointer { bp in
-                    try MultiScaleRoIAlign.runU8(levels, boxes: bp.baseAddress! + 4 * start, count: cnt, sizes: s, output: p,
-                                                 sampling: sampling, outQ: q, out: x.u8, cstride: p * w, ystride: w,
-                                                 offset: { $0 * pitch })
-                }
-            } else {
-                x.f32.initialize(repeating: 0, count: c * p * w)
-                for r in 0..<cnt {
-                    let src = pooled!.pointer + (start + r) * c * p * p
-                    for ch in 0..<c {
-                        for y in 0..<p { (x.f32 + (ch * p + y) * w + r * pitch).update(from: src + (ch * p + y) * p, count: p) }
-                    }
-                }
-            }
-            let logits = try chain(chainDefs, x, bufs, bound: bound, reserveWidth: boundW, ws) { d, y in
-                // re-zero the separators where the next layer reads neighbours (3x3 convs, the 4x4 transposed conv)
-                guard cnt > 1, let i = chainDefs.firstIndex(where: { $0.name == d.name }), i + 1 < chainDefs.count else { return }
-                switch chainDefs[i + 1].op {
-                case .conv(let kk, _, _) where kk > 1: break
-                case .deconv4x4s2p1: break
-                default: return
-                }
-                for row in 0..<(y.channels * y.height) {
-                    for r in 0..<(cnt - 1) {
-                        let at = row * y.width + r * pitch + p
-                        if let q = y.q { y.u8[at] = UInt8(q.zeroPoint) } else { y.f32[at] = 0 }
-                    }
-                }
-            }
+        try sideBySide(chainDefs, rois: n, channels: c, size: p, q: pq, bufs, ws, fill: { start, cnt, x in
+            try fillPooled(x, levels: levels, boxes: boxes, pooled: pooled, start: start, count: cnt,
+                           channels: c, size: p, sampling: sampling, sizes: s)
+        }, use: { start, cnt, logits, _ in
             // logits: float [k, 2p, 2w]; RoI r's 2p x 2p block starts at column 2 r pitch
             precondition(logits.q == nil && logits.height == lo, "keypoint logits must be float [K, 28, W]")
             for r in 0..<cnt {
@@ -98,8 +63,7 @@ extension Executor {
                 out.append(kps.map { Keypoint(x: $0.x * rw, y: $0.y * rh, score: $0.score) })
             }
             bufs.give(logits)
-            start += cnt
-        }
+        })
         return out
     }
 }

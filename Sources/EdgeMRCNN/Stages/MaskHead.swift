@@ -41,43 +41,11 @@ extension Executor {
             ws.hook?.activation(pool.name, b.pointer, n * c * p * p)
             pooled = b
         }
-        let g = min(max(ws.maskBatch, 1), n)
-        let boundW = max(ws.maskBatch, 1) * pitch - 1
         let bufs = HeadBuffers(ws)
-        var start = 0
-        while start < n {
-            let cnt = min(g, n - start)
-            let w = cnt * pitch - 1
-            let bound = { (e: Int) in e / w * boundW }
-            // the RoIs of this batch side by side, separated by one zero (zero-point) column
-            let x = bufs.take(c, p, w, q: pq, bound: c * p * boundW)
-            if let q = pq {
-                x.u8.initialize(repeating: UInt8(q.zeroPoint), count: c * p * w)
-                try boxes.withUnsafeBufferPointer { bp in
-                    try MultiScaleRoIAlign.runU8(levels, boxes: bp.baseAddress! + 4 * start, count: cnt, sizes: s, output: p,
-                                                 sampling: sampling, outQ: q, out: x.u8, cstride: p * w, ystride: w,
-                                                 offset: { $0 * pitch })
-                }
-            } else {
-                x.f32.initialize(repeating: 0, count: c * p * w)
-                for r in 0..<cnt {
-                    let src = pooled!.pointer + (start + r) * c * p * p
-                    for ch in 0..<c {
-                        for y in 0..<p { (x.f32 + (ch * p + y) * w + r * pitch).update(from: src + (ch * p + y) * p, count: p) }
-                    }
-                }
-            }
-            let up = try chain(chainDefs, x, bufs, bound: bound, reserveWidth: boundW, ws) { d, y in
-                // re-zero the separators where the next layer pads (a convolution wider than 1x1)
-                guard cnt > 1, let i = chainDefs.firstIndex(where: { $0.name == d.name }), i + 1 < chainDefs.count,
-                      case .conv(let k, _, _) = chainDefs[i + 1].op, k > 1 else { return }
-                for row in 0..<(y.channels * y.height) {
-                    for r in 0..<(cnt - 1) {
-                        let at = row * y.width + r * pitch + p
-                        if let q = y.q { y.u8[at] = UInt8(q.zeroPoint) } else { y.f32[at] = 0 }
-                    }
-                }
-            }
+        try sideBySide(chainDefs, rois: n, channels: c, size: p, q: pq, bufs, ws, fill: { start, cnt, x in
+            try fillPooled(x, levels: levels, boxes: boxes, pooled: pooled, start: start, count: cnt,
+                           channels: c, size: p, sampling: sampling, sizes: s)
+        }, use: { start, cnt, up, bound in
             // the logits of the predicted label only
             var xin = up
             if !up.matches(logits.inputParams) {
@@ -99,8 +67,7 @@ extension Executor {
             }
             [up, xin].forEach(bufs.give)
             if let a = all { bufs.give(a) }
-            start += cnt
-        }
+        })
         return out
     }
 }
