@@ -484,6 +484,19 @@ size_t em_deconv2x2s2_f32_scratch_bytes(int Cin, int H, int W, int Cout) {
     return (size_t)4 * Cout * H * W * sizeof(float);
 }
 
+/// The columns of a transposed convolution: tmp[(co, tap), pixel] = sum_ci W[ci, (co, tap)] *
+/// in[ci, pixel] for weight [Cin, cols] (torch's ConvTranspose2d layout, cols = Cout * taps): one
+/// GEMM with A = W^T. Non-zero when the GEMM cannot run (the caller falls back to the reference).
+static int deconv_columns(const float *in, int Cin, int HW, const float *weight, int cols, float *tmp) {
+    em_gemm_job j = {
+        .M = cols, .N = HW, .K = Cin,
+        .A = weight, .a_rs = 1, .a_cs = cols,
+        .b_kind = EM_B_STRIDED, .B = in, .b_rs = HW, .b_cs = 1,
+        .C = tmp, .ldc = HW,
+    };
+    return em_gemm_run(&j);
+}
+
 void em_deconv2x2s2_f32(const float *in, int Cin, int H, int W, const float *weight,
                         const float *bias, int Cout, int relu, float *out, void *scratch) {
     if (Cout <= 0 || H <= 0 || W <= 0) return;
@@ -492,22 +505,8 @@ void em_deconv2x2s2_f32(const float *in, int Cin, int H, int W, const float *wei
         em_deconv2x2s2_f32_ref(in, Cin, H, W, weight, bias, Cout, relu, out);
         return;
     }
-    // tmp[(co, dy, dx), (y, x)] = sum_ci W[ci, co, dy, dx] * in[ci, y, x]: one GEMM with A = W^T.
-    em_gemm_job j;
-    memset(&j, 0, sizeof j);
-    j.M = 4 * Cout;
-    j.N = H * W;
-    j.K = Cin;
-    j.A = weight;
-    j.a_rs = 1;
-    j.a_cs = 4L * Cout;
-    j.b_kind = EM_B_STRIDED;
-    j.B = in;
-    j.b_rs = (long)H * W;
-    j.b_cs = 1;
-    j.C = tmp;
-    j.ldc = j.N;
-    if (em_gemm_run(&j) != 0) {
+    // tmp[(co, dy, dx), (y, x)] = sum_ci W[ci, co, dy, dx] * in[ci, y, x]
+    if (deconv_columns(in, Cin, H * W, weight, 4 * Cout, tmp) != 0) {
         em_deconv2x2s2_f32_ref(in, Cin, H, W, weight, bias, Cout, relu, out);
         return;
     }
@@ -544,22 +543,8 @@ void em_deconv4x4s2p1_f32(const float *in, int Cin, int H, int W, const float *w
         em_deconv4x4s2p1_f32_ref(in, Cin, H, W, weight, bias, Cout, out);
         return;
     }
-    // tmp[(co, ky, kx), (iy, ix)] = sum_ci W[ci, co, ky, kx] * in[ci, iy, ix]: one GEMM, A = W^T.
-    em_gemm_job j;
-    memset(&j, 0, sizeof j);
-    j.M = 16 * Cout;
-    j.N = H * W;
-    j.K = Cin;
-    j.A = weight;
-    j.a_rs = 1;
-    j.a_cs = 16L * Cout;
-    j.b_kind = EM_B_STRIDED;
-    j.B = in;
-    j.b_rs = (long)H * W;
-    j.b_cs = 1;
-    j.C = tmp;
-    j.ldc = j.N;
-    if (em_gemm_run(&j) != 0) {
+    // tmp[(co, ky, kx), (iy, ix)] = sum_ci W[ci, co, ky, kx] * in[ci, iy, ix]
+    if (deconv_columns(in, Cin, H * W, weight, 16 * Cout, tmp) != 0) {
         em_deconv4x4s2p1_f32_ref(in, Cin, H, W, weight, bias, Cout, out);
         return;
     }
