@@ -7,11 +7,12 @@
 // parameters, everything else float, and its output is compared with the float output. The error
 // of a candidate is the sum over the layers that read the activation of noise / signal (1 / SQNR,
 // linear) over all those images: what this activation's rounding and clipping put into the layer
-// reading it, weighted by its weights. An activation no weight layer reads as its input (a
-// downsample branch read only as a residual, an output RoIAlign alone samples) is judged by its own
-// noise / signal. The lowest error wins; ties go to the earlier method of `MethodChoice.order`
-// (the default first), so methods with identical parameters never change the choice, and
-// activations never seen keep the default. Deterministic: the same images give the same choice.
+// reading it, weighted by its weights. An activation whose readers are not measured (a downsample
+// branch read only as a residual; the mask logits' input, whose float layer computes only the
+// predicted class's channel, Stages/MaskHead.swift) is judged by its own noise / signal. The
+// lowest error wins; ties go to the earlier method of `MethodChoice.order` (the default first), so
+// methods with identical parameters never change the choice, and activations never seen keep the
+// default. Deterministic: the same images give the same choice.
 
 public enum MethodChoice {
     /// The `--method` value and the metadata's calibration_method.
