@@ -100,7 +100,7 @@ public enum QuantizedModel {
         let spec = QuantSpec(net)
         if let c = info.choice {
             meta["calibration_choice"] = "per activation, the least error of the layers reading it (float, its input fake-quantised "
-                + "by each method) on \(c.images) calibration images: " + MethodChoice.summary(c.methods)
+                + "by each method) on \(c.images) calibration image\(c.images == 1 ? "" : "s"): " + MethodChoice.summary(c.methods)
             meta["calibration_methods"] = spec.activations.map { "\($0): \((c.methods[$0] ?? info.method).rawValue)" }.joined(separator: "; ")
         }
         if let bad = floatLayers.keys.sorted().first(where: { net.layer($0)?.op.hasWeights != true }) {
