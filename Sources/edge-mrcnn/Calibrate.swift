@@ -10,7 +10,11 @@ let calibrateCommand = Command(
       --images DIR          folder of sample .jpg/.jpeg images (at least 2)
       -o, --output FILE     the int8 model file to write
       --method M            activation range: minmax, percentile, entropy, mse (default \(CalibrationMethod.defaultMethod.rawValue));
-                            all: one file per method, OUT-<method>.safetensors
+                            all: one file per method, OUT-<method>.safetensors;
+                            auto: per activation the method whose rounding and clipping cost the
+                            layers reading it least (their float output with only that input
+                            fake-quantised, noise/signal), on the first --auto-images images
+      --auto-images N       images the auto choice is measured on (default 6)
       --percentile P        for --method percentile (default 99.99)
       --max-images N        use at most the first N images (by name)
       --min-size N          resize: shorter side target (overrides the model file)
@@ -47,7 +51,7 @@ let calibrateCommand = Command(
     spec: ArgSpec(values: ["model", "images", "output", "method", "percentile", "max-images", "min-size",
                            "max-size", "classes", "keep-float", "report-images", "annotations", "guard-images-dir",
                            "guard-images", "max-drop", "max-float-layers", "bias-correction", "bias-images",
-                           "end-to-end-images"],
+                           "end-to-end-images", "auto-images"],
                   bools: ["accuracy-guard"], optionalValues: ["report"], aliases: ["o": "output"]),
     run: runCalibrate)
 
@@ -64,6 +68,9 @@ func runCalibrate(_ a: ParsedArgs) throws -> Int32 {
         bc = v
     }
     var method = CalibrationMethod.defaultMethod
+    let auto = a.string("method") == MethodChoice.auto
+    let autoImages = try a.int("auto-images", in: 1...Int(Int32.max))
+    if autoImages != nil && !auto { throw UsageError("--auto-images applies to --method auto only") }
     var also: [(method: CalibrationMethod, output: String)] = []
     if a.string("method") == "all" {
         // one calibration pass, one file per method: OUT-<method>.safetensors
@@ -81,10 +88,12 @@ func runCalibrate(_ a: ParsedArgs) throws -> Int32 {
         return 0
     }
     if let m = a.string("method") {
-        guard let v = CalibrationMethod(rawValue: m) else {
-            throw UsageError("--method must be one of \(CalibrationMethod.allCases.map { $0.rawValue }.joined(separator: ", ")), got '\(m)'")
+        if !auto {
+            guard let v = CalibrationMethod(rawValue: m) else {
+                throw UsageError("--method must be one of \(CalibrationMethod.allCases.map { $0.rawValue }.joined(separator: ", ")), all or auto, got '\(m)'")
+            }
+            method = v
         }
-        method = v
     }
     var p = 99.99
     if let s = a.string("percentile") {
@@ -97,7 +106,7 @@ func runCalibrate(_ a: ParsedArgs) throws -> Int32 {
     try Calibration.run(modelPath: modelPath, imagesDir: images, output: output, method: method, maxImages: maxImages,
                         percentile: p, floatLayers: keep, report: report, guardOptions: guardOptions,
                         biasCorrection: bc, biasImageCount: try a.int("bias-images", in: 1...Int(Int32.max)) ?? 6,
-                        overrides: overrides, log: { printErr($0) })
+                        methodChoice: auto, choiceImageCount: autoImages ?? 6, overrides: overrides, log: { printErr($0) })
     return 0
 }
 

@@ -171,6 +171,52 @@ final class CalibrationReportTests: XCTestCase {
         XCTAssertTrue(e2e.json.serialized().contains("\"end_to_end\":{\"disagreement\":0.5"), e2e.json.serialized())
     }
 
+    func testMethodChoiceOnSyntheticStatistics() {
+        // the choice: lowest error wins, ties go to the earlier method (the default first), NaN
+        // loses, an activation without errors keeps the default
+        XCTAssertEqual(MethodChoice.order, [.percentile, .minmax, .entropy, .mse])
+        let errs: [String: [CalibrationMethod: Double]] = [
+            "a": [.percentile: 0.02, .minmax: 0.01, .entropy: 0.03, .mse: 0.01],
+            "b": [.percentile: 0.01, .minmax: 0.01, .entropy: 0.01, .mse: 0.01],
+            "c": [.percentile: .nan, .minmax: 0.7, .mse: 0.5],
+        ]
+        let c = MethodChoice.choose(activations: ["a", "b", "c", "d"], errors: errs)
+        XCTAssertEqual(c, ["a": .minmax, "b": .percentile, "c": .mse, "d": .percentile])
+        XCTAssertEqual(MethodChoice.summary(c), "percentile 2, minmax 1, mse 1")
+
+        // synthetic statistics of two real activations: `x` a bulk in [0, 1) with one value at
+        // 1000 (percentile 99.99 and entropy clip it, minmax keeps it, mse's search stops just below
+        // it, with a little more error on the real values than minmax); `z` all zeros (every
+        // method gives the same parameters: nothing to measure, the default stays)
+        let obs = CalibrationObserver(bins: 2048)
+        let x = obs.spec.activations[1], z = obs.spec.activations[2]
+        let bulk = (0..<10_000).map { Float($0 % 1000) / 1000 } + [1000]
+        let zeros = [Float](repeating: 0, count: 100)
+        var b0 = bulk, z0 = zeros
+        obs.activation(x, &b0, b0.count)
+        obs.activation(z, &z0, z0.count)
+        let (params, index) = MethodChoice.candidates(obs, percentile: 99.99)
+        XCTAssertEqual(params[z]?.count, 1)
+        XCTAssertNotEqual(index[x]?[.minmax], index[x]?[.percentile])
+        let probe = ChoiceProbe(network: obs.spec.network, params: params)
+        var copy = bulk, zcopy = zeros
+        probe.activation(x, &copy, copy.count)
+        probe.activation(z, &zcopy, zcopy.count)
+        XCTAssertEqual(copy, bulk)   // the probe leaves the activation alone
+        let e = MethodChoice.errors(probe, index: index)
+        XCTAssertNil(e[z])
+        // clipping 1000 to ~1 costs ~1e6 of a signal of ~1e6; minmax's step of ~3.9 rounds the
+        // bulk to 0: noise ~ sum x^2 ~ 3333
+        let ex = e[x]!
+        XCTAssertGreaterThan(ex[.percentile]!, 0.9)
+        XCTAssertGreaterThan(ex[.entropy]!, 0.5)
+        XCTAssertLessThan(ex[.minmax]!, 0.01)
+        XCTAssertLessThan(ex[.mse]!, 0.01)
+        XCTAssertLessThan(ex[.minmax]!, ex[.mse]!)
+        let chosen = MethodChoice.choose(activations: [x, z], errors: e)
+        XCTAssertEqual(chosen, [x: .minmax, z: .percentile])
+    }
+
     // ---------------------------------------------------------------- CLI errors
 
     static let binary: String = {
@@ -208,6 +254,8 @@ final class CalibrationReportTests: XCTestCase {
             (["--accuracy-guard", "--annotations", empty, "--max-drop", "x"], "--max-drop must be a number"),
             (["--max-drop", "0.1"], "--max-drop applies to --accuracy-guard only"),
             (["--bias-correction", "maybe"], "--bias-correction must be on, off or both"),
+            (["--auto-images", "3"], "--auto-images applies to --method auto only"),
+            (["--method", "best"], "--method must be one of minmax, percentile, entropy, mse, all or auto"),
             (["--accuracy-guard", "--annotations", empty], "has no annotations: --accuracy-guard needs annotated images"),
         ]
         for (extra, message) in cases {

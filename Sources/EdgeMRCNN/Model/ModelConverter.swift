@@ -89,6 +89,7 @@ public enum ModelConverter {
                 lines.append("quantisation: \(m["quant_scheme"] ?? "?")")
                 lines.append("calibration: \(m["calibration_method"] ?? "?") on \(m["calibration_images"] ?? "?") images"
                     + (m["calibration_method"] == "percentile" ? " (percentile \(m["calibration_percentile"] ?? "?"))" : "")
+                    + (m["calibration_choice"].map { " (\($0))" } ?? "")
                     + ", images sha256 \(m["calibration_images_sha256"] ?? "?")")
                 let fl = QuantizedModel.floatLayers(m)
                 let all = ((try? ModelConfig(metadata: m, source: path)).flatMap { try? Network.build($0) })?.weightLayers.count ?? 0

@@ -21,12 +21,14 @@ public final class CalibrationObserver: ActivationHook {
         if o.nonFinite && firstNonFinite == nil { firstNonFinite = name }
     }
 
-    /// Parameters of every observed activation. Activations never seen (no RoIs in any image)
-    /// get minmax of nothing: scale 1, zero point 0.
-    public func qparams(_ method: CalibrationMethod, percentile: Double = 99.99) -> [String: QParams] {
+    /// Parameters of every observed activation (`choice`: per activation a method other than
+    /// `method`). Activations never seen (no RoIs in any image) get minmax of nothing: scale 1,
+    /// zero point 0.
+    public func qparams(_ method: CalibrationMethod, percentile: Double = 99.99,
+                        choice: [String: CalibrationMethod] = [:]) -> [String: QParams] {
         var out: [String: QParams] = [:]
         for a in spec.activations {
-            out[a] = observers[a]?.qparams(method, percentile: percentile) ?? QParams(lo: 0, hi: 0)
+            out[a] = observers[a]?.qparams(choice[a] ?? method, percentile: percentile) ?? QParams(lo: 0, hi: 0)
         }
         return out
     }
@@ -55,13 +57,15 @@ public final class Calibrator {
     /// The int8 model from the images added so far.
     public func quantizedModel(float store: TensorStore, method: CalibrationMethod, percentile: Double = 99.99,
                                floatLayers: [String: String] = [:], biasCorrection: [String: [Float]] = [:],
-                               correctionImages: Int = 0, source: String) throws -> OwnedTensorStore {
+                               correctionImages: Int = 0, choice: MethodChoice.Result? = nil,
+                               source: String) throws -> OwnedTensorStore {
         guard imageNames.count >= 2 else {
             throw EdgeError("calibration needs at least 2 images, got \(imageNames.count)")
         }
-        let qp = observer.qparams(method, percentile: percentile)
+        let qp = observer.qparams(method, percentile: percentile, choice: choice?.methods ?? [:])
         var info = CalibrationInfo(method: method, imageNames: imageNames, percentile: percentile)
         info.correctionImages = correctionImages
+        info.choice = choice
         return try QuantizedModel.build(float: store, config: model.config, qparams: qp, info: info,
                                         floatLayers: floatLayers, biasCorrection: biasCorrection, source: source)
     }
@@ -136,6 +140,7 @@ public enum Calibration {
                            floatLayers: [String: String] = [:],
                            report: ReportOptions? = nil, guardOptions: GuardOptions? = nil,
                            biasCorrection: BiasCorrection = .defaultMode, biasImageCount: Int = 6,
+                           methodChoice: Bool = false, choiceImageCount: Int = 6,
                            overrides: ModelOverrides = ModelOverrides(), log: (String) -> Void = { _ in }) throws {
         guard percentile > 0, percentile <= 100 else {
             throw EdgeError("percentile \(percentile) must be in (0, 100]")
@@ -193,6 +198,19 @@ public enum Calibration {
             return m
         }
         func measureImages() throws -> [(String, RGBImage)] { try firstImages(biasImageCount) }
+        // --method auto: the method of each activation, by the error of the layers reading it
+        var choice: MethodChoice.Result? = nil
+        if methodChoice {
+            guard choiceImageCount >= 1 else { throw EdgeError("--auto-images must be at least 1, got \(choiceImageCount)") }
+            let t0 = monotonicSeconds()
+            let imgs = try firstImages(choiceImageCount).map { $0.1 }
+            let errors = try MethodChoice.measure(model: model, observer: cal.observer, percentile: percentile, images: imgs)
+            let c = MethodChoice.Result(methods: MethodChoice.choose(activations: cal.observer.spec.activations, errors: errors),
+                                        images: imgs.count)
+            choice = c
+            log("method per activation (auto, measured on \(imgs.count) image\(imgs.count == 1 ? "" : "s")): \(MethodChoice.summary(c.methods)) "
+                + "(\(COCOEvalResult.fixed(monotonicSeconds() - t0, 1)) s)")
+        }
         // bias correction: the per-channel mean shift of each int8 layer alone, measured on the
         // first calibration images with the uncorrected model, subtracted from its bias
         var corrections: [CalibrationMethod: [String: [Float]]] = [:]
@@ -200,11 +218,12 @@ public enum Calibration {
             guard biasCorrection != .off else { return [:] }
             if let c = corrections[m] { return c }
             let t0 = monotonicSeconds()
-            let q0 = try cal.quantizedModel(float: loaded.store, method: m, percentile: percentile, floatLayers: k, source: modelPath)
+            let q0 = try cal.quantizedModel(float: loaded.store, method: m, percentile: percentile, floatLayers: k,
+                                            choice: choice, source: modelPath)
             let r0 = try CalibrationReport.measure(float: model, int8: try MaskRCNN(store: q0, config: loaded.config, source: output),
                                                    images: try measureImages())
             corrections[m] = r0.biasCorrections
-            log("bias correction (\(m.rawValue)): \(r0.biasCorrections.count) layers measured on \(try measureImages().count) images "
+            log("bias correction (\(choice == nil ? m.rawValue : MethodChoice.auto)): \(r0.biasCorrections.count) layers measured on \(try measureImages().count) images "
                 + "(\(COCOEvalResult.fixed(monotonicSeconds() - t0, 1)) s)")
             return r0.biasCorrections
         }
@@ -212,7 +231,7 @@ public enum Calibration {
             let c = correct ? try corrected(m, floatLayers) : [:]
             return try cal.quantizedModel(float: loaded.store, method: m, percentile: percentile, floatLayers: k,
                                           biasCorrection: c, correctionImages: c.isEmpty ? 0 : try measureImages().count,
-                                          source: modelPath)
+                                          choice: choice, source: modelPath)
         }
         let correctMain = biasCorrection != .off
         if report != nil || guardOptions != nil {
@@ -286,7 +305,7 @@ public enum Calibration {
         for (m, bc, out) in outs {
             let q = try build(m, keep, correct: bc)
             try SafeTensorsWriter.write(q, metadata: q.metadata, to: out)
-            log("wrote \(out): int8, \(m.rawValue) calibration on \(cal.imageNames.count) images"
+            log("wrote \(out): int8, \(choice == nil ? m.rawValue : "per-activation (auto)") calibration on \(cal.imageNames.count) images"
                 + (bc ? ", bias-corrected" : "")
                 + (keep.isEmpty ? "" : ", \(keep.count) layer\(keep.count == 1 ? "" : "s") in float"))
         }

@@ -11,8 +11,10 @@
 //   act.A.scale F32 [1], act.A.zero_point I32 [1]   real = scale * (q - zero_point)
 // Metadata: the float model's keys with precision "int8", plus quant_scheme, calibration_method,
 // calibration_images, calibration_images_sha256 (SHA-256 of the sorted file names, one per line),
-// calibration_percentile, float_layers ("name: reason; ..." or "none"), float_outputs (layers
-// whose outputs are dequantised from int32), float_ops (what runs in float by design).
+// calibration_percentile (calibration_method "auto": calibration_choice, a summary, and
+// calibration_methods "activation: method; ..." in QuantSpec.activations order), float_layers
+// ("name: reason; ..." or "none"), float_outputs (layers whose outputs are dequantised from
+// int32), float_ops (what runs in float by design).
 
 #if canImport(Glibc)
 import Glibc
@@ -27,6 +29,8 @@ public struct CalibrationInfo: Sendable {
     public var percentile: Double
     /// Images the bias correction was measured on (0: none).
     public var correctionImages = 0
+    /// `--method auto`: the method chosen per activation (nil: `method` everywhere).
+    public var choice: MethodChoice.Result?
     public init(method: CalibrationMethod, imageNames: [String], percentile: Double) {
         self.method = method; self.imageNames = imageNames; self.percentile = percentile
     }
@@ -87,12 +91,18 @@ public enum QuantizedModel {
         var meta = config.metadata()
         meta["precision"] = precision
         meta["quant_scheme"] = scheme
-        meta["calibration_method"] = info.method.rawValue
+        meta["calibration_method"] = info.choice == nil ? info.method.rawValue : MethodChoice.auto
         meta["calibration_images"] = String(info.imageNames.count)
         meta["calibration_images_sha256"] = info.imagesHash
-        meta["calibration_percentile"] = info.method == .percentile ? "\(info.percentile)" : "n/a"
+        let usesPercentile = info.choice.map { $0.methods.values.contains(.percentile) } ?? (info.method == .percentile)
+        meta["calibration_percentile"] = usesPercentile ? "\(info.percentile)" : "n/a"
         let net = try Network.build(config)
         let spec = QuantSpec(net)
+        if let c = info.choice {
+            meta["calibration_choice"] = "per activation, the least error of the layers reading it (float, its input fake-quantised "
+                + "by each method) on \(c.images) calibration image\(c.images == 1 ? "" : "s"): " + MethodChoice.summary(c.methods)
+            meta["calibration_methods"] = spec.activations.map { "\($0): \((c.methods[$0] ?? info.method).rawValue)" }.joined(separator: "; ")
+        }
         if let bad = floatLayers.keys.sorted().first(where: { net.layer($0)?.op.hasWeights != true }) {
             throw EdgeError(file: source, "'\(bad)' is not a weight layer of \(net.name) (`edge-mrcnn info MODEL` lists them)")
         }

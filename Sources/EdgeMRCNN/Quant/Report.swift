@@ -76,6 +76,8 @@ public struct LayerReport: Sendable {
     /// represent (nil: the layer writes float).
     public var outMin = Float.infinity, outMax = -Float.infinity
     public var qRange: (lo: Float, hi: Float)?
+    /// `calibrate --method auto`: the method chosen for this layer's input activation.
+    public var inputMethod: String?
     /// Float output values outside qRange.
     public var clipped = 0, observed = 0
     /// Per output channel: sum of (int8 alone - float) and the number of elements (bias correction).
@@ -166,7 +168,7 @@ public struct DetectionAgreement: Sendable {
 
 /// A float activation buffer the report owns (outside the arena: the report must not change the
 /// runs it measures).
-private final class Scratch {
+final class Scratch {
     private var bufs: [UnsafeMutableRawPointer] = []
     func act(_ c: Int, _ h: Int, _ w: Int, q: QParams?) -> Act {
         let n = max(c * h * w, 1) * (q == nil ? 4 : 1)
@@ -375,6 +377,10 @@ public struct CalibrationReport: Sendable {
             layers[l.name] = LayerReport(name: l.name, stage: l.stage.rawValue, precision: prec[l.name] ?? "int8",
                                          macs: macs[l.name] ?? 0)
         }
+        let methods = MethodChoice.parse(int8.metadata["calibration_methods"])
+        for l in net.weightLayers where layers[l.name]!.precision == "int8" {
+            layers[l.name]!.inputMethod = methods[net.paramsKey(l.inputs[0])]?.rawValue
+        }
         let compared = Set(net.weightLayers.filter { $0.stage == .backbone || $0.stage == .fpn || $0.stage == .rpn }.map { $0.name })
         var agreement = DetectionAgreement()
         var floatDetections: [[Detection]] = []
@@ -430,6 +436,8 @@ public struct CalibrationReport: Sendable {
         var head = pad("#", 3, false) + " " + pad("layer", 44, true) + pad("MMAC", 8, false) + pad("e2e", 8, false)
         head += pad("alone dB", 9, false) + pad("cos", 8, false) + pad("upstr dB", 9, false) + pad("cos", 8, false)
         head += pad("float range", 20, false) + pad("uint8 range", 20, false) + pad("clip %", 8, false)
+        let auto = layers.contains { $0.inputMethod != nil }
+        if auto { head += "  input method" }
         var out = ["calibration report: \(images.count) image\(images.count == 1 ? "" : "s"), MACs at \(inputSize.w)x\(inputSize.h) (RoI heads: 1000 proposals, 100 detections); "
                    + "e2e = disagreement of the detections with float when only this layer is int8 (worst first), "
                    + "SQNR dB / cosine of the int8 output vs float, alone = only this layer int8, upstream = the int8 model",
@@ -443,6 +451,7 @@ public struct CalibrationReport: Sendable {
             line += pad(num(r.alone.sqnrDB, 1), 9, false) + pad(num(r.alone.cosine, 4), 8, false)
             line += pad(num(r.upstream.sqnrDB, 1), 9, false) + pad(num(r.upstream.cosine, 4), 8, false)
             line += pad(fr, 20, false) + pad(qr, 20, false) + pad(num(r.clipFraction * 100, 3), 8, false)
+            if auto { line += "  " + (r.inputMethod ?? "-") }
             out.append(line)
         }
         let a = agreement
@@ -463,8 +472,8 @@ public struct CalibrationReport: Sendable {
         func stats(_ e: ErrorStats) -> JSON {
             .object([("sqnr_db", CalibrationReport.jnum(e.sqnrDB)), ("cosine", CalibrationReport.jnum(e.cosine)), ("elements", .int(e.count))])
         }
-        let ls: [JSON] = ranking.enumerated().map { i, r in
-            .object([("rank", .int(i + 1)), ("layer", .string(r.name)), ("stage", .string(r.stage)),
+        let ls: [JSON] = ranking.enumerated().map { i, r -> JSON in
+            var fields: [(String, JSON)] = [("rank", .int(i + 1)), ("layer", .string(r.name)), ("stage", .string(r.stage)),
                      ("precision", .string(r.precision)), ("macs", .int(r.macs)),
                      ("end_to_end", .object([("disagreement", CalibrationReport.jnum(r.endToEnd.value)),
                                              ("float_detections", .int(r.endToEnd.floatDetections)),
@@ -474,7 +483,9 @@ public struct CalibrationReport: Sendable {
                      ("float_max", r.outMin <= r.outMax ? .double(Double(r.outMax)) : .null),
                      ("uint8_min", r.qRange.map { .double(Double($0.lo)) } ?? .null),
                      ("uint8_max", r.qRange.map { .double(Double($0.hi)) } ?? .null),
-                     ("clip_fraction", .double(r.clipFraction))])
+                     ("clip_fraction", .double(r.clipFraction))]
+            if let m = r.inputMethod { fields.append(("input_method", .string(m))) }
+            return .object(fields)
         }
         let a = agreement
         return .object([("images", .array(images.map { .string($0) })),

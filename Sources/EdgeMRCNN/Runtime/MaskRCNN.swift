@@ -56,6 +56,8 @@ public final class MaskRCNN {
 
     public let config: ModelConfig
     private let store: TensorStore   // keeps the weight memory alive
+    /// The model file's metadata.
+    var metadata: [String: String] { store.metadata }
     /// Every layer of the network description bound at its precision, and the walk over them.
     private let net: Executor
     /// EDGE_MRCNN_INT8=simulate: run int8 models on the float kernels with simulated quantisation.

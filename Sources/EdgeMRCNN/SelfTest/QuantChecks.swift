@@ -32,6 +32,17 @@ extension SelfTest {
                 try expect(o.quantizationError(lo: ms.lo, hi: ms.hi) <= o.quantizationError(lo: mm.lo, hi: mm.hi),
                            "mse range [\(ms.lo), \(ms.hi)] has no smaller error than minmax")
             },
+            SelfCheck("quant: per-activation method choice (--method auto)") {
+                // the lowest error wins, ties go to the default, NaN loses, no errors: the default
+                let c = MethodChoice.choose(activations: ["a", "b", "c", "d"], errors: [
+                    "a": [.percentile: 0.02, .minmax: 0.01, .entropy: 0.03, .mse: 0.01],
+                    "b": [.percentile: 0.01, .minmax: 0.01, .entropy: 0.01, .mse: 0.01],
+                    "c": [.percentile: .nan, .minmax: 0.7, .mse: 0.5]])
+                try expect(c == ["a": .minmax, "b": .percentile, "c": .mse, "d": .percentile], "choice \(c)")
+                try expect(MethodChoice.summary(c) == "percentile 2, minmax 1, mse 1", MethodChoice.summary(c))
+                try expect(MethodChoice.parse("input: mse; backbone.body.conv1: minmax; x: bogus") == ["input": .mse, "backbone.body.conv1": .minmax],
+                           "calibration_methods metadata parse")
+            },
             SelfCheck("quant: layer table") {
                 let spec = QuantSpec(.maskRCNNResNet50FPN(numClasses: 2))
                 let acts = Set(spec.activations)
