@@ -83,7 +83,7 @@ final class Executor {
             let l = layer(d.name)
             let xin = x.converted(to: l.inputParams, ws)
             let res = try residual.map { r -> Act in
-                guard let o = l.outputParams else { return r.converted(to: nil, ws) }
+                guard l.outputParams != nil else { return r.converted(to: nil, ws) }
                 guard let p = params(d.residual!) else { throw EdgeError("no parameters for \(d.residual!)") }
                 return r.matches(p) ? r : r.converted(to: p, ws)
             }
@@ -249,6 +249,20 @@ extension Executor {
             try use(start, cnt, y, bound)
             start += cnt
         }
+    }
+
+    /// A RoI head's pooling before its side-by-side batches: on uint8 maps the uint8 parameters of
+    /// the pooled maps (fillPooled pools each batch straight into its map); on float maps every RoI
+    /// pooled at once (so the activation hook sees them together) into a buffer fillPooled copies from.
+    func poolRoIs(_ pool: LayerDef, rois n: Int, levels: [Act], boxes: [Float], sizes s: ImageSizes,
+                  _ ws: Workspace) -> (q: QParams?, pooled: FloatBuffer?) {
+        guard case .roiAlign(let p, let sampling) = pool.op else { fatalError("\(pool.name) is not a RoIAlign") }
+        if levels.first?.q != nil { return (params(pool.name), nil) }
+        let c = pool.cout, maxN = max(n, ws.detectionBound)
+        let b = ws.floats(n * c * p * p, reserve: maxN * c * p * p)
+        MultiScaleRoIAlign.run(levels, boxes: boxes, sizes: s, output: p, sampling: sampling, out: b.pointer)
+        ws.hook?.activation(pool.name, b.pointer, n * c * p * p)
+        return (nil, b)
     }
 
     /// RoIs start..<start+count pooled into a side-by-side batch map `x` (uint8 maps: RoIAlign

@@ -17,15 +17,7 @@ extension Executor {
         guard case .roiAlign(let p, let sampling) = pool.op else { throw EdgeError("keypoint pool is not a RoIAlign") }
         let k = chainDefs.last!.cout
         let c = pool.cout, pitch = p + 1
-        let maxN = max(n, ws.detectionBound)
-        let pq = levels.first?.q != nil ? params(pool.name) : nil
-        var pooled: FloatBuffer?
-        if pq == nil {
-            let b = ws.floats(n * c * p * p, reserve: maxN * c * p * p)
-            MultiScaleRoIAlign.run(levels, boxes: boxes, sizes: s, output: p, sampling: sampling, out: b.pointer)
-            ws.hook?.activation(pool.name, b.pointer, n * c * p * p)
-            pooled = b
-        }
+        let (pq, pooled) = poolRoIs(pool, rois: n, levels: levels, boxes: boxes, sizes: s, ws)
         // per-RoI float buffers: the 28x28 logits, the 56x56 heatmaps, the bicubic rows
         let lo = 2 * p, hm = 4 * p
         let lowres = ws.floats(k * lo * lo), heat = ws.floats(k * hm * hm)

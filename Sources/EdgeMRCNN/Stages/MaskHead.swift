@@ -32,15 +32,7 @@ extension Executor {
         let pool = defs[0], chainDefs = Array(defs.dropFirst().dropLast()), logits = layer(defs.last!.name)
         guard case .roiAlign(let p, let sampling) = pool.op else { fatalError("mask pool is not a RoIAlign") }
         let c = pool.cout, pitch = p + 1
-        let pq = levels.first?.q != nil ? params(pool.name) : nil
-        // float maps: every RoI pooled at once (the activation hook sees them together)
-        var pooled: FloatBuffer?
-        if pq == nil {
-            let b = ws.floats(n * c * p * p, reserve: maxN * c * p * p)
-            MultiScaleRoIAlign.run(levels, boxes: boxes, sizes: s, output: p, sampling: sampling, out: b.pointer)
-            ws.hook?.activation(pool.name, b.pointer, n * c * p * p)
-            pooled = b
-        }
+        let (pq, pooled) = poolRoIs(pool, rois: n, levels: levels, boxes: boxes, sizes: s, ws)
         let bufs = HeadBuffers(ws)
         try sideBySide(chainDefs, rois: n, channels: c, size: p, q: pq, bufs, ws, fill: { start, cnt, x in
             try fillPooled(x, levels: levels, boxes: boxes, pooled: pooled, start: start, count: cnt,
