@@ -347,3 +347,29 @@ void em_parallel(int ntasks, void (*fn)(void *ctx, int t), void *ctx) {
     pthread_mutex_unlock(&pool_mu);
     pthread_mutex_unlock(&pool_busy);
 }
+
+typedef struct {
+    void (*fn)(void *, long, long);
+    void *ctx;
+    long n;
+    int nt;
+} prange;
+
+static void prange_task(void *v, int t) {
+    const prange *p = (const prange *)v;
+    long lo = p->n * t / p->nt, hi = p->n * (t + 1) / p->nt;
+    if (lo < hi) p->fn(p->ctx, lo, hi);
+}
+
+void em_parallel_for(long n, long grain, void (*fn)(void *ctx, long lo, long hi), void *ctx) {
+    if (n <= 0) return;
+    if (grain < 1) grain = 1;
+    long nt = em_num_threads(), most = n / grain;
+    if (nt > most) nt = most;
+    if (nt <= 1) {
+        fn(ctx, 0, n);
+        return;
+    }
+    prange p = {fn, ctx, n, (int)nt};
+    em_parallel((int)nt, prange_task, &p);
+}
