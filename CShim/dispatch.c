@@ -368,6 +368,10 @@ void em_parallel(int ntasks, void (*fn)(void *ctx, int t), void *ctx) {
     pthread_mutex_unlock(&pool_busy);
 }
 
+void em_run_tasks(int ntasks, void (*fn)(void *ctx, int t), void *ctx) {
+    if (fn) em_parallel(ntasks, fn, ctx);
+}
+
 typedef struct {
     void (*fn)(void *, long, long);
     void *ctx;

@@ -167,6 +167,6 @@ void em_paste_mask_f32(const float *mask, int M, const float box[4], int imgH, i
         for (int x = 0; x < rw; x++)
             em_linear_src(P, bw, (long)(rx0 + x) - bx0, &xi0[x], &xi1[x], &xl0[x], &xl1[x]);
     paste_ctx j = {mask, M, P, rx0, ry0, rw, cache, bx0, by0, bw, bh, thresh, xi0, xi1, xl0, xl1, region_out};
-    // ~16 K pixels per task at least (a pool hand-off costs some microseconds)
-    em_parallel_for(rh, rw >= 16384 ? 1 : 16384 / rw, paste_rows, &j);
+    // ~4 K pixels per task at least (a pool hand-off costs a few microseconds)
+    em_parallel_for(rh, rw >= 4096 ? 1 : 4096 / rw, paste_rows, &j);
 }
