@@ -548,7 +548,7 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
 #else
     // x86: K slices of 512; the channel group MG such that the chunk's int32 tiles (MG x cb tiles
     // of 8 x NR) stay within ~128 KB of L2 until the epilogue reads them. With MG fixed at 32 the
-    // small-K layers (K 64: a chunk of 62 panels) wrote ~3 MB of tiles before reading them back.
+    // small-K layers (K 64: a chunk of 64 panels) wrote ~3 MB of tiles before reading them back.
     const int KC = 512;
     int MG = (int)((128 * 1024) / ((size_t)cb * 8 * NR * 4));
     if (MG < 1) MG = 1;
