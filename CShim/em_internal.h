@@ -106,5 +106,9 @@ static inline void em_task_range(int tiles, int t, int ntasks, int *lo, int *hi)
 // Thread pool: runs fn(ctx, t) for t in [0, ntasks), ntasks <= em_num_threads(); task 0 runs on
 // the calling thread. Returns after all tasks finished.
 void em_parallel(int ntasks, void (*fn)(void *ctx, int t), void *ctx);
+// fn(ctx, lo, hi) over [0, n) split into at most em_num_threads() contiguous ranges of at least
+// `grain` items each (one call on the calling thread when n < 2 * grain): for element-wise work
+// whose result does not depend on the split.
+void em_parallel_for(long n, long grain, void (*fn)(void *ctx, long lo, long hi), void *ctx);
 
 #endif

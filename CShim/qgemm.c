@@ -546,7 +546,13 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
     if (MG < 4) MG = 4;
     if (MG > 32) MG = 32;
 #else
-    const int KC = 512, MG = 32;
+    // x86: K slices of 512; the channel group MG such that the chunk's int32 tiles (MG x cb tiles
+    // of 8 x NR) stay within ~128 KB of L2 until the epilogue reads them. With MG fixed at 32 the
+    // small-K layers (K 64: a chunk of 64 panels) wrote ~3 MB of tiles before reading them back.
+    const int KC = 512;
+    int MG = (int)((128 * 1024) / ((size_t)cb * 8 * NR * 4));
+    if (MG < 1) MG = 1;
+    if (MG > 32) MG = 32;
 #endif
     int kcmax = Kpad < KC ? Kpad : KC;
     size_t pbytes = (size_t)Kpad * NR, tile = (size_t)8 * NR;
@@ -959,22 +965,65 @@ void em_qquant_row_generic(const float *x, int n, float inv_scale, int32_t z, ui
 
 #define EM_QROW_CHUNK 4096
 
+// The element-wise maps below run on the thread pool (em_parallel_for) when they are large
+// enough: each element goes through the same row function whatever the split (the rows are
+// bit-identical to the reference at any length), so the bytes do not depend on the threads.
+// Splits fall on whole EM_QROW_CHUNKs, channels or rows. Grain: ~32 K elements per task.
+#define EM_EW_GRAIN (32 * 1024)
+
+typedef struct {
+    const uint8_t *a, *b;
+    int32_t z_a, z_b, z_out, lo;
+    float a_mult, b_mult;
+    size_t n;
+    uint8_t *out;
+    const em_qgemm_params *P;
+} qadd_ctx;
+
+static void qadd_chunks(void *v, long c0, long c1) {
+    const qadd_ctx *x = (const qadd_ctx *)v;
+    for (size_t i = (size_t)c0 * EM_QROW_CHUNK; i < x->n && i < (size_t)c1 * EM_QROW_CHUNK; i += EM_QROW_CHUNK) {
+        int c = x->n - i < EM_QROW_CHUNK ? (int)(x->n - i) : EM_QROW_CHUNK;
+        x->P->add_row(x->a + i, x->z_a, x->a_mult, x->b + i, x->z_b, x->b_mult, c, x->z_out, x->lo, x->out + i);
+    }
+}
+
 void em_qadd_u8(const uint8_t *a, int32_t z_a, float a_mult, const uint8_t *b, int32_t z_b,
                 float b_mult, size_t n, int32_t z_out, int relu, uint8_t *out) {
     if (!a || !b || !out) return;
-    const em_qgemm_params *P = em_qgemm_params_current();
-    for (size_t i = 0; i < n; i += EM_QROW_CHUNK) {
-        int c = n - i < EM_QROW_CHUNK ? (int)(n - i) : EM_QROW_CHUNK;
-        P->add_row(a + i, z_a, a_mult, b + i, z_b, b_mult, c, z_out, relu ? z_out : 0, out + i);
-    }
+    qadd_ctx x = {a, b, z_a, z_b, z_out, relu ? z_out : 0, a_mult, b_mult, n, out, em_qgemm_params_current()};
+    em_parallel_for((long)((n + EM_QROW_CHUNK - 1) / EM_QROW_CHUNK), EM_EW_GRAIN / EM_QROW_CHUNK, qadd_chunks, &x);
+}
+
+typedef struct {
+    const uint8_t *lat, *top;
+    int32_t z_lat, z_top, z_out;
+    float lat_mult, top_mult;
+    int TH, TW, H, W;
+    const int *sxs;
+    uint8_t *out;
+    const em_qgemm_params *P;
+} qaddup_ctx;
+
+static void qaddup_channels(void *v, long c0, long c1) {
+    const qaddup_ctx *x = (const qaddup_ctx *)v;
+    const int TH = x->TH, TW = x->TW, H = x->H, W = x->W;
+    uint8_t tb[1024];
+    for (long c = c0; c < c1; c++)
+        for (int y = 0; y < H; y++) {
+            int sy = (int)floorf(y * (float)TH / (float)H);
+            if (sy > TH - 1) sy = TH - 1;
+            const uint8_t *trow = x->top + ((size_t)c * TH + sy) * TW;
+            for (int i = 0; i < W; i++) tb[i] = trow[x->sxs[i]];
+            size_t o = ((size_t)c * H + y) * W;
+            x->P->add_row(x->lat + o, x->z_lat, x->lat_mult, tb, x->z_top, x->top_mult, W, x->z_out, 0, x->out + o);
+        }
 }
 
 void em_qadd_upsample_nearest_u8(const uint8_t *lat, int32_t z_lat, float lat_mult,
                                  const uint8_t *top, int32_t z_top, float top_mult, int C, int TH,
                                  int TW, int H, int W, int32_t z_out, uint8_t *out) {
     if (!lat || !top || !out || C <= 0 || TH <= 0 || TW <= 0 || H <= 0 || W <= 0) return;
-    const em_qgemm_params *P = em_qgemm_params_current();
-    uint8_t tb[1024];
     int sxs[1024];
     if (W > 1024) {
         em_qadd_upsample_nearest_u8_ref(lat, z_lat, lat_mult, top, z_top, top_mult, C, TH, TW, H, W,
@@ -985,25 +1034,33 @@ void em_qadd_upsample_nearest_u8(const uint8_t *lat, int32_t z_lat, float lat_mu
         int sx = (int)floorf(x * (float)TW / (float)W);
         sxs[x] = sx > TW - 1 ? TW - 1 : sx;
     }
-    for (int c = 0; c < C; c++)
-        for (int y = 0; y < H; y++) {
-            int sy = (int)floorf(y * (float)TH / (float)H);
-            if (sy > TH - 1) sy = TH - 1;
-            const uint8_t *trow = top + ((size_t)c * TH + sy) * TW;
-            for (int x = 0; x < W; x++) tb[x] = trow[sxs[x]];
-            size_t o = ((size_t)c * H + y) * W;
-            P->add_row(lat + o, z_lat, lat_mult, tb, z_top, top_mult, W, z_out, 0, out + o);
-        }
+    qaddup_ctx x = {lat, top, z_lat, z_top, z_out, lat_mult, top_mult, TH, TW, H, W, sxs, out,
+                    em_qgemm_params_current()};
+    long hw = (long)H * W;
+    em_parallel_for(C, hw >= EM_EW_GRAIN ? 1 : EM_EW_GRAIN / hw, qaddup_channels, &x);
+}
+
+typedef struct {
+    const float *x;
+    size_t n;
+    float inv;
+    int32_t z;
+    uint8_t *out;
+    const em_qgemm_params *P;
+} quant_ctx;
+
+static void quant_chunks(void *v, long c0, long c1) {
+    const quant_ctx *x = (const quant_ctx *)v;
+    for (size_t i = (size_t)c0 * EM_QROW_CHUNK; i < x->n && i < (size_t)c1 * EM_QROW_CHUNK; i += EM_QROW_CHUNK) {
+        int c = x->n - i < EM_QROW_CHUNK ? (int)(x->n - i) : EM_QROW_CHUNK;
+        x->P->quant_row(x->x + i, c, x->inv, x->z, x->out + i);
+    }
 }
 
 void em_quantize_f32_u8(const float *x, size_t n, float scale, int32_t z, uint8_t *out) {
     if (!x || !out) return;
-    const em_qgemm_params *P = em_qgemm_params_current();
-    float inv = 1.0f / scale;
-    for (size_t i = 0; i < n; i += EM_QROW_CHUNK) {
-        int c = n - i < EM_QROW_CHUNK ? (int)(n - i) : EM_QROW_CHUNK;
-        P->quant_row(x + i, c, inv, z, out + i);
-    }
+    quant_ctx q = {x, n, 1.0f / scale, z, out, em_qgemm_params_current()};
+    em_parallel_for((long)((n + EM_QROW_CHUNK - 1) / EM_QROW_CHUNK), EM_EW_GRAIN / EM_QROW_CHUNK, quant_chunks, &q);
 }
 
 void em_qdequant_row_generic(const uint8_t *q, int n, float scale, int32_t z, float *out) {
@@ -1019,19 +1076,18 @@ void em_dequantize_u8_f32(const uint8_t *q, size_t n, float scale, int32_t z, fl
     }
 }
 
-// Separable: the column max over the window's valid rows (contiguous, vectorised by the
-// compiler), then the row max over the valid columns. Max is exact in any order.
-void em_qmaxpool2d_u8(const uint8_t *in, int C, int H, int W, int k, int stride, int pad,
-                      uint8_t *out) {
-    if (!in || !out || C <= 0 || H <= 0 || W <= 0 || k <= 0 || stride <= 0 || pad < 0) return;
+typedef struct {
+    const uint8_t *in;
+    int H, W, k, stride, pad, OH, OW;
+    uint8_t *out;
+} maxpool_ctx;
+
+static void maxpool_channels(void *v, long c0, long c1) {
+    const maxpool_ctx *j = (const maxpool_ctx *)v;
+    const int H = j->H, W = j->W, k = j->k, stride = j->stride, pad = j->pad, OH = j->OH, OW = j->OW;
     uint8_t vm[4096];
-    if (W > 4096) {
-        em_qmaxpool2d_u8_ref(in, C, H, W, k, stride, pad, out);
-        return;
-    }
-    int OH = (H + 2 * pad - k) / stride + 1, OW = (W + 2 * pad - k) / stride + 1;
-    for (int c = 0; c < C; c++) {
-        const uint8_t *plane = in + (size_t)c * H * W;
+    for (long c = c0; c < c1; c++) {
+        const uint8_t *plane = j->in + (size_t)c * H * W;
         for (int oy = 0; oy < OH; oy++) {
             int y0 = oy * stride - pad, y1 = y0 + k;
             if (y0 < 0) y0 = 0;
@@ -1041,7 +1097,7 @@ void em_qmaxpool2d_u8(const uint8_t *in, int C, int H, int W, int k, int stride,
                 const uint8_t *r = plane + (size_t)y * W;
                 for (int x = 0; x < W; x++) vm[x] = r[x] > vm[x] ? r[x] : vm[x];
             }
-            uint8_t *o = out + ((size_t)c * OH + oy) * OW;
+            uint8_t *o = j->out + ((size_t)c * OH + oy) * OW;
             for (int ox = 0; ox < OW; ox++) {
                 int x0 = ox * stride - pad, x1 = x0 + k;
                 if (x0 < 0) x0 = 0;
@@ -1052,6 +1108,22 @@ void em_qmaxpool2d_u8(const uint8_t *in, int C, int H, int W, int k, int stride,
             }
         }
     }
+}
+
+// Separable: the column max over the window's valid rows (contiguous, vectorised by the
+// compiler), then the row max over the valid columns. Max is exact in any order. Channels are
+// split over the thread pool.
+void em_qmaxpool2d_u8(const uint8_t *in, int C, int H, int W, int k, int stride, int pad,
+                      uint8_t *out) {
+    if (!in || !out || C <= 0 || H <= 0 || W <= 0 || k <= 0 || stride <= 0 || pad < 0) return;
+    if (W > 4096) {
+        em_qmaxpool2d_u8_ref(in, C, H, W, k, stride, pad, out);
+        return;
+    }
+    int OH = (H + 2 * pad - k) / stride + 1, OW = (W + 2 * pad - k) / stride + 1;
+    maxpool_ctx j = {in, H, W, k, stride, pad, OH, OW, out};
+    long hw = (long)H * W;
+    em_parallel_for(C, hw >= EM_EW_GRAIN ? 1 : EM_EW_GRAIN / hw, maxpool_channels, &j);
 }
 
 // ---------------------------------------------------------------- micro-kernel test hooks

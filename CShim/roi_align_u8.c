@@ -17,21 +17,38 @@
 #include <arm_neon.h>
 #endif
 
-void em_transpose_chw_hwc_u8(const uint8_t *in, int C, int H, int W, uint8_t *out) {
-    if (!in || !out || C <= 0 || H <= 0 || W <= 0) return;
-    const size_t HW = (size_t)H * W;
-    enum { TP = 64, TC = 64 }; // pixel x channel tiles: rows of 64 bytes in and out
-    for (size_t p0 = 0; p0 < HW; p0 += TP) {
+typedef struct {
+    const uint8_t *in;
+    int C;
+    size_t HW;
+    uint8_t *out;
+} transpose_ctx;
+
+enum { TP = 64, TC = 64 }; // pixel x channel tiles: rows of 64 bytes in and out
+
+static void transpose_tiles(void *v, long t0, long t1) {
+    const transpose_ctx *j = (const transpose_ctx *)v;
+    const int C = j->C;
+    const size_t HW = j->HW;
+    for (size_t p0 = (size_t)t0 * TP; p0 < HW && p0 < (size_t)t1 * TP; p0 += TP) {
         size_t pn = HW - p0 < TP ? HW - p0 : TP;
         for (int c0 = 0; c0 < C; c0 += TC) {
             int cn = C - c0 < TC ? C - c0 : TC;
             for (size_t p = 0; p < pn; p++) {
-                uint8_t *o = out + (p0 + p) * C + c0;
-                const uint8_t *s = in + (size_t)c0 * HW + p0 + p;
+                uint8_t *o = j->out + (p0 + p) * C + c0;
+                const uint8_t *s = j->in + (size_t)c0 * HW + p0 + p;
                 for (int c = 0; c < cn; c++) o[c] = s[(size_t)c * HW];
             }
         }
     }
+}
+
+// Pixel tiles split over the thread pool (a permutation: the bytes do not depend on the split).
+void em_transpose_chw_hwc_u8(const uint8_t *in, int C, int H, int W, uint8_t *out) {
+    if (!in || !out || C <= 0 || H <= 0 || W <= 0) return;
+    transpose_ctx j = {in, C, (size_t)H * W, out};
+    long tiles = (long)((j.HW + TP - 1) / TP), per = (long)TP * C;
+    em_parallel_for(tiles, per >= 32768 ? 1 : 32768 / per, transpose_tiles, &j);
 }
 
 enum { CB = 256 }; // channels per accumulator block

@@ -59,6 +59,10 @@ int em_ukr_call(int K, const float *A, const float *B, float *C, long ldc, int l
 // Worker threads the kernels may use (>= 1). Results do not depend on it.
 void em_set_num_threads(int n);
 int em_num_threads(void);
+// Runs fn(ctx, t) for t in [0, ntasks) on the kernel threads (task 0 on the calling thread; tasks
+// beyond em_num_threads(), or all of them while the pool is busy, run on the calling thread) and
+// returns when all are done. Kernels called from inside a task run single-threaded.
+void em_run_tasks(int ntasks, void (*fn)(void *ctx, int t), void *ctx);
 
 #ifdef __cplusplus
 }

@@ -6,6 +6,7 @@
 
 #include "em_kernels.h"
 #include "em_interp.h"
+#include "../em_internal.h"
 
 #pragma STDC FP_CONTRACT OFF
 
@@ -87,6 +88,49 @@ static inline float bilerp(const float *p, int W, int y0, int y1, float wy0, flo
     return t0 * wy0 + t1 * wy1;
 }
 
+typedef struct {
+    const uint8_t *rgb;
+    int H, W, OH, OW, PH, PW, tab;
+    const float (*lut)[256];
+    const int *xi0, *xi1;
+    const float *xl0, *xl1;
+    float *out;
+} nrp_ctx;
+
+// Output rows [r0, r1) of the 3 x PH padded planes (row r: channel r / PH, y = r % PH).
+static void nrp_rows(void *v, long r0, long r1) {
+    const nrp_ctx *j = (const nrp_ctx *)v;
+    const int H = j->H, W = j->W, OH = j->OH, OW = j->OW, PH = j->PH, PW = j->PW, tab = j->tab;
+    for (long r = r0; r < r1; r++) {
+        const int c = (int)(r / PH), y = (int)(r % PH);
+        float *orow = j->out + ((size_t)c * PH + y) * PW;
+        if (y >= OH) {
+            memset(orow, 0, (size_t)PW * sizeof(float));
+            continue;
+        }
+        const float *t = j->lut[c];
+        int y0, y1;
+        float wy0, wy1;
+        em_linear_src(H, OH, y, &y0, &y1, &wy0, &wy1);
+        const uint8_t *ra = j->rgb + (size_t)y0 * W * 3 + c, *rb = j->rgb + (size_t)y1 * W * 3 + c;
+        for (int x = 0; x < OW; x++) {
+            int x0, x1;
+            float wx0, wx1;
+            if (tab) {
+                x0 = j->xi0[x]; x1 = j->xi1[x]; wx0 = j->xl0[x]; wx1 = j->xl1[x];
+            } else {
+                em_linear_src(W, OW, x, &x0, &x1, &wx0, &wx1);
+            }
+            float t0 = t[ra[(size_t)x0 * 3]] * wx0 + t[ra[(size_t)x1 * 3]] * wx1;
+            float t1 = t[rb[(size_t)x0 * 3]] * wx0 + t[rb[(size_t)x1 * 3]] * wx1;
+            orow[x] = t0 * wy0 + t1 * wy1;
+        }
+        for (int x = OW; x < PW; x++) orow[x] = 0.0f;
+    }
+}
+
+// The output rows split over the thread pool (em_parallel_for): every value goes through the same
+// operations whatever the split.
 void em_normalize_resize_pad_rgb8_f32(const uint8_t *rgb, int H, int W, const float mean[3],
                                       const float std[3], int OH, int OW, int PH, int PW,
                                       float *out) {
@@ -101,31 +145,8 @@ void em_normalize_resize_pad_rgb8_f32(const uint8_t *rgb, int H, int W, const fl
     float xl0[CAP], xl1[CAP];
     int tab = OW <= CAP;
     if (tab) linear_axis(W, OW, xi0, xi1, xl0, xl1);
-    for (int c = 0; c < 3; c++) {
-        const float *t = lut[c];
-        float *o = out + (size_t)c * PH * PW;
-        for (int y = 0; y < OH; y++) {
-            int y0, y1;
-            float wy0, wy1;
-            em_linear_src(H, OH, y, &y0, &y1, &wy0, &wy1);
-            const uint8_t *r0 = rgb + (size_t)y0 * W * 3 + c, *r1 = rgb + (size_t)y1 * W * 3 + c;
-            float *orow = o + (size_t)y * PW;
-            for (int x = 0; x < OW; x++) {
-                int x0, x1;
-                float wx0, wx1;
-                if (tab) {
-                    x0 = xi0[x]; x1 = xi1[x]; wx0 = xl0[x]; wx1 = xl1[x];
-                } else {
-                    em_linear_src(W, OW, x, &x0, &x1, &wx0, &wx1);
-                }
-                float t0 = t[r0[(size_t)x0 * 3]] * wx0 + t[r0[(size_t)x1 * 3]] * wx1;
-                float t1 = t[r1[(size_t)x0 * 3]] * wx0 + t[r1[(size_t)x1 * 3]] * wx1;
-                orow[x] = t0 * wy0 + t1 * wy1;
-            }
-            for (int x = OW; x < PW; x++) orow[x] = 0.0f;
-        }
-        for (int y = OH; y < PH; y++) memset(o + (size_t)y * PW, 0, (size_t)PW * sizeof(float));
-    }
+    nrp_ctx j = {rgb, H, W, OH, OW, PH, PW, tab, (const float (*)[256])lut, xi0, xi1, xl0, xl1, out};
+    em_parallel_for(3L * PH, PW >= 16384 ? 1 : 16384 / PW, nrp_rows, &j);
 }
 
 void em_resize_bilinear_f32(const float *in, int C, int H, int W, float *out, int OH, int OW) {

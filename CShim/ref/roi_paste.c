@@ -5,6 +5,7 @@
 
 #include "em_kernels.h"
 #include "em_interp.h"
+#include "../em_internal.h"
 #include "../em_roi_sample.h"
 
 #pragma STDC FP_CONTRACT OFF
@@ -100,6 +101,54 @@ void em_paste_mask_region(const float box[4], int M, int imgH, int imgW, int *x0
     *h = yb > ya ? (int)(yb - ya) : 0;
 }
 
+// The region's rows split over the thread pool (em_parallel_for) for large regions: each pixel
+// goes through the same operations whatever the split, so the bytes do not depend on the
+// threads. The column sources and weights are made once, before the split.
+enum { PASTE_CAP = 2048 };
+
+typedef struct {
+    const float *mask;
+    int M, P, rx0, ry0, rw, cache;
+    long bx0, by0, bw, bh;
+    float thresh;
+    const int *xi0, *xi1;
+    const float *xl0, *xl1;
+    uint8_t *region_out;
+} paste_ctx;
+
+static void paste_rows(void *v, long y_lo, long y_hi) {
+    const paste_ctx *j = (const paste_ctx *)v;
+    const float *mask = j->mask;
+    const int M = j->M, P = j->P, rx0 = j->rx0, ry0 = j->ry0, rw = j->rw, cache = j->cache;
+    const long bx0 = j->bx0, by0 = j->by0, bw = j->bw, bh = j->bh;
+    const float thresh = j->thresh;
+#define PADV(yy, xx)                                                                                   \
+    (((yy) >= 1 && (yy) <= M && (xx) >= 1 && (xx) <= M) ? mask[(size_t)((yy)-1) * M + ((xx)-1)] : 0.0f)
+    for (long y = y_lo; y < y_hi; y++) {
+        int a0, a1;
+        float wy0, wy1;
+        em_linear_src(P, bh, (long)(ry0 + y) - by0, &a0, &a1, &wy0, &wy1);
+        uint8_t *orow = j->region_out + (size_t)y * rw;
+        for (int x = 0; x < rw; x++) {
+            int c0, c1;
+            float wx0, wx1;
+            if (cache) {
+                c0 = j->xi0[x];
+                c1 = j->xi1[x];
+                wx0 = j->xl0[x];
+                wx1 = j->xl1[x];
+            } else {
+                em_linear_src(P, bw, (long)(rx0 + x) - bx0, &c0, &c1, &wx0, &wx1);
+            }
+            float t0 = PADV(a0, c0) * wx0 + PADV(a0, c1) * wx1;
+            float t1 = PADV(a1, c0) * wx0 + PADV(a1, c1) * wx1;
+            float v = t0 * wy0 + t1 * wy1;
+            orow[x] = v > thresh ? 1 : 0;
+        }
+    }
+#undef PADV
+}
+
 void em_paste_mask_f32(const float *mask, int M, const float box[4], int imgH, int imgW,
                        float thresh, uint8_t *region_out) {
     long bx0, by0, bx1, by1;
@@ -111,36 +160,13 @@ void em_paste_mask_f32(const float *mask, int M, const float box[4], int imgH, i
     if (bw < 1) bw = 1;
     if (bh < 1) bh = 1;
     int P = M + 2; // padded map: p(y, x) = mask[y-1][x-1] inside, 0 on the border
-    enum { CAP = 2048 };
-    int xi0[CAP], xi1[CAP];
-    float xl0[CAP], xl1[CAP];
-    int cache = rw <= CAP;
+    int xi0[PASTE_CAP], xi1[PASTE_CAP];
+    float xl0[PASTE_CAP], xl1[PASTE_CAP];
+    int cache = rw <= PASTE_CAP;
     if (cache)
         for (int x = 0; x < rw; x++)
             em_linear_src(P, bw, (long)(rx0 + x) - bx0, &xi0[x], &xi1[x], &xl0[x], &xl1[x]);
-#define PADV(yy, xx)                                                                                   \
-    (((yy) >= 1 && (yy) <= M && (xx) >= 1 && (xx) <= M) ? mask[(size_t)((yy)-1) * M + ((xx)-1)] : 0.0f)
-    for (int y = 0; y < rh; y++) {
-        int a0, a1;
-        float wy0, wy1;
-        em_linear_src(P, bh, (long)(ry0 + y) - by0, &a0, &a1, &wy0, &wy1);
-        uint8_t *orow = region_out + (size_t)y * rw;
-        for (int x = 0; x < rw; x++) {
-            int c0, c1;
-            float wx0, wx1;
-            if (cache) {
-                c0 = xi0[x];
-                c1 = xi1[x];
-                wx0 = xl0[x];
-                wx1 = xl1[x];
-            } else {
-                em_linear_src(P, bw, (long)(rx0 + x) - bx0, &c0, &c1, &wx0, &wx1);
-            }
-            float t0 = PADV(a0, c0) * wx0 + PADV(a0, c1) * wx1;
-            float t1 = PADV(a1, c0) * wx0 + PADV(a1, c1) * wx1;
-            float v = t0 * wy0 + t1 * wy1;
-            orow[x] = v > thresh ? 1 : 0;
-        }
-    }
-#undef PADV
+    paste_ctx j = {mask, M, P, rx0, ry0, rw, cache, bx0, by0, bw, bh, thresh, xi0, xi1, xl0, xl1, region_out};
+    // ~4 K pixels per task at least (a pool hand-off costs a few microseconds)
+    em_parallel_for(rh, rw >= 4096 ? 1 : 4096 / rw, paste_rows, &j);
 }

@@ -270,13 +270,14 @@ public final class MaskRCNN {
         var out: [Detection] = []
         out.reserveCapacity(det.labels.count)
         let m = MaskHead.size
-        // Streamed: each mask is pasted into one reusable buffer and RLE-encoded at once.
-        var paster = MaskPaster(boxes: wanted.pick(boxes), size: m, imageHeight: image.height, imageWidth: image.width)
+        // Streamed: each mask is pasted into a reusable buffer (one per kernel thread) and
+        // RLE-encoded at once; the detections are spread over the kernel threads.
+        let rles = MaskPaster.rles(probs.pointer, boxes: boxes, slots: wanted.slot, size: m,
+                                   imageHeight: image.height, imageWidth: image.width)
         for i in 0..<det.labels.count {
             let b = Array(boxes[(4 * i)..<(4 * i + 4)])
-            let rle = wanted.slot[i].map { paster.rle(probs.pointer + $0 * m * m, box: b) }
             out.append(Detection(box: (b[0], b[1], b[2], b[3]), score: det.scores[i], label: det.labels[i],
-                                 mask: rle, keypoints: keypoints.isEmpty ? nil : keypoints[i]))
+                                 mask: rles[i], keypoints: keypoints.isEmpty ? nil : keypoints[i]))
         }
         try lap("paste")
         completed = true

@@ -92,3 +92,58 @@ struct MaskPaster {
         box.withUnsafeBufferPointer { rle(probs, box: $0.baseAddress!) }
     }
 }
+
+extension MaskPaster {
+    /// The RLEs of a detect run's masks: `slots[i]` is the row of detection i in `probs` (nil: no
+    /// mask), `boxes` the flat original-image boxes of all detections. Pasted and encoded on the
+    /// kernel threads (em_run_tasks): detection i on task i % tasks, each task with its own
+    /// MaskPaster, every detection through the same code as one at a time, so the RLEs do not
+    /// depend on the threads (the paste's row split then stays on the task's thread).
+    static func rles(_ probs: UnsafePointer<Float>, boxes: [Float], slots: [Int?], size m: Int,
+                     imageHeight h: Int, imageWidth w: Int) -> [RLE?] {
+        var picked: [Float] = []
+        for (i, s) in slots.enumerated() where s != nil { picked += boxes[(4 * i)..<(4 * i + 4)] }
+        let masks = picked.count / 4
+        var out = [RLE?](repeating: nil, count: slots.count)
+        if masks == 0 { return out }
+        let tasks = max(1, min(Int(em_num_threads()), masks))
+        out.withUnsafeMutableBufferPointer { o in
+            boxes.withUnsafeBufferPointer { b in
+                let job = PasteJob(probs: probs, boxes: b.baseAddress!, slots: slots, picked: picked, size: m,
+                                   imageHeight: h, imageWidth: w, tasks: tasks, out: o)
+                let ctx = Unmanaged.passRetained(job).toOpaque()
+                em_run_tasks(Int32(tasks), { ctx, t in
+                    Unmanaged<PasteJob>.fromOpaque(ctx!).takeUnretainedValue().run(Int(t))
+                }, ctx)
+                Unmanaged<PasteJob>.fromOpaque(ctx).release()
+            }
+        }
+        return out
+    }
+}
+
+/// One em_run_tasks job of MaskPaster.rles: task t pastes detections t, t + tasks, ... into
+/// its own elements of `out`.
+private final class PasteJob {
+    let probs: UnsafePointer<Float>
+    let boxes: UnsafePointer<Float>
+    let slots: [Int?]
+    let picked: [Float]
+    let m: Int, h: Int, w: Int, tasks: Int
+    let out: UnsafeMutableBufferPointer<RLE?>
+
+    init(probs: UnsafePointer<Float>, boxes: UnsafePointer<Float>, slots: [Int?], picked: [Float], size m: Int,
+         imageHeight h: Int, imageWidth w: Int, tasks: Int, out: UnsafeMutableBufferPointer<RLE?>) {
+        self.probs = probs; self.boxes = boxes; self.slots = slots; self.picked = picked
+        self.m = m; self.h = h; self.w = w; self.tasks = tasks; self.out = out
+    }
+
+    func run(_ t: Int) {
+        var paster = MaskPaster(boxes: picked, size: m, imageHeight: h, imageWidth: w)
+        var i = t
+        while i < slots.count {
+            if let s = slots[i] { out[i] = paster.rle(probs + s * m * m, box: boxes + 4 * i) }
+            i += tasks
+        }
+    }
+}
