@@ -18,6 +18,8 @@
 #include <emmintrin.h>
 #elif defined(__aarch64__)
 #include <arm_neon.h>
+
+#include "arm/em_rq_neon.h"
 #endif
 
 // ---------------------------------------------------------------- per-thread buffers
@@ -95,6 +97,10 @@ typedef struct {
     const uint8_t *wprep;
     // term[m] + (xor_term ? 128 * rowsum[m] : 0) for m < Mp, made once per layer call (qgemm_run)
     const int32_t *terms;
+    // aarch64: whole 8 x 8 tiles of the uint8 outputs (QOUT_CHW, QOUT_DECONV, QOUT_NM_U8) may take
+    // the inlined tile requantisation (arm/em_rq_neon.h: multipliers below 2^100, lo and the zero
+    // points in range); set by the entry points (rq_tile_ok)
+    int rq8;
 } qjob;
 
 // Short copies and fills of the im2col gather: whole 16-byte moves (inlined, no library call
@@ -421,7 +427,7 @@ static int direct_panel(const qjob *j, int n0, int NR, int fmt, uint8_t *dst) {
 }
 
 // Writes the requantised rows [m0, m0 + mr) x pixels [n0, n0 + nv) from acc (row stride NR).
-__attribute__((noinline)) static void epilogue(const qjob *j, const em_qgemm_params *P, int32_t *acc, int NR, int m0, int mr,
+__attribute__((noinline)) static void epilogue_general(const qjob *j, const em_qgemm_params *P, int32_t *acc, int NR, int m0, int mr,
                      int n0, int nv) {
     uint8_t row[64];
     if (j->out_kind == QOUT_DECONV) {
@@ -511,6 +517,120 @@ __attribute__((noinline)) static void epilogue(const qjob *j, const em_qgemm_par
         }
         }
     }
+}
+
+#if defined(__aarch64__)
+// aarch64, whole 8 x 8 tiles (every aarch64 kernel's NR is 8): the tile requantised in registers
+// (em_rq_tile8: rows 2p and 2p + 1 in q[p]) and written straight to the output layout.
+// QOUT_NM_U8 (linear layers, [N][M]): the tile transposed with four tbl (table = the 64 bytes,
+// pixel p's 8 channels are bytes (r / 2) * 16 + (r % 2) * 8 + p), one 8-byte store per pixel.
+static const uint8_t nm_tr_idx[16] = {0, 8, 16, 24, 32, 40, 48, 56, 1, 9, 17, 25, 33, 41, 49, 57};
+// QOUT_DECONV: row pair (dx = 0, dx = 1) of one (co, dy) interleaved with one tbl.
+static const uint8_t dc_zip_idx[16] = {0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15};
+
+// n (0..16) bytes from s to d in at most two overlapping moves.
+static inline void copy_upto16(uint8_t *d, const uint8_t *s, int n) {
+    if (n >= 8) {
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        memcpy(d, &a, 8);
+        memcpy(d + n - 8, &b, 8);
+    } else if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        memcpy(d, &a, 4);
+        memcpy(d + n - 4, &b, 4);
+    } else if (n >= 2) {
+        uint16_t a, b;
+        memcpy(&a, s, 2);
+        memcpy(&b, s + n - 2, 2);
+        memcpy(d, &a, 2);
+        memcpy(d + n - 2, &b, 2);
+    } else if (n == 1) {
+        d[0] = s[0];
+    }
+}
+
+static inline __attribute__((always_inline)) void epilogue_tile8(const qjob *j, int32_t *acc,
+                                                                 int m0, int n0) {
+    const size_t N = (size_t)j->N;
+    float32x4_t mlo, mhi;
+    if (j->out_kind == QOUT_DECONV) { // channel m uses mult[m / 4]
+        mlo = vld1q_dup_f32(j->mult + (m0 >> 2));
+        mhi = vld1q_dup_f32(j->mult + (m0 >> 2) + 1);
+    } else {
+        mlo = vld1q_f32(j->mult + m0);
+        mhi = vld1q_f32(j->mult + m0 + 4);
+    }
+    const uint8_t *res = j->out_kind == QOUT_CHW && j->res ? j->res + (size_t)m0 * N + n0 : NULL;
+    const em_rq_tile k = em_rq_tile_setup(mlo, mhi, j->z_out, j->lo, res, N, j->z_res, j->res_mult);
+    uint8x16_t q[4];
+    em_rq_tile8(&k, acc, j->terms + m0, q);
+    if (j->out_kind == QOUT_CHW) {
+        uint8_t *o = j->out + (size_t)m0 * N + n0;
+        for (int p = 0; p < 4; p++, o += 2 * N) {
+            vst1_u8(o, vget_low_u8(q[p]));
+            vst1_u8(o + N, vget_high_u8(q[p]));
+        }
+    } else if (j->out_kind == QOUT_NM_U8) {
+        const uint8x16x4_t t = {{q[0], q[1], q[2], q[3]}};
+        const uint8x16_t i0 = vld1q_u8(nm_tr_idx), two = vdupq_n_u8(2);
+        const size_t M = (size_t)j->q.M;
+        uint8_t *o = j->out + (size_t)n0 * M + m0;
+        uint8x16_t idx = i0;
+        for (int p = 0; p < 8; p += 2, o += 2 * M) { // pixels p, p + 1
+            uint8x16_t v = vqtbl4q_u8(t, idx);
+            vst1_u8(o, vget_low_u8(v));
+            vst1_u8(o + M, vget_high_u8(v));
+            idx = vaddq_u8(idx, two);
+        }
+    } else { // QOUT_DECONV, W >= 8: the 8 pixels lie on at most two input rows
+        const int W = j->dW, H = j->dH, y = n0 / W, x = n0 - y * W;
+        const int L1 = 2 * (W - x < 8 ? W - x : 8); // output bytes on input row y
+        const uint8x16_t zi = vld1q_u8(dc_zip_idx);
+        // m0 = 8 g: rows (co0, dy 0), (co0, dy 1), (co0 + 1, dy 0), (co0 + 1, dy 1)
+        uint8_t *o = j->out + ((size_t)(m0 >> 2) * 2 * H + 2 * y) * 2 * W + 2 * x;
+        const size_t co_step = (size_t)4 * H * W, dy_step = (size_t)2 * W;
+        const size_t next = (size_t)4 * W - 2 * x; // from (y, x) to (y + 1, 0), same (co, dy)
+        for (int p = 0; p < 4; p++) {
+            uint8_t *ob = o + (p >> 1) * co_step + (p & 1) * dy_step;
+            uint8x16_t v = vqtbl1q_u8(q[p], zi);
+            if (L1 == 16) {
+                vst1q_u8(ob, v);
+            } else {
+                uint8_t tb[16];
+                vst1q_u8(tb, v);
+                copy_upto16(ob, tb, L1);
+                copy_upto16(ob + next, tb + L1, 16 - L1);
+            }
+        }
+    }
+}
+
+// The tile requantisation's conditions for the whole layer (see arm/em_rq_neon.h).
+static int rq_tile_ok(const float *mult, int n, int32_t z_out, int32_t lo, const uint8_t *res,
+                      int32_t z_res, float res_mult) {
+    return em_rq_mults_small(mult, n) && lo >= 0 && lo <= 255 && z_out >= -32768 && z_out <= 32767 &&
+           (!res || (em_rq_mults_small(&res_mult, 1) && z_res >= 0 && z_res <= 255));
+}
+#endif
+
+// The epilogue of one tile: on aarch64 whole 8 x 8 tiles of the uint8 outputs inline
+// (epilogue_tile8); anything else epilogue_general (QOUT_CHW with a rows function there is one
+// call to it).
+static inline __attribute__((always_inline)) void epilogue(const qjob *j, const em_qgemm_params *P,
+                                                           int32_t *acc, int NR, int m0, int mr,
+                                                           int n0, int nv) {
+#if defined(__aarch64__)
+    if (j->rq8 && NR == 8 && nv == 8 && mr == 8 && m0 + 8 <= j->q.M &&
+        (j->out_kind != QOUT_DECONV || j->dW >= 8)) {
+        epilogue_tile8(j, acc, m0, n0);
+        return;
+    }
+#endif
+    epilogue_general(j, P, acc, NR, m0, mr, n0, nv);
 }
 
 typedef struct {
@@ -815,6 +935,9 @@ int em_qconv2d_u8(const uint8_t *in, int Cin, int H, int W, int32_t z_in, const 
     j.res = residual;
     j.z_res = z_res;
     j.res_mult = res_mult;
+#if defined(__aarch64__)
+    j.rq8 = rq_tile_ok(mult, Cout, z_out, j.lo, residual, z_res, res_mult);
+#endif
     if (qgemm_run(&j) != 0)
         return em_qconv2d_u8_ref(in, Cin, H, W, z_in, packed, Cout, KH, KW, stride, pad, mult,
                                  z_out, residual, z_res, res_mult, relu, out);
@@ -854,6 +977,9 @@ int em_qdeconv2x2s2_u8(const uint8_t *in, int Cin, int H, int W, int32_t z_in, c
     j.lo = relu ? z_out : 0;
     j.dH = H;
     j.dW = W;
+#if defined(__aarch64__)
+    j.rq8 = rq_tile_ok(mult, Cout, z_out, j.lo, NULL, 0, 0.0f);
+#endif
     if (qgemm_run(&j) != 0)
         return em_qdeconv2x2s2_u8_ref(in, Cin, H, W, z_in, packed, Cout, mult, z_out, relu, out);
     return 0;
@@ -929,6 +1055,9 @@ int em_qlinear_u8(const uint8_t *in, int N, int K, int32_t z_in, const void *pac
     j.out = out;
     j.z_out = z_out;
     j.lo = relu ? z_out : 0;
+#if defined(__aarch64__)
+    j.rq8 = rq_tile_ok(mult, M, z_out, j.lo, NULL, 0, 0.0f);
+#endif
     if (qgemm_run(&j) != 0)
         return em_qlinear_u8_ref(in, N, K, z_in, packed, M, mult, z_out, relu, out);
     return 0;
@@ -999,24 +1128,32 @@ typedef struct {
     const uint8_t *lat, *top;
     int32_t z_lat, z_top, z_out;
     float lat_mult, top_mult;
-    int TH, TW, H, W;
+    int TH, TW, H, W, twice;
     const int *sxs;
     uint8_t *out;
     const em_qgemm_params *P;
 } qaddup_ctx;
 
 static void qaddup_channels(void *v, long c0, long c1) {
-    const qaddup_ctx *x = (const qaddup_ctx *)v;
-    const int TH = x->TH, TW = x->TW, H = x->H, W = x->W;
+    const qaddup_ctx *j = (const qaddup_ctx *)v;
+    const int TH = j->TH, TW = j->TW, H = j->H, W = j->W;
     uint8_t tb[1024];
     for (long c = c0; c < c1; c++)
         for (int y = 0; y < H; y++) {
             int sy = (int)floorf(y * (float)TH / (float)H);
             if (sy > TH - 1) sy = TH - 1;
-            const uint8_t *trow = x->top + ((size_t)c * TH + sy) * TW;
-            for (int i = 0; i < W; i++) tb[i] = trow[x->sxs[i]];
+            const uint8_t *trow = j->top + ((size_t)c * TH + sy) * TW;
+            int x = 0;
+#if defined(__aarch64__)
+            if (j->twice) // tb[2 i] = tb[2 i + 1] = trow[i]
+                for (; x + 16 <= W; x += 16) {
+                    uint8x8_t v8 = vld1_u8(trow + x / 2);
+                    vst1q_u8(tb + x, vcombine_u8(vzip1_u8(v8, v8), vzip2_u8(v8, v8)));
+                }
+#endif
+            for (; x < W; x++) tb[x] = trow[j->sxs[x]];
             size_t o = ((size_t)c * H + y) * W;
-            x->P->add_row(x->lat + o, x->z_lat, x->lat_mult, tb, x->z_top, x->top_mult, W, x->z_out, 0, x->out + o);
+            j->P->add_row(j->lat + o, j->z_lat, j->lat_mult, tb, j->z_top, j->top_mult, W, j->z_out, 0, j->out + o);
         }
 }
 
@@ -1030,11 +1167,13 @@ void em_qadd_upsample_nearest_u8(const uint8_t *lat, int32_t z_lat, float lat_mu
                                         z_out, out);
         return;
     }
+    int twice = 1; // sxs[x] == x / 2 for every x: the row gather is a byte zip (aarch64)
     for (int x = 0; x < W; x++) {
         int sx = (int)floorf(x * (float)TW / (float)W);
         sxs[x] = sx > TW - 1 ? TW - 1 : sx;
+        twice &= sxs[x] == x / 2;
     }
-    qaddup_ctx x = {lat, top, z_lat, z_top, z_out, lat_mult, top_mult, TH, TW, H, W, sxs, out,
+    qaddup_ctx x = {lat, top, z_lat, z_top, z_out, lat_mult, top_mult, TH, TW, H, W, twice, sxs, out,
                     em_qgemm_params_current()};
     long hw = (long)H * W;
     em_parallel_for(C, hw >= EM_EW_GRAIN ? 1 : EM_EW_GRAIN / hw, qaddup_channels, &x);
@@ -1076,6 +1215,14 @@ void em_dequantize_u8_f32(const uint8_t *q, size_t n, float scale, int32_t z, fl
     }
 }
 
+// Separable: the column max over the window's valid rows (contiguous, vectorised by the
+// compiler) into a zero-padded row b (b[pad + x] = column x; the padding and the tail stay 0,
+// which is what the window's out-of-range taps contribute to a max of bytes), then the row max
+// over each window of b. Max is exact in any order. The ResNet stem's 3x3 stride-2 window on
+// aarch64: 16 outputs from two ld2 (even and odd bytes at 2 ox and 2 ox + 2) and two umax.
+// Channels are split over the thread pool.
+enum { MAXPOOL_BMAX = 4096 + 128 };
+
 typedef struct {
     const uint8_t *in;
     int H, W, k, stride, pad, OH, OW;
@@ -1085,42 +1232,53 @@ typedef struct {
 static void maxpool_channels(void *v, long c0, long c1) {
     const maxpool_ctx *j = (const maxpool_ctx *)v;
     const int H = j->H, W = j->W, k = j->k, stride = j->stride, pad = j->pad, OH = j->OH, OW = j->OW;
-    uint8_t vm[4096];
+    uint8_t b[MAXPOOL_BMAX];
+    memset(b, 0, sizeof b);
+    uint8_t *vm = b + pad;
     for (long c = c0; c < c1; c++) {
         const uint8_t *plane = j->in + (size_t)c * H * W;
         for (int oy = 0; oy < OH; oy++) {
             int y0 = oy * stride - pad, y1 = y0 + k;
             if (y0 < 0) y0 = 0;
             if (y1 > H) y1 = H;
-            memset(vm, 0, W);
-            for (int y = y0; y < y1; y++) {
-                const uint8_t *r = plane + (size_t)y * W;
-                for (int x = 0; x < W; x++) vm[x] = r[x] > vm[x] ? r[x] : vm[x];
+            if (y0 >= y1) {
+                memset(vm, 0, W);
+            } else {
+                memcpy(vm, plane + (size_t)y0 * W, W);
+                for (int y = y0 + 1; y < y1; y++) {
+                    const uint8_t *r = plane + (size_t)y * W;
+                    for (int x = 0; x < W; x++) vm[x] = r[x] > vm[x] ? r[x] : vm[x];
+                }
             }
             uint8_t *o = j->out + ((size_t)c * OH + oy) * OW;
-            for (int ox = 0; ox < OW; ox++) {
-                int x0 = ox * stride - pad, x1 = x0 + k;
-                if (x0 < 0) x0 = 0;
-                if (x1 > W) x1 = W;
+            int ox = 0;
+#if defined(__aarch64__)
+            if (k == 3 && stride == 2) // reads b[2 ox .. 2 ox + 33], within blen + 64
+                for (; ox + 16 <= OW; ox += 16) {
+                    uint8x16x2_t e0 = vld2q_u8(b + 2 * ox), e1 = vld2q_u8(b + 2 * ox + 2);
+                    vst1q_u8(o + ox, vmaxq_u8(vmaxq_u8(e0.val[0], e0.val[1]), e1.val[0]));
+                }
+#endif
+            for (; ox < OW; ox++) {
+                const uint8_t *w = b + ox * stride;
                 uint8_t m = 0;
-                for (int x = x0; x < x1; x++) m = vm[x] > m ? vm[x] : m;
+                for (int x = 0; x < k; x++) m = w[x] > m ? w[x] : m;
                 o[ox] = m;
             }
         }
     }
 }
 
-// Separable: the column max over the window's valid rows (contiguous, vectorised by the
-// compiler), then the row max over the valid columns. Max is exact in any order. Channels are
-// split over the thread pool.
 void em_qmaxpool2d_u8(const uint8_t *in, int C, int H, int W, int k, int stride, int pad,
                       uint8_t *out) {
     if (!in || !out || C <= 0 || H <= 0 || W <= 0 || k <= 0 || stride <= 0 || pad < 0) return;
-    if (W > 4096) {
+    const int OH = (H + 2 * pad - k) / stride + 1, OW = (W + 2 * pad - k) / stride + 1;
+    const int blen = (OW - 1) * stride + k; // the last window ends at b[blen - 1]
+    if (OH <= 0 || OW <= 0) return;
+    if (pad + W + 64 > MAXPOOL_BMAX || blen + 64 > MAXPOOL_BMAX) {
         em_qmaxpool2d_u8_ref(in, C, H, W, k, stride, pad, out);
         return;
     }
-    int OH = (H + 2 * pad - k) / stride + 1, OW = (W + 2 * pad - k) / stride + 1;
     maxpool_ctx j = {in, H, W, k, stride, pad, OH, OW, out};
     long hw = (long)H * W;
     em_parallel_for(C, hw >= EM_EW_GRAIN ? 1 : EM_EW_GRAIN / hw, maxpool_channels, &j);

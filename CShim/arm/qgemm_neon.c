@@ -123,13 +123,53 @@ void em_qrows_neon(int32_t *acc, int ld_acc, int rows, int n, const int32_t *ter
 
 // Rescaled add, 4 lanes: two vcvtq_f32_s32/vmulq_f32, one vaddq_f32, clampf (maxnm: NaN -> lo),
 // vcvtnq_s32_f32, + z_out, clamp.
+// 16 lanes when |a_mult|, |b_mult| < 2^100 (no NaN: the sum is finite), the zero points in
+// [0, 255] and lo in [0, 255]: (float)(q - z) from tbl (float bits 2^23 + q, minus 2^23 + z,
+// exact) times the multiplier, fadd, fcvtns, then saturating narrows, + z_out in int16, a
+// saturating narrow to [0, 255] and a max with lo (em_rq_neon.h: the same byte as clampf, rint,
+// + z_out, clamp to [lo, 255]).
+static const uint8_t add_idx[4][16] = {
+    {0, 16, 16, 17, 1, 16, 16, 17, 2, 16, 16, 17, 3, 16, 16, 17},
+    {4, 16, 16, 17, 5, 16, 16, 17, 6, 16, 16, 17, 7, 16, 16, 17},
+    {8, 16, 16, 17, 9, 16, 16, 17, 10, 16, 16, 17, 11, 16, 16, 17},
+    {12, 16, 16, 17, 13, 16, 16, 17, 14, 16, 16, 17, 15, 16, 16, 17}};
+
+static int add_row16(const uint8_t *a, int32_t z_a, float a_mult, const uint8_t *b, int32_t z_b,
+                     float b_mult, int n, int32_t z_out, int32_t lo, uint8_t *out) {
+    const float big = 1.2676506e30f; // 2^100
+    if (n < 16 || !(fabsf(a_mult) < big) || !(fabsf(b_mult) < big) || z_a < 0 || z_a > 255 ||
+        z_b < 0 || z_b > 255 || lo < 0 || lo > 255 || z_out < -32768 || z_out > 32767)
+        return 0;
+    const uint8x16_t i0 = vld1q_u8(add_idx[0]), i1 = vld1q_u8(add_idx[1]), i2 = vld1q_u8(add_idx[2]),
+                     i3 = vld1q_u8(add_idx[3]), kc = vreinterpretq_u8_u16(vdupq_n_u16(0x4B00));
+    const float32x4_t offa = vdupq_n_f32(8388608.0f + (float)z_a), offb = vdupq_n_f32(8388608.0f + (float)z_b);
+    const float32x4_t am = vdupq_n_f32(a_mult), bm = vdupq_n_f32(b_mult);
+    const int16x8_t vz = vdupq_n_s16((int16_t)z_out);
+    const uint8x16_t vlo = vdupq_n_u8((uint8_t)lo);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        uint8x16x2_t ta = {{vld1q_u8(a + i), kc}}, tb = {{vld1q_u8(b + i), kc}};
+        int32x4_t y[4];
+        for (int k = 0; k < 4; k++) {
+            const uint8x16_t ix = k == 0 ? i0 : k == 1 ? i1 : k == 2 ? i2 : i3;
+            float32x4_t pa = vmulq_f32(vsubq_f32(vreinterpretq_f32_u8(vqtbl2q_u8(ta, ix)), offa), am);
+            float32x4_t pb = vmulq_f32(vsubq_f32(vreinterpretq_f32_u8(vqtbl2q_u8(tb, ix)), offb), bm);
+            y[k] = vcvtnq_s32_f32(vaddq_f32(pa, pb));
+        }
+        int16x8_t h0 = vqaddq_s16(vqmovn_high_s32(vqmovn_s32(y[0]), y[1]), vz);
+        int16x8_t h1 = vqaddq_s16(vqmovn_high_s32(vqmovn_s32(y[2]), y[3]), vz);
+        vst1q_u8(out + i, vmaxq_u8(vqmovun_high_s16(vqmovun_s16(h0), h1), vlo));
+    }
+    return i;
+}
+
 void em_qadd_row_neon(const uint8_t *a, int32_t z_a, float a_mult, const uint8_t *b, int32_t z_b,
                       float b_mult, int n, int32_t z_out, int32_t lo, uint8_t *out) {
     const float32x4_t am = vdupq_n_f32(a_mult), bm = vdupq_n_f32(b_mult);
     const float32x4_t flo = vdupq_n_f32(-EM_QF_LIM), fhi = vdupq_n_f32(EM_QF_LIM);
     const int32x4_t za = vdupq_n_s32(z_a), zb = vdupq_n_s32(z_b), vz = vdupq_n_s32(z_out),
                     vlo = vdupq_n_s32(lo), vhi = vdupq_n_s32(255);
-    int i = 0;
+    int i = add_row16(a, z_a, a_mult, b, z_b, b_mult, n, z_out, lo, out);
     for (; i + 8 <= n; i += 8) {
         uint16x8_t wa = vmovl_u8(vld1_u8(a + i)), wb = vmovl_u8(vld1_u8(b + i));
         int32x4_t y[2];

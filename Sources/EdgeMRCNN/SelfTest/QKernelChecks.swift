@@ -295,7 +295,9 @@ enum QKernelCheck {
 
     struct Deconv { var cin, h, w, cout: Int; var mode = 0 }
     static var smallDeconvCases: [Deconv] {
-        [Deconv(cin: 5, h: 7, w: 6, cout: 3), Deconv(cin: 33, h: 4, w: 5, cout: 10), Deconv(cin: 300, h: 3, w: 2, cout: 3, mode: 1)]
+        [Deconv(cin: 5, h: 7, w: 6, cout: 3), Deconv(cin: 33, h: 4, w: 5, cout: 10), Deconv(cin: 300, h: 3, w: 2, cout: 3, mode: 1),
+         // whole 8-pixel tiles across input rows (aarch64's inline tile path: W >= 8)
+         Deconv(cin: 16, h: 6, w: 14, cout: 4), Deconv(cin: 7, h: 3, w: 9, cout: 6)]
     }
 
     static func deconv(_ c: Deconv) throws {
