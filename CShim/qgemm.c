@@ -95,6 +95,10 @@ typedef struct {
     const uint8_t *wprep;
     // term[m] + (xor_term ? 128 * rowsum[m] : 0) for m < Mp, made once per layer call (qgemm_run)
     const int32_t *terms;
+    // aarch64, 8-k panel formats, stride-1 convolutions (conv_taps): per k < K the offset of its
+    // tap from the pixel's top-left input position, ci * H * W + ky * W + kx, and its kx.
+    const int32_t *tap_off;
+    const uint8_t *tap_kx;
 } qjob;
 
 // Short copies and fills of the im2col gather: whole 16-byte moves (inlined, no library call
@@ -217,10 +221,70 @@ __attribute__((noinline)) static void gather(const qjob *j, int n0, int NR, int 
     if (Kp > K) memset(tmp + (size_t)K * NR, z, (size_t)(Kp - K) * NR);
 }
 
+#if defined(__aarch64__)
+// One k group (8 rows v[0..7] of the 8 pixels of a panel, bytes already xor'd for K8X2) stored
+// in the panel format: byte zips pair the rows (k0k1, k2k3, k4k5, k6k7 per pixel as 16-bit
+// lanes); K8 stores them with one 4-way 16-bit interleave per 4 pixels (st4: per pixel the 8 k),
+// K8X2 zips once more to the 4-k halves of each pixel and stores per pixel pair [lo][lo][hi][hi].
+static inline void k8_store8(uint8x8_t *v, int x2, uint8_t *d) {
+    uint16x4_t a0 = vreinterpret_u16_u8(vzip1_u8(v[0], v[1])), a1 = vreinterpret_u16_u8(vzip2_u8(v[0], v[1]));
+    uint16x4_t b0 = vreinterpret_u16_u8(vzip1_u8(v[2], v[3])), b1 = vreinterpret_u16_u8(vzip2_u8(v[2], v[3]));
+    uint16x4_t c0 = vreinterpret_u16_u8(vzip1_u8(v[4], v[5])), c1 = vreinterpret_u16_u8(vzip2_u8(v[4], v[5]));
+    uint16x4_t e0 = vreinterpret_u16_u8(vzip1_u8(v[6], v[7])), e1 = vreinterpret_u16_u8(vzip2_u8(v[6], v[7]));
+    if (!x2) {
+        uint16x4x4_t lo = {{a0, b0, c0, e0}}, hi = {{a1, b1, c1, e1}};
+        vst4_u16((uint16_t *)(void *)d, lo);
+        vst4_u16((uint16_t *)(void *)(d + 32), hi);
+    } else {
+        uint8x8x4_t lo = {{vreinterpret_u8_u16(vzip1_u16(a0, b0)), vreinterpret_u8_u16(vzip1_u16(c0, e0)),
+                           vreinterpret_u8_u16(vzip2_u16(a0, b0)), vreinterpret_u8_u16(vzip2_u16(c0, e0))}};
+        uint8x8x4_t hi = {{vreinterpret_u8_u16(vzip1_u16(a1, b1)), vreinterpret_u8_u16(vzip1_u16(c1, e1)),
+                           vreinterpret_u8_u16(vzip2_u16(a1, b1)), vreinterpret_u8_u16(vzip2_u16(c1, e1))}};
+        vst1_u8_x4(d, lo);
+        vst1_u8_x4(d + 32, hi);
+    }
+}
+
+// The same for 16 pixels (two panels d0: pixels 0-7, d1: pixels 8-15) from q registers.
+static inline void k8_store16(uint8x16_t *v, int x2, uint8_t *d0, uint8_t *d1) {
+    uint16x8_t a0 = vreinterpretq_u16_u8(vzip1q_u8(v[0], v[1])), a1 = vreinterpretq_u16_u8(vzip2q_u8(v[0], v[1]));
+    uint16x8_t b0 = vreinterpretq_u16_u8(vzip1q_u8(v[2], v[3])), b1 = vreinterpretq_u16_u8(vzip2q_u8(v[2], v[3]));
+    uint16x8_t c0 = vreinterpretq_u16_u8(vzip1q_u8(v[4], v[5])), c1 = vreinterpretq_u16_u8(vzip2q_u8(v[4], v[5]));
+    uint16x8_t e0 = vreinterpretq_u16_u8(vzip1q_u8(v[6], v[7])), e1 = vreinterpretq_u16_u8(vzip2q_u8(v[6], v[7]));
+    if (!x2) {
+        uint16x8x4_t lo = {{a0, b0, c0, e0}}, hi = {{a1, b1, c1, e1}};
+        vst4q_u16((uint16_t *)(void *)d0, lo);
+        vst4q_u16((uint16_t *)(void *)d1, hi);
+    } else {
+        // per 4 pixels: l = their k0-3, h = their k4-7 (32-bit lanes); st2 of 64-bit lanes
+        // gives [p0 p1 lo][p0 p1 hi][p2 p3 lo][p2 p3 hi]
+        uint64x2x2_t q0 = {{vreinterpretq_u64_u16(vzip1q_u16(a0, b0)), vreinterpretq_u64_u16(vzip1q_u16(c0, e0))}};
+        uint64x2x2_t q1 = {{vreinterpretq_u64_u16(vzip2q_u16(a0, b0)), vreinterpretq_u64_u16(vzip2q_u16(c0, e0))}};
+        uint64x2x2_t q2 = {{vreinterpretq_u64_u16(vzip1q_u16(a1, b1)), vreinterpretq_u64_u16(vzip1q_u16(c1, e1))}};
+        uint64x2x2_t q3 = {{vreinterpretq_u64_u16(vzip2q_u16(a1, b1)), vreinterpretq_u64_u16(vzip2q_u16(c1, e1))}};
+        vst2q_u64((uint64_t *)(void *)d0, q0);
+        vst2q_u64((uint64_t *)(void *)(d0 + 32), q1);
+        vst2q_u64((uint64_t *)(void *)d1, q2);
+        vst2q_u64((uint64_t *)(void *)(d1 + 32), q3);
+    }
+}
+
+// K1 rows (stride ld) of 16 pixels -> two panels of an 8-k format (Kp a multiple of 8).
+__attribute__((noinline)) static void format_k8_pair(const uint8_t *tmp, long ld, int Kp, int fmt,
+                                                     uint8_t *d0, uint8_t *d1) {
+    const int x2 = fmt == EM_QP_K8X2;
+    const uint8x16_t x = vdupq_n_u8(x2 ? 0x80 : 0);
+    for (int k0 = 0; k0 < Kp; k0 += 8) {
+        const uint8_t *r = tmp + (size_t)k0 * ld;
+        uint8x16_t v[8];
+        for (int i = 0; i < 8; i++) v[i] = veorq_u8(vld1q_u8(r + (size_t)i * ld), x);
+        k8_store16(v, x2, d0 + (size_t)k0 * 8, d1 + (size_t)k0 * 8);
+    }
+}
+#endif
+
 // K1 -> EM_QP_K8X2 / EM_QP_K8 (Kp a multiple of 8, NR a multiple of 8): per group of 8 k the
-// 8 x 8 byte transposes of each 8 pixels; two zip levels give, per pixel pair, the 4-k halves
-// [p0 k0-3][p1 k0-3] of both k halves (K8X2 stores them as they are, xor 0x80), a third level
-// the 8 k of each pixel (K8).
+// 8 x 8 byte transposes of each 8 pixels (aarch64: k8_store8; elsewhere byte by byte).
 __attribute__((noinline)) static void format_panel_k8(const uint8_t *tmp, long ld, int Kp, int NR, int fmt, uint8_t *dst) {
     const int x2 = fmt == EM_QP_K8X2;
     for (int k0 = 0; k0 < Kp; k0 += 8) {
@@ -231,26 +295,7 @@ __attribute__((noinline)) static void format_panel_k8(const uint8_t *tmp, long l
         for (int p = 0; p < NR; p += 8, d += 64) {
             uint8x8_t v[8];
             for (int i = 0; i < 8; i++) v[i] = veor_u8(vld1_u8(r + (size_t)i * ld + p), x);
-            uint8x8x2_t a01 = vzip_u8(v[0], v[1]), a23 = vzip_u8(v[2], v[3]);
-            uint8x8x2_t a45 = vzip_u8(v[4], v[5]), a67 = vzip_u8(v[6], v[7]);
-            // b[h][j]: k half h (0: k0-3, 1: k4-7), pixels 2j, 2j+1 (4 bytes each)
-            uint16x4x2_t lo0 = vzip_u16(vreinterpret_u16_u8(a01.val[0]), vreinterpret_u16_u8(a23.val[0]));
-            uint16x4x2_t lo1 = vzip_u16(vreinterpret_u16_u8(a01.val[1]), vreinterpret_u16_u8(a23.val[1]));
-            uint16x4x2_t hi0 = vzip_u16(vreinterpret_u16_u8(a45.val[0]), vreinterpret_u16_u8(a67.val[0]));
-            uint16x4x2_t hi1 = vzip_u16(vreinterpret_u16_u8(a45.val[1]), vreinterpret_u16_u8(a67.val[1]));
-            uint32x2_t b0[4] = {vreinterpret_u32_u16(lo0.val[0]), vreinterpret_u32_u16(lo0.val[1]),
-                                vreinterpret_u32_u16(lo1.val[0]), vreinterpret_u32_u16(lo1.val[1])};
-            uint32x2_t b1[4] = {vreinterpret_u32_u16(hi0.val[0]), vreinterpret_u32_u16(hi0.val[1]),
-                                vreinterpret_u32_u16(hi1.val[0]), vreinterpret_u32_u16(hi1.val[1])};
-            for (int j = 0; j < 4; j++) {
-                uint32x4_t o;
-                if (x2) o = vcombine_u32(b0[j], b1[j]);
-                else {
-                    uint32x2x2_t z = vzip_u32(b0[j], b1[j]);
-                    o = vcombine_u32(z.val[0], z.val[1]);
-                }
-                vst1q_u8(d + 16 * j, vreinterpretq_u8_u32(o));
-            }
+            k8_store8(v, x2, d);
         }
 #else
         const uint8_t xr = x2 ? 0x80 : 0;
@@ -359,6 +404,97 @@ static void zip4(const uint8_t *const *r, int NR, uint8_t xr, uint8_t *d) {
         for (int i = 0; i < 4; i++) d[p * 4 + i] = r[i][p] ^ xr;
 }
 
+#if defined(__aarch64__)
+// Stride-1 convolutions into the 8-k panel formats (NR 8) without the K1 gather: for a panel
+// whose 8 pixels lie in one output row, or in two when the output row is as wide as the input
+// row (OW == W: pad = (KW - 1) / 2), the input of pixel p at tap k is base + p + tap_off[k],
+// one 8-byte load per k, base the panel's first pixel's top-left input position. Every tap row
+// must be inside the input (else the panel is gathered); columns outside it (the left and right
+// padding, and the wrap into the neighbouring row) are replaced by z_in lane by lane with a mask
+// per kx. Loads stay inside the input (checked per panel).
+__attribute__((noinline)) static int conv_panel_k8(const qjob *j, int n0, int fmt, uint8_t *dst) {
+    const int K = j->q.K, Kp = j->q.Kp, Kpad = (Kp + 7) & ~7, H = j->H, W = j->W, pad = j->pad,
+              KW = j->KW, OW = j->OW;
+    if (n0 + 8 > j->N || OW < 8) return 0;
+    const int oy0 = n0 / OW, ox0 = n0 - oy0 * OW;
+    const int oy1 = ox0 + 7 < OW ? oy0 : oy0 + 1;
+    if (oy1 != oy0 && OW != W) return 0;
+    if (oy0 < pad || oy1 - pad + j->KH > H) return 0;
+    const long lo = (long)(oy0 - pad) * W + ox0 - pad;
+    if (lo < 0 || lo + j->tap_off[K - 1] + 8 > (long)(K / (j->KH * KW)) * H * W) return 0;
+    const uint8_t *base = j->src + lo;
+    const int x2 = fmt == EM_QP_K8X2;
+    const uint8x8_t x = vdup_n_u8(x2 ? 0x80 : 0), zv = vdup_n_u8((uint8_t)j->q.z_in);
+    // lanes whose column is outside the input at kx
+    uint8_t bad[8][8];
+    int edge = 0;
+    for (int p = 0; p < 8; p++) {
+        int ox = ox0 + p < OW ? ox0 + p : ox0 + p - OW;
+        for (int kx = 0; kx < KW; kx++) {
+            int ix = ox - pad + kx;
+            bad[kx][p] = ix < 0 || ix >= W ? 0xFF : 0;
+            edge |= bad[kx][p];
+        }
+    }
+    const int32_t *off = j->tap_off;
+    int k0 = 0;
+    if (!edge) {
+        for (; k0 + 8 <= K; k0 += 8) {
+            uint8x8_t v[8];
+            for (int i = 0; i < 8; i++) v[i] = veor_u8(vld1_u8(base + off[k0 + i]), x);
+            k8_store8(v, x2, dst + (size_t)k0 * 8);
+        }
+    } else {
+        uint8x8_t m[8];
+        for (int kx = 0; kx < KW; kx++) m[kx] = vld1_u8(bad[kx]);
+        const uint8_t *kxs = j->tap_kx;
+        for (; k0 + 8 <= K; k0 += 8) {
+            uint8x8_t v[8];
+            for (int i = 0; i < 8; i++)
+                v[i] = veor_u8(vbsl_u8(m[kxs[k0 + i]], zv, vld1_u8(base + off[k0 + i])), x);
+            k8_store8(v, x2, dst + (size_t)k0 * 8);
+        }
+    }
+    if (k0 < Kpad) { // the last group: k >= K is z_in
+        uint8x8_t v[8];
+        for (int i = 0; i < 8; i++) {
+            uint8x8_t t = zv;
+            if (k0 + i < K) {
+                t = vld1_u8(base + off[k0 + i]);
+                if (edge) t = vbsl_u8(vld1_u8(bad[j->tap_kx[k0 + i]]), zv, t);
+            }
+            v[i] = veor_u8(t, x);
+        }
+        k8_store8(v, x2, dst + (size_t)k0 * 8);
+    }
+    return 1;
+}
+
+// The tap tables of conv_panel_k8 (thread's buffer, grows only), or none: the job then gathers.
+static __thread uint8_t *tapbuf;
+static __thread size_t tapcap;
+
+static void conv_taps(qjob *j, const em_qgemm_params *P) {
+    if (j->src_kind != QSRC_CONV || j->stride != 1 || P->nr != 8 || j->KW > 8 ||
+        (P->panel != EM_QP_K8 && P->panel != EM_QP_K8X2) || (j->pad > 0 && j->OW != j->W))
+        return;
+    const int K = j->q.K;
+    if (grow(&tapbuf, &tapcap, (size_t)K * 5) != 0) return;
+    int32_t *off = (int32_t *)(void *)tapbuf;
+    uint8_t *kxs = tapbuf + (size_t)K * 4;
+    for (int k = 0, ci = 0, ky = 0, kx = 0; k < K; k++) {
+        off[k] = (ci * j->H + ky) * j->W + kx;
+        kxs[k] = (uint8_t)kx;
+        if (++kx == j->KW) {
+            kx = 0;
+            if (++ky == j->KH) ky = 0, ci++;
+        }
+    }
+    j->tap_off = off;
+    j->tap_kx = kxs;
+}
+#endif
+
 static int direct_panel(const qjob *j, int n0, int NR, int fmt, uint8_t *dst) {
     const int K = j->q.K, Kp = j->q.Kp;
     // (Not for panels narrower than 16 pixels, the aarch64 ones: there the per-k-row setup of 4
@@ -400,6 +536,58 @@ static int direct_panel(const qjob *j, int n0, int NR, int fmt, uint8_t *dst) {
         format_panel(j->src + n0, j->ldk, Kp, NR, fmt, dst);
         return 1;
     }
+#if defined(__aarch64__)
+    if (j->src_kind == QSRC_COLS && (fmt == EM_QP_K8 || fmt == EM_QP_K8X2) && NR == 8 && n0 + 8 <= j->N &&
+        (Kp & 7) == 0) {
+        // Linear (k contiguous per pixel): each pixel's 8 k of a group are one 8-byte move;
+        // 16 k of the 8 pixels at a time, regrouped by 64-bit (K8) or 32-bit (K8X2) zips.
+        const int x2 = fmt == EM_QP_K8X2;
+        const uint8x16_t x = vdupq_n_u8(x2 ? 0x80 : 0);
+        const uint8_t *s = j->src + (size_t)n0 * j->ldk;
+        const long ld = j->ldk;
+        int k0 = 0;
+        for (; k0 + 16 <= Kp; k0 += 16) {
+            uint8x16_t v[8];
+            for (int p = 0; p < 8; p++) v[p] = veorq_u8(vld1q_u8(s + (size_t)p * ld + k0), x);
+            uint8_t *d = dst + (size_t)k0 * 8;
+            if (!x2) {
+                uint8x16x4_t g0, g1;
+                for (int i = 0; i < 4; i++) {
+                    uint64x2_t a = vreinterpretq_u64_u8(v[2 * i]), b = vreinterpretq_u64_u8(v[2 * i + 1]);
+                    g0.val[i] = vreinterpretq_u8_u64(vzip1q_u64(a, b));
+                    g1.val[i] = vreinterpretq_u8_u64(vzip2q_u64(a, b));
+                }
+                vst1q_u8_x4(d, g0);
+                vst1q_u8_x4(d + 64, g1);
+            } else {
+                uint8x16x4_t g0, g1;
+                for (int i = 0; i < 4; i++) {
+                    uint32x4_t a = vreinterpretq_u32_u8(v[2 * i]), b = vreinterpretq_u32_u8(v[2 * i + 1]);
+                    g0.val[i] = vreinterpretq_u8_u32(vzip1q_u32(a, b));
+                    g1.val[i] = vreinterpretq_u8_u32(vzip2q_u32(a, b));
+                }
+                vst1q_u8_x4(d, g0);
+                vst1q_u8_x4(d + 64, g1);
+            }
+        }
+        if (k0 < Kp) { // the last 8 k
+            uint8x8_t v[8];
+            for (int p = 0; p < 8; p++) v[p] = veor_u8(vld1_u8(s + (size_t)p * ld + k0), vget_low_u8(x));
+            uint8_t *d = dst + (size_t)k0 * 8;
+            for (int i = 0; i < 4; i++) {
+                uint8x16_t o;
+                if (!x2) o = vcombine_u8(v[2 * i], v[2 * i + 1]);
+                else {
+                    uint32x2_t a = vreinterpret_u32_u8(v[2 * i]), b = vreinterpret_u32_u8(v[2 * i + 1]);
+                    o = vreinterpretq_u8_u32(vcombine_u32(vzip1_u32(a, b), vzip2_u32(a, b)));
+                }
+                vst1q_u8(d + 16 * i, o);
+            }
+        }
+        return 1;
+    }
+    if (j->tap_off && conv_panel_k8(j, n0, fmt, dst)) return 1;
+#endif
     if (j->src_kind != QSRC_COLS || (fmt != EM_QP_K4 && fmt != EM_QP_K4X)) return 0;
     const uint32_t x = fmt == EM_QP_K4X ? 0x80808080u : 0;
     const uint8_t z = (uint8_t)j->q.z_in;
@@ -565,6 +753,29 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
             if (c < 64) is_direct[c] = (uint8_t)d;
             ndirect += d;
         }
+#if defined(__aarch64__)
+        // aarch64: the gathered panels in runs of consecutive ones (one gather each, long row
+        // segments when the run is long), formatted two panels at a time for the 8-k formats.
+        for (int c = 0; c < cn && ndirect < cn;) {
+            if (c < 64 && is_direct[c]) {
+                c++;
+                continue;
+            }
+            int e = c + 1;
+            while (e < cn && !(e < 64 && is_direct[e])) e++;
+            const int rn = e - c, k8 = P->panel == EM_QP_K8 || P->panel == EM_QP_K8X2;
+            const long ld = (long)rn * NR;
+            gather(j, (c0 + c) * NR, rn * NR, Kpad, b->tmp);
+            int i = 0;
+            if (k8 && NR == 8)
+                for (; i + 2 <= rn; i += 2)
+                    format_k8_pair(b->tmp + (size_t)i * NR, ld, Kpad, P->panel, b->panel + (size_t)(c + i) * pbytes,
+                                   b->panel + (size_t)(c + i + 1) * pbytes);
+            for (; i < rn; i++)
+                format_panel(b->tmp + (size_t)i * NR, ld, Kpad, NR, P->panel, b->panel + (size_t)(c + i) * pbytes);
+            c = e;
+        }
+#else
         if (ndirect < cn) {
             int whole = cn - ndirect > 1 || cn > 64;
             if (whole) gather(j, c0 * NR, cn * NR, Kpad, b->tmp);
@@ -575,6 +786,7 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
                              NR, P->panel, b->panel + (size_t)c * pbytes);
             }
         }
+#endif
         for (int g0 = mb_lo; g0 < mb_hi; g0 += MG) {
             int gn = mb_hi - g0 < MG ? mb_hi - g0 : MG;
             for (int k0 = 0; k0 < Kp; k0 += KC) {
@@ -701,6 +913,9 @@ static int qgemm_run(const qjob *j0) {
     // (aarch64 only: on x86 the s16 preparation of sse41/avx2 would add FC6's 25.7 MB to the peak
     // RSS of those paths; the default avx512vnni path has no preparation)
     if (P->prep) layer_prep(&jp, P);
+    jp.tap_off = NULL;
+    jp.tap_kx = NULL;
+    conv_taps(&jp, P);
 #endif
     int nth = em_num_threads();
     int npb = (j->N + P->nr - 1) / P->nr, nmb = j->q.Mp / 8;
