@@ -99,6 +99,7 @@ typedef struct {
     // tap from the pixel's top-left input position, ci * H * W + ky * W + kx, and its kx.
     const int32_t *tap_off;
     const uint8_t *tap_kx;
+    int tap_cross; // panels may cross output rows (stride 1, OW == W: the input offset is linear)
 } qjob;
 
 // Short copies and fills of the im2col gather: whole 16-byte moves (inlined, no library call
@@ -272,14 +273,21 @@ static inline void k8_store16(uint8x16_t *v, int x2, uint8_t *d0, uint8_t *d1) {
 // K1 rows (stride ld) of 16 pixels -> two panels of an 8-k format (Kp a multiple of 8).
 __attribute__((noinline)) static void format_k8_pair(const uint8_t *tmp, long ld, int Kp, int fmt,
                                                      uint8_t *d0, uint8_t *d1) {
-    const int x2 = fmt == EM_QP_K8X2;
-    const uint8x16_t x = vdupq_n_u8(x2 ? 0x80 : 0);
-    for (int k0 = 0; k0 < Kp; k0 += 8) {
-        const uint8_t *r = tmp + (size_t)k0 * ld;
-        uint8x16_t v[8];
-        for (int i = 0; i < 8; i++) v[i] = veorq_u8(vld1q_u8(r + (size_t)i * ld), x);
-        k8_store16(v, x2, d0 + (size_t)k0 * 8, d1 + (size_t)k0 * 8);
-    }
+    const uint8x16_t x = vdupq_n_u8(0x80);
+    if (fmt == EM_QP_K8X2)
+        for (int k0 = 0; k0 < Kp; k0 += 8) {
+            const uint8_t *r = tmp + (size_t)k0 * ld;
+            uint8x16_t v[8];
+            for (int i = 0; i < 8; i++) v[i] = veorq_u8(vld1q_u8(r + (size_t)i * ld), x);
+            k8_store16(v, 1, d0 + (size_t)k0 * 8, d1 + (size_t)k0 * 8);
+        }
+    else
+        for (int k0 = 0; k0 < Kp; k0 += 8) {
+            const uint8_t *r = tmp + (size_t)k0 * ld;
+            uint8x16_t v[8];
+            for (int i = 0; i < 8; i++) v[i] = vld1q_u8(r + (size_t)i * ld);
+            k8_store16(v, 0, d0 + (size_t)k0 * 8, d1 + (size_t)k0 * 8);
+        }
 }
 #endif
 
@@ -405,67 +413,124 @@ static void zip4(const uint8_t *const *r, int NR, uint8_t xr, uint8_t *d) {
 }
 
 #if defined(__aarch64__)
-// Stride-1 convolutions into the 8-k panel formats (NR 8) without the K1 gather: for a panel
-// whose 8 pixels lie in one output row, or in two when the output row is as wide as the input
-// row (OW == W: pad = (KW - 1) / 2), the input of pixel p at tap k is base + p + tap_off[k],
-// one 8-byte load per k, base the panel's first pixel's top-left input position. Every tap row
-// must be inside the input (else the panel is gathered); columns outside it (the left and right
-// padding, and the wrap into the neighbouring row) are replaced by z_in lane by lane with a mask
-// per kx. Loads stay inside the input (checked per panel).
+// Stride-1 and stride-2 convolutions into the 8-k panel formats (NR 8) without the K1 gather:
+// for a panel whose 8 pixels lie in one output row, or in two when a stride-1 output row is as
+// wide as the input row (OW == W: pad = (KW - 1) / 2, j->tap_cross), the input of pixel p at tap
+// k is base + s * p + tap_off[k], one 8-byte load (stride 2: a 16-byte de-interleaving ld2) per
+// k, base the panel's first pixel's top-left input position. Every tap row must be inside the
+// input (else the panel is gathered); columns outside it (the left and right padding, and the wrap
+// into the neighbouring row) are replaced by z_in lane by lane with a mask per kx. Loads stay
+// inside the input (checked per panel).
+static inline __attribute__((always_inline)) uint8x8_t tap_load(const uint8_t *p, const int s) {
+    return s == 1 ? vld1_u8(p) : vld2_u8(p).val[0];
+}
+
+static inline __attribute__((always_inline)) int conv_panel_loop(const uint8_t *base, const int32_t *off,
+                                                                 const uint8_t *kxs, const uint8x8_t *m,
+                                                                 uint8x8_t zv, int K, const int s, const int x2,
+                                                                 const int edge, uint8_t *dst) {
+    const uint8x8_t x = vdup_n_u8(0x80);
+    int k0 = 0;
+    for (; k0 + 8 <= K; k0 += 8) {
+        uint8x8_t v[8];
+        for (int i = 0; i < 8; i++) {
+            v[i] = tap_load(base + off[k0 + i], s);
+            if (edge) v[i] = vbsl_u8(m[kxs[k0 + i]], zv, v[i]);
+            if (x2) v[i] = veor_u8(v[i], x);
+        }
+        k8_store8(v, x2, dst + (size_t)k0 * 8);
+    }
+    return k0;
+}
+
 __attribute__((noinline)) static int conv_panel_k8(const qjob *j, int n0, int fmt, uint8_t *dst) {
     const int K = j->q.K, Kp = j->q.Kp, Kpad = (Kp + 7) & ~7, H = j->H, W = j->W, pad = j->pad,
-              KW = j->KW, OW = j->OW;
+              KW = j->KW, OW = j->OW, s = j->stride;
     if (n0 + 8 > j->N || OW < 8) return 0;
     const int oy0 = n0 / OW, ox0 = n0 - oy0 * OW;
     const int oy1 = ox0 + 7 < OW ? oy0 : oy0 + 1;
-    if (oy1 != oy0 && OW != W) return 0;
-    if (oy0 < pad || oy1 - pad + j->KH > H) return 0;
-    const long lo = (long)(oy0 - pad) * W + ox0 - pad;
-    if (lo < 0 || lo + j->tap_off[K - 1] + 8 > (long)(K / (j->KH * KW)) * H * W) return 0;
+    if (oy1 != oy0 && !j->tap_cross) return 0;
+    if (oy0 * s < pad || oy1 * s - pad + j->KH > H) return 0;
+    const long lo = (long)(oy0 * s - pad) * W + ox0 * s - pad;
+    if (lo < 0 || lo + j->tap_off[K - 1] + 8 * s > (long)(K / (j->KH * KW)) * H * W) return 0;
     const uint8_t *base = j->src + lo;
     const int x2 = fmt == EM_QP_K8X2;
-    const uint8x8_t x = vdup_n_u8(x2 ? 0x80 : 0), zv = vdup_n_u8((uint8_t)j->q.z_in);
+    const uint8x8_t zv = vdup_n_u8((uint8_t)j->q.z_in);
     // lanes whose column is outside the input at kx
     uint8_t bad[8][8];
     int edge = 0;
     for (int p = 0; p < 8; p++) {
         int ox = ox0 + p < OW ? ox0 + p : ox0 + p - OW;
         for (int kx = 0; kx < KW; kx++) {
-            int ix = ox - pad + kx;
+            int ix = ox * s - pad + kx;
             bad[kx][p] = ix < 0 || ix >= W ? 0xFF : 0;
             edge |= bad[kx][p];
         }
     }
+    uint8x8_t m[8];
+    for (int kx = 0; kx < KW; kx++) m[kx] = vld1_u8(bad[kx]);
     const int32_t *off = j->tap_off;
-    int k0 = 0;
-    if (!edge) {
-        for (; k0 + 8 <= K; k0 += 8) {
-            uint8x8_t v[8];
-            for (int i = 0; i < 8; i++) v[i] = veor_u8(vld1_u8(base + off[k0 + i]), x);
-            k8_store8(v, x2, dst + (size_t)k0 * 8);
-        }
+    const uint8_t *kxs = j->tap_kx;
+    int k0;
+    if (s == 1) {
+        if (edge) k0 = x2 ? conv_panel_loop(base, off, kxs, m, zv, K, 1, 1, 1, dst)
+                          : conv_panel_loop(base, off, kxs, m, zv, K, 1, 0, 1, dst);
+        else k0 = x2 ? conv_panel_loop(base, off, kxs, m, zv, K, 1, 1, 0, dst)
+                     : conv_panel_loop(base, off, kxs, m, zv, K, 1, 0, 0, dst);
     } else {
-        uint8x8_t m[8];
-        for (int kx = 0; kx < KW; kx++) m[kx] = vld1_u8(bad[kx]);
-        const uint8_t *kxs = j->tap_kx;
-        for (; k0 + 8 <= K; k0 += 8) {
-            uint8x8_t v[8];
-            for (int i = 0; i < 8; i++)
-                v[i] = veor_u8(vbsl_u8(m[kxs[k0 + i]], zv, vld1_u8(base + off[k0 + i])), x);
-            k8_store8(v, x2, dst + (size_t)k0 * 8);
-        }
+        if (edge) k0 = x2 ? conv_panel_loop(base, off, kxs, m, zv, K, 2, 1, 1, dst)
+                          : conv_panel_loop(base, off, kxs, m, zv, K, 2, 0, 1, dst);
+        else k0 = x2 ? conv_panel_loop(base, off, kxs, m, zv, K, 2, 1, 0, dst)
+                     : conv_panel_loop(base, off, kxs, m, zv, K, 2, 0, 0, dst);
     }
     if (k0 < Kpad) { // the last group: k >= K is z_in
         uint8x8_t v[8];
         for (int i = 0; i < 8; i++) {
             uint8x8_t t = zv;
-            if (k0 + i < K) {
-                t = vld1_u8(base + off[k0 + i]);
-                if (edge) t = vbsl_u8(vld1_u8(bad[j->tap_kx[k0 + i]]), zv, t);
-            }
-            v[i] = veor_u8(t, x);
+            if (k0 + i < K) t = vbsl_u8(m[kxs[k0 + i]], zv, tap_load(base + off[k0 + i], s));
+            v[i] = x2 ? veor_u8(t, vdup_n_u8(0x80)) : t;
         }
         k8_store8(v, x2, dst + (size_t)k0 * 8);
+    }
+    return 1;
+}
+
+// The whole 8-k groups of conv_pair_k8 (x2 constant in each copy); returns the k reached.
+static inline __attribute__((always_inline)) int conv_pair_loop(const uint8_t *base, const int32_t *off, int K,
+                                                                const int x2, uint8_t *d0, uint8_t *d1) {
+    const uint8x16_t x = vdupq_n_u8(0x80);
+    int k0 = 0;
+    for (; k0 + 8 <= K; k0 += 8) {
+        uint8x16_t v[8];
+        for (int i = 0; i < 8; i++) {
+            v[i] = vld1q_u8(base + off[k0 + i]);
+            if (x2) v[i] = veorq_u8(v[i], x);
+        }
+        k8_store16(v, x2, d0 + (size_t)k0 * 8, d1 + (size_t)k0 * 8);
+    }
+    return k0;
+}
+
+// Two neighbouring panels (16 pixels from n0) of conv_panel_k8 at once when all 16 lie in one
+// output row and every tap of each is inside the input (no masks): 16-byte loads.
+__attribute__((noinline)) static int conv_pair_k8(const qjob *j, int n0, int fmt, uint8_t *d0, uint8_t *d1) {
+    const int K = j->q.K, Kp = j->q.Kp, Kpad = (Kp + 7) & ~7, H = j->H, W = j->W, pad = j->pad,
+              KW = j->KW, OW = j->OW;
+    if (n0 + 16 > j->N || j->stride != 1) return 0;
+    const int oy = n0 / OW, ox0 = n0 - oy * OW;
+    if (ox0 + 15 >= OW || ox0 < pad || ox0 + 15 - pad + KW > W || oy < pad || oy - pad + j->KH > H) return 0;
+    const long lo = (long)(oy - pad) * W + ox0 - pad;
+    if (lo + j->tap_off[K - 1] + 16 > (long)(K / (j->KH * KW)) * H * W) return 0;
+    const uint8_t *base = j->src + lo;
+    const int x2 = fmt == EM_QP_K8X2;
+    const uint8x16_t x = vdupq_n_u8(x2 ? 0x80 : 0);
+    const int32_t *off = j->tap_off;
+    int k0 = x2 ? conv_pair_loop(base, off, K, 1, d0, d1) : conv_pair_loop(base, off, K, 0, d0, d1);
+    if (k0 < Kpad) { // the last group: k >= K is z_in
+        uint8x16_t v[8];
+        for (int i = 0; i < 8; i++)
+            v[i] = veorq_u8(k0 + i < K ? vld1q_u8(base + off[k0 + i]) : vdupq_n_u8((uint8_t)j->q.z_in), x);
+        k8_store16(v, x2, d0 + (size_t)k0 * 8, d1 + (size_t)k0 * 8);
     }
     return 1;
 }
@@ -475,8 +540,8 @@ static __thread uint8_t *tapbuf;
 static __thread size_t tapcap;
 
 static void conv_taps(qjob *j, const em_qgemm_params *P) {
-    if (j->src_kind != QSRC_CONV || j->stride != 1 || P->nr != 8 || j->KW > 8 ||
-        (P->panel != EM_QP_K8 && P->panel != EM_QP_K8X2) || (j->pad > 0 && j->OW != j->W))
+    if (j->src_kind != QSRC_CONV || j->stride > 2 || P->nr != 8 || j->KW > 8 ||
+        (P->panel != EM_QP_K8 && P->panel != EM_QP_K8X2))
         return;
     const int K = j->q.K;
     if (grow(&tapbuf, &tapcap, (size_t)K * 5) != 0) return;
@@ -492,6 +557,7 @@ static void conv_taps(qjob *j, const em_qgemm_params *P) {
     }
     j->tap_off = off;
     j->tap_kx = kxs;
+    j->tap_cross = j->stride == 1 && j->OW == j->W;
 }
 #endif
 
@@ -749,6 +815,16 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
         int ndirect = 0;
         uint8_t is_direct[64];
         for (int c = 0; c < cn; c++) {
+#if defined(__aarch64__)
+            if (j->tap_off && c + 1 < cn && c + 1 < 64 &&
+                conv_pair_k8(j, (c0 + c) * NR, P->panel, b->panel + (size_t)c * pbytes,
+                             b->panel + (size_t)(c + 1) * pbytes)) {
+                is_direct[c] = is_direct[c + 1] = 1;
+                ndirect += 2;
+                c++;
+                continue;
+            }
+#endif
             int d = c < 64 && direct_panel(j, (c0 + c) * NR, NR, P->panel, b->panel + (size_t)c * pbytes);
             if (c < 64) is_direct[c] = (uint8_t)d;
             ndirect += d;
@@ -915,6 +991,7 @@ static int qgemm_run(const qjob *j0) {
     if (P->prep) layer_prep(&jp, P);
     jp.tap_off = NULL;
     jp.tap_kx = NULL;
+    jp.tap_cross = 0;
     conv_taps(&jp, P);
 #endif
     int nth = em_num_threads();

@@ -173,6 +173,9 @@ enum QKernelCheck {
         cs.append(Conv(cin: 16, h: 4, w: 40, cout: 9, kh: 3, kw: 3, stride: 1, pad: 1, mode: 1))
         cs.append(Conv(cin: 2, h: 6, w: 34, cout: 3, kh: 5, kw: 5, stride: 1, pad: 2, mode: 2))
         cs.append(Conv(cin: 8, h: 6, w: 16, cout: 4, kh: 3, kw: 3, stride: 1, pad: 1, mode: 3))
+        cs.append(Conv(cin: 3, h: 7, w: 40, cout: 6, kh: 3, kw: 3, stride: 2, pad: 1, mode: 1, relu: true))
+        cs.append(Conv(cin: 3, h: 9, w: 36, cout: 4, kh: 7, kw: 7, stride: 2, pad: 3))
+        cs.append(Conv(cin: 8, h: 4, w: 34, cout: 5, kh: 1, kw: 1, stride: 2, pad: 0, mode: 2, residual: true))
         return cs
     }
 
