@@ -872,25 +872,28 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
                     for (int g = 0; g < gn; g++)
                         P->prep(kc, j->q.w + ((size_t)(g0 + g) * Kp + k0) * 8,
                                 b->prep + (size_t)g * P->prep_bytes_per_k * kcu);
+                // Each block's weights at k0 and the channels of the group's last block (M may end
+                // inside it) once, outside the calls (the indirect call makes the compiler reload
+                // everything from the job after each one).
+                const uint8_t *wps[32];
+                const int cstride = j->wprep || P->prep ? P->prep_cstride : 4;
+                for (int g = 0; g < gn; g++) {
+                    int mb = g0 + g;
+                    if (j->wprep) wps[g] = j->wprep + ((size_t)mb * Kpad + k0) * P->prep_bytes_per_k;
+                    else if (P->prep) wps[g] = b->prep + (size_t)g * P->prep_bytes_per_k * kcu;
+                    else wps[g] = (const uint8_t *)(j->q.w + ((size_t)mb * Kp + k0) * 8);
+                }
+                int last = j->q.M - (g0 + gn - 1) * 8;
+                if (last > 8) last = 8;
+                const em_qukr_fn ukr = P->ukr;
+                const size_t gstride = (size_t)cb * tile;
                 for (int c = 0; c < cn; c++) {
                     const uint8_t *pan = b->panel + (size_t)c * pbytes + (size_t)k0 * NR;
-                    for (int g = 0; g < gn; g++) {
-                        int mb = g0 + g;
-                        const uint8_t *wp;
-                        int cstride;
-                        if (j->wprep) {
-                            wp = j->wprep + ((size_t)mb * Kpad + k0) * P->prep_bytes_per_k;
-                            cstride = P->prep_cstride;
-                        } else if (P->prep) {
-                            wp = b->prep + (size_t)g * P->prep_bytes_per_k * kcu;
-                            cstride = P->prep_cstride;
-                        } else {
-                            wp = (const uint8_t *)(j->q.w + ((size_t)mb * Kp + k0) * 8);
-                            cstride = 4;
-                        }
-                        int32_t *t = accs + ((size_t)g * cb + c) * tile;
-                        for (int i0 = 0; i0 < 8 && mb * 8 + i0 < j->q.M; i0 += MR)
-                            P->ukr(kcu, wp + (size_t)i0 * cstride, pan, t + (size_t)i0 * NR, load);
+                    int32_t *t = accs + (size_t)c * tile;
+                    for (int g = 0; g < gn; g++, t += gstride) {
+                        const int rows = g == gn - 1 ? last : 8;
+                        for (int i0 = 0; i0 < rows; i0 += MR)
+                            ukr(kcu, wps[g] + (size_t)i0 * cstride, pan, t + (size_t)i0 * NR, load);
                     }
                 }
             }
