@@ -535,13 +535,104 @@ __attribute__((noinline)) static int conv_pair_k8(const qjob *j, int n0, int fmt
     return 1;
 }
 
-// The tap tables of conv_panel_k8 (thread's buffer, grows only), or none: the job then gathers.
+// The 4-k panel (EM_QP_K4X, neondot: per 4 k of each pixel the 4 bytes ^ 0x80) of the same
+// convolutions straight from the input, as conv_panel_k8 (same tap table and edge masks): per 4 k
+// the 4 tap rows of the 8 pixels stored by one st4.
+static inline __attribute__((always_inline)) int conv_panel4_loop(const uint8_t *base, const int32_t *off,
+                                                                  const uint8_t *kxs, const uint8x8_t *m,
+                                                                  uint8x8_t zv, int K, const int s, const int edge,
+                                                                  uint8_t *dst) {
+    const uint8x8_t x = vdup_n_u8(0x80);
+    int k0 = 0;
+    for (; k0 + 4 <= K; k0 += 4) {
+        uint8x8x4_t v;
+        for (int i = 0; i < 4; i++) {
+            uint8x8_t t = tap_load(base + off[k0 + i], s);
+            if (edge) t = vbsl_u8(m[kxs[k0 + i]], zv, t);
+            v.val[i] = veor_u8(t, x);
+        }
+        vst4_u8(dst + (size_t)k0 * 8, v);
+    }
+    return k0;
+}
+
+__attribute__((noinline)) static int conv_panel_k4(const qjob *j, int n0, uint8_t *dst) {
+    const int K = j->q.K, Kpad = (j->q.Kp + 3) & ~3, H = j->H, W = j->W, pad = j->pad, KW = j->KW,
+              OW = j->OW, s = j->stride;
+    if (n0 + 8 > j->N || OW < 8) return 0;
+    const int oy0 = n0 / OW, ox0 = n0 - oy0 * OW;
+    const int oy1 = ox0 + 7 < OW ? oy0 : oy0 + 1;
+    if (oy1 != oy0 && !j->tap_cross) return 0;
+    if (oy0 * s < pad || oy1 * s - pad + j->KH > H) return 0;
+    const long lo = (long)(oy0 * s - pad) * W + ox0 * s - pad;
+    if (lo < 0 || lo + j->tap_off[K - 1] + 8 * s > (long)(K / (j->KH * KW)) * H * W) return 0;
+    const uint8_t *base = j->src + lo;
+    const uint8x8_t zv = vdup_n_u8((uint8_t)j->q.z_in);
+    uint8_t bad[8][8];
+    int edge = 0;
+    for (int p = 0; p < 8; p++) {
+        int ox = ox0 + p < OW ? ox0 + p : ox0 + p - OW;
+        for (int kx = 0; kx < KW; kx++) {
+            int ix = ox * s - pad + kx;
+            bad[kx][p] = ix < 0 || ix >= W ? 0xFF : 0;
+            edge |= bad[kx][p];
+        }
+    }
+    uint8x8_t m[8];
+    for (int kx = 0; kx < KW; kx++) m[kx] = vld1_u8(bad[kx]);
+    const int32_t *off = j->tap_off;
+    const uint8_t *kxs = j->tap_kx;
+    int k0;
+    if (s == 1) k0 = edge ? conv_panel4_loop(base, off, kxs, m, zv, K, 1, 1, dst)
+                          : conv_panel4_loop(base, off, kxs, m, zv, K, 1, 0, dst);
+    else k0 = edge ? conv_panel4_loop(base, off, kxs, m, zv, K, 2, 1, dst)
+                   : conv_panel4_loop(base, off, kxs, m, zv, K, 2, 0, dst);
+    for (; k0 < Kpad; k0 += 4) { // the last groups: k >= K is z_in
+        uint8x8x4_t v;
+        for (int i = 0; i < 4; i++) {
+            uint8x8_t t = zv;
+            if (k0 + i < K) t = vbsl_u8(m[kxs[k0 + i]], zv, tap_load(base + off[k0 + i], s));
+            v.val[i] = veor_u8(t, vdup_n_u8(0x80));
+        }
+        vst4_u8(dst + (size_t)k0 * 8, v);
+    }
+    return 1;
+}
+
+// Two neighbouring 4-k panels at once, as conv_pair_k8 (stride 1, 16 pixels in one output row,
+// every tap inside the input): 16-byte loads, each half stored by one st4.
+__attribute__((noinline)) static int conv_pair_k4(const qjob *j, int n0, uint8_t *d0, uint8_t *d1) {
+    const int K = j->q.K, Kpad = (j->q.Kp + 3) & ~3, H = j->H, W = j->W, pad = j->pad, KW = j->KW,
+              OW = j->OW;
+    if (n0 + 16 > j->N || j->stride != 1) return 0;
+    const int oy = n0 / OW, ox0 = n0 - oy * OW;
+    if (ox0 + 15 >= OW || ox0 < pad || ox0 + 15 - pad + KW > W || oy < pad || oy - pad + j->KH > H) return 0;
+    const long lo = (long)(oy - pad) * W + ox0 - pad;
+    if (lo + j->tap_off[K - 1] + 16 > (long)(K / (j->KH * KW)) * H * W) return 0;
+    const uint8_t *base = j->src + lo;
+    const uint8x16_t x = vdupq_n_u8(0x80), zq = vdupq_n_u8((uint8_t)j->q.z_in);
+    const int32_t *off = j->tap_off;
+    for (int k0 = 0; k0 < Kpad; k0 += 4) {
+        uint8x16_t v[4];
+        if (k0 + 4 <= K)
+            for (int i = 0; i < 4; i++) v[i] = veorq_u8(vld1q_u8(base + off[k0 + i]), x);
+        else // the last groups: k >= K is z_in
+            for (int i = 0; i < 4; i++) v[i] = veorq_u8(k0 + i < K ? vld1q_u8(base + off[k0 + i]) : zq, x);
+        uint8x8x4_t a = {{vget_low_u8(v[0]), vget_low_u8(v[1]), vget_low_u8(v[2]), vget_low_u8(v[3])}};
+        uint8x8x4_t b = {{vget_high_u8(v[0]), vget_high_u8(v[1]), vget_high_u8(v[2]), vget_high_u8(v[3])}};
+        vst4_u8(d0 + (size_t)k0 * 8, a);
+        vst4_u8(d1 + (size_t)k0 * 8, b);
+    }
+    return 1;
+}
+
+// The tap tables of conv_panel_k8 / conv_panel_k4 (thread's buffer, grows only), or none: the job then gathers.
 static __thread uint8_t *tapbuf;
 static __thread size_t tapcap;
 
 static void conv_taps(qjob *j, const em_qgemm_params *P) {
     if (j->src_kind != QSRC_CONV || j->stride > 2 || P->nr != 8 || j->KW > 8 ||
-        (P->panel != EM_QP_K8 && P->panel != EM_QP_K8X2))
+        (P->panel != EM_QP_K8 && P->panel != EM_QP_K8X2 && P->panel != EM_QP_K4X))
         return;
     const int K = j->q.K;
     if (grow(&tapbuf, &tapcap, (size_t)K * 5) != 0) return;
@@ -563,6 +654,9 @@ static void conv_taps(qjob *j, const em_qgemm_params *P) {
 
 static int direct_panel(const qjob *j, int n0, int NR, int fmt, uint8_t *dst) {
     const int K = j->q.K, Kp = j->q.Kp;
+#if defined(__aarch64__)
+    if (j->tap_off && fmt == EM_QP_K4X) return conv_panel_k4(j, n0, dst);
+#endif
     // (Not for panels narrower than 16 pixels, the aarch64 ones: there the per-k-row setup of 4
     // row pointers costs more than the zip of 8 bytes, and the chunk-wide gather of long row
     // segments then format_panel is cheaper: under qemu on cortex-a76 this path took ~1.3 G
@@ -650,6 +744,41 @@ static int direct_panel(const qjob *j, int n0, int NR, int fmt, uint8_t *dst) {
                 vst1q_u8(d + 16 * i, o);
             }
         }
+        return 1;
+    }
+    if (j->src_kind == QSRC_COLS && fmt == EM_QP_K4X && NR == 8 && n0 + 8 <= j->N && (Kp & 3) == 0) {
+        // Linear into the 4-k panel: 16 k of the 8 pixels at a time (one 16-byte load per pixel),
+        // each pixel's 4-k groups regrouped per group by 32-bit and 64-bit zips.
+        const uint8x16_t x = vdupq_n_u8(0x80);
+        const uint8_t *s = j->src + (size_t)n0 * j->ldk;
+        const long ld = j->ldk;
+        int k0 = 0;
+        for (; k0 + 16 <= Kp; k0 += 16) {
+            uint8x16_t v[8];
+            for (int p = 0; p < 8; p++) v[p] = veorq_u8(vld1q_u8(s + (size_t)p * ld + k0), x);
+            uint8x16x4_t g0, g1; // groups 0, 1 (pixels 0-3, 4-7 each) and groups 2, 3
+            for (int h = 0; h < 2; h++) {
+                const uint8x16_t *w = v + 4 * h;
+                uint32x4_t a01 = vzip1q_u32(vreinterpretq_u32_u8(w[0]), vreinterpretq_u32_u8(w[1]));
+                uint32x4_t b01 = vzip2q_u32(vreinterpretq_u32_u8(w[0]), vreinterpretq_u32_u8(w[1]));
+                uint32x4_t a23 = vzip1q_u32(vreinterpretq_u32_u8(w[2]), vreinterpretq_u32_u8(w[3]));
+                uint32x4_t b23 = vzip2q_u32(vreinterpretq_u32_u8(w[2]), vreinterpretq_u32_u8(w[3]));
+                g0.val[h] = vreinterpretq_u8_u64(vzip1q_u64(vreinterpretq_u64_u32(a01), vreinterpretq_u64_u32(a23)));
+                g0.val[2 + h] = vreinterpretq_u8_u64(vzip2q_u64(vreinterpretq_u64_u32(a01), vreinterpretq_u64_u32(a23)));
+                g1.val[h] = vreinterpretq_u8_u64(vzip1q_u64(vreinterpretq_u64_u32(b01), vreinterpretq_u64_u32(b23)));
+                g1.val[2 + h] = vreinterpretq_u8_u64(vzip2q_u64(vreinterpretq_u64_u32(b01), vreinterpretq_u64_u32(b23)));
+            }
+            uint8_t *d = dst + (size_t)k0 * 8;
+            vst1q_u8_x4(d, g0);
+            vst1q_u8_x4(d + 64, g1);
+        }
+        for (; k0 < Kp; k0 += 4) // the last groups (fewer than 16 k)
+            for (int p = 0; p < 8; p++) {
+                uint32_t w;
+                memcpy(&w, s + (size_t)p * ld + k0, 4);
+                w ^= 0x80808080u;
+                memcpy(dst + (size_t)k0 * 8 + (size_t)p * 4, &w, 4);
+            }
         return 1;
     }
     if (j->tap_off && conv_panel_k8(j, n0, fmt, dst)) return 1;
@@ -817,8 +946,10 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
         for (int c = 0; c < cn; c++) {
 #if defined(__aarch64__)
             if (j->tap_off && c + 1 < cn && c + 1 < 64 &&
-                conv_pair_k8(j, (c0 + c) * NR, P->panel, b->panel + (size_t)c * pbytes,
-                             b->panel + (size_t)(c + 1) * pbytes)) {
+                (P->panel == EM_QP_K4X ? conv_pair_k4(j, (c0 + c) * NR, b->panel + (size_t)c * pbytes,
+                                                      b->panel + (size_t)(c + 1) * pbytes)
+                                       : conv_pair_k8(j, (c0 + c) * NR, P->panel, b->panel + (size_t)c * pbytes,
+                                                      b->panel + (size_t)(c + 1) * pbytes))) {
                 is_direct[c] = is_direct[c + 1] = 1;
                 ndirect += 2;
                 c++;
