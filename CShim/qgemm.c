@@ -101,6 +101,11 @@ typedef struct {
     // the inlined tile requantisation (arm/em_rq_neon.h: multipliers below 2^100, lo and the zero
     // points in range); set by the entry points (rq_tile_ok)
     int rq8;
+    // aarch64, 8-k panel formats, stride-1 convolutions (conv_taps): per k < K the offset of its
+    // tap from the pixel's top-left input position, ci * H * W + ky * W + kx, and its kx.
+    const int32_t *tap_off;
+    const uint8_t *tap_kx;
+    int tap_cross; // panels may cross output rows (stride 1, OW == W: the input offset is linear)
 } qjob;
 
 // Short copies and fills of the im2col gather: whole 16-byte moves (inlined, no library call
@@ -223,10 +228,77 @@ __attribute__((noinline)) static void gather(const qjob *j, int n0, int NR, int 
     if (Kp > K) memset(tmp + (size_t)K * NR, z, (size_t)(Kp - K) * NR);
 }
 
+#if defined(__aarch64__)
+// One k group (8 rows v[0..7] of the 8 pixels of a panel, bytes already xor'd for K8X2) stored
+// in the panel format: byte zips pair the rows (k0k1, k2k3, k4k5, k6k7 per pixel as 16-bit
+// lanes); K8 stores them with one 4-way 16-bit interleave per 4 pixels (st4: per pixel the 8 k),
+// K8X2 zips once more to the 4-k halves of each pixel and stores per pixel pair [lo][lo][hi][hi].
+static inline void k8_store8(uint8x8_t *v, int x2, uint8_t *d) {
+    uint16x4_t a0 = vreinterpret_u16_u8(vzip1_u8(v[0], v[1])), a1 = vreinterpret_u16_u8(vzip2_u8(v[0], v[1]));
+    uint16x4_t b0 = vreinterpret_u16_u8(vzip1_u8(v[2], v[3])), b1 = vreinterpret_u16_u8(vzip2_u8(v[2], v[3]));
+    uint16x4_t c0 = vreinterpret_u16_u8(vzip1_u8(v[4], v[5])), c1 = vreinterpret_u16_u8(vzip2_u8(v[4], v[5]));
+    uint16x4_t e0 = vreinterpret_u16_u8(vzip1_u8(v[6], v[7])), e1 = vreinterpret_u16_u8(vzip2_u8(v[6], v[7]));
+    if (!x2) {
+        uint16x4x4_t lo = {{a0, b0, c0, e0}}, hi = {{a1, b1, c1, e1}};
+        vst4_u16((uint16_t *)(void *)d, lo);
+        vst4_u16((uint16_t *)(void *)(d + 32), hi);
+    } else {
+        uint8x8x4_t lo = {{vreinterpret_u8_u16(vzip1_u16(a0, b0)), vreinterpret_u8_u16(vzip1_u16(c0, e0)),
+                           vreinterpret_u8_u16(vzip2_u16(a0, b0)), vreinterpret_u8_u16(vzip2_u16(c0, e0))}};
+        uint8x8x4_t hi = {{vreinterpret_u8_u16(vzip1_u16(a1, b1)), vreinterpret_u8_u16(vzip1_u16(c1, e1)),
+                           vreinterpret_u8_u16(vzip2_u16(a1, b1)), vreinterpret_u8_u16(vzip2_u16(c1, e1))}};
+        vst1_u8_x4(d, lo);
+        vst1_u8_x4(d + 32, hi);
+    }
+}
+
+// The same for 16 pixels (two panels d0: pixels 0-7, d1: pixels 8-15) from q registers.
+static inline void k8_store16(uint8x16_t *v, int x2, uint8_t *d0, uint8_t *d1) {
+    uint16x8_t a0 = vreinterpretq_u16_u8(vzip1q_u8(v[0], v[1])), a1 = vreinterpretq_u16_u8(vzip2q_u8(v[0], v[1]));
+    uint16x8_t b0 = vreinterpretq_u16_u8(vzip1q_u8(v[2], v[3])), b1 = vreinterpretq_u16_u8(vzip2q_u8(v[2], v[3]));
+    uint16x8_t c0 = vreinterpretq_u16_u8(vzip1q_u8(v[4], v[5])), c1 = vreinterpretq_u16_u8(vzip2q_u8(v[4], v[5]));
+    uint16x8_t e0 = vreinterpretq_u16_u8(vzip1q_u8(v[6], v[7])), e1 = vreinterpretq_u16_u8(vzip2q_u8(v[6], v[7]));
+    if (!x2) {
+        uint16x8x4_t lo = {{a0, b0, c0, e0}}, hi = {{a1, b1, c1, e1}};
+        vst4q_u16((uint16_t *)(void *)d0, lo);
+        vst4q_u16((uint16_t *)(void *)d1, hi);
+    } else {
+        // per 4 pixels: l = their k0-3, h = their k4-7 (32-bit lanes); st2 of 64-bit lanes
+        // gives [p0 p1 lo][p0 p1 hi][p2 p3 lo][p2 p3 hi]
+        uint64x2x2_t q0 = {{vreinterpretq_u64_u16(vzip1q_u16(a0, b0)), vreinterpretq_u64_u16(vzip1q_u16(c0, e0))}};
+        uint64x2x2_t q1 = {{vreinterpretq_u64_u16(vzip2q_u16(a0, b0)), vreinterpretq_u64_u16(vzip2q_u16(c0, e0))}};
+        uint64x2x2_t q2 = {{vreinterpretq_u64_u16(vzip1q_u16(a1, b1)), vreinterpretq_u64_u16(vzip1q_u16(c1, e1))}};
+        uint64x2x2_t q3 = {{vreinterpretq_u64_u16(vzip2q_u16(a1, b1)), vreinterpretq_u64_u16(vzip2q_u16(c1, e1))}};
+        vst2q_u64((uint64_t *)(void *)d0, q0);
+        vst2q_u64((uint64_t *)(void *)(d0 + 32), q1);
+        vst2q_u64((uint64_t *)(void *)d1, q2);
+        vst2q_u64((uint64_t *)(void *)(d1 + 32), q3);
+    }
+}
+
+// K1 rows (stride ld) of 16 pixels -> two panels of an 8-k format (Kp a multiple of 8).
+__attribute__((noinline)) static void format_k8_pair(const uint8_t *tmp, long ld, int Kp, int fmt,
+                                                     uint8_t *d0, uint8_t *d1) {
+    const uint8x16_t x = vdupq_n_u8(0x80);
+    if (fmt == EM_QP_K8X2)
+        for (int k0 = 0; k0 < Kp; k0 += 8) {
+            const uint8_t *r = tmp + (size_t)k0 * ld;
+            uint8x16_t v[8];
+            for (int i = 0; i < 8; i++) v[i] = veorq_u8(vld1q_u8(r + (size_t)i * ld), x);
+            k8_store16(v, 1, d0 + (size_t)k0 * 8, d1 + (size_t)k0 * 8);
+        }
+    else
+        for (int k0 = 0; k0 < Kp; k0 += 8) {
+            const uint8_t *r = tmp + (size_t)k0 * ld;
+            uint8x16_t v[8];
+            for (int i = 0; i < 8; i++) v[i] = vld1q_u8(r + (size_t)i * ld);
+            k8_store16(v, 0, d0 + (size_t)k0 * 8, d1 + (size_t)k0 * 8);
+        }
+}
+#endif
+
 // K1 -> EM_QP_K8X2 / EM_QP_K8 (Kp a multiple of 8, NR a multiple of 8): per group of 8 k the
-// 8 x 8 byte transposes of each 8 pixels; two zip levels give, per pixel pair, the 4-k halves
-// [p0 k0-3][p1 k0-3] of both k halves (K8X2 stores them as they are, xor 0x80), a third level
-// the 8 k of each pixel (K8).
+// 8 x 8 byte transposes of each 8 pixels (aarch64: k8_store8; elsewhere byte by byte).
 __attribute__((noinline)) static void format_panel_k8(const uint8_t *tmp, long ld, int Kp, int NR, int fmt, uint8_t *dst) {
     const int x2 = fmt == EM_QP_K8X2;
     for (int k0 = 0; k0 < Kp; k0 += 8) {
@@ -237,26 +309,7 @@ __attribute__((noinline)) static void format_panel_k8(const uint8_t *tmp, long l
         for (int p = 0; p < NR; p += 8, d += 64) {
             uint8x8_t v[8];
             for (int i = 0; i < 8; i++) v[i] = veor_u8(vld1_u8(r + (size_t)i * ld + p), x);
-            uint8x8x2_t a01 = vzip_u8(v[0], v[1]), a23 = vzip_u8(v[2], v[3]);
-            uint8x8x2_t a45 = vzip_u8(v[4], v[5]), a67 = vzip_u8(v[6], v[7]);
-            // b[h][j]: k half h (0: k0-3, 1: k4-7), pixels 2j, 2j+1 (4 bytes each)
-            uint16x4x2_t lo0 = vzip_u16(vreinterpret_u16_u8(a01.val[0]), vreinterpret_u16_u8(a23.val[0]));
-            uint16x4x2_t lo1 = vzip_u16(vreinterpret_u16_u8(a01.val[1]), vreinterpret_u16_u8(a23.val[1]));
-            uint16x4x2_t hi0 = vzip_u16(vreinterpret_u16_u8(a45.val[0]), vreinterpret_u16_u8(a67.val[0]));
-            uint16x4x2_t hi1 = vzip_u16(vreinterpret_u16_u8(a45.val[1]), vreinterpret_u16_u8(a67.val[1]));
-            uint32x2_t b0[4] = {vreinterpret_u32_u16(lo0.val[0]), vreinterpret_u32_u16(lo0.val[1]),
-                                vreinterpret_u32_u16(lo1.val[0]), vreinterpret_u32_u16(lo1.val[1])};
-            uint32x2_t b1[4] = {vreinterpret_u32_u16(hi0.val[0]), vreinterpret_u32_u16(hi0.val[1]),
-                                vreinterpret_u32_u16(hi1.val[0]), vreinterpret_u32_u16(hi1.val[1])};
-            for (int j = 0; j < 4; j++) {
-                uint32x4_t o;
-                if (x2) o = vcombine_u32(b0[j], b1[j]);
-                else {
-                    uint32x2x2_t z = vzip_u32(b0[j], b1[j]);
-                    o = vcombine_u32(z.val[0], z.val[1]);
-                }
-                vst1q_u8(d + 16 * j, vreinterpretq_u8_u32(o));
-            }
+            k8_store8(v, x2, d);
         }
 #else
         const uint8_t xr = x2 ? 0x80 : 0;
@@ -365,8 +418,251 @@ static void zip4(const uint8_t *const *r, int NR, uint8_t xr, uint8_t *d) {
         for (int i = 0; i < 4; i++) d[p * 4 + i] = r[i][p] ^ xr;
 }
 
+#if defined(__aarch64__)
+// Stride-1 and stride-2 convolutions into the 8-k panel formats (NR 8) without the K1 gather:
+// for a panel whose 8 pixels lie in one output row, or in two when a stride-1 output row is as
+// wide as the input row (OW == W: pad = (KW - 1) / 2, j->tap_cross), the input of pixel p at tap
+// k is base + s * p + tap_off[k], one 8-byte load (stride 2: a 16-byte de-interleaving ld2) per
+// k, base the panel's first pixel's top-left input position. Every tap row must be inside the
+// input (else the panel is gathered); columns outside it (the left and right padding, and the wrap
+// into the neighbouring row) are replaced by z_in lane by lane with a mask per kx. Loads stay
+// inside the input (checked per panel).
+static inline __attribute__((always_inline)) uint8x8_t tap_load(const uint8_t *p, const int s) {
+    return s == 1 ? vld1_u8(p) : vld2_u8(p).val[0];
+}
+
+static inline __attribute__((always_inline)) int conv_panel_loop(const uint8_t *base, const int32_t *off,
+                                                                 const uint8_t *kxs, const uint8x8_t *m,
+                                                                 uint8x8_t zv, int K, const int s, const int x2,
+                                                                 const int edge, uint8_t *dst) {
+    const uint8x8_t x = vdup_n_u8(0x80);
+    int k0 = 0;
+    for (; k0 + 8 <= K; k0 += 8) {
+        uint8x8_t v[8];
+        for (int i = 0; i < 8; i++) {
+            v[i] = tap_load(base + off[k0 + i], s);
+            if (edge) v[i] = vbsl_u8(m[kxs[k0 + i]], zv, v[i]);
+            if (x2) v[i] = veor_u8(v[i], x);
+        }
+        k8_store8(v, x2, dst + (size_t)k0 * 8);
+    }
+    return k0;
+}
+
+__attribute__((noinline)) static int conv_panel_k8(const qjob *j, int n0, int fmt, uint8_t *dst) {
+    const int K = j->q.K, Kp = j->q.Kp, Kpad = (Kp + 7) & ~7, H = j->H, W = j->W, pad = j->pad,
+              KW = j->KW, OW = j->OW, s = j->stride;
+    if (n0 + 8 > j->N || OW < 8) return 0;
+    const int oy0 = n0 / OW, ox0 = n0 - oy0 * OW;
+    const int oy1 = ox0 + 7 < OW ? oy0 : oy0 + 1;
+    if (oy1 != oy0 && !j->tap_cross) return 0;
+    if (oy0 * s < pad || oy1 * s - pad + j->KH > H) return 0;
+    const long lo = (long)(oy0 * s - pad) * W + ox0 * s - pad;
+    if (lo < 0 || lo + j->tap_off[K - 1] + 8 * s > (long)(K / (j->KH * KW)) * H * W) return 0;
+    const uint8_t *base = j->src + lo;
+    const int x2 = fmt == EM_QP_K8X2;
+    const uint8x8_t zv = vdup_n_u8((uint8_t)j->q.z_in);
+    // lanes whose column is outside the input at kx
+    uint8_t bad[8][8];
+    int edge = 0;
+    for (int p = 0; p < 8; p++) {
+        int ox = ox0 + p < OW ? ox0 + p : ox0 + p - OW;
+        for (int kx = 0; kx < KW; kx++) {
+            int ix = ox * s - pad + kx;
+            bad[kx][p] = ix < 0 || ix >= W ? 0xFF : 0;
+            edge |= bad[kx][p];
+        }
+    }
+    uint8x8_t m[8];
+    for (int kx = 0; kx < KW; kx++) m[kx] = vld1_u8(bad[kx]);
+    const int32_t *off = j->tap_off;
+    const uint8_t *kxs = j->tap_kx;
+    int k0;
+    if (s == 1) {
+        if (edge) k0 = x2 ? conv_panel_loop(base, off, kxs, m, zv, K, 1, 1, 1, dst)
+                          : conv_panel_loop(base, off, kxs, m, zv, K, 1, 0, 1, dst);
+        else k0 = x2 ? conv_panel_loop(base, off, kxs, m, zv, K, 1, 1, 0, dst)
+                     : conv_panel_loop(base, off, kxs, m, zv, K, 1, 0, 0, dst);
+    } else {
+        if (edge) k0 = x2 ? conv_panel_loop(base, off, kxs, m, zv, K, 2, 1, 1, dst)
+                          : conv_panel_loop(base, off, kxs, m, zv, K, 2, 0, 1, dst);
+        else k0 = x2 ? conv_panel_loop(base, off, kxs, m, zv, K, 2, 1, 0, dst)
+                     : conv_panel_loop(base, off, kxs, m, zv, K, 2, 0, 0, dst);
+    }
+    if (k0 < Kpad) { // the last group: k >= K is z_in
+        uint8x8_t v[8];
+        for (int i = 0; i < 8; i++) {
+            uint8x8_t t = zv;
+            if (k0 + i < K) t = vbsl_u8(m[kxs[k0 + i]], zv, tap_load(base + off[k0 + i], s));
+            v[i] = x2 ? veor_u8(t, vdup_n_u8(0x80)) : t;
+        }
+        k8_store8(v, x2, dst + (size_t)k0 * 8);
+    }
+    return 1;
+}
+
+// The whole 8-k groups of conv_pair_k8 (x2 constant in each copy); returns the k reached.
+static inline __attribute__((always_inline)) int conv_pair_loop(const uint8_t *base, const int32_t *off, int K,
+                                                                const int x2, uint8_t *d0, uint8_t *d1) {
+    const uint8x16_t x = vdupq_n_u8(0x80);
+    int k0 = 0;
+    for (; k0 + 8 <= K; k0 += 8) {
+        uint8x16_t v[8];
+        for (int i = 0; i < 8; i++) {
+            v[i] = vld1q_u8(base + off[k0 + i]);
+            if (x2) v[i] = veorq_u8(v[i], x);
+        }
+        k8_store16(v, x2, d0 + (size_t)k0 * 8, d1 + (size_t)k0 * 8);
+    }
+    return k0;
+}
+
+// Two neighbouring panels (16 pixels from n0) of conv_panel_k8 at once when all 16 lie in one
+// output row and every tap of each is inside the input (no masks): 16-byte loads.
+__attribute__((noinline)) static int conv_pair_k8(const qjob *j, int n0, int fmt, uint8_t *d0, uint8_t *d1) {
+    const int K = j->q.K, Kp = j->q.Kp, Kpad = (Kp + 7) & ~7, H = j->H, W = j->W, pad = j->pad,
+              KW = j->KW, OW = j->OW;
+    if (n0 + 16 > j->N || j->stride != 1) return 0;
+    const int oy = n0 / OW, ox0 = n0 - oy * OW;
+    if (ox0 + 15 >= OW || ox0 < pad || ox0 + 15 - pad + KW > W || oy < pad || oy - pad + j->KH > H) return 0;
+    const long lo = (long)(oy - pad) * W + ox0 - pad;
+    if (lo + j->tap_off[K - 1] + 16 > (long)(K / (j->KH * KW)) * H * W) return 0;
+    const uint8_t *base = j->src + lo;
+    const int x2 = fmt == EM_QP_K8X2;
+    const uint8x16_t x = vdupq_n_u8(x2 ? 0x80 : 0);
+    const int32_t *off = j->tap_off;
+    int k0 = x2 ? conv_pair_loop(base, off, K, 1, d0, d1) : conv_pair_loop(base, off, K, 0, d0, d1);
+    if (k0 < Kpad) { // the last group: k >= K is z_in
+        uint8x16_t v[8];
+        for (int i = 0; i < 8; i++)
+            v[i] = veorq_u8(k0 + i < K ? vld1q_u8(base + off[k0 + i]) : vdupq_n_u8((uint8_t)j->q.z_in), x);
+        k8_store16(v, x2, d0 + (size_t)k0 * 8, d1 + (size_t)k0 * 8);
+    }
+    return 1;
+}
+
+// The 4-k panel (EM_QP_K4X, neondot: per 4 k of each pixel the 4 bytes ^ 0x80) of the same
+// convolutions straight from the input, as conv_panel_k8 (same tap table and edge masks): per 4 k
+// the 4 tap rows of the 8 pixels stored by one st4.
+static inline __attribute__((always_inline)) int conv_panel4_loop(const uint8_t *base, const int32_t *off,
+                                                                  const uint8_t *kxs, const uint8x8_t *m,
+                                                                  uint8x8_t zv, int K, const int s, const int edge,
+                                                                  uint8_t *dst) {
+    const uint8x8_t x = vdup_n_u8(0x80);
+    int k0 = 0;
+    for (; k0 + 4 <= K; k0 += 4) {
+        uint8x8x4_t v;
+        for (int i = 0; i < 4; i++) {
+            uint8x8_t t = tap_load(base + off[k0 + i], s);
+            if (edge) t = vbsl_u8(m[kxs[k0 + i]], zv, t);
+            v.val[i] = veor_u8(t, x);
+        }
+        vst4_u8(dst + (size_t)k0 * 8, v);
+    }
+    return k0;
+}
+
+__attribute__((noinline)) static int conv_panel_k4(const qjob *j, int n0, uint8_t *dst) {
+    const int K = j->q.K, Kpad = (j->q.Kp + 3) & ~3, H = j->H, W = j->W, pad = j->pad, KW = j->KW,
+              OW = j->OW, s = j->stride;
+    if (n0 + 8 > j->N || OW < 8) return 0;
+    const int oy0 = n0 / OW, ox0 = n0 - oy0 * OW;
+    const int oy1 = ox0 + 7 < OW ? oy0 : oy0 + 1;
+    if (oy1 != oy0 && !j->tap_cross) return 0;
+    if (oy0 * s < pad || oy1 * s - pad + j->KH > H) return 0;
+    const long lo = (long)(oy0 * s - pad) * W + ox0 * s - pad;
+    if (lo < 0 || lo + j->tap_off[K - 1] + 8 * s > (long)(K / (j->KH * KW)) * H * W) return 0;
+    const uint8_t *base = j->src + lo;
+    const uint8x8_t zv = vdup_n_u8((uint8_t)j->q.z_in);
+    uint8_t bad[8][8];
+    int edge = 0;
+    for (int p = 0; p < 8; p++) {
+        int ox = ox0 + p < OW ? ox0 + p : ox0 + p - OW;
+        for (int kx = 0; kx < KW; kx++) {
+            int ix = ox * s - pad + kx;
+            bad[kx][p] = ix < 0 || ix >= W ? 0xFF : 0;
+            edge |= bad[kx][p];
+        }
+    }
+    uint8x8_t m[8];
+    for (int kx = 0; kx < KW; kx++) m[kx] = vld1_u8(bad[kx]);
+    const int32_t *off = j->tap_off;
+    const uint8_t *kxs = j->tap_kx;
+    int k0;
+    if (s == 1) k0 = edge ? conv_panel4_loop(base, off, kxs, m, zv, K, 1, 1, dst)
+                          : conv_panel4_loop(base, off, kxs, m, zv, K, 1, 0, dst);
+    else k0 = edge ? conv_panel4_loop(base, off, kxs, m, zv, K, 2, 1, dst)
+                   : conv_panel4_loop(base, off, kxs, m, zv, K, 2, 0, dst);
+    for (; k0 < Kpad; k0 += 4) { // the last groups: k >= K is z_in
+        uint8x8x4_t v;
+        for (int i = 0; i < 4; i++) {
+            uint8x8_t t = zv;
+            if (k0 + i < K) t = vbsl_u8(m[kxs[k0 + i]], zv, tap_load(base + off[k0 + i], s));
+            v.val[i] = veor_u8(t, vdup_n_u8(0x80));
+        }
+        vst4_u8(dst + (size_t)k0 * 8, v);
+    }
+    return 1;
+}
+
+// Two neighbouring 4-k panels at once, as conv_pair_k8 (stride 1, 16 pixels in one output row,
+// every tap inside the input): 16-byte loads, each half stored by one st4.
+__attribute__((noinline)) static int conv_pair_k4(const qjob *j, int n0, uint8_t *d0, uint8_t *d1) {
+    const int K = j->q.K, Kpad = (j->q.Kp + 3) & ~3, H = j->H, W = j->W, pad = j->pad, KW = j->KW,
+              OW = j->OW;
+    if (n0 + 16 > j->N || j->stride != 1) return 0;
+    const int oy = n0 / OW, ox0 = n0 - oy * OW;
+    if (ox0 + 15 >= OW || ox0 < pad || ox0 + 15 - pad + KW > W || oy < pad || oy - pad + j->KH > H) return 0;
+    const long lo = (long)(oy - pad) * W + ox0 - pad;
+    if (lo + j->tap_off[K - 1] + 16 > (long)(K / (j->KH * KW)) * H * W) return 0;
+    const uint8_t *base = j->src + lo;
+    const uint8x16_t x = vdupq_n_u8(0x80), zq = vdupq_n_u8((uint8_t)j->q.z_in);
+    const int32_t *off = j->tap_off;
+    for (int k0 = 0; k0 < Kpad; k0 += 4) {
+        uint8x16_t v[4];
+        if (k0 + 4 <= K)
+            for (int i = 0; i < 4; i++) v[i] = veorq_u8(vld1q_u8(base + off[k0 + i]), x);
+        else // the last groups: k >= K is z_in
+            for (int i = 0; i < 4; i++) v[i] = veorq_u8(k0 + i < K ? vld1q_u8(base + off[k0 + i]) : zq, x);
+        uint8x8x4_t a = {{vget_low_u8(v[0]), vget_low_u8(v[1]), vget_low_u8(v[2]), vget_low_u8(v[3])}};
+        uint8x8x4_t b = {{vget_high_u8(v[0]), vget_high_u8(v[1]), vget_high_u8(v[2]), vget_high_u8(v[3])}};
+        vst4_u8(d0 + (size_t)k0 * 8, a);
+        vst4_u8(d1 + (size_t)k0 * 8, b);
+    }
+    return 1;
+}
+
+// The tap tables of conv_panel_k8 / conv_panel_k4 (thread's buffer, grows only), or none: the job then gathers.
+static __thread uint8_t *tapbuf;
+static __thread size_t tapcap;
+
+static void conv_taps(qjob *j, const em_qgemm_params *P) {
+    if (j->src_kind != QSRC_CONV || j->stride > 2 || P->nr != 8 || j->KW > 8 ||
+        (P->panel != EM_QP_K8 && P->panel != EM_QP_K8X2 && P->panel != EM_QP_K4X))
+        return;
+    const int K = j->q.K;
+    if (grow(&tapbuf, &tapcap, (size_t)K * 5) != 0) return;
+    int32_t *off = (int32_t *)(void *)tapbuf;
+    uint8_t *kxs = tapbuf + (size_t)K * 4;
+    for (int k = 0, ci = 0, ky = 0, kx = 0; k < K; k++) {
+        off[k] = (ci * j->H + ky) * j->W + kx;
+        kxs[k] = (uint8_t)kx;
+        if (++kx == j->KW) {
+            kx = 0;
+            if (++ky == j->KH) ky = 0, ci++;
+        }
+    }
+    j->tap_off = off;
+    j->tap_kx = kxs;
+    j->tap_cross = j->stride == 1 && j->OW == j->W;
+}
+#endif
+
 static int direct_panel(const qjob *j, int n0, int NR, int fmt, uint8_t *dst) {
     const int K = j->q.K, Kp = j->q.Kp;
+#if defined(__aarch64__)
+    if (j->tap_off && fmt == EM_QP_K4X) return conv_panel_k4(j, n0, dst);
+#endif
     // (Not for panels narrower than 16 pixels, the aarch64 ones: there the per-k-row setup of 4
     // row pointers costs more than the zip of 8 bytes, and the chunk-wide gather of long row
     // segments then format_panel is cheaper: under qemu on cortex-a76 this path took ~1.3 G
@@ -406,6 +702,93 @@ static int direct_panel(const qjob *j, int n0, int NR, int fmt, uint8_t *dst) {
         format_panel(j->src + n0, j->ldk, Kp, NR, fmt, dst);
         return 1;
     }
+#if defined(__aarch64__)
+    if (j->src_kind == QSRC_COLS && (fmt == EM_QP_K8 || fmt == EM_QP_K8X2) && NR == 8 && n0 + 8 <= j->N &&
+        (Kp & 7) == 0) {
+        // Linear (k contiguous per pixel): each pixel's 8 k of a group are one 8-byte move;
+        // 16 k of the 8 pixels at a time, regrouped by 64-bit (K8) or 32-bit (K8X2) zips.
+        const int x2 = fmt == EM_QP_K8X2;
+        const uint8x16_t x = vdupq_n_u8(x2 ? 0x80 : 0);
+        const uint8_t *s = j->src + (size_t)n0 * j->ldk;
+        const long ld = j->ldk;
+        int k0 = 0;
+        for (; k0 + 16 <= Kp; k0 += 16) {
+            uint8x16_t v[8];
+            for (int p = 0; p < 8; p++) v[p] = veorq_u8(vld1q_u8(s + (size_t)p * ld + k0), x);
+            uint8_t *d = dst + (size_t)k0 * 8;
+            if (!x2) {
+                uint8x16x4_t g0, g1;
+                for (int i = 0; i < 4; i++) {
+                    uint64x2_t a = vreinterpretq_u64_u8(v[2 * i]), b = vreinterpretq_u64_u8(v[2 * i + 1]);
+                    g0.val[i] = vreinterpretq_u8_u64(vzip1q_u64(a, b));
+                    g1.val[i] = vreinterpretq_u8_u64(vzip2q_u64(a, b));
+                }
+                vst1q_u8_x4(d, g0);
+                vst1q_u8_x4(d + 64, g1);
+            } else {
+                uint8x16x4_t g0, g1;
+                for (int i = 0; i < 4; i++) {
+                    uint32x4_t a = vreinterpretq_u32_u8(v[2 * i]), b = vreinterpretq_u32_u8(v[2 * i + 1]);
+                    g0.val[i] = vreinterpretq_u8_u32(vzip1q_u32(a, b));
+                    g1.val[i] = vreinterpretq_u8_u32(vzip2q_u32(a, b));
+                }
+                vst1q_u8_x4(d, g0);
+                vst1q_u8_x4(d + 64, g1);
+            }
+        }
+        if (k0 < Kp) { // the last 8 k
+            uint8x8_t v[8];
+            for (int p = 0; p < 8; p++) v[p] = veor_u8(vld1_u8(s + (size_t)p * ld + k0), vget_low_u8(x));
+            uint8_t *d = dst + (size_t)k0 * 8;
+            for (int i = 0; i < 4; i++) {
+                uint8x16_t o;
+                if (!x2) o = vcombine_u8(v[2 * i], v[2 * i + 1]);
+                else {
+                    uint32x2_t a = vreinterpret_u32_u8(v[2 * i]), b = vreinterpret_u32_u8(v[2 * i + 1]);
+                    o = vreinterpretq_u8_u32(vcombine_u32(vzip1_u32(a, b), vzip2_u32(a, b)));
+                }
+                vst1q_u8(d + 16 * i, o);
+            }
+        }
+        return 1;
+    }
+    if (j->src_kind == QSRC_COLS && fmt == EM_QP_K4X && NR == 8 && n0 + 8 <= j->N && (Kp & 3) == 0) {
+        // Linear into the 4-k panel: 16 k of the 8 pixels at a time (one 16-byte load per pixel),
+        // each pixel's 4-k groups regrouped per group by 32-bit and 64-bit zips.
+        const uint8x16_t x = vdupq_n_u8(0x80);
+        const uint8_t *s = j->src + (size_t)n0 * j->ldk;
+        const long ld = j->ldk;
+        int k0 = 0;
+        for (; k0 + 16 <= Kp; k0 += 16) {
+            uint8x16_t v[8];
+            for (int p = 0; p < 8; p++) v[p] = veorq_u8(vld1q_u8(s + (size_t)p * ld + k0), x);
+            uint8x16x4_t g0, g1; // groups 0, 1 (pixels 0-3, 4-7 each) and groups 2, 3
+            for (int h = 0; h < 2; h++) {
+                const uint8x16_t *w = v + 4 * h;
+                uint32x4_t a01 = vzip1q_u32(vreinterpretq_u32_u8(w[0]), vreinterpretq_u32_u8(w[1]));
+                uint32x4_t b01 = vzip2q_u32(vreinterpretq_u32_u8(w[0]), vreinterpretq_u32_u8(w[1]));
+                uint32x4_t a23 = vzip1q_u32(vreinterpretq_u32_u8(w[2]), vreinterpretq_u32_u8(w[3]));
+                uint32x4_t b23 = vzip2q_u32(vreinterpretq_u32_u8(w[2]), vreinterpretq_u32_u8(w[3]));
+                g0.val[h] = vreinterpretq_u8_u64(vzip1q_u64(vreinterpretq_u64_u32(a01), vreinterpretq_u64_u32(a23)));
+                g0.val[2 + h] = vreinterpretq_u8_u64(vzip2q_u64(vreinterpretq_u64_u32(a01), vreinterpretq_u64_u32(a23)));
+                g1.val[h] = vreinterpretq_u8_u64(vzip1q_u64(vreinterpretq_u64_u32(b01), vreinterpretq_u64_u32(b23)));
+                g1.val[2 + h] = vreinterpretq_u8_u64(vzip2q_u64(vreinterpretq_u64_u32(b01), vreinterpretq_u64_u32(b23)));
+            }
+            uint8_t *d = dst + (size_t)k0 * 8;
+            vst1q_u8_x4(d, g0);
+            vst1q_u8_x4(d + 64, g1);
+        }
+        for (; k0 < Kp; k0 += 4) // the last groups (fewer than 16 k)
+            for (int p = 0; p < 8; p++) {
+                uint32_t w;
+                memcpy(&w, s + (size_t)p * ld + k0, 4);
+                w ^= 0x80808080u;
+                memcpy(dst + (size_t)k0 * 8 + (size_t)p * 4, &w, 4);
+            }
+        return 1;
+    }
+    if (j->tap_off && conv_panel_k8(j, n0, fmt, dst)) return 1;
+#endif
     if (j->src_kind != QSRC_COLS || (fmt != EM_QP_K4 && fmt != EM_QP_K4X)) return 0;
     const uint32_t x = fmt == EM_QP_K4X ? 0x80808080u : 0;
     const uint8_t z = (uint8_t)j->q.z_in;
@@ -687,10 +1070,45 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
         int ndirect = 0;
         uint8_t is_direct[64];
         for (int c = 0; c < cn; c++) {
+#if defined(__aarch64__)
+            if (j->tap_off && c + 1 < cn && c + 1 < 64 &&
+                (P->panel == EM_QP_K4X ? conv_pair_k4(j, (c0 + c) * NR, b->panel + (size_t)c * pbytes,
+                                                      b->panel + (size_t)(c + 1) * pbytes)
+                                       : conv_pair_k8(j, (c0 + c) * NR, P->panel, b->panel + (size_t)c * pbytes,
+                                                      b->panel + (size_t)(c + 1) * pbytes))) {
+                is_direct[c] = is_direct[c + 1] = 1;
+                ndirect += 2;
+                c++;
+                continue;
+            }
+#endif
             int d = c < 64 && direct_panel(j, (c0 + c) * NR, NR, P->panel, b->panel + (size_t)c * pbytes);
             if (c < 64) is_direct[c] = (uint8_t)d;
             ndirect += d;
         }
+#if defined(__aarch64__)
+        // aarch64: the gathered panels in runs of consecutive ones (one gather each, long row
+        // segments when the run is long), formatted two panels at a time for the 8-k formats.
+        for (int c = 0; c < cn && ndirect < cn;) {
+            if (c < 64 && is_direct[c]) {
+                c++;
+                continue;
+            }
+            int e = c + 1;
+            while (e < cn && !(e < 64 && is_direct[e])) e++;
+            const int rn = e - c, k8 = P->panel == EM_QP_K8 || P->panel == EM_QP_K8X2;
+            const long ld = (long)rn * NR;
+            gather(j, (c0 + c) * NR, rn * NR, Kpad, b->tmp);
+            int i = 0;
+            if (k8 && NR == 8)
+                for (; i + 2 <= rn; i += 2)
+                    format_k8_pair(b->tmp + (size_t)i * NR, ld, Kpad, P->panel, b->panel + (size_t)(c + i) * pbytes,
+                                   b->panel + (size_t)(c + i + 1) * pbytes);
+            for (; i < rn; i++)
+                format_panel(b->tmp + (size_t)i * NR, ld, Kpad, NR, P->panel, b->panel + (size_t)(c + i) * pbytes);
+            c = e;
+        }
+#else
         if (ndirect < cn) {
             int whole = cn - ndirect > 1 || cn > 64;
             if (whole) gather(j, c0 * NR, cn * NR, Kpad, b->tmp);
@@ -701,6 +1119,7 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
                              NR, P->panel, b->panel + (size_t)c * pbytes);
             }
         }
+#endif
         for (int g0 = mb_lo; g0 < mb_hi; g0 += MG) {
             int gn = mb_hi - g0 < MG ? mb_hi - g0 : MG;
             for (int k0 = 0; k0 < Kp; k0 += KC) {
@@ -710,25 +1129,28 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
                     for (int g = 0; g < gn; g++)
                         P->prep(kc, j->q.w + ((size_t)(g0 + g) * Kp + k0) * 8,
                                 b->prep + (size_t)g * P->prep_bytes_per_k * kcu);
+                // Each block's weights at k0 and the channels of the group's last block (M may end
+                // inside it) once, outside the calls (the indirect call makes the compiler reload
+                // everything from the job after each one).
+                const uint8_t *wps[32];
+                const int cstride = j->wprep || P->prep ? P->prep_cstride : 4;
+                for (int g = 0; g < gn; g++) {
+                    int mb = g0 + g;
+                    if (j->wprep) wps[g] = j->wprep + ((size_t)mb * Kpad + k0) * P->prep_bytes_per_k;
+                    else if (P->prep) wps[g] = b->prep + (size_t)g * P->prep_bytes_per_k * kcu;
+                    else wps[g] = (const uint8_t *)(j->q.w + ((size_t)mb * Kp + k0) * 8);
+                }
+                int last = j->q.M - (g0 + gn - 1) * 8;
+                if (last > 8) last = 8;
+                const em_qukr_fn ukr = P->ukr;
+                const size_t gstride = (size_t)cb * tile;
                 for (int c = 0; c < cn; c++) {
                     const uint8_t *pan = b->panel + (size_t)c * pbytes + (size_t)k0 * NR;
-                    for (int g = 0; g < gn; g++) {
-                        int mb = g0 + g;
-                        const uint8_t *wp;
-                        int cstride;
-                        if (j->wprep) {
-                            wp = j->wprep + ((size_t)mb * Kpad + k0) * P->prep_bytes_per_k;
-                            cstride = P->prep_cstride;
-                        } else if (P->prep) {
-                            wp = b->prep + (size_t)g * P->prep_bytes_per_k * kcu;
-                            cstride = P->prep_cstride;
-                        } else {
-                            wp = (const uint8_t *)(j->q.w + ((size_t)mb * Kp + k0) * 8);
-                            cstride = 4;
-                        }
-                        int32_t *t = accs + ((size_t)g * cb + c) * tile;
-                        for (int i0 = 0; i0 < 8 && mb * 8 + i0 < j->q.M; i0 += MR)
-                            P->ukr(kcu, wp + (size_t)i0 * cstride, pan, t + (size_t)i0 * NR, load);
+                    int32_t *t = accs + (size_t)c * tile;
+                    for (int g = 0; g < gn; g++, t += gstride) {
+                        const int rows = g == gn - 1 ? last : 8;
+                        for (int i0 = 0; i0 < rows; i0 += MR)
+                            ukr(kcu, wps[g] + (size_t)i0 * cstride, pan, t + (size_t)i0 * NR, load);
                     }
                 }
             }
@@ -827,6 +1249,10 @@ static int qgemm_run(const qjob *j0) {
     // (aarch64 only: on x86 the s16 preparation of sse41/avx2 would add FC6's 25.7 MB to the peak
     // RSS of those paths; the default avx512vnni path has no preparation)
     if (P->prep) layer_prep(&jp, P);
+    jp.tap_off = NULL;
+    jp.tap_kx = NULL;
+    jp.tap_cross = 0;
+    conv_taps(&jp, P);
 #endif
     int nth = em_num_threads();
     int npb = (j->N + P->nr - 1) / P->nr, nmb = j->q.Mp / 8;

@@ -167,6 +167,15 @@ enum QKernelCheck {
         cs.append(Conv(cin: 1, h: 1, w: 1, cout: 1, kh: 1, kw: 1, stride: 1, pad: 0))
         cs.append(Conv(cin: 257, h: 3, w: 2, cout: 9, kh: 3, kw: 3, stride: 1, pad: 1, mode: 1)) // K 2313
         cs.append(Conv(cin: 257, h: 3, w: 2, cout: 9, kh: 3, kw: 3, stride: 1, pad: 1, mode: 3, residual: true, relu: true))
+        // stride-1 maps wider than 32 columns (not re-padded) and a re-padded one with 16-column
+        // output rows: the aarch64 8-k panels straight from the input (edge lanes, row wrap, k tail)
+        cs.append(Conv(cin: 3, h: 5, w: 37, cout: 5, kh: 3, kw: 3, stride: 1, pad: 1, relu: true))
+        cs.append(Conv(cin: 16, h: 4, w: 40, cout: 9, kh: 3, kw: 3, stride: 1, pad: 1, mode: 1))
+        cs.append(Conv(cin: 2, h: 6, w: 34, cout: 3, kh: 5, kw: 5, stride: 1, pad: 2, mode: 2))
+        cs.append(Conv(cin: 8, h: 6, w: 16, cout: 4, kh: 3, kw: 3, stride: 1, pad: 1, mode: 3))
+        cs.append(Conv(cin: 3, h: 7, w: 40, cout: 6, kh: 3, kw: 3, stride: 2, pad: 1, mode: 1, relu: true))
+        cs.append(Conv(cin: 3, h: 9, w: 36, cout: 4, kh: 7, kw: 7, stride: 2, pad: 3))
+        cs.append(Conv(cin: 8, h: 4, w: 34, cout: 5, kh: 1, kw: 1, stride: 2, pad: 0, mode: 2, residual: true))
         return cs
     }
 
@@ -248,7 +257,7 @@ enum QKernelCheck {
     struct Linear { var n, k, m: Int; var mode = 0 }
     static var smallLinearCases: [Linear] {
         [Linear(n: 5, k: 37, m: 13), Linear(n: 9, k: 130, m: 19, mode: 3), Linear(n: 2, k: 2305, m: 9, mode: 1),
-         Linear(n: 1, k: 1, m: 1)]
+         Linear(n: 1, k: 1, m: 1), Linear(n: 19, k: 136, m: 9), Linear(n: 16, k: 64, m: 5, mode: 2)]
     }
 
     static func linear(_ c: Linear) throws {
