@@ -15,13 +15,17 @@
 #   bash fuzz/run.sh                         # every harness, 1,000,000 executions each
 #   bash fuzz/run.sh -runs=200000 jpeg rle   # some harnesses, any libFuzzer flags
 #   bash fuzz/run.sh -max_total_time=30      # CI: 30 s per harness
-# Harnesses run one at a time (nice -n 10). Prints executions and crashes per harness; exits 1
-# if any harness found a crash (the reproducer is in fuzz/.build/artifacts/<harness>/).
+# Harnesses run two at a time on 2 cores (each libFuzzer process is single-threaded; nice -n 10;
+# EDGE_MRCNN_FUZZ_JOBS sets how many, default the online CPUs, at most 2), each for the full
+# limit given. Prints executions and crashes per harness; exits 1 if any harness found a crash
+# (the reproducer is in fuzz/.build/artifacts/<harness>/).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 B=$ROOT/fuzz/.build
 ALL=(jpeg pth safetensors coco rle http multipart frames)
+NCPU="$(nproc 2>/dev/null || echo 1)"
+JOBS="${EDGE_MRCNN_FUZZ_JOBS:-$(( NCPU > 2 ? 2 : NCPU ))}"
 
 FLAGS=()
 NAMES=()
@@ -43,32 +47,49 @@ t0=$(date +%s)
 CFLAGS=(-O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
         -fno-omit-frame-pointer -fno-strict-aliasing -I"$ROOT/CShim/include" -I"$ROOT/CShim")
 objs=()
+stale=()
 while IFS= read -r src; do
     rel=${src#CShim/}
     obj="$B/c/${rel//\//_}.o"
     if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] || [ "$ROOT/CShim/include" -nt "$obj" ]; then
-        clang "${CFLAGS[@]}" -c "$src" -o "$obj" || exit 2
+        stale+=("$src")
     fi
     objs+=("$obj")
 done < <(find CShim -name '*.c' | sort)
-# Swift: the library as one module (testable, so harnesses can call internal readers).
-SWIFT_SRCS=$(find Sources/EdgeMRCNN -name '*.swift' | sort)
+# (JOBS compilers at a time)
+if [ ${#stale[@]} -gt 0 ]; then
+    printf '%s\0' "${stale[@]}" | xargs -0 -P "$JOBS" -I{} sh -c \
+        'src="$1"; shift; rel=${src#CShim/}; exec clang "$@" -c "$src" -o "'"$B"'/c/$(printf %s "$rel" | tr / _).o"' \
+        _ {} "${CFLAGS[@]}" || exit 2
+fi
+# Swift: the library as one module (testable, so harnesses can call internal readers); whole-module
+# optimisation with JOBS code-generation threads: one object per source file in $B/lib/obj.
+SWIFT_SRCS=$(find "$ROOT/Sources/EdgeMRCNN" -name '*.swift' | sort)
 newest=$(ls -t $SWIFT_SRCS | head -1)
-if [ ! -f "$B/lib/EdgeMRCNN.o" ] || [ "$newest" -nt "$B/lib/EdgeMRCNN.o" ]; then
-    swiftc -parse-as-library -module-name EdgeMRCNN -enable-testing -O -g -wmo \
+if [ ! -f "$B/lib/EdgeMRCNN.stamp" ] || [ "$newest" -nt "$B/lib/EdgeMRCNN.stamp" ]; then
+    rm -rf "$B/lib/obj" "$B/lib/EdgeMRCNN.stamp"; mkdir -p "$B/lib/obj"
+    (cd "$B/lib/obj" && swiftc -parse-as-library -module-name EdgeMRCNN -enable-testing -O -g -wmo -num-threads "$JOBS" \
         -sanitize=fuzzer,address -I "$ROOT/CShim/include" \
         -emit-module -emit-module-path "$B/lib/EdgeMRCNN.swiftmodule" \
-        -c $SWIFT_SRCS -o "$B/lib/EdgeMRCNN.o" || exit 2
+        -c $SWIFT_SRCS) || exit 2
+    touch "$B/lib/EdgeMRCNN.stamp"
 fi
-for n in "${NAMES[@]}"; do
-    h="$ROOT/fuzz/harness/$n.swift"
-    [ -f "$h" ] || { echo "no harness $n (have: ${ALL[*]})"; exit 2; }
-    if [ ! -x "$B/fuzz-$n" ] || [ "$h" -nt "$B/fuzz-$n" ] || [ "$B/lib/EdgeMRCNN.o" -nt "$B/fuzz-$n" ]; then
+LIBOBJS=("$B"/lib/obj/*.o)
+build_harness() {   # build_harness NAME
+    local n="$1" h="$ROOT/fuzz/harness/$1.swift"
+    if [ ! -x "$B/fuzz-$n" ] || [ "$h" -nt "$B/fuzz-$n" ] || [ "$B/lib/EdgeMRCNN.stamp" -nt "$B/fuzz-$n" ]; then
         swiftc -parse-as-library -O -g -sanitize=fuzzer,address -I "$B/lib" -I "$ROOT/CShim/include" \
-            "$h" "$B/lib/EdgeMRCNN.o" "${objs[@]}" -ljpeg -lm -Xclang-linker -fsanitize=undefined \
-            -o "$B/fuzz-$n" 2> >(grep -v "Cannot export local symbol" >&2) || exit 2
+            "$h" "${LIBOBJS[@]}" "${objs[@]}" -ljpeg -lm -Xclang-linker -fsanitize=undefined \
+            -o "$B/fuzz-$n" 2> >(grep -v "Cannot export local symbol" >&2)
     fi
+}
+pids=()
+for n in "${NAMES[@]}"; do
+    [ -f "$ROOT/fuzz/harness/$n.swift" ] || { echo "no harness $n (have: ${ALL[*]})"; exit 2; }
+    build_harness "$n" & pids+=($!)
+    if [ ${#pids[@]} -ge "$JOBS" ]; then wait "${pids[0]}" || exit 2; pids=("${pids[@]:1}"); fi
 done
+for p in "${pids[@]+"${pids[@]}"}"; do wait "$p" || exit 2; done
 echo "== built in $(( $(date +%s) - t0 )) s"
 
 # Seed corpora (copied, so that libFuzzer's additions stay in fuzz/.build).
@@ -110,12 +131,9 @@ for f in $F/rle/*.json; do
     done
 done
 
-printf '%-12s %12s %8s %10s  %s\n' harness executions crashes seconds status > "$B/report.txt"
-fail=0
-for n in "${NAMES[@]}"; do
-    art="$B/artifacts/$n/"
+fuzz_one() {   # fuzz_one NAME: one harness for the whole limit; its report row in $B/$n.row
+    local n="$1" art="$B/artifacts/$1/" log="$B/$1.log" t1 rc dt execs crashes status
     rm -rf "$art"; mkdir -p "$art"
-    log="$B/$n.log"
     echo "== fuzz $n ${FLAGS[*]}"
     t1=$(date +%s)
     ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
@@ -127,9 +145,23 @@ for n in "${NAMES[@]}"; do
     [ -n "$execs" ] || execs=$(grep -o '#[0-9]*' "$log" | tail -1 | tr -d '#')
     crashes=$(ls "$art" 2>/dev/null | grep -c -E '^(crash|leak|timeout|oom)-' || true)
     status=ok
-    if [ $rc != 0 ] || [ "$crashes" != 0 ]; then status="FAILED (exit $rc, see $log)"; fail=1; fi
-    printf '%-12s %12s %8s %10s  %s\n' "$n" "${execs:-?}" "$crashes" "$dt" "$status" | tee -a "$B/report.txt"
+    if [ $rc != 0 ] || [ "$crashes" != 0 ]; then status="FAILED (exit $rc, see $log)"; fi
+    printf '%-12s %12s %8s %10s  %s\n' "$n" "${execs:-?}" "$crashes" "$dt" "$status" | tee "$B/$n.row"
+}
+t2=$(date +%s)
+pids=()
+for n in "${NAMES[@]}"; do
+    rm -f "$B/$n.row"
+    fuzz_one "$n" & pids+=($!)
+    if [ ${#pids[@]} -ge "$JOBS" ]; then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
 done
-echo "== fuzz report"
+for p in "${pids[@]+"${pids[@]}"}"; do wait "$p"; done
+printf '%-12s %12s %8s %10s  %s\n' harness executions crashes seconds status > "$B/report.txt"
+fail=0
+for n in "${NAMES[@]}"; do
+    if [ -s "$B/$n.row" ]; then cat "$B/$n.row" >> "$B/report.txt"; else echo "$n: no result" >> "$B/report.txt"; fail=1; fi
+    grep -q '  ok$' "$B/$n.row" 2>/dev/null || fail=1
+done
+echo "== fuzz report ($JOBS harnesses at a time, $(( $(date +%s) - t2 )) s)"
 cat "$B/report.txt"
 exit $fail

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: the host XCTest suite (unit tests + parity tests against ../shared), then
 # `edge-mrcnn selftest` (the checks the aarch64 binary carries), which must end "N passed, 0 failed".
-#   bash tools/test.sh                 # everything
+#   bash tools/test.sh                 # everything (the XCTest classes two at a time: tools/xctest-jobs.sh)
 #   bash tools/test.sh --filter Foo    # extra arguments go to `swift test` (selftest is then not run)
 # Under CI=true a missing ../shared file or fixture is a failure instead of a skip (see
 # TestSupport.swift). The run ends with the list of tests that were skipped and why.
@@ -17,7 +17,17 @@ trap 'rm -f "$LOG"' EXIT
 # XCTest only: the suite has no Swift Testing tests, and its empty "0 tests" summary would be the
 # closing line of the run.
 rc=0
-swift test --disable-swift-testing "$@" 2>&1 | tee "$LOG" || rc=$?
+if [ "$#" = 0 ]; then
+    # The whole suite: built once, then run by tools/xctest-jobs.sh, one process per test class,
+    # two classes at a time on a 2-core machine (about half the time of one `swift test` process;
+    # it checks that every test the bundle lists was executed).
+    swift build --build-tests 2>&1 | tee "$LOG" || rc=$?
+    if [ "$rc" = 0 ]; then
+        bash tools/xctest-jobs.sh "$(swift build --show-bin-path)/edge-mrcnnPackageTests.xctest" "$LOG" || rc=$?
+    fi
+else
+    swift test --disable-swift-testing "$@" 2>&1 | tee "$LOG" || rc=$?
+fi
 
 if [ "$#" = 0 ]; then
     # StreamedOutputTests' peak-RSS bound means something only in a fresh process (in the suite,

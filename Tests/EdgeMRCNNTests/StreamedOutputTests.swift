@@ -133,6 +133,12 @@ final class StreamedOutputTests: XCTestCase {
         guard canReset else {
             throw XCTSkip("peak-RSS bound not checked: /proc/self/clear_refs is not writable here")
         }
+        // Under AddressSanitizer (tools/sanitize.sh sets EDGE_MRCNN_SANITIZER) shadow memory,
+        // redzones and the free quarantine grow the RSS (measured: 9.1 MB for the 3.9 MB of the
+        // plain build), so the bound means nothing there; the plain test step checks it.
+        if let s = getenv("EDGE_MRCNN_SANITIZER") {
+            throw XCTSkip("peak-RSS bound not checked under the sanitizers (\(String(cString: s))): checked in the plain test step")
+        }
         guard bitmapPeakKB > 40 << 10 else {
             throw XCTSkip("peak-RSS bound not checked: the bitmap comparison grew the peak RSS by only \(bitmapPeakKB) KB "
                 + "(freed memory of earlier tests was reused; run StreamedOutputTests alone to measure)")
