@@ -449,9 +449,13 @@ static inline __attribute__((always_inline)) int conv_panel_loop(const uint8_t *
     return k0;
 }
 
-__attribute__((noinline)) static int conv_panel_k8(const qjob *j, int n0, int fmt, uint8_t *dst) {
-    const int K = j->q.K, Kp = j->q.Kp, Kpad = (Kp + 7) & ~7, H = j->H, W = j->W, pad = j->pad,
-              KW = j->KW, OW = j->OW, s = j->stride;
+// What conv_panel_k8 and conv_panel_k4 share: whether the 8-pixel panel from n0 can be built
+// straight from the input (its tap rows inside the input; crossing into the next output row only
+// when tap_cross), the input position of its first pixel's first tap (*base), and per kx the
+// lanes whose column is outside the input (m[kx]; *edge: any lane at all).
+static inline __attribute__((always_inline)) int conv_panel_setup(const qjob *j, int n0, const uint8_t **base,
+                                                                  uint8x8_t m[8], int *edge) {
+    const int K = j->q.K, H = j->H, W = j->W, pad = j->pad, KW = j->KW, OW = j->OW, s = j->stride;
     if (n0 + 8 > j->N || OW < 8) return 0;
     const int oy0 = n0 / OW, ox0 = n0 - oy0 * OW;
     const int oy1 = ox0 + 7 < OW ? oy0 : oy0 + 1;
@@ -459,22 +463,43 @@ __attribute__((noinline)) static int conv_panel_k8(const qjob *j, int n0, int fm
     if (oy0 * s < pad || oy1 * s - pad + j->KH > H) return 0;
     const long lo = (long)(oy0 * s - pad) * W + ox0 * s - pad;
     if (lo < 0 || lo + j->tap_off[K - 1] + 8 * s > (long)(K / (j->KH * KW)) * H * W) return 0;
-    const uint8_t *base = j->src + lo;
-    const int x2 = fmt == EM_QP_K8X2;
-    const uint8x8_t zv = vdup_n_u8((uint8_t)j->q.z_in);
-    // lanes whose column is outside the input at kx
+    *base = j->src + lo;
     uint8_t bad[8][8];
-    int edge = 0;
+    int any = 0;
     for (int p = 0; p < 8; p++) {
         int ox = ox0 + p < OW ? ox0 + p : ox0 + p - OW;
         for (int kx = 0; kx < KW; kx++) {
             int ix = ox * s - pad + kx;
             bad[kx][p] = ix < 0 || ix >= W ? 0xFF : 0;
-            edge |= bad[kx][p];
+            any |= bad[kx][p];
         }
     }
-    uint8x8_t m[8];
     for (int kx = 0; kx < KW; kx++) m[kx] = vld1_u8(bad[kx]);
+    *edge = any;
+    return 1;
+}
+
+// What conv_pair_k8 and conv_pair_k4 share: the input position of the first tap of the 16
+// pixels from n0 when they lie in one output row of a stride-1 convolution and every tap of
+// each is inside the input (no masks), else NULL.
+static inline const uint8_t *conv_pair_base(const qjob *j, int n0) {
+    const int K = j->q.K, H = j->H, W = j->W, pad = j->pad, KW = j->KW, OW = j->OW;
+    if (n0 + 16 > j->N || j->stride != 1) return NULL;
+    const int oy = n0 / OW, ox0 = n0 - oy * OW;
+    if (ox0 + 15 >= OW || ox0 < pad || ox0 + 15 - pad + KW > W || oy < pad || oy - pad + j->KH > H) return NULL;
+    const long lo = (long)(oy - pad) * W + ox0 - pad;
+    if (lo + j->tap_off[K - 1] + 16 > (long)(K / (j->KH * KW)) * H * W) return NULL;
+    return j->src + lo;
+}
+
+__attribute__((noinline)) static int conv_panel_k8(const qjob *j, int n0, int fmt, uint8_t *dst) {
+    const int K = j->q.K, Kpad = (j->q.Kp + 7) & ~7, s = j->stride;
+    const uint8_t *base;
+    uint8x8_t m[8];
+    int edge;
+    if (!conv_panel_setup(j, n0, &base, m, &edge)) return 0;
+    const int x2 = fmt == EM_QP_K8X2;
+    const uint8x8_t zv = vdup_n_u8((uint8_t)j->q.z_in);
     const int32_t *off = j->tap_off;
     const uint8_t *kxs = j->tap_kx;
     int k0;
@@ -520,14 +545,9 @@ static inline __attribute__((always_inline)) int conv_pair_loop(const uint8_t *b
 // Two neighbouring panels (16 pixels from n0) of conv_panel_k8 at once when all 16 lie in one
 // output row and every tap of each is inside the input (no masks): 16-byte loads.
 __attribute__((noinline)) static int conv_pair_k8(const qjob *j, int n0, int fmt, uint8_t *d0, uint8_t *d1) {
-    const int K = j->q.K, Kp = j->q.Kp, Kpad = (Kp + 7) & ~7, H = j->H, W = j->W, pad = j->pad,
-              KW = j->KW, OW = j->OW;
-    if (n0 + 16 > j->N || j->stride != 1) return 0;
-    const int oy = n0 / OW, ox0 = n0 - oy * OW;
-    if (ox0 + 15 >= OW || ox0 < pad || ox0 + 15 - pad + KW > W || oy < pad || oy - pad + j->KH > H) return 0;
-    const long lo = (long)(oy - pad) * W + ox0 - pad;
-    if (lo + j->tap_off[K - 1] + 16 > (long)(K / (j->KH * KW)) * H * W) return 0;
-    const uint8_t *base = j->src + lo;
+    const int K = j->q.K, Kpad = (j->q.Kp + 7) & ~7;
+    const uint8_t *base = conv_pair_base(j, n0);
+    if (!base) return 0;
     const int x2 = fmt == EM_QP_K8X2;
     const uint8x16_t x = vdupq_n_u8(x2 ? 0x80 : 0);
     const int32_t *off = j->tap_off;
@@ -563,29 +583,12 @@ static inline __attribute__((always_inline)) int conv_panel4_loop(const uint8_t 
 }
 
 __attribute__((noinline)) static int conv_panel_k4(const qjob *j, int n0, uint8_t *dst) {
-    const int K = j->q.K, Kpad = (j->q.Kp + 3) & ~3, H = j->H, W = j->W, pad = j->pad, KW = j->KW,
-              OW = j->OW, s = j->stride;
-    if (n0 + 8 > j->N || OW < 8) return 0;
-    const int oy0 = n0 / OW, ox0 = n0 - oy0 * OW;
-    const int oy1 = ox0 + 7 < OW ? oy0 : oy0 + 1;
-    if (oy1 != oy0 && !j->tap_cross) return 0;
-    if (oy0 * s < pad || oy1 * s - pad + j->KH > H) return 0;
-    const long lo = (long)(oy0 * s - pad) * W + ox0 * s - pad;
-    if (lo < 0 || lo + j->tap_off[K - 1] + 8 * s > (long)(K / (j->KH * KW)) * H * W) return 0;
-    const uint8_t *base = j->src + lo;
-    const uint8x8_t zv = vdup_n_u8((uint8_t)j->q.z_in);
-    uint8_t bad[8][8];
-    int edge = 0;
-    for (int p = 0; p < 8; p++) {
-        int ox = ox0 + p < OW ? ox0 + p : ox0 + p - OW;
-        for (int kx = 0; kx < KW; kx++) {
-            int ix = ox * s - pad + kx;
-            bad[kx][p] = ix < 0 || ix >= W ? 0xFF : 0;
-            edge |= bad[kx][p];
-        }
-    }
+    const int K = j->q.K, Kpad = (j->q.Kp + 3) & ~3, s = j->stride;
+    const uint8_t *base;
     uint8x8_t m[8];
-    for (int kx = 0; kx < KW; kx++) m[kx] = vld1_u8(bad[kx]);
+    int edge;
+    if (!conv_panel_setup(j, n0, &base, m, &edge)) return 0;
+    const uint8x8_t zv = vdup_n_u8((uint8_t)j->q.z_in);
     const int32_t *off = j->tap_off;
     const uint8_t *kxs = j->tap_kx;
     int k0;
@@ -608,14 +611,9 @@ __attribute__((noinline)) static int conv_panel_k4(const qjob *j, int n0, uint8_
 // Two neighbouring 4-k panels at once, as conv_pair_k8 (stride 1, 16 pixels in one output row,
 // every tap inside the input): 16-byte loads, each half stored by one st4.
 __attribute__((noinline)) static int conv_pair_k4(const qjob *j, int n0, uint8_t *d0, uint8_t *d1) {
-    const int K = j->q.K, Kpad = (j->q.Kp + 3) & ~3, H = j->H, W = j->W, pad = j->pad, KW = j->KW,
-              OW = j->OW;
-    if (n0 + 16 > j->N || j->stride != 1) return 0;
-    const int oy = n0 / OW, ox0 = n0 - oy * OW;
-    if (ox0 + 15 >= OW || ox0 < pad || ox0 + 15 - pad + KW > W || oy < pad || oy - pad + j->KH > H) return 0;
-    const long lo = (long)(oy - pad) * W + ox0 - pad;
-    if (lo + j->tap_off[K - 1] + 16 > (long)(K / (j->KH * KW)) * H * W) return 0;
-    const uint8_t *base = j->src + lo;
+    const int K = j->q.K, Kpad = (j->q.Kp + 3) & ~3;
+    const uint8_t *base = conv_pair_base(j, n0);
+    if (!base) return 0;
     const uint8x16_t x = vdupq_n_u8(0x80), zq = vdupq_n_u8((uint8_t)j->q.z_in);
     const int32_t *off = j->tap_off;
     for (int k0 = 0; k0 < Kpad; k0 += 4) {
