@@ -101,6 +101,26 @@ typedef void (*em_qrows_fn)(int32_t *acc, int ld_acc, int rows, int n, const int
                             size_t res_ld, int32_t z_res, float res_mult, uint8_t *dst,
                             size_t dst_ld);
 
+// The micro-kernel with the requantisation fused into its store (ukr_rq): the last K slice of one
+// MR x NR tile, its int32 sums (plus acc's, the earlier slices' tile of row stride NR, when acc !=
+// NULL) requantised in registers and stored as uint8 rows of the CHW output. For rows i < t->rows
+// and pixels p < t->nv exactly what em_qrows_fn writes for that tile (the int32 term added, then
+// em_qrow_fn's instruction sequence), and nothing else is written or read past them.
+typedef struct em_qrq_tile {
+    const int32_t *terms; // [rows]: the int32 term of each row
+    const float *mults;   // [rows]
+    int32_t z_out, lo;
+    const uint8_t *res;   // NULL: no residual; else row i at res + i * res_ld
+    size_t res_ld;
+    int32_t z_res;
+    float res_mult;
+    uint8_t *dst;         // row i at dst + i * dst_ld
+    size_t dst_ld;
+    int rows, nv;         // 1..MR rows, 1..NR pixels
+} em_qrq_tile;
+typedef void (*em_qukr_rq_fn)(int kp, const void *wblk, const uint8_t *panel, const int32_t *acc,
+                              const em_qrq_tile *t);
+
 // Element-wise rows: rescaled add (em_qadd_u8 formula) and quantisation (em_quantize_f32_u8).
 typedef void (*em_qadd_row_fn)(const uint8_t *a, int32_t z_a, float a_mult, const uint8_t *b,
                                int32_t z_b, float b_mult, int n, int32_t z_out, int32_t lo,
@@ -122,6 +142,7 @@ typedef struct em_qgemm_params {
     int kstep;        // k granularity of the micro-kernel and its panel (4 or 8)
     int panel;        // EM_QP_*
     em_qukr_fn ukr;
+    em_qukr_rq_fn ukr_rq; // NULL: the last slice runs ukr and the driver's epilogue requantises
     em_qprep_fn prep; // NULL: the micro-kernel reads the packed block directly
     size_t prep_bytes_per_k; // bytes of prepared weights per k (for 8 channels)
     int prep_cstride; // bytes between channel c and c+1 in the prepared layout's first group
@@ -165,6 +186,8 @@ void em_qukr_u8s8_avx512vnni_8x32(int kp, const void *wblk, const uint8_t *panel
                          int accumulate);
 void em_qukr_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uint8_t *panel, int32_t *acc,
                                   int accumulate);
+void em_qukr_rq_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uint8_t *panel,
+                                     const int32_t *acc, const em_qrq_tile *t);
 void em_qrow_sse41(const int32_t *acc, int n, float mult, int32_t z_out, int32_t lo,
                    const uint8_t *res, int32_t z_res, float res_mult, uint8_t *dst);
 void em_qrow_avx512(const int32_t *acc, int n, float mult, int32_t z_out, int32_t lo,

@@ -1021,6 +1021,48 @@ typedef struct {
     volatile int failed;
 } qrun_ctx;
 
+#if !defined(__aarch64__)
+// The last K slice [k0, Kp) of the chunk's panels [c0, c0 + cn) x channel blocks [g0, g0 + gn)
+// with the requantising micro-kernel (P->ukr_rq; QOUT_CHW): each tile's uint8 rows written
+// straight to the output; load: the tiles in accs hold the earlier slices' sums. The weights are
+// the packed blocks (the ISAs with ukr_rq have no preparation).
+static void fused_slice(const qjob *j, const em_qgemm_params *P, const qbufs *b, const int32_t *accs,
+                        int cb, int c0, int cn, int g0, int gn, int k0, int load) {
+    const int NR = P->nr, MR = P->mr, Kp = j->q.Kp, ks = P->kstep;
+    const int Kpad = (Kp + ks - 1) / ks * ks;
+    const int kc = Kp - k0, kcu = (kc + ks - 1) / ks * ks;
+    const size_t pbytes = (size_t)Kpad * NR, tile = (size_t)8 * NR, N = (size_t)j->N;
+    const em_qukr_rq_fn ukr = P->ukr_rq;
+    em_qrq_tile t;
+    t.z_out = j->z_out;
+    t.lo = j->lo;
+    t.res_ld = N;
+    t.z_res = j->z_res;
+    t.res_mult = j->res_mult;
+    t.dst_ld = N;
+    for (int c = 0; c < cn; c++) {
+        const uint8_t *pan = b->panel + (size_t)c * pbytes + (size_t)k0 * NR;
+        const int n0 = (c0 + c) * NR;
+        t.nv = j->N - n0 < NR ? j->N - n0 : NR;
+        for (int g = 0; g < gn; g++) {
+            const int m0 = (g0 + g) * 8, rows = j->q.M - m0 < 8 ? j->q.M - m0 : 8;
+            const int8_t *w = j->q.w + ((size_t)(g0 + g) * Kp + k0) * 8;
+            const int32_t *a = accs + ((size_t)g * cb + c) * tile;
+            for (int i0 = 0; i0 < rows; i0 += MR) {
+                const int m = m0 + i0;
+                const size_t o = (size_t)m * N + n0;
+                t.rows = rows - i0 < MR ? rows - i0 : MR;
+                t.terms = j->terms + m;
+                t.mults = j->mult + m;
+                t.res = j->res ? j->res + o : NULL;
+                t.dst = j->out + o;
+                ukr(kcu, w + (size_t)i0 * 4, pan, load ? a + (size_t)i0 * NR : NULL, &t);
+            }
+        }
+    }
+}
+#endif
+
 // Pixel blocks [pb_lo, pb_hi) x channel blocks [mb_lo, mb_hi).
 static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_hi, int mb_lo,
                      int mb_hi) {
@@ -1061,6 +1103,12 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
                             P->prep && !j->wprep ? P->prep_bytes_per_k * kcmax * MG : 1);
     if (!b) return -1;
     int32_t *accs = (int32_t *)(b->panel + pbytes * cb); // [MG][cb] tiles of 8 x NR
+#if !defined(__aarch64__)
+    // x86 ISAs with a requantising micro-kernel: the CHW uint8 outputs are written by it in the
+    // last K slice (the earlier slices' tiles added in its registers), no epilogue pass over the
+    // int32 tiles. (aarch64 keeps its epilogue: not compiled there.)
+    const int fused = P->ukr_rq && !P->prep && j->out_kind == QOUT_CHW;
+#endif
     for (int c0 = pb_lo; c0 < pb_hi; c0 += cb) {
         int cn = pb_hi - c0 < cb ? pb_hi - c0 : cb;
         // Panels straight from the source where its layout allows; the others gathered (the
@@ -1121,6 +1169,12 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
         for (int g0 = mb_lo; g0 < mb_hi; g0 += MG) {
             int gn = mb_hi - g0 < MG ? mb_hi - g0 : MG;
             for (int k0 = 0; k0 < Kp; k0 += KC) {
+#if !defined(__aarch64__)
+                if (fused && k0 + KC >= Kp) { // the last slice: requantised in the micro-kernel
+                    fused_slice(j, P, b, accs, cb, c0, cn, g0, gn, k0, k0 > 0);
+                    continue;
+                }
+#endif
                 int kc = Kp - k0 < KC ? Kp - k0 : KC, load = k0 > 0;
                 int kcu = (kc + ks - 1) / ks * ks; // what the micro-kernel runs (padding is zero)
                 if (P->prep && !j->wprep)
@@ -1152,6 +1206,9 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
                     }
                 }
             }
+#if !defined(__aarch64__)
+            if (fused) continue;
+#endif
             for (int c = 0; c < cn; c++) {
                 int n0 = (c0 + c) * NR, nv = j->N - n0 < NR ? j->N - n0 : NR;
                 for (int g = 0; g < gn; g++)
@@ -1753,4 +1810,60 @@ done:
     free(panel);
     free(prep);
     return rc;
+}
+
+int em_qukr_rq_call(int K, const int8_t *w, const uint8_t *x, int rows, int nv, const int32_t *terms,
+                    const float *mults, int32_t z_out, int32_t lo, const uint8_t *res, long res_ld,
+                    int32_t z_res, float res_mult, uint8_t *dst, long dst_ld) {
+    const em_qgemm_params *P = em_qgemm_params_current();
+    const int NR = P->nr, MR = P->mr, ks = P->kstep;
+    if (K <= 0 || K > 65536 || !w || !x || !terms || !mults || !dst || rows < 1 || rows > 8 ||
+        nv < 1 || nv > NR || dst_ld < nv || (res && res_ld < nv))
+        return -1;
+    if (!P->ukr_rq || P->prep) return 1;
+    const int Kp = (K + 3) / 4 * 4, Kpad = (Kp + ks - 1) / ks * ks;
+    size_t wb = em_qpack_weights_bytes(8, K), pb = (size_t)Kpad * NR;
+    uint8_t *blob = NULL, *tmp = NULL, *panel = NULL;
+    int32_t *acc = NULL;
+    int rc = -1;
+    if (posix_memalign((void **)&blob, 64, wb) || posix_memalign((void **)&tmp, 64, pb + 64) ||
+        posix_memalign((void **)&panel, 64, pb) || posix_memalign((void **)&acc, 64, (size_t)8 * NR * 4))
+        goto done;
+    em_qw q;
+    if (em_qpack_weights(w, 8, K, 0, NULL, blob) != 0 || em_qw_open(blob, &q) != 0) goto done;
+    for (int k = 0; k < Kpad; k++)
+        for (int p = 0; p < NR; p++) tmp[(size_t)k * NR + p] = k < K ? x[(size_t)k * NR + p] : 0;
+    format_panel(tmp, NR, Kpad, NR, P->panel, panel);
+    int32_t tm[8];
+    for (int i = 0; i < rows; i++) tm[i] = terms[i] + (P->xor_term ? 128 * q.rowsum[i] : 0);
+    const int KC = 512;
+    int k0 = 0;
+    for (; k0 + KC < Kp; k0 += KC) // the slices before the last, as run_range
+        for (int i0 = 0; i0 < 8; i0 += MR)
+            P->ukr(KC, (const uint8_t *)(q.w + (size_t)k0 * 8) + (size_t)i0 * 4, panel + (size_t)k0 * NR,
+                   acc + (size_t)i0 * NR, k0 > 0);
+    const int kc = Kp - k0, kcu = (kc + ks - 1) / ks * ks;
+    em_qrq_tile t = {.z_out = z_out, .lo = lo, .res_ld = (size_t)res_ld, .z_res = z_res,
+                     .res_mult = res_mult, .dst_ld = (size_t)dst_ld, .nv = nv};
+    for (int i0 = 0; i0 < rows; i0 += MR) {
+        t.rows = rows - i0 < MR ? rows - i0 : MR;
+        t.terms = tm + i0;
+        t.mults = mults + i0;
+        t.res = res ? res + (size_t)i0 * res_ld : NULL;
+        t.dst = dst + (size_t)i0 * dst_ld;
+        P->ukr_rq(kcu, (const uint8_t *)(q.w + (size_t)k0 * 8) + (size_t)i0 * 4, panel + (size_t)k0 * NR,
+                  k0 > 0 ? acc + (size_t)i0 * NR : NULL, &t);
+    }
+    rc = 0;
+done:
+    free(blob);
+    free(tmp);
+    free(panel);
+    free(acc);
+    return rc;
+}
+
+void em_qrow_ref_call(const int32_t *acc, int n, float mult, int32_t z_out, int32_t lo,
+                      const uint8_t *res, int32_t z_res, float res_mult, uint8_t *dst) {
+    em_qrow_generic(acc, n, mult, z_out, lo, res, z_res, res_mult, dst);
 }

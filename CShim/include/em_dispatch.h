@@ -48,6 +48,20 @@ void em_qukr_info(int *mr, int *nr, int *kstep);
 // ISAs that offset the activations (so the result is the plain u8 x s8 sum). Returns 0, or -1
 // (bad K, allocation failure).
 int em_qukr_call(int K, const int8_t *w, const uint8_t *x, int32_t *acc, int accumulate);
+// The requantising micro-kernel of the current ISA (the driver's last K slice of a CHW output),
+// called as the driver does: w [8 x K] and x [K x nr] as for em_qukr_call, the plain micro-kernel
+// over all K slices of 512 but the last, then the requantising one over the last (adding the
+// earlier slices' tile), writing rows i < rows (1..8) x pixels p < nv (1..nr) of the uint8 output
+// dst[i * dst_ld + p] = requant(sum_i,p + terms[i]; mults[i], z_out, lo, res ? res[i * res_ld + p]
+// : none, z_res, res_mult), and nothing else. Returns 0, 1 if the ISA has none (the driver then
+// requantises in its epilogue), -1 on bad arguments or allocation failure.
+int em_qukr_rq_call(int K, const int8_t *w, const uint8_t *x, int rows, int nv, const int32_t *terms,
+                    const float *mults, int32_t z_out, int32_t lo, const uint8_t *res, long res_ld,
+                    int32_t z_res, float res_mult, uint8_t *dst, long dst_ld);
+// The reference requantisation of one row (the scalar definition, em_q_finish): dst[p] for p < n
+// from acc[p] (term included), mult, z_out, lo and the optional residual row.
+void em_qrow_ref_call(const int32_t *acc, int n, float mult, int32_t z_out, int32_t lo,
+                      const uint8_t *res, int32_t z_res, float res_mult, uint8_t *dst);
 // float: *mr x *nr register tile.
 void em_ukr_info(int *mr, int *nr);
 // C [mr x nr] (row stride ldc) = (load_c ? C : 0) + A [mr x K] (row-major) * B [K x nr]

@@ -1,6 +1,7 @@
 // AVX-512 VNNI int8 micro-kernel: vpdpbusd (u8 x s8, 4 exact products summed into each int32
 // lane; no intermediate saturation) straight on the packed weight blocks. 8 channels x 32
 // pixels: 16 zmm accumulators.
+#pragma STDC FP_CONTRACT OFF
 #if defined(__x86_64__)
 #include <immintrin.h>
 
@@ -45,10 +46,11 @@ EM_VNNI void em_qukr_u8s8_avx512vnni_8x32(int kp, const void *wblk, const uint8_
 // dword now feeds 3 vpdpbusd (8x32: 2), so the loads per multiply-accumulate instruction drop
 // from 18/16 to 11/24 and the per-call overhead is spread over 1.5x the work. Panel EM_QP_K4
 // with NR = 48 (192 bytes per group of 4 k).
-EM_VNNI void em_qukr_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uint8_t *panel,
-                                          int32_t *acc, int accumulate) {
-    const uint8_t *w = (const uint8_t *)wblk;
-    __m512i c[8][3];
+// The multiply-accumulate loop of the 8x48 kernels (plain and requantising): c = the sums over
+// kp values of k.
+static inline __attribute__((always_inline)) EM_VNNI void vnni_8x48_loop(int kp, const uint8_t *w,
+                                                                        const uint8_t *panel,
+                                                                        __m512i c[8][3]) {
 #pragma clang loop unroll(full)
     for (int i = 0; i < 8; i++) c[i][0] = c[i][1] = c[i][2] = _mm512_setzero_si512();
     const uint8_t *p = panel, *pend = panel + (size_t)(kp / 4) * 192;
@@ -64,6 +66,12 @@ EM_VNNI void em_qukr_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uint8_
             c[i][2] = _mm512_dpbusd_epi32(c[i][2], x2, wb);
         }
     }
+}
+
+EM_VNNI void em_qukr_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uint8_t *panel,
+                                          int32_t *acc, int accumulate) {
+    __m512i c[8][3];
+    vnni_8x48_loop(kp, (const uint8_t *)wblk, panel, c);
 #pragma clang loop unroll(full)
     for (int i = 0; i < 8; i++)
 #pragma clang loop unroll(full)
@@ -71,6 +79,75 @@ EM_VNNI void em_qukr_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uint8_
             int32_t *a = acc + i * 48 + j * 16;
             _mm512_storeu_si512((void *)a, accumulate ? _mm512_add_epi32(c[i][j], _mm512_loadu_si512((const void *)a)) : c[i][j]);
         }
+}
+
+// em_qukr_rq_fn of the 8x48 kernel: the sums (+ acc's) requantised from the registers with
+// em_qrows_avx512's instructions per 16 lanes (vpaddd term, vcvtdq2ps, vmulps, residual vmulps +
+// vaddps, vmaxps/vminps, vcvtps2dq, vpaddd z_out, vpmovdb), so the same bytes; lanes past nv are
+// masked out of the residual loads and the stores (the last panel of a layer), rows past
+// t->rows not stored (M ending inside the block; their terms and mults are not read).
+EM_VNNI void em_qukr_rq_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uint8_t *panel,
+                                             const int32_t *acc, const em_qrq_tile *t) {
+    __m512i c[8][3];
+    vnni_8x48_loop(kp, (const uint8_t *)wblk, panel, c);
+    const int nv = t->nv, rows = t->rows;
+    __mmask16 km[3];
+#pragma clang loop unroll(full)
+    for (int j = 0; j < 3; j++) {
+        int n = nv - 16 * j;
+        km[j] = n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+    }
+    const __m512 flo = _mm512_set1_ps((float)(t->lo - t->z_out)),
+                 fhi = _mm512_set1_ps((float)(255 - t->z_out));
+    const __m512i vz = _mm512_set1_epi32(t->z_out);
+    uint8_t *d = t->dst;
+    const size_t dst_ld = t->dst_ld;
+    const uint8_t *rr = t->res;
+    if (acc) {
+#pragma clang loop unroll(full)
+        for (int i = 0; i < 8; i++)
+#pragma clang loop unroll(full)
+            for (int j = 0; j < 3; j++)
+                c[i][j] = _mm512_add_epi32(c[i][j], _mm512_loadu_si512((const void *)(acc + i * 48 + j * 16)));
+    }
+    if (rr) {
+        const __m512 vrm = _mm512_set1_ps(t->res_mult);
+        const __m512i vzr = _mm512_set1_epi32(t->z_res);
+        const size_t res_ld = t->res_ld;
+#pragma clang loop unroll(full)
+        for (int i = 0; i < 8; i++) {
+            if (i >= rows) break;
+            const __m512i vt = _mm512_set1_epi32(t->terms[i]);
+            const __m512 vm = _mm512_set1_ps(t->mults[i]);
+#pragma clang loop unroll(full)
+            for (int j = 0; j < 3; j++) {
+                __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(c[i][j], vt)), vm);
+                __m512i q = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(km[j], rr + 16 * j));
+                __m512 rv = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q, vzr)), vrm);
+                v = _mm512_add_ps(v, rv);
+                v = _mm512_min_ps(_mm512_max_ps(v, flo), fhi);
+                __m512i y = _mm512_add_epi32(_mm512_cvtps_epi32(v), vz);
+                _mm_mask_storeu_epi8(d + 16 * j, km[j], _mm512_cvtepi32_epi8(y));
+            }
+            d += dst_ld;
+            rr += res_ld;
+        }
+    } else {
+#pragma clang loop unroll(full)
+        for (int i = 0; i < 8; i++) {
+            if (i >= rows) break;
+            const __m512i vt = _mm512_set1_epi32(t->terms[i]);
+            const __m512 vm = _mm512_set1_ps(t->mults[i]);
+#pragma clang loop unroll(full)
+            for (int j = 0; j < 3; j++) {
+                __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(c[i][j], vt)), vm);
+                v = _mm512_min_ps(_mm512_max_ps(v, flo), fhi);
+                __m512i y = _mm512_add_epi32(_mm512_cvtps_epi32(v), vz);
+                _mm_mask_storeu_epi8(d + 16 * j, km[j], _mm512_cvtepi32_epi8(y));
+            }
+            d += dst_ld;
+        }
+    }
 }
 #endif
 

@@ -5,5 +5,6 @@ import XCTest
 
 final class MicroKernelTests: XCTestCase {
     func testInt8MicroKernelsAllISAs() throws { try MicroKernelTester.int8AllISAs() }
+    func testInt8RequantisingMicroKernelsAllISAs() throws { try MicroKernelTester.int8RequantAllISAs() }
     func testFloatMicroKernelsAllISAs() throws { try MicroKernelTester.floatAllISAs() }
 }

@@ -15,6 +15,9 @@ extension SelfTest {
             SelfCheck("micro-kernels: int8 em_qukr_* vs exact sums, k edge cases, all ISAs") {
                 try MicroKernelTester.int8AllISAs()
             },
+            SelfCheck("micro-kernels: int8 requantising em_qukr_rq_* vs em_q_finish of exact sums, all ISAs") {
+                try MicroKernelTester.int8RequantAllISAs()
+            },
             SelfCheck("micro-kernels: float em_ukr_* vs float sums, k edge cases, all ISAs") {
                 try MicroKernelTester.floatAllISAs()
             },
@@ -37,6 +40,7 @@ public enum MicroKernelTester {
     }
 
     public static func int8AllISAs() throws { try forEachISA { try int8($0) } }
+    public static func int8RequantAllISAs() throws { try forEachISA { try int8Requant($0) } }
     public static func floatAllISAs() throws { try forEachISA { try float($0) } }
 
     /// The current ISA's int8 micro-kernel. Data modes: 0 random, 1 all 255 x +127, 2 all 255 x
@@ -74,6 +78,88 @@ public enum MicroKernelTester {
                             for kk in 0..<k { s += Int64(w[m * k + kk]) * Int64(x[kk * n + p]) }
                             if Int64(acc[m * n + p]) != s {
                                 throw EdgeError("check failed: \(isa) int8 micro-kernel (\(mr)x\(nr), k step \(ks)): K \(k) mode \(mode) accumulate \(accumulate): acc[\(m), \(p)] = \(acc[m * n + p]), exact \(s)")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// K values of the requantising micro-kernel: one to a few k steps, K around one slice of 512
+    /// (the kernel alone), and two or three slices (the earlier slices' tile added in it).
+    public static let rqKs = [4, 8, 12, 60, 64, 68, 508, 512, 516, 1024, 1100]
+
+    /// The current ISA's requantising micro-kernel (em_qukr_rq_call; ISAs without one are skipped)
+    /// against the scalar requantisation (em_qrow_ref_call: em_q_finish) of the exact sums plus
+    /// the term: every row count 1...8, nv from 1 to nr (masked partial vectors), with and
+    /// without residual, ordinary and extreme multipliers and zero points (NaN-free), and nothing
+    /// written outside rows x nv. Data modes: 0 random, 1 all 255 x +-127 (the largest sums).
+    public static func int8Requant(_ isa: String) throws {
+        var mr: Int32 = 0, nr: Int32 = 0, ks: Int32 = 0
+        em_qukr_info(&mr, &nr, &ks)
+        let n = Int(nr)
+        do { // does this ISA have one?
+            let w = [Int8](repeating: 1, count: 8 * 4), x = [UInt8](repeating: 1, count: 4 * n)
+            var d = [UInt8](repeating: 0, count: n)
+            let rc = em_qukr_rq_call(4, w, x, 1, 1, [0], [1], 0, 0, nil, 0, 0, 0, &d, Int(n))
+            if rc == 1 { return }
+            try SelfTest.expect(rc == 0, "\(isa): em_qukr_rq_call failed (\(rc))")
+        }
+        var rng = QKernelCheck.Rng(0x2E9)
+        let nvs = Array(Set([1, 2, 7, 15, 16, 17, 31, 32, 33, 47, n - 1, n].filter { $0 >= 1 && $0 <= n })).sorted()
+        let extremeMults: [Float] = [0, 1e-30, 6e-8, -3e-4, 1, 255, 1e30, 3e38, -3e38]
+        for k in rqKs {
+            for mode in 0..<2 where mode == 0 || k >= 500 {
+                let w: [Int8] = (0..<(8 * k)).map { i in
+                    mode == 1 ? (i / k) & 1 == 0 ? 127 : -127 : Int8(rng.below(255) - 127)
+                }
+                let x: [UInt8] = (0..<(k * n)).map { _ in mode == 1 ? 255 : UInt8(truncatingIfNeeded: rng.next()) }
+                var sums = [Int64](repeating: 0, count: 8 * n)
+                for m in 0..<8 {
+                    for kk in 0..<k {
+                        let wv = Int64(w[m * k + kk])
+                        for p in 0..<n { sums[m * n + p] += wv * Int64(x[kk * n + p]) }
+                    }
+                }
+                for (ci, nv) in nvs.enumerated() {
+                    for variant in 0..<6 {
+                        let rows = (ci * 6 + variant + mode) % 8 + 1
+                        let withRes = variant & 1 == 1 || variant == 4, extreme = variant == 2 || variant == 3
+                        // coarse: v near 2^17 (float spacing 1/64), where a contracted multiply-add
+                        // (FMA) or another operation order would round differently; the 2^17 from
+                        // the term (variant 4) or from the residual (variant 5)
+                        let coarse = variant >= 4, coarseRes = variant == 5
+                        let std = 10_800 * Float(k).squareRoot() // the spread of random sums
+                        let mults: [Float] = (0..<rows).map { i in
+                            extreme ? extremeMults[(i + ci) % extremeMults.count] : (coarse ? 64 : 300) * rng.unit() / std
+                        }
+                        let terms: [Int32] = (0..<rows).map { i in
+                            coarse && !coarseRes ? Int32(131_200 / mults[i]) : Int32(rng.below(400_001)) - 200_000
+                        }
+                        let zOut: Int32 = coarse ? -131_072 : extreme ? [0, 255, -300, 400][(ci + variant) % 4] : Int32(rng.below(256))
+                        let lo: Int32 = extreme ? [0, 255, 17][ci % 3] : (variant == 0 || coarse ? 0 : Int32(rng.below(256)))
+                        let zRes = coarseRes ? Int32(rng.below(4)) : Int32(rng.below(256))
+                        let resMult: Float = coarseRes ? 131_200 / 250 * (1 + rng.unit() / 1000) : extreme ? [1e-6, 3.5, 1e4][ci % 3] : rng.unit()
+                        let resLd = nv + ci % 5, dstLd = n + 3
+                        let res: [UInt8] = (0..<(8 * resLd)).map { _ in coarseRes ? UInt8(250 + rng.below(6)) : UInt8(truncatingIfNeeded: rng.next()) }
+                        var dst = [UInt8](repeating: 0xA5, count: 8 * dstLd)
+                        let rc = res.withUnsafeBufferPointer { rb in
+                            em_qukr_rq_call(Int32(k), w, x, Int32(rows), Int32(nv), terms, mults, zOut, lo,
+                                            withRes ? rb.baseAddress : nil, resLd, zRes, resMult, &dst, dstLd)
+                        }
+                        try SelfTest.expect(rc == 0, "\(isa): em_qukr_rq_call refused K \(k) rows \(rows) nv \(nv)")
+                        for i in 0..<8 {
+                            var want = [UInt8](repeating: 0xA5, count: dstLd)
+                            if i < rows {
+                                let a: [Int32] = (0..<nv).map { p in Int32(truncatingIfNeeded: sums[i * n + p] + Int64(terms[i])) }
+                                res.withUnsafeBufferPointer { rb in
+                                    em_qrow_ref_call(a, Int32(nv), mults[i], zOut, lo, withRes ? rb.baseAddress! + i * resLd : nil,
+                                                     zRes, resMult, &want)
+                                }
+                            }
+                            for p in 0..<dstLd where dst[i * dstLd + p] != want[p] {
+                                throw EdgeError("check failed: \(isa) requantising micro-kernel (\(mr)x\(nr)): K \(k) mode \(mode) rows \(rows) nv \(nv) residual \(withRes) mult \(i < rows ? mults[i] : 0) z_out \(zOut) lo \(lo): dst[\(i), \(p)] = \(dst[i * dstLd + p]), expected \(want[p])\(i < rows && p < nv ? "" : " (outside the tile)")")
                             }
                         }
                     }
