@@ -86,23 +86,53 @@ EM_VNNI void em_qukr_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uint8_
 // vaddps, vmaxps/vminps, vcvtps2dq, vpaddd z_out, vpmovdb), so the same bytes; lanes past nv are
 // masked out of the residual loads and the stores (the last panel of a layer), rows past
 // t->rows not stored (M ending inside the block; their terms and mults are not read).
+// One row of 48 lanes of the requantising kernel (rr == NULL: no residual).
+static inline __attribute__((always_inline)) EM_VNNI void vnni_rq_row48(
+    const __m512i c[3], int32_t term, float mult, __m512 flo, __m512 fhi, __m512i vz,
+    const __mmask16 km[3], const uint8_t *rr, __m512i vzr, __m512 vrm, uint8_t *d) {
+    const __m512i vt = _mm512_set1_epi32(term);
+    const __m512 vm = _mm512_set1_ps(mult);
+#pragma clang loop unroll(full)
+    for (int j = 0; j < 3; j++) {
+        __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(c[j], vt)), vm);
+        if (rr) {
+            __m512i q = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(km[j], rr + 16 * j));
+            __m512 rv = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q, vzr)), vrm);
+            v = _mm512_add_ps(v, rv);
+        }
+        v = _mm512_min_ps(_mm512_max_ps(v, flo), fhi);
+        __m512i y = _mm512_add_epi32(_mm512_cvtps_epi32(v), vz);
+        _mm_mask_storeu_epi8(d + 16 * j, km[j], _mm512_cvtepi32_epi8(y));
+    }
+}
+
+// em_qukr_rq_fn of the 8x48 kernel: the sums (+ acc's) requantised from the registers with
+// em_qrows_avx512's instructions per 16 lanes (vpaddd term, vcvtdq2ps, vmulps, residual vmulps +
+// vaddps, vmaxps/vminps, vcvtps2dq, vpaddd z_out, vpmovdb), so the same bytes; lanes past nv are
+// masked out of the residual loads and the stores (the last panel of a layer), rows past
+// t->rows not stored (M ending inside the block; their terms and mults are not read).
 EM_VNNI void em_qukr_rq_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uint8_t *panel,
                                              const int32_t *acc, const em_qrq_tile *t) {
+    // the tile's arguments in locals first (the byte stores could alias *t)
+    const int nv = t->nv, rows = t->rows;
+    const int32_t *terms = t->terms;
+    const float *mults = t->mults;
+    const int32_t z_out = t->z_out, lo = t->lo;
+    const uint8_t *rr = t->res;
+    const size_t res_ld = t->res_ld, dst_ld = t->dst_ld;
+    uint8_t *d = t->dst;
+    const __m512i vzr = _mm512_set1_epi32(t->z_res);
+    const __m512 vrm = _mm512_set1_ps(t->res_mult);
     __m512i c[8][3];
     vnni_8x48_loop(kp, (const uint8_t *)wblk, panel, c);
-    const int nv = t->nv, rows = t->rows;
     __mmask16 km[3];
 #pragma clang loop unroll(full)
     for (int j = 0; j < 3; j++) {
         int n = nv - 16 * j;
         km[j] = n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
     }
-    const __m512 flo = _mm512_set1_ps((float)(t->lo - t->z_out)),
-                 fhi = _mm512_set1_ps((float)(255 - t->z_out));
-    const __m512i vz = _mm512_set1_epi32(t->z_out);
-    uint8_t *d = t->dst;
-    const size_t dst_ld = t->dst_ld;
-    const uint8_t *rr = t->res;
+    const __m512 flo = _mm512_set1_ps((float)(lo - z_out)), fhi = _mm512_set1_ps((float)(255 - z_out));
+    const __m512i vz = _mm512_set1_epi32(z_out);
     if (acc) {
 #pragma clang loop unroll(full)
         for (int i = 0; i < 8; i++)
@@ -111,42 +141,16 @@ EM_VNNI void em_qukr_rq_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uin
                 c[i][j] = _mm512_add_epi32(c[i][j], _mm512_loadu_si512((const void *)(acc + i * 48 + j * 16)));
     }
     if (rr) {
-        const __m512 vrm = _mm512_set1_ps(t->res_mult);
-        const __m512i vzr = _mm512_set1_epi32(t->z_res);
-        const size_t res_ld = t->res_ld;
 #pragma clang loop unroll(full)
-        for (int i = 0; i < 8; i++) {
-            if (i >= rows) break;
-            const __m512i vt = _mm512_set1_epi32(t->terms[i]);
-            const __m512 vm = _mm512_set1_ps(t->mults[i]);
-#pragma clang loop unroll(full)
-            for (int j = 0; j < 3; j++) {
-                __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(c[i][j], vt)), vm);
-                __m512i q = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(km[j], rr + 16 * j));
-                __m512 rv = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q, vzr)), vrm);
-                v = _mm512_add_ps(v, rv);
-                v = _mm512_min_ps(_mm512_max_ps(v, flo), fhi);
-                __m512i y = _mm512_add_epi32(_mm512_cvtps_epi32(v), vz);
-                _mm_mask_storeu_epi8(d + 16 * j, km[j], _mm512_cvtepi32_epi8(y));
-            }
-            d += dst_ld;
-            rr += res_ld;
-        }
+        for (int i = 0; i < 8; i++)
+            if (i < rows)
+                vnni_rq_row48(c[i], terms[i], mults[i], flo, fhi, vz, km, rr + i * res_ld, vzr, vrm,
+                              d + i * dst_ld);
     } else {
 #pragma clang loop unroll(full)
-        for (int i = 0; i < 8; i++) {
-            if (i >= rows) break;
-            const __m512i vt = _mm512_set1_epi32(t->terms[i]);
-            const __m512 vm = _mm512_set1_ps(t->mults[i]);
-#pragma clang loop unroll(full)
-            for (int j = 0; j < 3; j++) {
-                __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(c[i][j], vt)), vm);
-                v = _mm512_min_ps(_mm512_max_ps(v, flo), fhi);
-                __m512i y = _mm512_add_epi32(_mm512_cvtps_epi32(v), vz);
-                _mm_mask_storeu_epi8(d + 16 * j, km[j], _mm512_cvtepi32_epi8(y));
-            }
-            d += dst_ld;
-        }
+        for (int i = 0; i < 8; i++)
+            if (i < rows)
+                vnni_rq_row48(c[i], terms[i], mults[i], flo, fhi, vz, km, NULL, vzr, vrm, d + i * dst_ld);
     }
 }
 #endif
