@@ -46,13 +46,11 @@ EM_VNNI void em_qukr_u8s8_avx512vnni_8x32(int kp, const void *wblk, const uint8_
 // dword now feeds 3 vpdpbusd (8x32: 2), so the loads per multiply-accumulate instruction drop
 // from 18/16 to 11/24 and the per-call overhead is spread over 1.5x the work. Panel EM_QP_K4
 // with NR = 48 (192 bytes per group of 4 k).
-// The multiply-accumulate loop of the 8x48 kernels (plain and requantising): c = the sums over
-// kp values of k.
+// The multiply-accumulate loop of the 8x48 kernels (plain and requantising): c (holding the
+// starting values) += the sums over kp values of k.
 static inline __attribute__((always_inline)) EM_VNNI void vnni_8x48_loop(int kp, const uint8_t *w,
                                                                         const uint8_t *panel,
                                                                         __m512i c[8][3]) {
-#pragma clang loop unroll(full)
-    for (int i = 0; i < 8; i++) c[i][0] = c[i][1] = c[i][2] = _mm512_setzero_si512();
     const uint8_t *p = panel, *pend = panel + (size_t)(kp / 4) * 192;
     for (; p < pend; p += 192, w += 32) {
         __m512i x0 = _mm512_loadu_si512((const void *)p);
@@ -71,6 +69,8 @@ static inline __attribute__((always_inline)) EM_VNNI void vnni_8x48_loop(int kp,
 EM_VNNI void em_qukr_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uint8_t *panel,
                                           int32_t *acc, int accumulate) {
     __m512i c[8][3];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 8; i++) c[i][0] = c[i][1] = c[i][2] = _mm512_setzero_si512();
     vnni_8x48_loop(kp, (const uint8_t *)wblk, panel, c);
 #pragma clang loop unroll(full)
     for (int i = 0; i < 8; i++)
@@ -81,20 +81,15 @@ EM_VNNI void em_qukr_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uint8_
         }
 }
 
-// em_qukr_rq_fn of the 8x48 kernel: the sums (+ acc's) requantised from the registers with
-// em_qrows_avx512's instructions per 16 lanes (vpaddd term, vcvtdq2ps, vmulps, residual vmulps +
-// vaddps, vmaxps/vminps, vcvtps2dq, vpaddd z_out, vpmovdb), so the same bytes; lanes past nv are
-// masked out of the residual loads and the stores (the last panel of a layer), rows past
-// t->rows not stored (M ending inside the block; their terms and mults are not read).
-// One row of 48 lanes of the requantising kernel (rr == NULL: no residual).
+// One row of 48 lanes of the requantising kernel, c: the int32 sums with the term (rr == NULL: no
+// residual).
 static inline __attribute__((always_inline)) EM_VNNI void vnni_rq_row48(
-    const __m512i c[3], int32_t term, float mult, __m512 flo, __m512 fhi, __m512i vz,
-    const __mmask16 km[3], const uint8_t *rr, __m512i vzr, __m512 vrm, uint8_t *d) {
-    const __m512i vt = _mm512_set1_epi32(term);
+    const __m512i c[3], float mult, __m512 flo, __m512 fhi, __m512i vz, const __mmask16 km[3],
+    const uint8_t *rr, __m512i vzr, __m512 vrm, uint8_t *d) {
     const __m512 vm = _mm512_set1_ps(mult);
 #pragma clang loop unroll(full)
     for (int j = 0; j < 3; j++) {
-        __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(c[j], vt)), vm);
+        __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(c[j]), vm);
         if (rr) {
             __m512i q = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(km[j], rr + 16 * j));
             __m512 rv = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q, vzr)), vrm);
@@ -107,8 +102,10 @@ static inline __attribute__((always_inline)) EM_VNNI void vnni_rq_row48(
 }
 
 // em_qukr_rq_fn of the 8x48 kernel: the sums (+ acc's) requantised from the registers with
-// em_qrows_avx512's instructions per 16 lanes (vpaddd term, vcvtdq2ps, vmulps, residual vmulps +
-// vaddps, vmaxps/vminps, vcvtps2dq, vpaddd z_out, vpmovdb), so the same bytes; lanes past nv are
+// em_qrows_avx512's instructions per 16 lanes (vcvtdq2ps, vmulps, residual vmulps + vaddps,
+// vmaxps/vminps, vcvtps2dq, vpaddd z_out, vpmovdb), so the same bytes. The int32 term is where
+// the accumulators start when there is no acc (else added with acc's tile): int32 additions wrap
+// modulo 2^32 in any order, so the int32 value converted is em_qrows_avx512's. Lanes past nv are
 // masked out of the residual loads and the stores (the last panel of a layer), rows past
 // t->rows not stored (M ending inside the block; their terms and mults are not read).
 EM_VNNI void em_qukr_rq_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uint8_t *panel,
@@ -124,7 +121,19 @@ EM_VNNI void em_qukr_rq_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uin
     const __m512i vzr = _mm512_set1_epi32(t->z_res);
     const __m512 vrm = _mm512_set1_ps(t->res_mult);
     __m512i c[8][3];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 8; i++)
+        c[i][0] = c[i][1] = c[i][2] = acc || i >= rows ? _mm512_setzero_si512() : _mm512_set1_epi32(terms[i]);
     vnni_8x48_loop(kp, (const uint8_t *)wblk, panel, c);
+    if (acc) {
+#pragma clang loop unroll(full)
+        for (int i = 0; i < 8; i++) {
+            const __m512i vt = i < rows ? _mm512_set1_epi32(terms[i]) : _mm512_setzero_si512();
+#pragma clang loop unroll(full)
+            for (int j = 0; j < 3; j++)
+                c[i][j] = _mm512_add_epi32(c[i][j], _mm512_add_epi32(_mm512_loadu_si512((const void *)(acc + i * 48 + j * 16)), vt));
+        }
+    }
     __mmask16 km[3];
 #pragma clang loop unroll(full)
     for (int j = 0; j < 3; j++) {
@@ -133,24 +142,15 @@ EM_VNNI void em_qukr_rq_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uin
     }
     const __m512 flo = _mm512_set1_ps((float)(lo - z_out)), fhi = _mm512_set1_ps((float)(255 - z_out));
     const __m512i vz = _mm512_set1_epi32(z_out);
-    if (acc) {
-#pragma clang loop unroll(full)
-        for (int i = 0; i < 8; i++)
-#pragma clang loop unroll(full)
-            for (int j = 0; j < 3; j++)
-                c[i][j] = _mm512_add_epi32(c[i][j], _mm512_loadu_si512((const void *)(acc + i * 48 + j * 16)));
-    }
     if (rr) {
 #pragma clang loop unroll(full)
         for (int i = 0; i < 8; i++)
             if (i < rows)
-                vnni_rq_row48(c[i], terms[i], mults[i], flo, fhi, vz, km, rr + i * res_ld, vzr, vrm,
-                              d + i * dst_ld);
+                vnni_rq_row48(c[i], mults[i], flo, fhi, vz, km, rr + i * res_ld, vzr, vrm, d + i * dst_ld);
     } else {
 #pragma clang loop unroll(full)
         for (int i = 0; i < 8; i++)
-            if (i < rows)
-                vnni_rq_row48(c[i], terms[i], mults[i], flo, fhi, vz, km, NULL, vzr, vrm, d + i * dst_ld);
+            if (i < rows) vnni_rq_row48(c[i], mults[i], flo, fhi, vz, km, NULL, vzr, vrm, d + i * dst_ld);
     }
 }
 #endif
