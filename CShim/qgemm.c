@@ -1019,6 +1019,7 @@ typedef struct {
     const em_qgemm_params *P;
     int split_n, ntasks, tiles;
     volatile int failed;
+    int kouter; // x86: run_range_kouter over channel blocks
 } qrun_ctx;
 
 // Pixel blocks [pb_lo, pb_hi) x channel blocks [mb_lo, mb_hi).
@@ -1162,6 +1163,73 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
     return 0;
 }
 
+#if defined(__x86_64__)
+// Linear layers with a long K on the 4-k panel ISAs without a weight preparation (the box head's
+// FC6: K 12544, 12.8 MB of weights; see use_kouter): run_range keeps whole-K panels, at most
+// ~512 KB of them, which for FC6 is one 48-RoI panel, so every panel read all 12.8 MB of weights
+// from memory again (a 256-RoI chunk: 6 times). Here the K slices are the outer loop: each slice
+// of all the range's panels (48 x 512 bytes each) is built, then every weight block of the slice
+// is read once (4 KB, from memory into L1) and runs over all the panels, the int32 tiles of the
+// whole range accumulating across the slices (at most ~1 MB; the same sums as run_range), then
+// the same epilogue. The thread's weights are read once per call.
+static void cols_slice_k4(const qjob *j, int n0, int NR, int k0, int kc, uint8_t *dst) {
+    const uint8_t z = (uint8_t)j->q.z_in;
+    const uint32_t zz = z * 0x01010101u;
+    const int nv = j->N - n0 < NR ? j->N - n0 : NR, ng = kc / 4;
+    for (int p = 0; p < NR; p++) {
+        uint8_t *d = dst + (size_t)p * 4;
+        if (p >= nv) {
+            for (int g = 0; g < ng; g++) memcpy(d + (size_t)g * NR * 4, &zz, 4);
+            continue;
+        }
+        const uint8_t *s = j->src + (size_t)(n0 + p) * j->ldk + k0;
+        for (int g = 0; g < ng; g++) memcpy(d + (size_t)g * NR * 4, s + (size_t)g * 4, 4);
+    }
+}
+
+static int use_kouter(const qjob *j, const em_qgemm_params *P) {
+    return j->src_kind == QSRC_COLS && P->panel == EM_QP_K4 && !P->prep && P->kstep == 4 &&
+           j->q.Kp == j->q.K && (size_t)j->q.Kp * P->nr > ((size_t)256 << 10);
+}
+
+static int run_range_kouter(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_hi, int mb_lo,
+                            int mb_hi) {
+    const int NR = P->nr, MR = P->mr, Kp = j->q.Kp, KC = 512;
+    const size_t tile = (size_t)8 * NR, sbytes = (size_t)KC * NR;
+    const int gn = mb_hi - mb_lo;
+    int cb = (int)(((size_t)1 << 20) / ((size_t)gn * tile * 4)); // the tiles of a chunk: ~1 MB
+    if (cb < 1) cb = 1;
+    if (cb > pb_hi - pb_lo) cb = pb_hi - pb_lo;
+    qbufs *b = thread_qbufs(sbytes * cb + tile * 4 * (size_t)gn * cb, 64, 1);
+    if (!b) return -1;
+    int32_t *accs = (int32_t *)(b->panel + sbytes * cb); // [gn][cb] tiles of 8 x NR
+    int last = j->q.M - (mb_hi - 1) * 8;
+    if (last > 8) last = 8;
+    for (int c0 = pb_lo; c0 < pb_hi; c0 += cb) {
+        const int cn = pb_hi - c0 < cb ? pb_hi - c0 : cb;
+        for (int k0 = 0; k0 < Kp; k0 += KC) {
+            const int kc = Kp - k0 < KC ? Kp - k0 : KC, load = k0 > 0;
+            for (int c = 0; c < cn; c++) cols_slice_k4(j, (c0 + c) * NR, NR, k0, kc, b->panel + (size_t)c * sbytes);
+            const em_qukr_fn ukr = P->ukr;
+            for (int g = 0; g < gn; g++) {
+                const uint8_t *w = (const uint8_t *)(j->q.w + ((size_t)(mb_lo + g) * Kp + k0) * 8);
+                const int rows = g == gn - 1 ? last : 8;
+                int32_t *t = accs + (size_t)g * cb * tile;
+                for (int c = 0; c < cn; c++, t += tile)
+                    for (int i0 = 0; i0 < rows; i0 += MR)
+                        ukr(kc, w + (size_t)i0 * 4, b->panel + (size_t)c * sbytes, t + (size_t)i0 * NR, load);
+            }
+        }
+        for (int c = 0; c < cn; c++) {
+            int n0 = (c0 + c) * NR, nv = j->N - n0 < NR ? j->N - n0 : NR;
+            for (int g = 0; g < gn; g++)
+                epilogue(j, P, accs + ((size_t)g * cb + c) * tile, NR, (mb_lo + g) * 8, 8, n0, nv);
+        }
+    }
+    return 0;
+}
+#endif
+
 static void run_task(void *vctx, int t) {
     qrun_ctx *x = (qrun_ctx *)vctx;
     const qjob *j = x->job;
@@ -1169,7 +1237,12 @@ static void run_task(void *vctx, int t) {
     em_task_range(x->tiles, t, x->ntasks, &t0, &t1);
     if (t0 >= t1) return;
     int npb = (j->N + x->P->nr - 1) / x->P->nr, nmb = j->q.Mp / 8;
-    int r = x->split_n ? run_range(j, x->P, t0, t1, 0, nmb) : run_range(j, x->P, 0, npb, t0, t1);
+    int r;
+#if defined(__x86_64__)
+    if (x->kouter) r = run_range_kouter(j, x->P, 0, npb, t0, t1);
+    else
+#endif
+        r = x->split_n ? run_range(j, x->P, t0, t1, 0, nmb) : run_range(j, x->P, 0, npb, t0, t1);
     if (r != 0) x->failed = 1;
 }
 
@@ -1254,7 +1327,19 @@ static int qgemm_run(const qjob *j0) {
 #endif
     int nth = em_num_threads();
     int npb = (j->N + P->nr - 1) / P->nr, nmb = j->q.Mp / 8;
-    qrun_ctx x = {j, P, 1, 1, npb, 0};
+    qrun_ctx x = {j, P, 1, 1, npb, 0, 0};
+#if defined(__x86_64__)
+    if (use_kouter(j, P)) {
+        // over the channel blocks: each thread reads only its share of the weights
+        x.kouter = 1;
+        x.split_n = 0;
+        x.tiles = nmb;
+        x.ntasks = nth < nmb ? nth : nmb;
+        if (x.ntasks <= 1) return run_range_kouter(j, P, 0, npb, 0, nmb);
+        em_parallel(x.ntasks, run_task, &x);
+        return x.failed ? -1 : 0;
+    }
+#endif
     if (nth > 1 && (double)j->q.M * j->N * j->q.K >= 65536.0) {
         if (npb >= 2 * nth || npb >= nmb) {
             x.split_n = 1;

@@ -257,7 +257,10 @@ enum QKernelCheck {
     struct Linear { var n, k, m: Int; var mode = 0 }
     static var smallLinearCases: [Linear] {
         [Linear(n: 5, k: 37, m: 13), Linear(n: 9, k: 130, m: 19, mode: 3), Linear(n: 2, k: 2305, m: 9, mode: 1),
-         Linear(n: 1, k: 1, m: 1), Linear(n: 19, k: 136, m: 9), Linear(n: 16, k: 64, m: 5, mode: 2)]
+         Linear(n: 1, k: 1, m: 1), Linear(n: 19, k: 136, m: 9), Linear(n: 16, k: 64, m: 5, mode: 2),
+         // K long enough for x86's K-slices-outer linear path (FC6's; Kp x 48 > 256 KB): two
+         // panels, the last with 12 RoIs, and a last channel block of 4 rows
+         Linear(n: 60, k: 5504, m: 12)]
     }
 
     static func linear(_ c: Linear) throws {
