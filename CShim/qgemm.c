@@ -1020,19 +1020,26 @@ typedef struct {
     int split_n, ntasks, tiles;
     volatile int failed;
     int kouter; // x86: run_range_kouter over channel blocks
+    int unit;   // > 0: split_n with units of this many pixel blocks taken in turn (next)
+    int next;
 } qrun_ctx;
+
+// Chunk of pixel blocks whose panels stay in cache (~192 KB), at least ~128 pixels wide so the
+// im2col gather copies long row segments, but at most ~512 KB (FC6: K 12544).
+static int chunk_panels(int Kpad, int NR) {
+    int cb = (int)((192 * 1024) / ((size_t)Kpad * NR));
+    if (cb < (128 + NR - 1) / NR) cb = (128 + NR - 1) / NR;
+    int cmax = (int)((512 * 1024) / ((size_t)Kpad * NR));
+    if (cb > cmax) cb = cmax > 1 ? cmax : 1;
+    return cb;
+}
 
 // Pixel blocks [pb_lo, pb_hi) x channel blocks [mb_lo, mb_hi).
 static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_hi, int mb_lo,
                      int mb_hi) {
     const int NR = P->nr, MR = P->mr, Kp = j->q.Kp, ks = P->kstep;
     const int Kpad = (Kp + ks - 1) / ks * ks; // panel rows (the ISA's k granularity)
-    // Chunk of pixel blocks whose panels stay in cache (~192 KB), at least ~128 pixels wide so
-    // the im2col gather copies long row segments.
-    int cb = (int)((192 * 1024) / ((size_t)Kpad * NR));
-    if (cb < (128 + NR - 1) / NR) cb = (128 + NR - 1) / NR;
-    int cmax = (int)((512 * 1024) / ((size_t)Kpad * NR)); // but at most ~512 KB (FC6: K 12544)
-    if (cb > cmax) cb = cmax > 1 ? cmax : 1;
+    int cb = chunk_panels(Kpad, NR);
     if (cb > pb_hi - pb_lo) cb = pb_hi - pb_lo;
     // K is split in slices of KC so that one panel slice (KC x NR bytes) stays in L1 while every
     // weight block of the channel group MG passes over it; the int32 tiles of the chunk x group
@@ -1233,10 +1240,21 @@ static int run_range_kouter(const qjob *j, const em_qgemm_params *P, int pb_lo, 
 static void run_task(void *vctx, int t) {
     qrun_ctx *x = (qrun_ctx *)vctx;
     const qjob *j = x->job;
+    int npb = (j->N + x->P->nr - 1) / x->P->nr, nmb = j->q.Mp / 8;
+    if (x->unit > 0) {
+        // pixel blocks in units taken in turn: a thread that another process delays (a shared
+        // machine) or that starts late leaves its units to the others instead of making every
+        // thread wait for it at the end of the layer; the tiles do not depend on who runs them
+        for (;;) {
+            int u = __atomic_fetch_add(&x->next, 1, __ATOMIC_RELAXED), t0 = u * x->unit;
+            if (t0 >= x->tiles) return;
+            int t1 = x->tiles - t0 < x->unit ? x->tiles : t0 + x->unit;
+            if (run_range(j, x->P, t0, t1, 0, nmb) != 0) x->failed = 1;
+        }
+    }
     int t0, t1;
     em_task_range(x->tiles, t, x->ntasks, &t0, &t1);
     if (t0 >= t1) return;
-    int npb = (j->N + x->P->nr - 1) / x->P->nr, nmb = j->q.Mp / 8;
     int r;
 #if defined(__x86_64__)
     if (x->kouter) r = run_range_kouter(j, x->P, 0, npb, t0, t1);
@@ -1327,7 +1345,7 @@ static int qgemm_run(const qjob *j0) {
 #endif
     int nth = em_num_threads();
     int npb = (j->N + P->nr - 1) / P->nr, nmb = j->q.Mp / 8;
-    qrun_ctx x = {j, P, 1, 1, npb, 0, 0};
+    qrun_ctx x = {j, P, 1, 1, npb, 0, 0, 0, 0};
 #if defined(__x86_64__)
     if (use_kouter(j, P)) {
         // over the channel blocks: each thread reads only its share of the weights
@@ -1344,6 +1362,12 @@ static int qgemm_run(const qjob *j0) {
         if (npb >= 2 * nth || npb >= nmb) {
             x.split_n = 1;
             x.tiles = npb;
+            // about 8 units per thread, but at least one cache chunk when there are enough pixel
+            // blocks for 2 units per thread
+            const int Kpad = (j->q.Kp + P->kstep - 1) / P->kstep * P->kstep, per = npb / (8 * nth);
+            const int cb = chunk_panels(Kpad, P->nr), two = (npb + 2 * nth - 1) / (2 * nth);
+            const int lo = cb < two ? cb : two;
+            x.unit = per > lo ? per : lo;
         } else {
             x.split_n = 0;
             x.tiles = nmb;
