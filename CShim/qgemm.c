@@ -16,6 +16,8 @@
 
 #if defined(__x86_64__)
 #include <emmintrin.h>
+
+#include "x86/em_qpanel_x86.h"
 #elif defined(__aarch64__)
 #include <arm_neon.h>
 
@@ -1034,6 +1036,28 @@ static int chunk_panels(int Kpad, int NR) {
     return cb;
 }
 
+#if defined(__x86_64__)
+// x86, avx512vnni (EM_QP_K4, NR 48): the panels of convolutions and of QSRC_ROWS sources built
+// straight from the source by x86/qpanel_avx512.c (masked loads + AVX-512 byte zips, no gather and
+// no format pass), when that ISA is the one in use (its CPU checks include AVX-512BW). Fills *ps.
+static int panel48_src(const qjob *j, const em_qgemm_params *P, em_qpsrc *ps) {
+    if (P->panel != EM_QP_K4 || P->nr != 48 || P->kstep != 4 || em_isa_current() != EM_ISA_AVX512VNNI ||
+        (j->src_kind != QSRC_CONV && j->src_kind != QSRC_ROWS))
+        return 0;
+    memset(ps, 0, sizeof *ps);
+    ps->kind = j->src_kind == QSRC_CONV ? EM_QPS_CONV : EM_QPS_ROWS;
+    ps->src = j->src;
+    ps->ldk = j->ldk;
+    ps->N = j->N;
+    ps->K = j->q.K;
+    ps->Kpad = j->q.Kp;
+    ps->H = j->H, ps->W = j->W, ps->KH = j->KH, ps->KW = j->KW, ps->stride = j->stride, ps->pad = j->pad;
+    ps->OW = j->OW;
+    ps->z = (uint8_t)j->q.z_in;
+    return em_qpanel48_covers(ps);
+}
+#endif
+
 // Pixel blocks [pb_lo, pb_hi) x channel blocks [mb_lo, mb_hi).
 static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_hi, int mb_lo,
                      int mb_hi) {
@@ -1069,12 +1093,22 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
                             P->prep && !j->wprep ? P->prep_bytes_per_k * kcmax * MG : 1);
     if (!b) return -1;
     int32_t *accs = (int32_t *)(b->panel + pbytes * cb); // [MG][cb] tiles of 8 x NR
+#if defined(__x86_64__)
+    em_qpsrc ps;
+    const int p48 = panel48_src(j, P, &ps) && em_qpanel48_setup(&ps) == 0;
+#endif
     for (int c0 = pb_lo; c0 < pb_hi; c0 += cb) {
         int cn = pb_hi - c0 < cb ? pb_hi - c0 : cb;
         // Panels straight from the source where its layout allows; the others gathered (the
         // whole chunk at once, long row segments, when more than one panel needs it).
         int ndirect = 0;
         uint8_t is_direct[64];
+#if defined(__x86_64__)
+        if (p48) {
+            em_qpanels48_avx512(&ps, c0 * NR, cn, b->panel, pbytes);
+            ndirect = cn;
+        } else
+#endif
         for (int c = 0; c < cn; c++) {
 #if defined(__aarch64__)
             if (j->tap_off && c + 1 < cn && c + 1 < 64 &&
@@ -1332,7 +1366,14 @@ static int qgemm_run(const qjob *j0) {
         for (int m = 0; m < jp.q.Mp; m++) termbuf[m] = jp.q.term[m] + 128 * jp.q.rowsum[m];
         jp.terms = termbuf;
     }
+#if defined(__x86_64__)
+    em_qpsrc ps;
+    // (not for the x86 48-pixel panels: their masked loads handle the padding as is, one load per
+    // k row of a pad-1 3x3 convolution, where the re-padded planes would need one per output row)
+    if (j0->src_kind == QSRC_CONV && j0->pad > 0 && j0->W <= 32 && !panel48_src(j0, P, &ps)) pad_planes(&jp);
+#else
     if (j0->src_kind == QSRC_CONV && j0->pad > 0 && j0->W <= 32) pad_planes(&jp);
+#endif
     jp.wprep = NULL;
 #if defined(__aarch64__)
     // (aarch64 only: on x86 the s16 preparation of sse41/avx2 would add FC6's 25.7 MB to the peak

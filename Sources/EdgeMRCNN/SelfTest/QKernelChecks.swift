@@ -176,6 +176,15 @@ enum QKernelCheck {
         cs.append(Conv(cin: 3, h: 7, w: 40, cout: 6, kh: 3, kw: 3, stride: 2, pad: 1, mode: 1, relu: true))
         cs.append(Conv(cin: 3, h: 9, w: 36, cout: 4, kh: 7, kw: 7, stride: 2, pad: 3))
         cs.append(Conv(cin: 8, h: 4, w: 34, cout: 5, kh: 1, kw: 1, stride: 2, pad: 0, mode: 2, residual: true))
+        // the x86 48-pixel panels built from the input by masked loads (avx512vnni): 3x3 pad 1
+        // with W not a multiple of 48 and with W < 48 (a panel over several output rows, K not a
+        // multiple of 4), stride 2 with odd sizes (output rows of 12 and of 51 pixels), 1x1 stride 2
+        cs.append(Conv(cin: 3, h: 5, w: 50, cout: 5, kh: 3, kw: 3, stride: 1, pad: 1, relu: true))
+        cs.append(Conv(cin: 5, h: 7, w: 20, cout: 6, kh: 3, kw: 3, stride: 1, pad: 1, mode: 2))
+        cs.append(Conv(cin: 4, h: 11, w: 23, cout: 7, kh: 3, kw: 3, stride: 2, pad: 1, relu: true))
+        cs.append(Conv(cin: 3, h: 5, w: 101, cout: 4, kh: 3, kw: 3, stride: 2, pad: 1, mode: 3))
+        cs.append(Conv(cin: 9, h: 9, w: 21, cout: 5, kh: 1, kw: 1, stride: 2, pad: 0, residual: true))
+        cs.append(Conv(cin: 5, h: 5, w: 99, cout: 3, kh: 1, kw: 1, stride: 2, pad: 0, mode: 1))
         return cs
     }
 
