@@ -848,6 +848,17 @@ __attribute__((noinline)) static void epilogue_general(const qjob *j, const em_q
                     uint8x8x2_t v = {{vld1_u8(r0 + p + q), vld1_u8(r1 + p + q)}};
                     vst2_u8(o + 2 * q, v);
                 }
+#elif defined(__x86_64__)
+                for (; q + 16 <= seg; q += 16) {
+                    __m128i a = _mm_loadu_si128((const __m128i *)(r0 + p + q));
+                    __m128i b = _mm_loadu_si128((const __m128i *)(r1 + p + q));
+                    _mm_storeu_si128((__m128i *)(o + 2 * q), _mm_unpacklo_epi8(a, b));
+                    _mm_storeu_si128((__m128i *)(o + 2 * q + 16), _mm_unpackhi_epi8(a, b));
+                }
+                for (; q + 8 <= seg; q += 8)
+                    _mm_storeu_si128((__m128i *)(o + 2 * q),
+                                     _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)(r0 + p + q)),
+                                                       _mm_loadl_epi64((const __m128i *)(r1 + p + q))));
 #endif
                 for (; q < seg; q++) {
                     o[2 * q] = r0[p + q];

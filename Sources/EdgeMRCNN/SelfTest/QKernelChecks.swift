@@ -318,7 +318,9 @@ enum QKernelCheck {
     static var smallDeconvCases: [Deconv] {
         [Deconv(cin: 5, h: 7, w: 6, cout: 3), Deconv(cin: 33, h: 4, w: 5, cout: 10), Deconv(cin: 300, h: 3, w: 2, cout: 3, mode: 1),
          // whole 8-pixel tiles across input rows (aarch64's inline tile path: W >= 8)
-         Deconv(cin: 16, h: 6, w: 14, cout: 4), Deconv(cin: 7, h: 3, w: 9, cout: 6)]
+         Deconv(cin: 16, h: 6, w: 14, cout: 4), Deconv(cin: 7, h: 3, w: 9, cout: 6),
+         // row segments of 16 and 8 pixels and more (x86's vector interleave of the output pairs)
+         Deconv(cin: 9, h: 5, w: 37, cout: 5), Deconv(cin: 6, h: 3, w: 26, cout: 4)]
     }
 
     static func deconv(_ c: Deconv) throws {
