@@ -162,6 +162,14 @@ static void fill_qparams(void) {
         .add_row = em_qadd_row_sse41, .quant_row = em_qquant_row_sse41,
         .roi_row = em_qroi_row_avx512, .dequant_row = em_qdequant_row_generic,
     };
+    // the element-wise rows of both AVX-512 ISAs (x86/qops_avx512.c)
+    static const int avx512_isas[2] = {EM_ISA_AVX512, EM_ISA_AVX512VNNI};
+    for (int i = 0; i < 2; i++) {
+        em_qgemm_params *q = &isa_qparams[avx512_isas[i]];
+        q->add_row = em_qadd_row_avx512;
+        q->quant_row = em_qquant_row_avx512;
+        q->dequant_row = em_qdequant_row_avx512;
+    }
 #endif
 #if defined(__aarch64__)
     // The NEON rows (requantisation, add, quantise, dequantise, RoIAlign) are baseline NEON and

@@ -172,6 +172,10 @@ void em_qroi_row_generic(const uint8_t *f1, const uint8_t *f2, const uint8_t *f3
 void em_qadd_row_sse41(const uint8_t *a, int32_t z_a, float a_mult, const uint8_t *b, int32_t z_b,
                        float b_mult, int n, int32_t z_out, int32_t lo, uint8_t *out);
 void em_qquant_row_sse41(const float *x, int n, float inv_scale, int32_t z, uint8_t *out);
+void em_qadd_row_avx512(const uint8_t *a, int32_t z_a, float a_mult, const uint8_t *b, int32_t z_b,
+                        float b_mult, int n, int32_t z_out, int32_t lo, uint8_t *out);
+void em_qquant_row_avx512(const float *x, int n, float inv_scale, int32_t z, uint8_t *out);
+void em_qdequant_row_avx512(const uint8_t *q, int n, float scale, int32_t z, float *out);
 void em_qroi_row_avx2(const uint8_t *f1, const uint8_t *f2, const uint8_t *f3, const uint8_t *f4,
                       float w1, float w2, float w3, float w4, int32_t z, float s, int n, float *acc);
 void em_qroi_row_avx512(const uint8_t *f1, const uint8_t *f2, const uint8_t *f3, const uint8_t *f4,

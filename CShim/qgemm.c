@@ -16,6 +16,8 @@
 
 #if defined(__x86_64__)
 #include <emmintrin.h>
+
+#include "x86/em_qpanel_x86.h"
 #elif defined(__aarch64__)
 #include <arm_neon.h>
 
@@ -846,6 +848,17 @@ __attribute__((noinline)) static void epilogue_general(const qjob *j, const em_q
                     uint8x8x2_t v = {{vld1_u8(r0 + p + q), vld1_u8(r1 + p + q)}};
                     vst2_u8(o + 2 * q, v);
                 }
+#elif defined(__x86_64__)
+                for (; q + 16 <= seg; q += 16) {
+                    __m128i a = _mm_loadu_si128((const __m128i *)(r0 + p + q));
+                    __m128i b = _mm_loadu_si128((const __m128i *)(r1 + p + q));
+                    _mm_storeu_si128((__m128i *)(o + 2 * q), _mm_unpacklo_epi8(a, b));
+                    _mm_storeu_si128((__m128i *)(o + 2 * q + 16), _mm_unpackhi_epi8(a, b));
+                }
+                for (; q + 8 <= seg; q += 8)
+                    _mm_storeu_si128((__m128i *)(o + 2 * q),
+                                     _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)(r0 + p + q)),
+                                                       _mm_loadl_epi64((const __m128i *)(r1 + p + q))));
 #endif
                 for (; q < seg; q++) {
                     o[2 * q] = r0[p + q];
@@ -1019,6 +1032,9 @@ typedef struct {
     const em_qgemm_params *P;
     int split_n, ntasks, tiles;
     volatile int failed;
+    int kouter; // x86: run_range_kouter over channel blocks
+    int unit;   // > 0: split_n with units of this many pixel blocks taken in turn (next)
+    int next;
 } qrun_ctx;
 
 #if !defined(__aarch64__)
@@ -1063,17 +1079,44 @@ static void fused_slice(const qjob *j, const em_qgemm_params *P, const qbufs *b,
 }
 #endif
 
+// Chunk of pixel blocks whose panels stay in cache (~192 KB), at least ~128 pixels wide so the
+// im2col gather copies long row segments, but at most ~512 KB (FC6: K 12544).
+static int chunk_panels(int Kpad, int NR) {
+    int cb = (int)((192 * 1024) / ((size_t)Kpad * NR));
+    if (cb < (128 + NR - 1) / NR) cb = (128 + NR - 1) / NR;
+    int cmax = (int)((512 * 1024) / ((size_t)Kpad * NR));
+    if (cb > cmax) cb = cmax > 1 ? cmax : 1;
+    return cb;
+}
+
+#if defined(__x86_64__)
+// x86, avx512vnni (EM_QP_K4, NR 48): the panels of convolutions and of QSRC_ROWS sources built
+// straight from the source by x86/qpanel_avx512.c (masked loads + AVX-512 byte zips, no gather and
+// no format pass), when that ISA is the one in use (its CPU checks include AVX-512BW). Fills *ps.
+static int panel48_src(const qjob *j, const em_qgemm_params *P, em_qpsrc *ps) {
+    if (P->panel != EM_QP_K4 || P->nr != 48 || P->kstep != 4 || em_isa_current() != EM_ISA_AVX512VNNI ||
+        (j->src_kind != QSRC_CONV && j->src_kind != QSRC_ROWS))
+        return 0;
+    memset(ps, 0, sizeof *ps);
+    ps->kind = j->src_kind == QSRC_CONV ? EM_QPS_CONV : EM_QPS_ROWS;
+    ps->src = j->src;
+    ps->ldk = j->ldk;
+    ps->N = j->N;
+    ps->K = j->q.K;
+    ps->Kpad = j->q.Kp;
+    ps->H = j->H, ps->W = j->W, ps->KH = j->KH, ps->KW = j->KW, ps->stride = j->stride, ps->pad = j->pad;
+    ps->OW = j->OW;
+    ps->z = (uint8_t)j->q.z_in;
+    return em_qpanel48_covers(ps);
+}
+#endif
+
 // Pixel blocks [pb_lo, pb_hi) x channel blocks [mb_lo, mb_hi).
 static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_hi, int mb_lo,
                      int mb_hi) {
     const int NR = P->nr, MR = P->mr, Kp = j->q.Kp, ks = P->kstep;
     const int Kpad = (Kp + ks - 1) / ks * ks; // panel rows (the ISA's k granularity)
-    // Chunk of pixel blocks whose panels stay in cache (~192 KB), at least ~128 pixels wide so
-    // the im2col gather copies long row segments.
-    int cb = (int)((192 * 1024) / ((size_t)Kpad * NR));
-    if (cb < (128 + NR - 1) / NR) cb = (128 + NR - 1) / NR;
-    int cmax = (int)((512 * 1024) / ((size_t)Kpad * NR)); // but at most ~512 KB (FC6: K 12544)
-    if (cb > cmax) cb = cmax > 1 ? cmax : 1;
+    int cb = chunk_panels(Kpad, NR);
     if (cb > pb_hi - pb_lo) cb = pb_hi - pb_lo;
     // K is split in slices of KC so that one panel slice (KC x NR bytes) stays in L1 while every
     // weight block of the channel group MG passes over it; the int32 tiles of the chunk x group
@@ -1109,12 +1152,22 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
     // int32 tiles. (aarch64 keeps its epilogue: not compiled there.)
     const int fused = P->ukr_rq && !P->prep && j->out_kind == QOUT_CHW;
 #endif
+#if defined(__x86_64__)
+    em_qpsrc ps;
+    const int p48 = panel48_src(j, P, &ps) && em_qpanel48_setup(&ps) == 0;
+#endif
     for (int c0 = pb_lo; c0 < pb_hi; c0 += cb) {
         int cn = pb_hi - c0 < cb ? pb_hi - c0 : cb;
         // Panels straight from the source where its layout allows; the others gathered (the
         // whole chunk at once, long row segments, when more than one panel needs it).
         int ndirect = 0;
         uint8_t is_direct[64];
+#if defined(__x86_64__)
+        if (p48) {
+            em_qpanels48_avx512(&ps, c0 * NR, cn, b->panel, pbytes);
+            ndirect = cn;
+        } else
+#endif
         for (int c = 0; c < cn; c++) {
 #if defined(__aarch64__)
             if (j->tap_off && c + 1 < cn && c + 1 < 64 &&
@@ -1219,14 +1272,97 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
     return 0;
 }
 
+#if defined(__x86_64__)
+// Linear layers with a long K on the 4-k panel ISAs without a weight preparation (the box head's
+// FC6: K 12544, 12.8 MB of weights; see use_kouter): run_range keeps whole-K panels, at most
+// ~512 KB of them, which for FC6 is one 48-RoI panel, so every panel read all 12.8 MB of weights
+// from memory again (a 256-RoI chunk: 6 times). Here the K slices are the outer loop: each slice
+// of all the range's panels (48 x 512 bytes each) is built, then every weight block of the slice
+// is read once (4 KB, from memory into L1) and runs over all the panels, the int32 tiles of the
+// whole range accumulating across the slices (at most ~1 MB; the same sums as run_range), then
+// the same epilogue. The thread's weights are read once per call.
+static void cols_slice_k4(const qjob *j, int n0, int NR, int k0, int kc, uint8_t *dst) {
+    const uint8_t z = (uint8_t)j->q.z_in;
+    const uint32_t zz = z * 0x01010101u;
+    const int nv = j->N - n0 < NR ? j->N - n0 : NR, ng = kc / 4;
+    for (int p = 0; p < NR; p++) {
+        uint8_t *d = dst + (size_t)p * 4;
+        if (p >= nv) {
+            for (int g = 0; g < ng; g++) memcpy(d + (size_t)g * NR * 4, &zz, 4);
+            continue;
+        }
+        const uint8_t *s = j->src + (size_t)(n0 + p) * j->ldk + k0;
+        for (int g = 0; g < ng; g++) memcpy(d + (size_t)g * NR * 4, s + (size_t)g * 4, 4);
+    }
+}
+
+static int use_kouter(const qjob *j, const em_qgemm_params *P) {
+    return j->src_kind == QSRC_COLS && P->panel == EM_QP_K4 && !P->prep && P->kstep == 4 &&
+           j->q.Kp == j->q.K && (size_t)j->q.Kp * P->nr > ((size_t)256 << 10);
+}
+
+static int run_range_kouter(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_hi, int mb_lo,
+                            int mb_hi) {
+    const int NR = P->nr, MR = P->mr, Kp = j->q.Kp, KC = 512;
+    const size_t tile = (size_t)8 * NR, sbytes = (size_t)KC * NR;
+    const int gn = mb_hi - mb_lo;
+    int cb = (int)(((size_t)1 << 20) / ((size_t)gn * tile * 4)); // the tiles of a chunk: ~1 MB
+    if (cb < 1) cb = 1;
+    if (cb > pb_hi - pb_lo) cb = pb_hi - pb_lo;
+    qbufs *b = thread_qbufs(sbytes * cb + tile * 4 * (size_t)gn * cb, 64, 1);
+    if (!b) return -1;
+    int32_t *accs = (int32_t *)(b->panel + sbytes * cb); // [gn][cb] tiles of 8 x NR
+    int last = j->q.M - (mb_hi - 1) * 8;
+    if (last > 8) last = 8;
+    for (int c0 = pb_lo; c0 < pb_hi; c0 += cb) {
+        const int cn = pb_hi - c0 < cb ? pb_hi - c0 : cb;
+        for (int k0 = 0; k0 < Kp; k0 += KC) {
+            const int kc = Kp - k0 < KC ? Kp - k0 : KC, load = k0 > 0;
+            for (int c = 0; c < cn; c++) cols_slice_k4(j, (c0 + c) * NR, NR, k0, kc, b->panel + (size_t)c * sbytes);
+            const em_qukr_fn ukr = P->ukr;
+            for (int g = 0; g < gn; g++) {
+                const uint8_t *w = (const uint8_t *)(j->q.w + ((size_t)(mb_lo + g) * Kp + k0) * 8);
+                const int rows = g == gn - 1 ? last : 8;
+                int32_t *t = accs + (size_t)g * cb * tile;
+                for (int c = 0; c < cn; c++, t += tile)
+                    for (int i0 = 0; i0 < rows; i0 += MR)
+                        ukr(kc, w + (size_t)i0 * 4, b->panel + (size_t)c * sbytes, t + (size_t)i0 * NR, load);
+            }
+        }
+        for (int c = 0; c < cn; c++) {
+            int n0 = (c0 + c) * NR, nv = j->N - n0 < NR ? j->N - n0 : NR;
+            for (int g = 0; g < gn; g++)
+                epilogue(j, P, accs + ((size_t)g * cb + c) * tile, NR, (mb_lo + g) * 8, 8, n0, nv);
+        }
+    }
+    return 0;
+}
+#endif
+
 static void run_task(void *vctx, int t) {
     qrun_ctx *x = (qrun_ctx *)vctx;
     const qjob *j = x->job;
+    int npb = (j->N + x->P->nr - 1) / x->P->nr, nmb = j->q.Mp / 8;
+    if (x->unit > 0) {
+        // pixel blocks in units taken in turn: a thread that another process delays (a shared
+        // machine) or that starts late leaves its units to the others instead of making every
+        // thread wait for it at the end of the layer; the tiles do not depend on who runs them
+        for (;;) {
+            int u = __atomic_fetch_add(&x->next, 1, __ATOMIC_RELAXED), t0 = u * x->unit;
+            if (t0 >= x->tiles) return;
+            int t1 = x->tiles - t0 < x->unit ? x->tiles : t0 + x->unit;
+            if (run_range(j, x->P, t0, t1, 0, nmb) != 0) x->failed = 1;
+        }
+    }
     int t0, t1;
     em_task_range(x->tiles, t, x->ntasks, &t0, &t1);
     if (t0 >= t1) return;
-    int npb = (j->N + x->P->nr - 1) / x->P->nr, nmb = j->q.Mp / 8;
-    int r = x->split_n ? run_range(j, x->P, t0, t1, 0, nmb) : run_range(j, x->P, 0, npb, t0, t1);
+    int r;
+#if defined(__x86_64__)
+    if (x->kouter) r = run_range_kouter(j, x->P, 0, npb, t0, t1);
+    else
+#endif
+        r = x->split_n ? run_range(j, x->P, t0, t1, 0, nmb) : run_range(j, x->P, 0, npb, t0, t1);
     if (r != 0) x->failed = 1;
 }
 
@@ -1298,7 +1434,14 @@ static int qgemm_run(const qjob *j0) {
         for (int m = 0; m < jp.q.Mp; m++) termbuf[m] = jp.q.term[m] + 128 * jp.q.rowsum[m];
         jp.terms = termbuf;
     }
+#if defined(__x86_64__)
+    em_qpsrc ps;
+    // (not for the x86 48-pixel panels: their masked loads handle the padding as is, one load per
+    // k row of a pad-1 3x3 convolution, where the re-padded planes would need one per output row)
+    if (j0->src_kind == QSRC_CONV && j0->pad > 0 && j0->W <= 32 && !panel48_src(j0, P, &ps)) pad_planes(&jp);
+#else
     if (j0->src_kind == QSRC_CONV && j0->pad > 0 && j0->W <= 32) pad_planes(&jp);
+#endif
     jp.wprep = NULL;
 #if defined(__aarch64__)
     // (aarch64 only: on x86 the s16 preparation of sse41/avx2 would add FC6's 25.7 MB to the peak
@@ -1311,11 +1454,29 @@ static int qgemm_run(const qjob *j0) {
 #endif
     int nth = em_num_threads();
     int npb = (j->N + P->nr - 1) / P->nr, nmb = j->q.Mp / 8;
-    qrun_ctx x = {j, P, 1, 1, npb, 0};
+    qrun_ctx x = {j, P, 1, 1, npb, 0, 0, 0, 0};
+#if defined(__x86_64__)
+    if (use_kouter(j, P)) {
+        // over the channel blocks: each thread reads only its share of the weights
+        x.kouter = 1;
+        x.split_n = 0;
+        x.tiles = nmb;
+        x.ntasks = nth < nmb ? nth : nmb;
+        if (x.ntasks <= 1) return run_range_kouter(j, P, 0, npb, 0, nmb);
+        em_parallel(x.ntasks, run_task, &x);
+        return x.failed ? -1 : 0;
+    }
+#endif
     if (nth > 1 && (double)j->q.M * j->N * j->q.K >= 65536.0) {
         if (npb >= 2 * nth || npb >= nmb) {
             x.split_n = 1;
             x.tiles = npb;
+            // about 8 units per thread, but at least one cache chunk when there are enough pixel
+            // blocks for 2 units per thread
+            const int Kpad = (j->q.Kp + P->kstep - 1) / P->kstep * P->kstep, per = npb / (8 * nth);
+            const int cb = chunk_panels(Kpad, P->nr), two = (npb + 2 * nth - 1) / (2 * nth);
+            const int lo = cb < two ? cb : two;
+            x.unit = per > lo ? per : lo;
         } else {
             x.split_n = 0;
             x.tiles = nmb;

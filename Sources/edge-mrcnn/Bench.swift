@@ -38,6 +38,9 @@ let benchCommand = Command(
       --classes-only a,b    keep only these classes (names or label numbers) before the mask head
       --mask-thresh X       masks only for detections scoring at least X
       --no-masks            no masks at all (the masks and paste stages then do no work)
+      --layers              also time every weight layer (its calls summed per run; median over
+                            the runs) with its GMAC, GMAC/s and % of the peak: where the kernels
+                            fit the core badly
     """,
     notes: """
     Latency is wall-clock time of MaskRCNN.detect (decoded image in, pasted masks out; model
@@ -55,7 +58,7 @@ let benchCommand = Command(
     """,
     spec: ArgSpec(values: ["model", "image", "size", "runs", "warmup", "score-thresh", "min-size", "max-size",
                            "classes", "seed", "calib-images", "save-model", "save-detections", "arch"] + detectOptionValueFlags,
-                  bools: ["json", "synthetic-coco", "int8", "float", "no-masks"]),
+                  bools: ["json", "synthetic-coco", "int8", "float", "no-masks", "layers"]),
     run: runBench)
 
 func parseSize(_ s: String) throws -> (h: Int, w: Int) {
@@ -194,12 +197,15 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
     var walls: [Double] = []
     var stageSamples: [String: [Double]] = [:], cpuSamples: [String: [Double]] = [:]
     var stageOrder: [String] = []
+    let timeLayers = a.has("layers")
+    var layerSamples: [String: [Double]] = [:], layerOrder: [String] = []
     var detections = 0, masks = 0
     var sizes = ""
     var padded = (h: 0, w: 0)
     var lastDetections: [Detection] = []
     for i in 0..<(warmup + runs) {
         let trace = PipelineTrace()
+        if timeLayers { trace.layerClock = LayerClock() }
         let t0 = monotonicSeconds()
         let dets = try model.detect(image, scoreThresh: scoreThresh, trace: trace, options: wanted)
         let dt = monotonicSeconds() - t0
@@ -220,6 +226,12 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
             stageSamples[stage]!.append(secs)
         }
         for (stage, secs) in trace.cpuTimings { cpuSamples[stage, default: []].append(secs) }
+        if let clock = trace.layerClock {
+            for l in clock.order {
+                if layerSamples[l] == nil { layerOrder.append(l) }
+                layerSamples[l, default: []].append(clock.seconds[l]!)
+            }
+        }
     }
     if isSyntheticFile && detections < 100 {
         printErr("edge-mrcnn: note: the synthetic model gave \(detections) detections, not 100")
@@ -241,6 +253,8 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
     let macs = WorkCount.macs(height: padded.h, width: padded.w, network: model.network, detections: masks,
                               keypointDetections: model.network.hasKeypoints ? detections : 0)
     let totalMACs = macs.values.reduce(0, +)
+    let layerMACs = timeLayers ? WorkCount.layerMACs(height: padded.h, width: padded.w, network: model.network,
+                                                     detections: masks) : [:]
     let arena = model.arenaSummary
     let threads = Int(em_num_threads())
     let med = median(walls)
@@ -283,6 +297,14 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
             macs[s].map { ResultsJSON.string(s) + ":" + (efficiency($0, median(stageSamples[s]!)).map { "\($0)" } ?? "null") }
         }
         fields.append("\"stages_efficiency\":{" + eff.joined(separator: ",") + "}")
+        if timeLayers {
+            let rows = layerOrder.map { l -> String in
+                let t = median(layerSamples[l]!), m = layerMACs[l] ?? 0
+                return "{\"name\":" + ResultsJSON.string(l) + ",\"median_s\":\(t),\"gmac\":\(Double(m) / 1e9),\"efficiency\":"
+                    + (efficiency(m, t).map { "\($0)" } ?? "null") + "}"
+            }
+            fields.append("\"layers\":[" + rows.joined(separator: ",") + "]")
+        }
         printOut("{" + fields.joined(separator: ",") + "}\n")
         return 0
     }
@@ -310,6 +332,22 @@ func runBench(_ a: ParsedArgs) throws -> Int32 {
                 + (pct(efficiency(m, t)) ?? "").leftPadded(9)
         }
         out += row + "\n"
+    }
+    if timeLayers {
+        // Each weight layer: GEMM + its im2col panels + requantisation, the share of the whole
+        // run, and its efficiency against the same peak.
+        out += "layers:      median ms   share   GMAC   GMAC/s   % peak\n"
+        var sum = 0.0, sumMACs = 0
+        for l in layerOrder {
+            let t = median(layerSamples[l]!), m = layerMACs[l] ?? 0
+            sum += t; sumMACs += m
+            out += "  " + l.padded(40) + ms(t).leftPadded(8) + (formatFixed(med > 0 ? 100 * t / med : 0, 1) + "%").leftPadded(8)
+                + formatFixed(Double(m) / 1e9, 2).leftPadded(7) + formatFixed(t > 0 ? Double(m) / 1e9 / t : 0, 1).leftPadded(9)
+                + (pct(efficiency(m, t)) ?? "").leftPadded(9) + "\n"
+        }
+        out += "  " + "all layers".padded(40) + ms(sum).leftPadded(8) + (formatFixed(med > 0 ? 100 * sum / med : 0, 1) + "%").leftPadded(8)
+            + formatFixed(Double(sumMACs) / 1e9, 2).leftPadded(7) + formatFixed(sum > 0 ? Double(sumMACs) / 1e9 / sum : 0, 1).leftPadded(9)
+            + (pct(efficiency(sumMACs, sum)) ?? "").leftPadded(9) + "\n"
     }
     printOut(out)
     return 0

@@ -149,7 +149,7 @@ extension CLITests {
         let model = tmp + "/synthetic.safetensors"
         let r = try run(["--threads", "2", "bench", "--synthetic-coco", "--float", "--size", "60x80", "--min-size", "64",
                          "--max-size", "96", "--runs", "1", "--warmup", "0", "--json", "--save-model", model,
-                         "--save-detections", tmp + "/d.json"])
+                         "--save-detections", tmp + "/d.json", "--layers"])
         XCTAssertEqual(r.status, 0, r.err)
         let j = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any]
         XCTAssertEqual(j?["precision"] as? String, "float32")
@@ -158,6 +158,14 @@ extension CLITests {
         let stages = (j?["stages_median_s"] as? [String: Any]).map { Set($0.keys) }
         XCTAssertEqual(stages, ["preprocess", "backbone", "fpn", "rpn", "roi_heads", "masks", "paste"])
         XCTAssertNotNil((j?["stages_gmac"] as? [String: Any])?["masks"])
+        // --layers: every weight layer of the network once, in the order they ran, with its MACs
+        let layers = (j?["layers"] as? [[String: Any]]) ?? []
+        let names = layers.compactMap { $0["name"] as? String }
+        XCTAssertEqual(names.count, Network.maskRCNNResNet50FPN(numClasses: 91).weightLayers.count, "\(names)")
+        XCTAssertEqual(Set(names).count, names.count)
+        XCTAssertEqual(names.first, "backbone.body.conv1")
+        XCTAssertTrue(layers.allSatisfy { ($0["median_s"] as? Double ?? -1) >= 0 })
+        XCTAssertGreaterThan(layers.first { $0["name"] as? String == "rpn.head.conv" }?["gmac"] as? Double ?? 0, 0)
         XCTAssertTrue(FileManager.default.fileExists(atPath: model))
         XCTAssertTrue(FileManager.default.fileExists(atPath: tmp + "/d.json"))
         let info = try run(["info", model])

@@ -381,6 +381,8 @@ final class Workspace {
     var hook: ActivationHook?
     /// Sees every weight layer's input and output (the calibration report); nil otherwise.
     var layerObserver: LayerObserver?
+    /// Times every weight layer (bench --layers); nil otherwise: one pointer test per layer.
+    var layerClock: LayerClock?
     /// RoI chunk sizes (the memory/speed knob of --max-memory).
     var boxChunk = BoxHead.chunk
     var maskBatch = MaskHead.batch
@@ -433,4 +435,16 @@ final class Workspace {
     var ts = timespec()
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+/// Wall seconds per weight layer, summed over its calls in one run (the RPN head conv runs once per
+/// level, the RoI heads once per chunk or batch), in the order the layers first ran.
+public final class LayerClock {
+    public private(set) var seconds: [String: Double] = [:]
+    public private(set) var order: [String] = []
+    public init() {}
+    func add(_ name: String, _ dt: Double) {
+        if seconds[name] == nil { order.append(name) }
+        seconds[name, default: 0] += dt
+    }
 }

@@ -17,6 +17,8 @@ public final class PipelineTrace {
     /// of single-threaded work.
     public var cpuTimings: [(stage: String, seconds: Double)] = []
     public var sizes: ImageSizes?
+    /// Set it (bench --layers) to get each weight layer's wall time; nil: layers are not timed.
+    public var layerClock: LayerClock?
     /// Normalised, resized, zero-padded input [3, paddedH, paddedW].
     public var input: FeatureMap?
     /// P2, P3, P4, P5, P6 (torchvision '0', '1', '2', '3', 'pool').
@@ -192,6 +194,7 @@ public final class MaskRCNN {
         let ws = Workspace(arena: arena)
         ws.hook = hook
         ws.layerObserver = layerObserver
+        ws.layerClock = trace?.layerClock
         func applyLevel(_ t: Int) {
             let l = MaskRCNN.memoryLevels[min(max(t, 0), MaskRCNN.memoryLevels.count - 1)]
             ws.boxChunk = l.boxChunk; ws.maskBatch = l.maskBatch

@@ -176,6 +176,15 @@ enum QKernelCheck {
         cs.append(Conv(cin: 3, h: 7, w: 40, cout: 6, kh: 3, kw: 3, stride: 2, pad: 1, mode: 1, relu: true))
         cs.append(Conv(cin: 3, h: 9, w: 36, cout: 4, kh: 7, kw: 7, stride: 2, pad: 3))
         cs.append(Conv(cin: 8, h: 4, w: 34, cout: 5, kh: 1, kw: 1, stride: 2, pad: 0, mode: 2, residual: true))
+        // the x86 48-pixel panels built from the input by masked loads (avx512vnni): 3x3 pad 1
+        // with W not a multiple of 48 and with W < 48 (a panel over several output rows, K not a
+        // multiple of 4), stride 2 with odd sizes (output rows of 12 and of 51 pixels), 1x1 stride 2
+        cs.append(Conv(cin: 3, h: 5, w: 50, cout: 5, kh: 3, kw: 3, stride: 1, pad: 1, relu: true))
+        cs.append(Conv(cin: 5, h: 7, w: 20, cout: 6, kh: 3, kw: 3, stride: 1, pad: 1, mode: 2))
+        cs.append(Conv(cin: 4, h: 11, w: 23, cout: 7, kh: 3, kw: 3, stride: 2, pad: 1, relu: true))
+        cs.append(Conv(cin: 3, h: 5, w: 101, cout: 4, kh: 3, kw: 3, stride: 2, pad: 1, mode: 3))
+        cs.append(Conv(cin: 9, h: 9, w: 21, cout: 5, kh: 1, kw: 1, stride: 2, pad: 0, residual: true))
+        cs.append(Conv(cin: 5, h: 5, w: 99, cout: 3, kh: 1, kw: 1, stride: 2, pad: 0, mode: 1))
         return cs
     }
 
@@ -257,7 +266,10 @@ enum QKernelCheck {
     struct Linear { var n, k, m: Int; var mode = 0 }
     static var smallLinearCases: [Linear] {
         [Linear(n: 5, k: 37, m: 13), Linear(n: 9, k: 130, m: 19, mode: 3), Linear(n: 2, k: 2305, m: 9, mode: 1),
-         Linear(n: 1, k: 1, m: 1), Linear(n: 19, k: 136, m: 9), Linear(n: 16, k: 64, m: 5, mode: 2)]
+         Linear(n: 1, k: 1, m: 1), Linear(n: 19, k: 136, m: 9), Linear(n: 16, k: 64, m: 5, mode: 2),
+         // K long enough for x86's K-slices-outer linear path (FC6's; Kp x 48 > 256 KB): two
+         // panels, the last with 12 RoIs, and a last channel block of 4 rows
+         Linear(n: 60, k: 5504, m: 12)]
     }
 
     static func linear(_ c: Linear) throws {
@@ -306,7 +318,9 @@ enum QKernelCheck {
     static var smallDeconvCases: [Deconv] {
         [Deconv(cin: 5, h: 7, w: 6, cout: 3), Deconv(cin: 33, h: 4, w: 5, cout: 10), Deconv(cin: 300, h: 3, w: 2, cout: 3, mode: 1),
          // whole 8-pixel tiles across input rows (aarch64's inline tile path: W >= 8)
-         Deconv(cin: 16, h: 6, w: 14, cout: 4), Deconv(cin: 7, h: 3, w: 9, cout: 6)]
+         Deconv(cin: 16, h: 6, w: 14, cout: 4), Deconv(cin: 7, h: 3, w: 9, cout: 6),
+         // row segments of 16 and 8 pixels and more (x86's vector interleave of the output pairs)
+         Deconv(cin: 9, h: 5, w: 37, cout: 5), Deconv(cin: 6, h: 3, w: 26, cout: 4)]
     }
 
     static func deconv(_ c: Deconv) throws {

@@ -137,6 +137,16 @@ final class Layer {
     /// call site passes (planning runs reserve the deconvolution scratch for it). Float layers
     /// report their output to the workspace's activation hook.
     func run(_ x: Act, into out: Act, _ ws: Workspace, residual: Act? = nil, reserveWidth: Int = 0) throws {
+        if let clock = ws.layerClock {   // bench --layers: wall time of each weight layer
+            let t0 = monotonicSeconds()
+            defer { clock.add(def.name, monotonicSeconds() - t0) }
+            try runLayer(x, into: out, ws, residual: residual, reserveWidth: reserveWidth)
+        } else {
+            try runLayer(x, into: out, ws, residual: residual, reserveWidth: reserveWidth)
+        }
+    }
+
+    private func runLayer(_ x: Act, into out: Act, _ ws: Workspace, residual: Act?, reserveWidth: Int) throws {
         let d = def
         let cin = Int32(d.cin), cout = Int32(d.cout), h = Int32(x.height), w = Int32(x.width)
         var rc: Int32 = 0
@@ -213,6 +223,8 @@ final class Layer {
             return
         }
         let c = def.cin
+        let t0 = ws.layerClock != nil ? monotonicSeconds() : 0
+        defer { ws.layerClock?.add(def.name, monotonicSeconds() - t0) }
         for y in 0..<m {
             em_sgemm(1, Int32(m), Int32(c), weight! + label * c, Int32(c), x.f32 + y * uw + x0, Int32(x.height * uw),
                      dst + y * m, Int32(m), bias! + label, 0, 0)
