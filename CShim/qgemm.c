@@ -1599,6 +1599,58 @@ int em_qconv2d_u8_f32(const uint8_t *in, int Cin, int H, int W, int32_t z_in, co
     return 0;
 }
 
+// The window [Cin][wh * ww] of em_qconv1x1_block_u8_f32, per calling thread (grows only).
+static __thread uint8_t *winbuf;
+static __thread size_t wincap;
+
+int em_qconv1x1_block_u8_f32(const uint8_t *in, int Cin, int H, int W, int32_t z_in,
+                             const void *packed, int M, int block, int y0, int x0, int wh, int ww,
+                             const float *deq, float *out) {
+    qjob j;
+    memset(&j, 0, sizeof j);
+    if (!in || !out || !deq || em_qw_open(packed, &j.q) != 0) return -1;
+    if (Cin <= 0 || H <= 0 || W <= 0 || j.q.M != M || j.q.K != Cin || j.q.z_in != z_in) return -1;
+    if (block < 0 || block >= (M + 7) / 8 || wh <= 0 || ww <= 0 || y0 < 0 || x0 < 0 || y0 > H - wh ||
+        x0 > W - ww)
+        return -1;
+    const int rows = M - 8 * block < 8 ? M - 8 * block : 8;
+    const size_t n = (size_t)wh * ww;
+    if (grow(&winbuf, &wincap, (size_t)Cin * n) == 0) {
+        for (int c = 0; c < Cin; c++)
+            for (int y = 0; y < wh; y++)
+                memcpy(winbuf + (size_t)c * n + (size_t)y * ww, in + ((size_t)c * H + y0 + y) * W + x0, ww);
+        // the block as a matrix of its own: its weights, terms, row sums and multipliers
+        qjob b = j;
+        b.q.w += (size_t)block * j.q.Kp * 8;
+        b.q.term += 8 * block;
+        b.q.rowsum += 8 * block;
+        b.q.M = rows;
+        b.q.Mp = 8;
+        b.N = (int)n;
+        b.src_kind = QSRC_ROWS;
+        b.src = winbuf;
+        b.ldk = (long)n;
+        b.mult = deq + 8 * block;
+        b.out_kind = QOUT_CHW_F32;
+        b.outf = out;
+        if (qgemm_run(&b) == 0) return 0;
+    }
+    {
+        // (no buffer: the reference formula on the window, em_qconv2d_u8_f32_ref's)
+        for (int c = 0; c < rows; c++) {
+            const int m = 8 * block + c;
+            for (int y = 0; y < wh; y++)
+                for (int x = 0; x < ww; x++) {
+                    uint32_t acc = (uint32_t)j.q.term[m]; // int32 sums wrap, as the kernels'
+                    for (int k = 0; k < Cin; k++)
+                        acc += (uint32_t)(em_qw_at(&j.q, m, k) * (int32_t)in[((size_t)k * H + y0 + y) * W + x0 + x]);
+                    out[(size_t)c * n + (size_t)y * ww + x] = (float)(int32_t)acc * deq[m];
+                }
+        }
+        return 0;
+    }
+}
+
 int em_qdeconv2x2s2_u8(const uint8_t *in, int Cin, int H, int W, int32_t z_in, const void *packed,
                        int Cout, const float *mult, int32_t z_out, int relu, uint8_t *out,
                        void *scratch) {

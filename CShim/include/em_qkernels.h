@@ -149,6 +149,15 @@ int em_qlinear_u8_f32_ref(const uint8_t *in, int N, int K, int32_t z_in, const v
 // shapes as em_qconv2d_u8. 1x1 stride-1 convolutions read the input rows directly.
 int em_qconv2d_u8_f32(const uint8_t *in, int Cin, int H, int W, int32_t z_in, const void *packed,
                       int Cout, int KH, int KW, int stride, int pad, const float *deq, float *out);
+// One 8-channel block of a 1x1 convolution with float output (em_qconv2d_u8_f32's packed weights,
+// deq [M]) over the wh x ww window at (y0, x0) of the CHW input [Cin, H, W]: out [rows][wh * ww]
+// with rows = min(8, M - 8 * block), channel 8 * block + c in row c, bit-identical to those
+// channels of em_qconv2d_u8_f32 on the whole input. The int8 mask logits of one RoI's predicted
+// label (the mask head needs one class per RoI, not all of them on the whole batch). The window is
+// copied into a buffer of the calling thread (Cin * wh * ww bytes, kept). Returns 0, or -1.
+int em_qconv1x1_block_u8_f32(const uint8_t *in, int Cin, int H, int W, int32_t z_in,
+                             const void *packed, int M, int block, int y0, int x0, int wh, int ww,
+                             const float *deq, float *out);
 int em_qconv2d_u8_f32_ref(const uint8_t *in, int Cin, int H, int W, int32_t z_in,
                           const void *packed, int Cout, int KH, int KW, int stride, int pad,
                           const float *deq, float *out);

@@ -458,7 +458,9 @@ public enum ModelSpec {
 
 /// Multiply-accumulates of the weight layers per pipeline stage (the GMAC/s column of `bench`),
 /// by propagating shapes through the network description. Nominal work: the int8 mask head's
-/// batching separators and the GEMM tile padding are not counted; the mask logits count every class.
+/// batching separators and the GEMM tile padding are not counted; the mask logits count the
+/// predicted label's channel only (what both precisions compute: float takes that channel, int8
+/// with more than 16 classes that channel's block of 8, fewer classes all of them).
 public enum WorkCount {
     /// MACs per stage for a padded network input of `height` x `width`, `proposals` RoIs into the
     /// box head and `detections` into the mask head.
@@ -489,6 +491,7 @@ public enum WorkCount {
         var shape: [String: (h: Int, w: Int)] = ["input": (height, width)]
         var perRoI: [String: (h: Int, w: Int)] = [:]
         var out: [String: Int] = [:]
+        let maskLogits = net.layers(in: .masks).last { $0.op.hasWeights }?.name
         for l in net.layers {
             let roi = l.stage == .roi_heads || l.stage == .masks || l.stage == .keypoints
             func outSize(_ s: (h: Int, w: Int)) -> (h: Int, w: Int) {
@@ -516,6 +519,7 @@ public enum WorkCount {
                 default: break
                 }
             }
+            if l.stage == .masks && l.name == maskLogits { macs /= max(l.cout, 1) }
             if roi {
                 perRoI[l.name] = sizes[0]
                 macs *= l.stage == .roi_heads ? proposals : l.stage == .keypoints ? keypointDetections : detections

@@ -26,6 +26,7 @@ extension SelfTest {
             SelfCheck("qkernels: element-wise ops vs formula, all ISAs") { try QKernelCheck.elementwise() },
             SelfCheck("qkernels: float-output conv vs reference and int64, all ISAs") {
                 for c in QKernelCheck.floatConvCases { try QKernelCheck.floatConv(c) }
+                try QKernelCheck.blockWindow()
             },
             SelfCheck("qkernels: uint8 RoIAlign vs the float round trip, CHW->HWC, all ISAs") {
                 try QKernelCheck.transpose()
@@ -258,6 +259,53 @@ enum QKernelCheck {
             }
             try SelfTest.expect(rc == 0, "\(what) [\(isa), \(threads) threads]: refused")
             try same(out, ref, "\(what) [\(isa), \(threads) threads]")
+        }
+    }
+
+    /// em_qconv1x1_block_u8_f32 (the int8 mask logits of one RoI's label) vs the whole map's
+    /// float-output reference: the block's channels in the window, bit for bit, nothing written
+    /// past them; bad blocks and windows refused.
+    static func blockWindow() throws {
+        var r = Rng(4242)
+        let cin = 37, h = 6, w = 23, m = 21
+        let x = inputs(cin * h * w, 0, &r), wt = weights(m * cin, 0, &r)
+        let zIn = Int32(r.below(256))
+        let bias = (0..<m).map { _ in Int32(r.below(2001) - 1000) }
+        let deq = (0..<m).map { _ in r.unit() * 1e-3 }
+        let p = try pack(wt, m: m, k: cin, zIn: zIn, bias: bias)
+        var whole = [Float](repeating: 0, count: m * h * w)
+        let rc0 = p.withUnsafeBytes {
+            em_qconv2d_u8_f32_ref(x, Int32(cin), Int32(h), Int32(w), zIn, $0.baseAddress, Int32(m), 1, 1, 1, 0, deq, &whole)
+        }
+        try SelfTest.expect(rc0 == 0, "block window: reference refused")
+        try forEachISA { isa, threads in
+            for (block, y0, x0, wh, ww) in [(0, 0, 0, 6, 23), (1, 1, 5, 4, 9), (2, 2, 17, 3, 6)] {
+                let rows = min(8, m - 8 * block), n = wh * ww
+                var out = [Float](repeating: .nan, count: 8 * n + tail)
+                let rc = p.withUnsafeBytes {
+                    em_qconv1x1_block_u8_f32(x, Int32(cin), Int32(h), Int32(w), zIn, $0.baseAddress, Int32(m), Int32(block),
+                                             Int32(y0), Int32(x0), Int32(wh), Int32(ww), deq, &out)
+                }
+                let what = "block \(block) window \(wh)x\(ww) at (\(y0), \(x0)) [\(isa), \(threads) threads]"
+                try SelfTest.expect(rc == 0, "\(what): refused")
+                for c in 0..<rows {
+                    for y in 0..<wh {
+                        for xx in 0..<ww {
+                            let got = out[(c * wh + y) * ww + xx], want = whole[((8 * block + c) * h + y0 + y) * w + x0 + xx]
+                            try SelfTest.expect(got.bitPattern == want.bitPattern, "\(what): channel \(c) (\(y), \(xx)) is \(got), reference \(want)")
+                        }
+                    }
+                }
+                try SelfTest.expect(out[(rows * n)...].allSatisfy { $0.isNaN }, "\(what): wrote past its \(rows) rows")
+            }
+        }
+        var out = [Float](repeating: 0, count: 8 * h * w)
+        for (block, y0, x0, wh, ww) in [(3, 0, 0, 2, 2), (-1, 0, 0, 2, 2), (0, 5, 0, 2, 2), (0, 0, 20, 2, 4), (0, 0, 0, 0, 3)] {
+            let rc = p.withUnsafeBytes {
+                em_qconv1x1_block_u8_f32(x, Int32(cin), Int32(h), Int32(w), zIn, $0.baseAddress, Int32(m), Int32(block),
+                                         Int32(y0), Int32(x0), Int32(wh), Int32(ww), deq, &out)
+            }
+            try SelfTest.expect(rc == -1, "block \(block) window \(wh)x\(ww) at (\(y0), \(x0)) accepted")
         }
     }
 

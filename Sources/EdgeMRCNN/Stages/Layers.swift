@@ -213,6 +213,27 @@ final class Layer {
     /// dst[28 x 28] from the [Cin, 28, uw] map at column `x0`. Float layers compute that channel
     /// alone (one GEMM row); int8 layers read it from `all`, the whole float output of the batch
     /// (computed once by `run`).
+    /// int8 1x1 layers with float output (the mask logits): channel `label` of the m x m window at
+    /// column x0 of the uint8 map x into dst, computing only the label's 8-channel block
+    /// (em_qconv1x1_block_u8_f32; the same floats as that channel of `run`). `block`: a float
+    /// [8, m, m] scratch map.
+    func int8Channel(_ label: Int, of x: Act, column x0: Int, size m: Int, block: Act,
+                     into dst: UnsafeMutablePointer<Float>, _ ws: Workspace) throws {
+        guard let packed, let inQ, outQ == nil, case .conv(1, 1, 0) = def.op, x.q != nil, x.height == m,
+              label >= 0, label < def.cout, block.count >= 8 * m * m else {
+            throw EdgeError("\(def.name): not an int8 1x1 layer with float output for one label")
+        }
+        let t0 = ws.layerClock != nil ? monotonicSeconds() : 0
+        defer { ws.layerClock?.add(def.name, monotonicSeconds() - t0) }
+        let rc = mult.withUnsafeBufferPointer { d in
+            em_qconv1x1_block_u8_f32(x.u8, Int32(def.cin), Int32(x.height), Int32(x.width), inQ.zeroPoint, packed,
+                                     Int32(def.cout), Int32(label / 8), 0, Int32(x0), Int32(m), Int32(m),
+                                     d.baseAddress, block.f32)
+        }
+        if rc != 0 { throw EdgeError("int8 layer \(def.name) rejected its arguments") }
+        dst.update(from: block.f32 + (label % 8) * m * m, count: m * m)
+    }
+
     func channel(_ label: Int, of x: Act, column x0: Int, size m: Int, all: Act?, into dst: UnsafeMutablePointer<Float>,
                  _ ws: Workspace) {
         let uw = x.width

@@ -44,8 +44,14 @@ extension Executor {
                 xin = bufs.take(up.channels, up.height, up.width, q: logits.inputParams, bound: bound(up.count))
                 up.convert(into: xin)
             }
-            var all: Act?
-            if logits.isInt8 {
+            // int8 with more than two 8-channel blocks of classes (COCO: 12): per RoI only the block
+            // of its label, on its window (the same floats); all classes on the whole batch when
+            // an observer (calibration report) must see the layer's whole output
+            let perLabel = logits.isInt8 && logits.def.cout > 16 && ws.layerObserver == nil && ws.hook == nil
+            var all: Act?, block: Act?
+            if perLabel {
+                block = bufs.take(8, m, m, q: nil, bound: 8 * m * m)
+            } else if logits.isInt8 {
                 let a = bufs.take(logits.def.cout, xin.height, xin.width, q: nil, bound: bound(logits.def.cout * xin.height * xin.width))
                 try logits.run(xin, into: a, ws)
                 all = a
@@ -54,11 +60,16 @@ extension Executor {
                 let i = start + r
                 let label = min(max(labels[i], 0), logits.def.cout - 1)
                 let dst = out.pointer + i * m * m
-                logits.channel(label, of: xin, column: 2 * r * pitch, size: m, all: all, into: dst, ws)
+                if let block {
+                    try logits.int8Channel(label, of: xin, column: 2 * r * pitch, size: m, block: block, into: dst, ws)
+                } else {
+                    logits.channel(label, of: xin, column: 2 * r * pitch, size: m, all: all, into: dst, ws)
+                }
                 for j in 0..<(m * m) { dst[j] = 1 / (1 + expf(-dst[j])) }
             }
             [up, xin].forEach(bufs.give)
             if let a = all { bufs.give(a) }
+            if let b = block { bufs.give(b) }
         })
         return out
     }
