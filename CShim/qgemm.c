@@ -1651,6 +1651,38 @@ int em_qconv1x1_block_u8_f32(const uint8_t *in, int Cin, int H, int W, int32_t z
     }
 }
 
+typedef struct {
+    const uint8_t *in;
+    int Cin, H, W, M, count, y0, wh, ww;
+    int32_t z_in;
+    const void *packed;
+    const int32_t *blocks, *x0s;
+    const float *deq;
+    float *out;
+    volatile int failed;
+} blocks_ctx;
+
+static void blocks_task(void *v, int t) {
+    blocks_ctx *x = (blocks_ctx *)v;
+    int lo, hi;
+    em_task_range(x->count, t, em_num_threads(), &lo, &hi);
+    for (int i = lo; i < hi; i++)
+        if (em_qconv1x1_block_u8_f32(x->in, x->Cin, x->H, x->W, x->z_in, x->packed, x->M, x->blocks[i], x->y0,
+                                     x->x0s[i], x->wh, x->ww, x->deq,
+                                     x->out + (size_t)i * 8 * x->wh * x->ww) != 0)
+            x->failed = 1;
+}
+
+int em_qconv1x1_blocks_u8_f32(const uint8_t *in, int Cin, int H, int W, int32_t z_in,
+                              const void *packed, int M, int count, const int32_t *blocks,
+                              const int32_t *x0s, int y0, int wh, int ww, const float *deq,
+                              float *out) {
+    if (count <= 0 || !blocks || !x0s) return -1;
+    blocks_ctx x = {in, Cin, H, W, M, count, y0, wh, ww, z_in, packed, blocks, x0s, deq, out, 0};
+    em_run_tasks(em_num_threads(), blocks_task, &x);
+    return x.failed ? -1 : 0;
+}
+
 int em_qdeconv2x2s2_u8(const uint8_t *in, int Cin, int H, int W, int32_t z_in, const void *packed,
                        int Cout, const float *mult, int32_t z_out, int relu, uint8_t *out,
                        void *scratch) {

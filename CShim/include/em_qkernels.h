@@ -158,6 +158,13 @@ int em_qconv2d_u8_f32(const uint8_t *in, int Cin, int H, int W, int32_t z_in, co
 int em_qconv1x1_block_u8_f32(const uint8_t *in, int Cin, int H, int W, int32_t z_in,
                              const void *packed, int M, int block, int y0, int x0, int wh, int ww,
                              const float *deq, float *out);
+// em_qconv1x1_block_u8_f32 for `count` windows at once (window i: block blocks[i], columns from
+// x0s[i], rows from y0; out + i * 8 * wh * ww), the windows spread over the kernel threads (each
+// one's GEMM on one thread). Returns 0, or -1 if any was refused.
+int em_qconv1x1_blocks_u8_f32(const uint8_t *in, int Cin, int H, int W, int32_t z_in,
+                              const void *packed, int M, int count, const int32_t *blocks,
+                              const int32_t *x0s, int y0, int wh, int ww, const float *deq,
+                              float *out);
 int em_qconv2d_u8_f32_ref(const uint8_t *in, int Cin, int H, int W, int32_t z_in,
                           const void *packed, int Cout, int KH, int KW, int stride, int pad,
                           const float *deq, float *out);

@@ -298,6 +298,22 @@ enum QKernelCheck {
                 }
                 try SelfTest.expect(out[(rows * n)...].allSatisfy { $0.isNaN }, "\(what): wrote past its \(rows) rows")
             }
+            // several windows at once (over the threads): each as on its own
+            let blocks: [Int32] = [2, 0, 1, 2], x0s: [Int32] = [0, 11, 3, 19], n = 3 * 4
+            var many = [Float](repeating: .nan, count: blocks.count * 8 * n)
+            let rc = p.withUnsafeBytes {
+                em_qconv1x1_blocks_u8_f32(x, Int32(cin), Int32(h), Int32(w), zIn, $0.baseAddress, Int32(m), Int32(blocks.count),
+                                          blocks, x0s, 2, 3, 4, deq, &many)
+            }
+            try SelfTest.expect(rc == 0, "4 windows [\(isa), \(threads) threads]: refused")
+            for i in 0..<blocks.count {
+                var one = [Float](repeating: .nan, count: 8 * n)
+                _ = p.withUnsafeBytes {
+                    em_qconv1x1_block_u8_f32(x, Int32(cin), Int32(h), Int32(w), zIn, $0.baseAddress, Int32(m), blocks[i], 2, x0s[i], 3, 4, deq, &one)
+                }
+                try SelfTest.expect(zip(one, many[(i * 8 * n)..<((i + 1) * 8 * n)]).allSatisfy { $0.bitPattern == $1.bitPattern },
+                                    "window \(i) of 4 [\(isa), \(threads) threads] differs from the single call")
+            }
         }
         var out = [Float](repeating: 0, count: 8 * h * w)
         for (block, y0, x0, wh, ww) in [(3, 0, 0, 2, 2), (-1, 0, 0, 2, 2), (0, 5, 0, 2, 2), (0, 0, 20, 2, 4), (0, 0, 0, 0, 3)] {

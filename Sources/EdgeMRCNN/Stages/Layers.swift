@@ -213,25 +213,29 @@ final class Layer {
     /// dst[28 x 28] from the [Cin, 28, uw] map at column `x0`. Float layers compute that channel
     /// alone (one GEMM row); int8 layers read it from `all`, the whole float output of the batch
     /// (computed once by `run`).
-    /// int8 1x1 layers with float output (the mask logits): channel `label` of the m x m window at
-    /// column x0 of the uint8 map x into dst, computing only the label's 8-channel block
-    /// (em_qconv1x1_block_u8_f32; the same floats as that channel of `run`). `block`: a float
-    /// [8, m, m] scratch map.
-    func int8Channel(_ label: Int, of x: Act, column x0: Int, size m: Int, block: Act,
-                     into dst: UnsafeMutablePointer<Float>, _ ws: Workspace) throws {
-        guard let packed, let inQ, outQ == nil, case .conv(1, 1, 0) = def.op, x.q != nil, x.height == m,
-              label >= 0, label < def.cout, block.count >= 8 * m * m else {
-            throw EdgeError("\(def.name): not an int8 1x1 layer with float output for one label")
+    /// int8 1x1 layers with float output (the mask logits): for each window r (m x m at column
+    /// columns[r] of the uint8 map x), channel labels[r] into dst + r * m * m, computing only each
+    /// label's 8-channel block (em_qconv1x1_blocks_u8_f32, the windows over the threads; the same
+    /// floats as those channels of `run`). `blocks`: a float scratch map of at least 8 * m * m
+    /// values per window.
+    func int8Channels(_ labels: [Int], of x: Act, columns: [Int], size m: Int, blocks: Act,
+                      into dst: UnsafeMutablePointer<Float>, _ ws: Workspace) throws {
+        let n = labels.count
+        guard let packed, let inQ, outQ == nil, case .conv(1, 1, 0) = def.op, x.q != nil, x.height == m, n > 0,
+              columns.count == n, labels.allSatisfy({ $0 >= 0 && $0 < def.cout }), blocks.count >= n * 8 * m * m else {
+            throw EdgeError("\(def.name): not an int8 1x1 layer with float output for these labels")
         }
         let t0 = ws.layerClock != nil ? monotonicSeconds() : 0
         defer { ws.layerClock?.add(def.name, monotonicSeconds() - t0) }
+        let blockOf = labels.map { Int32($0 / 8) }, x0s = columns.map { Int32($0) }
         let rc = mult.withUnsafeBufferPointer { d in
-            em_qconv1x1_block_u8_f32(x.u8, Int32(def.cin), Int32(x.height), Int32(x.width), inQ.zeroPoint, packed,
-                                     Int32(def.cout), Int32(label / 8), 0, Int32(x0), Int32(m), Int32(m),
-                                     d.baseAddress, block.f32)
+            em_qconv1x1_blocks_u8_f32(x.u8, Int32(def.cin), Int32(x.height), Int32(x.width), inQ.zeroPoint, packed,
+                                      Int32(def.cout), Int32(n), blockOf, x0s, 0, Int32(m), Int32(m), d.baseAddress, blocks.f32)
         }
         if rc != 0 { throw EdgeError("int8 layer \(def.name) rejected its arguments") }
-        dst.update(from: block.f32 + (label % 8) * m * m, count: m * m)
+        for r in 0..<n {
+            (dst + r * m * m).update(from: blocks.f32 + (r * 8 + labels[r] % 8) * m * m, count: m * m)
+        }
     }
 
     func channel(_ label: Int, of x: Act, column x0: Int, size m: Int, all: Act?, into dst: UnsafeMutablePointer<Float>,

@@ -50,7 +50,11 @@ extension Executor {
             let perLabel = logits.isInt8 && logits.def.cout > 16 && ws.layerObserver == nil && ws.hook == nil
             var all: Act?, block: Act?
             if perLabel {
-                block = bufs.take(8, m, m, q: nil, bound: 8 * m * m)
+                let b = bufs.take(8 * cnt, m, m, q: nil, bound: bound(8 * cnt * m * m))
+                let ls = (0..<cnt).map { min(max(labels[start + $0], 0), logits.def.cout - 1) }
+                try logits.int8Channels(ls, of: xin, columns: (0..<cnt).map { 2 * $0 * pitch }, size: m, blocks: b,
+                                        into: out.pointer + start * m * m, ws)
+                block = b
             } else if logits.isInt8 {
                 let a = bufs.take(logits.def.cout, xin.height, xin.width, q: nil, bound: bound(logits.def.cout * xin.height * xin.width))
                 try logits.run(xin, into: a, ws)
@@ -60,11 +64,7 @@ extension Executor {
                 let i = start + r
                 let label = min(max(labels[i], 0), logits.def.cout - 1)
                 let dst = out.pointer + i * m * m
-                if let block {
-                    try logits.int8Channel(label, of: xin, column: 2 * r * pitch, size: m, block: block, into: dst, ws)
-                } else {
-                    logits.channel(label, of: xin, column: 2 * r * pitch, size: m, all: all, into: dst, ws)
-                }
+                if block == nil { logits.channel(label, of: xin, column: 2 * r * pitch, size: m, all: all, into: dst, ws) }
                 for j in 0..<(m * m) { dst[j] = 1 / (1 + expf(-dst[j])) }
             }
             [up, xin].forEach(bufs.give)
