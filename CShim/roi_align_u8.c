@@ -13,6 +13,7 @@
 #include "em_internal.h"
 #include "em_qinternal.h"
 #include "em_roi_sample.h"
+#include "em_qroi_grid.h"
 #if defined(__aarch64__)
 #include <arm_neon.h>
 #endif
@@ -174,12 +175,9 @@ static void finish_bin_neon(float *acc, int cn, float count, float inv, int32_t 
 //   can only change the sign of a zero sum, which quantises to the same byte;
 // - the sum starts from the first sample's term instead of 0 + term (again only a zero's sign).
 // The bin is finished as em_qquant_row: (sum / count) * (1 / s_out), then em_q_finish.
-enum { GC = 32, GMAX_AX = 128 }; // channels per grid group; samples per axis at most
+enum { GC = EM_QROI_GC, GMAX_AX = 128 }; // channels per grid group; samples per axis at most
 
-typedef struct {
-    const float *g[4]; // the four taps' grid pixels (GC floats each)
-    float w[4];
-} gsamp_t;
+typedef em_qroi_gsamp_t gsamp_t;
 
 // Per-thread buffer for the grid, the samples and the per-bin sample counts; only grows.
 static __thread uint8_t *gbuf;
@@ -468,7 +466,8 @@ static void bins_neon(const gsamp_t *S, const int *nb, int PH, int PW, float cou
 
 // One RoI by the grid path. Returns 1 when done, 0 when this RoI should take the row path
 // (too many samples per axis, an unexpected index, no memory for the grid).
-static int align_roi_grid(const ualign_job *j, const float *b, uint8_t *o) {
+// isa (x86): 2 for the AVX-512 grid pieces, 1 for the AVX2 ones, 0 for the portable C ones.
+static int align_roi_grid(const ualign_job *j, const float *b, uint8_t *o, int isa) {
     const int C = j->C, H = j->H, W = j->W, PH = j->PH, PW = j->PW;
     // the box arithmetic of align_rois (and em_roi_align_f32)
     float sw = b[0] * j->spatial_scale, sh = b[1] * j->spatial_scale;
@@ -543,6 +542,7 @@ static int align_roi_grid(const ualign_job *j, const float *b, uint8_t *o) {
     const int fast = pow2 && j->inv_out >= 8.0779356e-28f /* 2^-90 */ && j->inv_out <= big &&
                      fabsf(j->s_in) < big && j->z_out >= 0 && j->z_out <= 255;
     const int zok = j->z_in >= 0 && j->z_in <= 255; // tbl dequantisation (as em_qroi_row_neon)
+    (void)isa;
     long xo[2 * GMAX_AX]; // the grid columns' byte offsets in a feature row
     for (int gx = 0; gx < nx; gx++) xo[gx] = (long)xs[gx] * C;
 #endif
@@ -556,6 +556,17 @@ static int align_roi_grid(const ualign_job *j, const float *b, uint8_t *o) {
                 grid_deq_row_neon(f + (size_t)ys[gy] * W * C, xo, nx, j->z_in, j->s_in,
                                   G + (size_t)gy * nx * GC);
             bins_neon(S, nb, PH, PW, count, j->inv_out, fast, j->z_out, oc, j->cstride, j->ystride);
+            continue;
+        }
+#elif defined(__x86_64__)
+        if (cn == GC && isa == 2) {
+            em_qroi_grid_deq_avx512(f, ys, ny, xs, nx, (size_t)W, (size_t)C, j->z_in, j->s_in, G);
+            em_qroi_grid_bins_avx512(S, nb, PH, PW, count, j->inv_out, j->z_out, oc, j->cstride, j->ystride);
+            continue;
+        }
+        if (cn == GC && isa == 1) {
+            em_qroi_grid_deq_avx2(f, ys, ny, xs, nx, (size_t)W, (size_t)C, j->z_in, j->s_in, G);
+            em_qroi_grid_bins_avx2(S, nb, PH, PW, count, j->inv_out, j->z_out, oc, j->cstride, j->ystride);
             continue;
         }
 #endif
@@ -584,11 +595,17 @@ static int align_rois(const ualign_job *j, int r0, int r1) {
 #if defined(__aarch64__)
     const int grid = 1;
 #else
-    const int grid = P->roi_row == em_qroi_row_generic; // the ISAs without a vector RoIAlign row
+    // every ISA: the vector ones (AVX2, AVX-512) with their grid pieces, the others in C
+    const int grid = 1;
+#endif
+#if defined(__x86_64__)
+    const int isa = P->roi_row == em_qroi_row_avx512 ? 2 : P->roi_row == em_qroi_row_avx2 ? 1 : 0;
+#else
+    const int isa = 0;
 #endif
     for (int r = r0; r < r1; r++) {
         const float *b = j->rois + (size_t)r * 4;
-        if (grid && align_roi_grid(j, b, j->out + j->out_offset[r])) continue;
+        if (grid && align_roi_grid(j, b, j->out + j->out_offset[r], isa)) continue;
         float sw = b[0] * j->spatial_scale, sh = b[1] * j->spatial_scale;
         float ew = b[2] * j->spatial_scale, eh = b[3] * j->spatial_scale;
         float rw = ew - sw, rh = eh - sh;

@@ -30,3 +30,70 @@ EM_AVX512 void em_qroi_row_avx512(const uint8_t *f1, const uint8_t *f2, const ui
     }
 }
 #endif
+
+#if defined(__x86_64__)
+#include "../em_qroi_grid.h"
+
+// The grid path's pieces (roi_align_u8.c align_roi_grid) for one 32-channel group, two zmm per
+// pixel: grid_deq_c's (float)(q - z) * s, and bin_finish_c's sum (w1 g1 + w2 g2 + w3 g3 + w4 g4,
+// left to right, no FMA; the first sample's term starts the sum), (sum / count) * inv and
+// em_q_finish (max/min with the limits: a NaN takes -limit as em_q_finish does, vcvtps2dq rounds
+// half to even as rintf, + z, clamp to [0, 255]).
+EM_AVX512 void em_qroi_grid_deq_avx512(const uint8_t *f, const int *ys, int ny, const int *xs,
+                                       int nx, size_t W, size_t C, int32_t z, float s, float *G) {
+    const __m512i vz = _mm512_set1_epi32(z);
+    const __m512 vs = _mm512_set1_ps(s);
+    for (int gy = 0; gy < ny; gy++) {
+        const uint8_t *row = f + (size_t)ys[gy] * W * C;
+        for (int gx = 0; gx < nx; gx++, G += 32) {
+            const uint8_t *p = row + (size_t)xs[gx] * C;
+            __m512i q0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
+            __m512i q1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p + 16)));
+            _mm512_storeu_ps(G, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q0, vz)), vs));
+            _mm512_storeu_ps(G + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q1, vz)), vs));
+        }
+    }
+}
+
+EM_AVX512 static inline __m512 taps16(const em_qroi_gsamp_t *q, int o, __m512 w1, __m512 w2,
+                                      __m512 w3, __m512 w4) {
+    __m512 t = _mm512_add_ps(_mm512_mul_ps(w1, _mm512_loadu_ps(q->g[0] + o)),
+                             _mm512_mul_ps(w2, _mm512_loadu_ps(q->g[1] + o)));
+    t = _mm512_add_ps(t, _mm512_mul_ps(w3, _mm512_loadu_ps(q->g[2] + o)));
+    return _mm512_add_ps(t, _mm512_mul_ps(w4, _mm512_loadu_ps(q->g[3] + o)));
+}
+
+EM_AVX512 static inline __m128i finish16(__m512 a, __m512 vc, __m512 vi, __m512 flo, __m512 fhi,
+                                         __m512i vz, __m512i v0, __m512i vhi) {
+    __m512 v = _mm512_mul_ps(_mm512_div_ps(a, vc), vi);
+    v = _mm512_min_ps(_mm512_max_ps(v, flo), fhi);
+    __m512i y = _mm512_add_epi32(_mm512_cvtps_epi32(v), vz);
+    y = _mm512_min_epi32(_mm512_max_epi32(y, v0), vhi);
+    return _mm512_cvtepi32_epi8(y);
+}
+
+EM_AVX512 void em_qroi_grid_bins_avx512(const em_qroi_gsamp_t *S, const int *nb, int PH, int PW,
+                                        float count, float inv, int32_t z, uint8_t *o,
+                                        size_t cstride, size_t ystride) {
+    const __m512 vc = _mm512_set1_ps(count), vi = _mm512_set1_ps(inv);
+    const __m512 flo = _mm512_set1_ps(-EM_QF_LIM), fhi = _mm512_set1_ps(EM_QF_LIM);
+    const __m512i vz = _mm512_set1_epi32(z), v0 = _mm512_setzero_si512(), vhi = _mm512_set1_epi32(255);
+    for (int ph = 0; ph < PH; ph++)
+        for (int pw = 0; pw < PW; pw++) {
+            const int n = *nb++;
+            __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+            for (int k = 0; k < n; k++, S++) {
+                const __m512 w1 = _mm512_set1_ps(S->w[0]), w2 = _mm512_set1_ps(S->w[1]),
+                             w3 = _mm512_set1_ps(S->w[2]), w4 = _mm512_set1_ps(S->w[3]);
+                const __m512 t0 = taps16(S, 0, w1, w2, w3, w4), t1 = taps16(S, 16, w1, w2, w3, w4);
+                a0 = k ? _mm512_add_ps(a0, t0) : t0;
+                a1 = k ? _mm512_add_ps(a1, t1) : t1;
+            }
+            uint8_t q[32];
+            _mm_storeu_si128((__m128i *)q, finish16(a0, vc, vi, flo, fhi, vz, v0, vhi));
+            _mm_storeu_si128((__m128i *)(q + 16), finish16(a1, vc, vi, flo, fhi, vz, v0, vhi));
+            uint8_t *ob = o + (size_t)ph * ystride + pw;
+            for (int c = 0; c < 32; c++) ob[(size_t)c * cstride] = q[c];
+        }
+}
+#endif
