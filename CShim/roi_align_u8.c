@@ -262,7 +262,8 @@ static int axis_grid(const em_roi_axis_t *a, int n, int lim, int *vals, int *g0,
     return m;
 }
 
-// Portable C pieces (any cn <= GC; the x86 generic and SSE4.1 ISAs, and channel tails).
+// Portable C pieces (any cn <= GC; the x86 generic and SSE4.1 ISAs, channel tails; AVX2 and
+// AVX-512 full groups: x86/qroi_avx2.c, x86/qroi_avx512.c).
 static void grid_deq_c(const uint8_t *src, int cn, int32_t z, float s, float *dst) {
     for (int c = 0; c < cn; c++) dst[c] = (float)((int32_t)src[c] - z) * s;
 }
