@@ -13,6 +13,7 @@
 #include "em_internal.h"
 #include "em_qinternal.h"
 #include "em_roi_sample.h"
+#include "em_qroi_grid.h"
 #if defined(__aarch64__)
 #include <arm_neon.h>
 #endif
@@ -46,6 +47,34 @@ static inline void transpose16x16_u8(const uint8_t *in, size_t HW, uint8_t *out,
 }
 #endif
 
+#if defined(__x86_64__)
+#include <emmintrin.h>
+// 16 channels x 16 pixels -> 16 pixels x 16 channels with SSE2 (baseline x86-64): four unpack
+// levels (bytes, words, dwords, qwords), 64 instructions.
+static inline void transpose16x16_sse2(const uint8_t *in, size_t HW, uint8_t *out, size_t C) {
+    __m128i r[16], a[16], b[16], c[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm_loadu_si128((const __m128i *)(in + (size_t)i * HW));
+    for (int i = 0; i < 8; i++) { // a[8h + i]: pixels 8h..8h+7, channels 2i, 2i+1
+        a[i] = _mm_unpacklo_epi8(r[2 * i], r[2 * i + 1]);
+        a[8 + i] = _mm_unpackhi_epi8(r[2 * i], r[2 * i + 1]);
+    }
+    for (int h = 0; h < 2; h++) // b[4q + j]: pixels 4q..4q+3, channels 4j..4j+3
+        for (int j = 0; j < 4; j++) {
+            b[8 * h + j] = _mm_unpacklo_epi16(a[8 * h + 2 * j], a[8 * h + 2 * j + 1]);
+            b[8 * h + 4 + j] = _mm_unpackhi_epi16(a[8 * h + 2 * j], a[8 * h + 2 * j + 1]);
+        }
+    for (int q = 0; q < 4; q++) // c[2pp + m]: pixels 2pp, 2pp+1, channels 8m..8m+7
+        for (int m = 0; m < 2; m++) {
+            c[4 * q + m] = _mm_unpacklo_epi32(b[4 * q + 2 * m], b[4 * q + 2 * m + 1]);
+            c[4 * q + 2 + m] = _mm_unpackhi_epi32(b[4 * q + 2 * m], b[4 * q + 2 * m + 1]);
+        }
+    for (int pp = 0; pp < 8; pp++) {
+        _mm_storeu_si128((__m128i *)(out + (size_t)(2 * pp) * C), _mm_unpacklo_epi64(c[2 * pp], c[2 * pp + 1]));
+        _mm_storeu_si128((__m128i *)(out + (size_t)(2 * pp + 1) * C), _mm_unpackhi_epi64(c[2 * pp], c[2 * pp + 1]));
+    }
+}
+#endif
+
 typedef struct {
     const uint8_t *in;
     int C;
@@ -66,6 +95,16 @@ static void transpose_tiles(void *v, long t0, long t1) {
             for (size_t p = p0; p < p0 + pn; p += 16)
                 for (int c0 = 0; c0 < C; c0 += 16)
                     transpose16x16_u8(j->in + (size_t)c0 * HW + p, HW, j->out + p * C + c0, (size_t)C);
+            continue;
+        }
+#elif defined(__x86_64__)
+        if (C % 16 == 0) { // 16 x 16 blocks, then the tile's last pn % 16 pixels one by one
+            const size_t pv = pn / 16 * 16;
+            for (int c0 = 0; c0 < C; c0 += 16)
+                for (size_t p = p0; p < p0 + pv; p += 16)
+                    transpose16x16_sse2(j->in + (size_t)c0 * HW + p, HW, j->out + p * C + c0, (size_t)C);
+            for (size_t p = p0 + pv; p < p0 + pn; p++)
+                for (int c = 0; c < C; c++) j->out[p * C + c] = j->in[(size_t)c * HW + p];
             continue;
         }
 #endif
@@ -174,12 +213,9 @@ static void finish_bin_neon(float *acc, int cn, float count, float inv, int32_t 
 //   can only change the sign of a zero sum, which quantises to the same byte;
 // - the sum starts from the first sample's term instead of 0 + term (again only a zero's sign).
 // The bin is finished as em_qquant_row: (sum / count) * (1 / s_out), then em_q_finish.
-enum { GC = 32, GMAX_AX = 128 }; // channels per grid group; samples per axis at most
+enum { GC = EM_QROI_GC, GMAX_AX = 128 }; // channels per grid group; samples per axis at most
 
-typedef struct {
-    const float *g[4]; // the four taps' grid pixels (GC floats each)
-    float w[4];
-} gsamp_t;
+typedef em_qroi_gsamp_t gsamp_t;
 
 // Per-thread buffer for the grid, the samples and the per-bin sample counts; only grows.
 static __thread uint8_t *gbuf;
@@ -226,7 +262,8 @@ static int axis_grid(const em_roi_axis_t *a, int n, int lim, int *vals, int *g0,
     return m;
 }
 
-// Portable C pieces (any cn <= GC; the x86 generic and SSE4.1 ISAs, and channel tails).
+// Portable C pieces (any cn <= GC; the x86 generic and SSE4.1 ISAs, channel tails; AVX2 and
+// AVX-512 full groups: x86/qroi_avx2.c, x86/qroi_avx512.c).
 static void grid_deq_c(const uint8_t *src, int cn, int32_t z, float s, float *dst) {
     for (int c = 0; c < cn; c++) dst[c] = (float)((int32_t)src[c] - z) * s;
 }
@@ -468,7 +505,8 @@ static void bins_neon(const gsamp_t *S, const int *nb, int PH, int PW, float cou
 
 // One RoI by the grid path. Returns 1 when done, 0 when this RoI should take the row path
 // (too many samples per axis, an unexpected index, no memory for the grid).
-static int align_roi_grid(const ualign_job *j, const float *b, uint8_t *o) {
+// isa (x86): 2 for the AVX-512 grid pieces, 1 for the AVX2 ones, 0 for the portable C ones.
+static int align_roi_grid(const ualign_job *j, const float *b, uint8_t *o, int isa) {
     const int C = j->C, H = j->H, W = j->W, PH = j->PH, PW = j->PW;
     // the box arithmetic of align_rois (and em_roi_align_f32)
     float sw = b[0] * j->spatial_scale, sh = b[1] * j->spatial_scale;
@@ -543,6 +581,7 @@ static int align_roi_grid(const ualign_job *j, const float *b, uint8_t *o) {
     const int fast = pow2 && j->inv_out >= 8.0779356e-28f /* 2^-90 */ && j->inv_out <= big &&
                      fabsf(j->s_in) < big && j->z_out >= 0 && j->z_out <= 255;
     const int zok = j->z_in >= 0 && j->z_in <= 255; // tbl dequantisation (as em_qroi_row_neon)
+    (void)isa;
     long xo[2 * GMAX_AX]; // the grid columns' byte offsets in a feature row
     for (int gx = 0; gx < nx; gx++) xo[gx] = (long)xs[gx] * C;
 #endif
@@ -556,6 +595,17 @@ static int align_roi_grid(const ualign_job *j, const float *b, uint8_t *o) {
                 grid_deq_row_neon(f + (size_t)ys[gy] * W * C, xo, nx, j->z_in, j->s_in,
                                   G + (size_t)gy * nx * GC);
             bins_neon(S, nb, PH, PW, count, j->inv_out, fast, j->z_out, oc, j->cstride, j->ystride);
+            continue;
+        }
+#elif defined(__x86_64__)
+        if (cn == GC && isa == 2) {
+            em_qroi_grid_deq_avx512(f, ys, ny, xs, nx, (size_t)W, (size_t)C, j->z_in, j->s_in, G);
+            em_qroi_grid_bins_avx512(S, nb, PH, PW, count, j->inv_out, j->z_out, oc, j->cstride, j->ystride);
+            continue;
+        }
+        if (cn == GC && isa == 1) {
+            em_qroi_grid_deq_avx2(f, ys, ny, xs, nx, (size_t)W, (size_t)C, j->z_in, j->s_in, G);
+            em_qroi_grid_bins_avx2(S, nb, PH, PW, count, j->inv_out, j->z_out, oc, j->cstride, j->ystride);
             continue;
         }
 #endif
@@ -584,11 +634,17 @@ static int align_rois(const ualign_job *j, int r0, int r1) {
 #if defined(__aarch64__)
     const int grid = 1;
 #else
-    const int grid = P->roi_row == em_qroi_row_generic; // the ISAs without a vector RoIAlign row
+    // every ISA: the vector ones (AVX2, AVX-512) with their grid pieces, the others in C
+    const int grid = 1;
+#endif
+#if defined(__x86_64__)
+    const int isa = P->roi_row == em_qroi_row_avx512 ? 2 : P->roi_row == em_qroi_row_avx2 ? 1 : 0;
+#else
+    const int isa = 0;
 #endif
     for (int r = r0; r < r1; r++) {
         const float *b = j->rois + (size_t)r * 4;
-        if (grid && align_roi_grid(j, b, j->out + j->out_offset[r])) continue;
+        if (grid && align_roi_grid(j, b, j->out + j->out_offset[r], isa)) continue;
         float sw = b[0] * j->spatial_scale, sh = b[1] * j->spatial_scale;
         float ew = b[2] * j->spatial_scale, eh = b[3] * j->spatial_scale;
         float rw = ew - sw, rh = eh - sh;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "em_kernels.h"
+#include "em_dispatch.h"
 #include "em_interp.h"
 #include "../em_internal.h"
 #include "../em_roi_sample.h"
@@ -114,7 +115,16 @@ typedef struct {
     const int *xi0, *xi1;
     const float *xl0, *xl1;
     uint8_t *region_out;
+#if defined(__x86_64__)
+    const float *pad; // the padded map, rows of 32 floats (AVX-512 rows), or NULL
+#endif
 } paste_ctx;
+
+#if defined(__x86_64__)
+void em_paste_row_avx512(const float *r0, const float *r1, const int *xi0, const int *xi1,
+                         const float *xl0, const float *xl1, int rw, float wy0, float wy1,
+                         float thresh, uint8_t *orow);
+#endif
 
 static void paste_rows(void *v, long y_lo, long y_hi) {
     const paste_ctx *j = (const paste_ctx *)v;
@@ -129,6 +139,13 @@ static void paste_rows(void *v, long y_lo, long y_hi) {
         float wy0, wy1;
         em_linear_src(P, bh, (long)(ry0 + y) - by0, &a0, &a1, &wy0, &wy1);
         uint8_t *orow = j->region_out + (size_t)y * rw;
+#if defined(__x86_64__)
+        if (j->pad) {
+            em_paste_row_avx512(j->pad + (size_t)a0 * 32, j->pad + (size_t)a1 * 32, j->xi0, j->xi1,
+                                j->xl0, j->xl1, rw, wy0, wy1, thresh, orow);
+            continue;
+        }
+#endif
         for (int x = 0; x < rw; x++) {
             int c0, c1;
             float wx0, wx1;
@@ -167,6 +184,17 @@ void em_paste_mask_f32(const float *mask, int M, const float box[4], int imgH, i
         for (int x = 0; x < rw; x++)
             em_linear_src(P, bw, (long)(rx0 + x) - bx0, &xi0[x], &xi1[x], &xl0[x], &xl1[x]);
     paste_ctx j = {mask, M, P, rx0, ry0, rw, cache, bx0, by0, bw, bh, thresh, xi0, xi1, xl0, xl1, region_out};
+#if defined(__x86_64__)
+    // AVX-512: the map padded once (PADV's values: 0 on the border) into rows of 32 floats
+    float pad[32 * 32];
+    j.pad = NULL;
+    if (cache && P <= 32 && em_isa_current() >= EM_ISA_AVX512 && em_isa_current() <= EM_ISA_AVX512VNNI) {
+        for (int yy = 0; yy < P; yy++)
+            for (int xx = 0; xx < 32; xx++)
+                pad[yy * 32 + xx] = yy >= 1 && yy <= M && xx >= 1 && xx <= M ? mask[(size_t)(yy - 1) * M + (xx - 1)] : 0.0f;
+        j.pad = pad;
+    }
+#endif
     // ~4 K pixels per task at least (a pool hand-off costs a few microseconds)
     em_parallel_for(rh, rw >= 4096 ? 1 : 4096 / rw, paste_rows, &j);
 }

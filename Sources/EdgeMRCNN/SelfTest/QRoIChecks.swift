@@ -74,7 +74,7 @@ extension QKernelCheck {
 
     static func transpose() throws {
         var r = Rng(77)
-        for (c, h, w) in [(1, 1, 1), (3, 5, 7), (70, 3, 29), (256, 2, 3), (65, 9, 8)] {
+        for (c, h, w) in [(1, 1, 1), (3, 5, 7), (70, 3, 29), (256, 2, 3), (65, 9, 8), (32, 5, 7), (48, 10, 13)] {
             let x = inputs(c * h * w, 0, &r)
             var out = [UInt8](repeating: sentinel, count: c * h * w + tail)
             em_transpose_chw_hwc_u8(x, Int32(c), Int32(h), Int32(w), &out)
@@ -87,7 +87,8 @@ extension QKernelCheck {
     struct RoICase { var c, h, w, p: Int; var scale: Float }
     static var roiCases: [RoICase] {
         [RoICase(c: 5, h: 7, w: 9, p: 7, scale: 0.25), RoICase(c: 256, h: 6, w: 5, p: 7, scale: 0.125),
-         RoICase(c: 19, h: 13, w: 4, p: 14, scale: 0.5), RoICase(c: 300, h: 3, w: 3, p: 2, scale: 1)]
+         RoICase(c: 19, h: 13, w: 4, p: 14, scale: 0.5), RoICase(c: 300, h: 3, w: 3, p: 2, scale: 1),
+         RoICase(c: 64, h: 11, w: 10, p: 14, scale: 0.5), RoICase(c: 32, h: 8, w: 9, p: 17, scale: 0.5)]
     }
 
     static func roiAlign(_ c: RoICase) throws {

@@ -156,13 +156,12 @@ public enum Boxes {
 
     static func greedyBatchedNMS(boxes: UnsafePointer<Float>, scores: UnsafePointer<Float>, groups: [Int],
                                  iouThreshold: Double, limit: Int) -> [Int] {
-        let order = orderByScore(scores, Array(0..<groups.count))
+        var order = ScoreOrder(scores, count: groups.count)
         var slotOf: [Int: Int] = [:]
         var kept: [KeptBoxes] = []
         var keep: [Int] = []
-        keep.reserveCapacity(min(limit, order.count))
-        for j in order {
-            if keep.count >= limit { break }
+        keep.reserveCapacity(min(limit, groups.count))
+        while keep.count < limit, let j = order.next() {
             let jx1 = boxes[4 * j], jy1 = boxes[4 * j + 1], jx2 = boxes[4 * j + 2], jy2 = boxes[4 * j + 3]
             let jarea = (jx2 - jx1) * (jy2 - jy1)
             let slot: Int
@@ -189,6 +188,67 @@ public enum Boxes {
             keep.append(j)
         }
         return keep
+    }
+
+    /// The indices 0..<n in orderByScore's order (score descending, ties: lower index first),
+    /// produced one at a time: a binary min-heap of keys (the score's bits mapped to an unsigned
+    /// order, inverted, above the index), so taking the first m costs O(n + m log n) instead of a
+    /// full sort. Without NaN scores the order is total, so it is exactly orderByScore's; with a
+    /// NaN score (no strict order) it is orderByScore's sort itself.
+    struct ScoreOrder {
+        private var keys: [UInt64] = []
+        private var sorted: [Int]? = nil
+        private var taken = 0
+
+        init(_ scores: UnsafePointer<Float>, count n: Int) {
+            for i in 0..<n where scores[i].isNaN {
+                sorted = Boxes.orderByScore(scores, Array(0..<n))
+                return
+            }
+            keys = [UInt64](unsafeUninitializedCapacity: n) { buf, done in
+                for i in 0..<n {
+                    let b = (scores[i] + 0).bitPattern   // + 0: -0 becomes +0 (the two are equal scores)
+                    let up = b & 0x8000_0000 != 0 ? ~b : b | 0x8000_0000   // ascending with the score
+                    buf[i] = UInt64(~up) << 32 | UInt64(UInt32(truncatingIfNeeded: i))
+                }
+                done = n
+            }
+            keys.withUnsafeMutableBufferPointer { k in
+                var p = k.count / 2 - 1
+                while p >= 0 { Self.siftDown(k, p, k.count); p -= 1 }
+            }
+        }
+
+        private static func siftDown(_ k: UnsafeMutableBufferPointer<UInt64>, _ start: Int, _ m: Int) {
+            var p = start
+            let v = k[p]
+            while true {
+                var c = 2 * p + 1
+                if c >= m { break }
+                if c + 1 < m && k[c + 1] < k[c] { c += 1 }
+                if k[c] >= v { break }
+                k[p] = k[c]; p = c
+            }
+            k[p] = v
+        }
+
+        /// The next index in score order, nil after the last.
+        mutating func next() -> Int? {
+            if let s = sorted {
+                guard taken < s.count else { return nil }
+                taken += 1
+                return s[taken - 1]
+            }
+            let m = keys.count - taken
+            if m <= 0 { return nil }
+            taken += 1
+            return keys.withUnsafeMutableBufferPointer { k -> Int in
+                let top = k[0]
+                k[0] = k[m - 1]
+                if m > 1 { Self.siftDown(k, 0, m - 1) }
+                return Int(top & 0xFFFF_FFFF)
+            }
+        }
     }
 
     /// IoU of two boxes (no +1), for tests and tools.

@@ -32,7 +32,7 @@ struct RPN {
             let hw = p.height * p.width
             let n = hw * a
             // anchor index i = (y * W + x) * A + a  <->  channel a, pixel y * W + x
-            let top = Self.topK(count: n, k: min(preNMSTopN, n)) { i in logits.pointer[(i % a) * hw + i / a] }
+            let top = Self.topK(pixels: hw, anchors: a, k: min(preNMSTopN, n)) { pix, ai in logits.pointer[ai * hw + pix] }
             let anchors = Anchors.grid(level: li, featureHeight: p.height, featureWidth: p.width,
                                        paddedHeight: s.paddedHeight, paddedWidth: s.paddedWidth)
             var d = [Float](repeating: 0, count: 4)
@@ -74,42 +74,72 @@ struct RPN {
 
     /// Indices of the k largest values, descending (ties: lower index first), via a bounded min-heap.
     static func topK(count n: Int, k: Int, _ value: (Int) -> Float) -> [Int] {
+        var h = TopKHeap(k)
         if k <= 0 { return [] }
-        // heap of (value, index); "less" = worse = smaller value, or equal value and larger index
-        var hv = [Float](), hi = [Int]()
-        hv.reserveCapacity(k); hi.reserveCapacity(k)
-        @inline(__always) func worse(_ v1: Float, _ i1: Int, _ v2: Float, _ i2: Int) -> Bool {
-            v1 < v2 || (v1 == v2 && i1 > i2)
+        for i in 0..<n { h.offer(value(i), i) }
+        return h.sorted()
+    }
+
+    /// topK over the anchor indices i = pix * a + ai of `hw` pixels with `a` anchors each, offered
+    /// in the same order (i ascending) without dividing i: value(pix, ai).
+    static func topK(pixels hw: Int, anchors a: Int, k: Int, _ value: (_ pix: Int, _ ai: Int) -> Float) -> [Int] {
+        var h = TopKHeap(k)
+        if k <= 0 { return [] }
+        var i = 0
+        for pix in 0..<hw {
+            for ai in 0..<a { h.offer(value(pix, ai), i); i += 1 }
         }
-        func siftDown(_ start: Int) {
-            var p = start
-            let m = hv.count
-            while true {
-                let l = 2 * p + 1
-                if l >= m { break }
-                var c = l
-                if l + 1 < m && worse(hv[l + 1], hi[l + 1], hv[l], hi[l]) { c = l + 1 }
-                if worse(hv[c], hi[c], hv[p], hi[p]) {
-                    hv.swapAt(c, p); hi.swapAt(c, p); p = c
-                } else { break }
+        return h.sorted()
+    }
+}
+
+/// The bounded min-heap of RPN.topK: (value, index) pairs, "worse" = smaller value, or equal value
+/// and larger index; the root is the worst kept.
+struct TopKHeap {
+    private var hv = [Float](), hi = [Int]()
+    private let k: Int
+
+    init(_ k: Int) {
+        self.k = max(k, 0)
+        hv.reserveCapacity(self.k); hi.reserveCapacity(self.k)
+    }
+
+    @inline(__always) private static func worse(_ v1: Float, _ i1: Int, _ v2: Float, _ i2: Int) -> Bool {
+        v1 < v2 || (v1 == v2 && i1 > i2)
+    }
+
+    private mutating func siftDown(_ start: Int) {
+        var p = start
+        let m = hv.count
+        while true {
+            let l = 2 * p + 1
+            if l >= m { break }
+            var c = l
+            if l + 1 < m && Self.worse(hv[l + 1], hi[l + 1], hv[l], hi[l]) { c = l + 1 }
+            if Self.worse(hv[c], hi[c], hv[p], hi[p]) {
+                hv.swapAt(c, p); hi.swapAt(c, p); p = c
+            } else { break }
+        }
+    }
+
+    @inline(__always) mutating func offer(_ v: Float, _ i: Int) {
+        if hv.count < k {
+            hv.append(v); hi.append(i)
+            var c = hv.count - 1
+            while c > 0 {
+                let p = (c - 1) / 2
+                if Self.worse(hv[c], hi[c], hv[p], hi[p]) { hv.swapAt(c, p); hi.swapAt(c, p); c = p } else { break }
             }
+        } else if k > 0 && Self.worse(hv[0], hi[0], v, i) {
+            hv[0] = v; hi[0] = i
+            siftDown(0)
         }
-        for i in 0..<n {
-            let v = value(i)
-            if hv.count < k {
-                hv.append(v); hi.append(i)
-                var c = hv.count - 1
-                while c > 0 {
-                    let p = (c - 1) / 2
-                    if worse(hv[c], hi[c], hv[p], hi[p]) { hv.swapAt(c, p); hi.swapAt(c, p); c = p } else { break }
-                }
-            } else if worse(hv[0], hi[0], v, i) {
-                hv[0] = v; hi[0] = i
-                siftDown(0)
-            }
-        }
+    }
+
+    /// The kept indices, best first.
+    func sorted() -> [Int] {
         var order = Array(0..<hv.count)
-        order.sort { worse(hv[$1], hi[$1], hv[$0], hi[$0]) }
+        order.sort { Self.worse(hv[$1], hi[$1], hv[$0], hi[$0]) }
         return order.map { hi[$0] }
     }
 }
