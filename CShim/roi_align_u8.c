@@ -48,31 +48,7 @@ static inline void transpose16x16_u8(const uint8_t *in, size_t HW, uint8_t *out,
 #endif
 
 #if defined(__x86_64__)
-#include <emmintrin.h>
-// 16 channels x 16 pixels -> 16 pixels x 16 channels with SSE2 (baseline x86-64): four unpack
-// levels (bytes, words, dwords, qwords), 64 instructions.
-static inline void transpose16x16_sse2(const uint8_t *in, size_t HW, uint8_t *out, size_t C) {
-    __m128i r[16], a[16], b[16], c[16];
-    for (int i = 0; i < 16; i++) r[i] = _mm_loadu_si128((const __m128i *)(in + (size_t)i * HW));
-    for (int i = 0; i < 8; i++) { // a[8h + i]: pixels 8h..8h+7, channels 2i, 2i+1
-        a[i] = _mm_unpacklo_epi8(r[2 * i], r[2 * i + 1]);
-        a[8 + i] = _mm_unpackhi_epi8(r[2 * i], r[2 * i + 1]);
-    }
-    for (int h = 0; h < 2; h++) // b[4q + j]: pixels 4q..4q+3, channels 4j..4j+3
-        for (int j = 0; j < 4; j++) {
-            b[8 * h + j] = _mm_unpacklo_epi16(a[8 * h + 2 * j], a[8 * h + 2 * j + 1]);
-            b[8 * h + 4 + j] = _mm_unpackhi_epi16(a[8 * h + 2 * j], a[8 * h + 2 * j + 1]);
-        }
-    for (int q = 0; q < 4; q++) // c[2pp + m]: pixels 2pp, 2pp+1, channels 8m..8m+7
-        for (int m = 0; m < 2; m++) {
-            c[4 * q + m] = _mm_unpacklo_epi32(b[4 * q + 2 * m], b[4 * q + 2 * m + 1]);
-            c[4 * q + 2 + m] = _mm_unpackhi_epi32(b[4 * q + 2 * m], b[4 * q + 2 * m + 1]);
-        }
-    for (int pp = 0; pp < 8; pp++) {
-        _mm_storeu_si128((__m128i *)(out + (size_t)(2 * pp) * C), _mm_unpacklo_epi64(c[2 * pp], c[2 * pp + 1]));
-        _mm_storeu_si128((__m128i *)(out + (size_t)(2 * pp + 1) * C), _mm_unpackhi_epi64(c[2 * pp], c[2 * pp + 1]));
-    }
-}
+#include "x86/em_tr16_sse2.h"
 #endif
 
 typedef struct {
@@ -102,7 +78,7 @@ static void transpose_tiles(void *v, long t0, long t1) {
             const size_t pv = pn / 16 * 16;
             for (int c0 = 0; c0 < C; c0 += 16)
                 for (size_t p = p0; p < p0 + pv; p += 16)
-                    transpose16x16_sse2(j->in + (size_t)c0 * HW + p, HW, j->out + p * C + c0, (size_t)C);
+                    em_tr16x16_u8_sse2(j->in + (size_t)c0 * HW + p, HW, j->out + p * C + c0, (size_t)C);
             for (size_t p = p0 + pv; p < p0 + pn; p++)
                 for (int c = 0; c < C; c++) j->out[p * C + c] = j->in[(size_t)c * HW + p];
             continue;

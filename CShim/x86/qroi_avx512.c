@@ -35,6 +35,7 @@ EM_AVX512 void em_qroi_row_avx512(const uint8_t *f1, const uint8_t *f2, const ui
 #include <string.h>
 
 #include "../em_qroi_grid.h"
+#include "em_tr16_sse2.h"
 
 // The grid path's pieces (roi_align_u8.c align_roi_grid) for one 32-channel group, two zmm per
 // pixel: grid_deq_c's (float)(q - z) * s, and bin_finish_c's sum (w1 g1 + w2 g2 + w3 g3 + w4 g4,
@@ -74,30 +75,6 @@ EM_AVX512 static inline __m128i finish16(__m512 a, __m512 vc, __m512 vi, __m512 
     return _mm512_cvtepi32_epi8(y);
 }
 
-// 16 rows of 16 bytes (at in + i * si) -> 16 rows of 16 bytes (at out + i * so), transposed:
-// four SSE2 unpack levels.
-static inline void transpose16x16(const uint8_t *in, size_t si, uint8_t *out, size_t so) {
-    __m128i r[16], a[16], b[16], c[16];
-    for (int i = 0; i < 16; i++) r[i] = _mm_loadu_si128((const __m128i *)(in + (size_t)i * si));
-    for (int i = 0; i < 8; i++) {
-        a[i] = _mm_unpacklo_epi8(r[2 * i], r[2 * i + 1]);
-        a[8 + i] = _mm_unpackhi_epi8(r[2 * i], r[2 * i + 1]);
-    }
-    for (int h = 0; h < 2; h++)
-        for (int j = 0; j < 4; j++) {
-            b[8 * h + j] = _mm_unpacklo_epi16(a[8 * h + 2 * j], a[8 * h + 2 * j + 1]);
-            b[8 * h + 4 + j] = _mm_unpackhi_epi16(a[8 * h + 2 * j], a[8 * h + 2 * j + 1]);
-        }
-    for (int q = 0; q < 4; q++)
-        for (int m = 0; m < 2; m++) {
-            c[4 * q + m] = _mm_unpacklo_epi32(b[4 * q + 2 * m], b[4 * q + 2 * m + 1]);
-            c[4 * q + 2 + m] = _mm_unpackhi_epi32(b[4 * q + 2 * m], b[4 * q + 2 * m + 1]);
-        }
-    for (int pp = 0; pp < 8; pp++) {
-        _mm_storeu_si128((__m128i *)(out + (size_t)(2 * pp) * so), _mm_unpacklo_epi64(c[2 * pp], c[2 * pp + 1]));
-        _mm_storeu_si128((__m128i *)(out + (size_t)(2 * pp + 1) * so), _mm_unpackhi_epi64(c[2 * pp], c[2 * pp + 1]));
-    }
-}
 
 enum { QB_BINS = 256 }; // bins of one RoI staged for the transposed stores (more: byte by byte)
 
@@ -133,7 +110,7 @@ EM_AVX512 void em_qroi_grid_bins_avx512(const em_qroi_gsamp_t *S, const int *nb,
     const int nbp = (nbins + 15) / 16 * 16; // the last block's rows past nbins are never stored
     for (int b0 = 0; b0 < nbp; b0 += 16)
         for (int c0 = 0; c0 < 32; c0 += 16)
-            transpose16x16(qs + (size_t)b0 * 32 + c0, 32, qt + (size_t)c0 * nbp + b0, (size_t)nbp);
+            em_tr16x16_u8_sse2(qs + (size_t)b0 * 32 + c0, 32, qt + (size_t)c0 * nbp + b0, (size_t)nbp);
     for (int c = 0; c < 32; c++) {
         const uint8_t *src = qt + (size_t)c * nbp;
         uint8_t *dst = o + (size_t)c * cstride;
