@@ -2019,23 +2019,41 @@ void em_qukr_info(int *mr, int *nr, int *kstep) {
     if (kstep) *kstep = P->kstep;
 }
 
+// The test hooks' operands: the 8 x K weights w packed (z_in 0, no bias) into *blob, opened as q,
+// and the K x NR activations x (row-major, rows past K zero) formatted into *panel, the ISA's
+// panel. The caller frees *blob and *panel (also when this fails). Returns 0, or -1.
+static int ukr_test_operands(const em_qgemm_params *P, int K, const int8_t *w, const uint8_t *x,
+                             uint8_t **blob, uint8_t **panel, em_qw *q) {
+    const int NR = P->nr, ks = P->kstep;
+    const int Kp = (K + 3) / 4 * 4, Kpad = (Kp + ks - 1) / ks * ks;
+    const size_t pb = (size_t)Kpad * NR;
+    uint8_t *tmp = NULL;
+    *blob = *panel = NULL;
+    int rc = -1;
+    if (posix_memalign((void **)blob, 64, em_qpack_weights_bytes(8, K)) ||
+        posix_memalign((void **)&tmp, 64, pb + 64) || posix_memalign((void **)panel, 64, pb))
+        goto done;
+    if (em_qpack_weights(w, 8, K, 0, NULL, *blob) != 0 || em_qw_open(*blob, q) != 0) goto done;
+    for (int k = 0; k < Kpad; k++)
+        for (int p = 0; p < NR; p++) tmp[(size_t)k * NR + p] = k < K ? x[(size_t)k * NR + p] : 0;
+    format_panel(tmp, NR, Kpad, NR, P->panel, *panel);
+    rc = 0;
+done:
+    free(tmp);
+    return rc;
+}
+
 int em_qukr_call(int K, const int8_t *w, const uint8_t *x, int32_t *acc, int accumulate) {
     const em_qgemm_params *P = em_qgemm_params_current();
     if (K <= 0 || K > 65536 || !w || !x || !acc) return -1;
     const int NR = P->nr, ks = P->kstep;
     const int Kp = (K + 3) / 4 * 4, Kpad = (Kp + ks - 1) / ks * ks;
-    size_t wb = em_qpack_weights_bytes(8, K), pb = (size_t)Kpad * NR;
-    uint8_t *blob = NULL, *tmp = NULL, *panel = NULL, *prep = NULL;
+    uint8_t *blob = NULL, *panel = NULL, *prep = NULL;
     int rc = -1;
-    if (posix_memalign((void **)&blob, 64, wb) || posix_memalign((void **)&tmp, 64, pb + 64) ||
-        posix_memalign((void **)&panel, 64, pb) ||
+    em_qw q;
+    if (ukr_test_operands(P, K, w, x, &blob, &panel, &q) != 0 ||
         posix_memalign((void **)&prep, 64, (P->prep_bytes_per_k ? P->prep_bytes_per_k : 1) * (size_t)Kpad))
         goto done;
-    em_qw q;
-    if (em_qpack_weights(w, 8, K, 0, NULL, blob) != 0 || em_qw_open(blob, &q) != 0) goto done;
-    for (int k = 0; k < Kpad; k++)
-        for (int p = 0; p < NR; p++) tmp[(size_t)k * NR + p] = k < K ? x[(size_t)k * NR + p] : 0;
-    format_panel(tmp, NR, Kpad, NR, P->panel, panel);
     const uint8_t *wp = (const uint8_t *)q.w;
     int cstride = 4;
     if (P->prep) {
@@ -2051,7 +2069,6 @@ int em_qukr_call(int K, const int8_t *w, const uint8_t *x, int32_t *acc, int acc
     rc = 0;
 done:
     free(blob);
-    free(tmp);
     free(panel);
     free(prep);
     return rc;
@@ -2066,19 +2083,14 @@ int em_qukr_rq_call(int K, const int8_t *w, const uint8_t *x, int rows, int nv, 
         nv < 1 || nv > NR || dst_ld < nv || (res && res_ld < nv))
         return -1;
     if (!P->ukr_rq || P->prep) return 1;
-    const int Kp = (K + 3) / 4 * 4, Kpad = (Kp + ks - 1) / ks * ks;
-    size_t wb = em_qpack_weights_bytes(8, K), pb = (size_t)Kpad * NR;
-    uint8_t *blob = NULL, *tmp = NULL, *panel = NULL;
+    const int Kp = (K + 3) / 4 * 4;
+    uint8_t *blob = NULL, *panel = NULL;
     int32_t *acc = NULL;
     int rc = -1;
-    if (posix_memalign((void **)&blob, 64, wb) || posix_memalign((void **)&tmp, 64, pb + 64) ||
-        posix_memalign((void **)&panel, 64, pb) || posix_memalign((void **)&acc, 64, (size_t)8 * NR * 4))
-        goto done;
     em_qw q;
-    if (em_qpack_weights(w, 8, K, 0, NULL, blob) != 0 || em_qw_open(blob, &q) != 0) goto done;
-    for (int k = 0; k < Kpad; k++)
-        for (int p = 0; p < NR; p++) tmp[(size_t)k * NR + p] = k < K ? x[(size_t)k * NR + p] : 0;
-    format_panel(tmp, NR, Kpad, NR, P->panel, panel);
+    if (ukr_test_operands(P, K, w, x, &blob, &panel, &q) != 0 ||
+        posix_memalign((void **)&acc, 64, (size_t)8 * NR * 4))
+        goto done;
     int32_t tm[8];
     for (int i = 0; i < rows; i++) tm[i] = terms[i] + (P->xor_term ? 128 * q.rowsum[i] : 0);
     const int KC = 512; // run_range's x86 K slice
@@ -2102,7 +2114,6 @@ int em_qukr_rq_call(int K, const int8_t *w, const uint8_t *x, int rows, int nv, 
     rc = 0;
 done:
     free(blob);
-    free(tmp);
     free(panel);
     free(acc);
     return rc;
