@@ -1033,7 +1033,8 @@ typedef struct {
     int split_n, ntasks, tiles;
     volatile int failed;
     int kouter; // x86: run_range_kouter over channel blocks
-    int unit;   // > 0: split_n with units of this many pixel blocks taken in turn (next)
+    int unit;   // > 0: split_n with units of at least this many pixel blocks taken in turn (next:
+                // the first block not taken)
     int next;
 } qrun_ctx;
 
@@ -1437,12 +1438,19 @@ static void run_task(void *vctx, int t) {
     if (x->unit > 0) {
         // pixel blocks in units taken in turn: a thread that another process delays (a shared
         // machine) or that starts late leaves its units to the others instead of making every
-        // thread wait for it at the end of the layer; the tiles do not depend on who runs them
+        // thread wait for it at the end of the layer; the tiles do not depend on who runs them.
+        // Guided: each unit is a share 1 / (2 * threads) of the blocks still left, at least
+        // x->unit, so the units shrink towards the end and the threads finish together.
         for (;;) {
-            int u = __atomic_fetch_add(&x->next, 1, __ATOMIC_RELAXED), t0 = u * x->unit;
-            if (t0 >= x->tiles) return;
-            int t1 = x->tiles - t0 < x->unit ? x->tiles : t0 + x->unit;
-            if (run_range(j, x->P, t0, t1, 0, nmb) != 0) x->failed = 1;
+            int t0 = __atomic_load_n(&x->next, __ATOMIC_RELAXED), n;
+            do {
+                const int rem = x->tiles - t0;
+                if (rem <= 0) return;
+                n = rem / (2 * x->ntasks);
+                if (n < x->unit) n = x->unit;
+                if (n > rem) n = rem;
+            } while (!__atomic_compare_exchange_n(&x->next, &t0, t0 + n, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+            if (run_range(j, x->P, t0, t0 + n, 0, nmb) != 0) x->failed = 1;
         }
     }
     int t0, t1;
@@ -1562,9 +1570,9 @@ static int qgemm_run(const qjob *j0) {
         if (npb >= 2 * nth || npb >= nmb) {
             x.split_n = 1;
             x.tiles = npb;
-            // about 8 units per thread, but at least one cache chunk when there are enough pixel
-            // blocks for 2 units per thread
-            const int Kpad = (j->q.Kp + P->kstep - 1) / P->kstep * P->kstep, per = npb / (8 * nth);
+            // units of at least 1/32 of a thread's share, and at least one cache chunk when there
+            // are enough pixel blocks for 2 units per thread (run_task hands them out guided)
+            const int Kpad = (j->q.Kp + P->kstep - 1) / P->kstep * P->kstep, per = npb / (32 * nth);
             const int cb = chunk_panels(Kpad, P->nr), two = (npb + 2 * nth - 1) / (2 * nth);
             const int lo = cb < two ? cb : two;
             x.unit = per > lo ? per : lo;
