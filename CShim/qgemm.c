@@ -2083,6 +2083,19 @@ static void maxpool_channels(void *v, long c0, long c1) {
                     uint8x16x2_t e0 = vld2q_u8(b + 2 * ox), e1 = vld2q_u8(b + 2 * ox + 2);
                     vst1q_u8(o + ox, vmaxq_u8(vmaxq_u8(e0.val[0], e0.val[1]), e1.val[0]));
                 }
+#elif defined(__x86_64__)
+            if (k == 3 && stride == 2) { // SSE2 (baseline): the same reads as the NEON loop above
+                const __m128i lo8 = _mm_set1_epi16(0x00FF);
+                for (; ox + 16 <= OW; ox += 16) {
+                    const uint8_t *w = b + 2 * ox;
+                    const __m128i a0 = _mm_loadu_si128((const __m128i *)w), a1 = _mm_loadu_si128((const __m128i *)(w + 16));
+                    const __m128i c0 = _mm_loadu_si128((const __m128i *)(w + 2)), c1 = _mm_loadu_si128((const __m128i *)(w + 18));
+                    const __m128i ev = _mm_packus_epi16(_mm_and_si128(a0, lo8), _mm_and_si128(a1, lo8)); // b[2 x]
+                    const __m128i od = _mm_packus_epi16(_mm_srli_epi16(a0, 8), _mm_srli_epi16(a1, 8));    // b[2 x + 1]
+                    const __m128i e2 = _mm_packus_epi16(_mm_and_si128(c0, lo8), _mm_and_si128(c1, lo8)); // b[2 x + 2]
+                    _mm_storeu_si128((__m128i *)(o + ox), _mm_max_epu8(_mm_max_epu8(ev, od), e2));
+                }
+            }
 #endif
             for (; ox < OW; ox++) {
                 const uint8_t *w = b + ox * stride;

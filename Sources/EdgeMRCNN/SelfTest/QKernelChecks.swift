@@ -573,8 +573,10 @@ enum QKernelCheck {
             var pool = [UInt8](repeating: sentinel, count: poolF.count + tail)
             em_qmaxpool2d_u8(a, 3, 17, 19, 3, 2, 1, &pool)
             try same(pool, poolF, "maxpool \(tag)")
-            // More pools vs the reference: FPN's LastLevelMaxPool (k1 s2), k2 s2, k3 s1 p1, even sizes.
-            for (pc, ph, pw, pk, ps, pp) in [(5, 9, 8, 1, 2, 0), (4, 10, 11, 2, 2, 0), (3, 16, 18, 3, 2, 1), (2, 7, 7, 3, 1, 1)] {
+            // More pools vs the reference: FPN's LastLevelMaxPool (k1 s2), k2 s2, k3 s1 p1, even sizes,
+            // and k3 s2 rows of 34 and 125 outputs (the 16-wide vector loops plus their tails).
+            for (pc, ph, pw, pk, ps, pp) in [(5, 9, 8, 1, 2, 0), (4, 10, 11, 2, 2, 0), (3, 16, 18, 3, 2, 1), (2, 7, 7, 3, 1, 1),
+                                             (2, 6, 67, 3, 2, 1), (1, 4, 250, 3, 2, 1)] {
                 let oh = (ph + 2 * pp - pk) / ps + 1, ow = (pw + 2 * pp - pk) / ps + 1
                 var pr = [UInt8](repeating: 0, count: pc * oh * ow)
                 var po = [UInt8](repeating: sentinel, count: pc * oh * ow + tail)
