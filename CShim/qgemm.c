@@ -1039,8 +1039,9 @@ typedef struct {
 } qrun_ctx;
 
 #if !defined(__aarch64__)
-// x86: the next chunk's source rows (and residual rows) prefetched into L2 while the micro-kernel
-// runs on this chunk, a few lines before each call. The 1x1 layers of the backbone read 16 to
+// x86: the next chunk's source rows of a 1x1 layer (QSRC_ROWS) and its residual rows prefetched
+// into L2 while the micro-kernel runs on this chunk, a few lines before each call (not the
+// convolutions' input: consecutive chunks share most of their input rows, which are in cache). The 1x1 layers of the backbone read 16 to
 // 1024 rows at a stride of N bytes, 48 bytes per panel from each: too many streams for the
 // hardware prefetchers, so the panel builder waited on L3 for most lines (single-threaded
 // layer1.1.conv1: panel building took 74% of the kernel's time). Prefetches do not change any
@@ -1091,23 +1092,13 @@ static void pf_setup(pf_plan *f, const qjob *j, int n0, int n1, long calls) {
         pf_region_set(&f->r[f->nr], j->src, (size_t)j->ldk, j->q.K, (size_t)n0, (size_t)n1);
         lines += (size_t)j->q.K * ((size_t)(n1 - n0) / 64 + 2);
         f->nr++;
-    } else if (j->src_kind == QSRC_CONV) {
-        const int oy0 = n0 / j->OW, oy1 = (n1 - 1) / j->OW;
-        int iy0 = oy0 * j->stride - j->pad, iy1 = oy1 * j->stride - j->pad + j->KH - 1;
-        if (iy0 < 0) iy0 = 0;
-        if (iy1 > j->H - 1) iy1 = j->H - 1;
-        const int cin = j->q.K / (j->KH * j->KW);
-        const size_t lo = (size_t)iy0 * j->W, hi = (size_t)(iy1 + 1) * j->W;
-        pf_region_set(&f->r[f->nr], j->src, (size_t)j->H * j->W, cin, lo, hi);
-        lines += (size_t)cin * ((hi - lo) / 64 + 2);
-        f->nr++;
     }
     if (j->out_kind == QOUT_CHW && j->res) {
         pf_region_set(&f->r[f->nr], j->res, (size_t)j->N, j->q.M, (size_t)n0, (size_t)n1);
         lines += (size_t)j->q.M * ((size_t)(n1 - n0) / 64 + 2);
         f->nr++;
     }
-    long per = calls > 0 ? (long)(lines / (size_t)calls) + 1 : 0;
+    long per = calls > 0 && f->nr > 0 ? (long)(lines / (size_t)calls) + 1 : 0;
     f->per_call = per > 64 ? 64 : (int)per;
 }
 #endif
