@@ -1154,6 +1154,40 @@ static void fused_slice(const qjob *j, const em_qgemm_params *P, const qbufs *b,
 }
 #endif
 
+#if defined(__x86_64__)
+// fused_slice for the deconvolution (QOUT_DECONV, P->ukr_rqdc, MR 8): each tile's requantised
+// row pairs written interleaved straight into the output (no int32 tile pass, no row buffer).
+static void fused_slice_dc(const qjob *j, const em_qgemm_params *P, const qbufs *b, const int32_t *accs,
+                           int cb, int c0, int cn, int g0, int gn, int k0, int load, pf_plan *pf) {
+    const int NR = P->nr, Kp = j->q.Kp, ks = P->kstep;
+    const int Kpad = (Kp + ks - 1) / ks * ks;
+    const int kc = Kp - k0, kcu = (kc + ks - 1) / ks * ks;
+    const size_t pbytes = (size_t)Kpad * NR, tile = (size_t)8 * NR;
+    const em_qukr_rqdc_fn ukr = P->ukr_rqdc;
+    em_qrq_dc t;
+    t.z_out = j->z_out;
+    t.lo = j->lo;
+    t.out = j->out;
+    t.H = j->dH;
+    t.W = j->dW;
+    for (int g = 0; g < gn; g++) {
+        const int m0 = (g0 + g) * 8;
+        t.rows = j->q.M - m0 < 8 ? j->q.M - m0 : 8;
+        t.terms = j->terms + m0;
+        t.mults = j->mult + (m0 >> 2);
+        t.co0 = m0 >> 2;
+        const int8_t *w = j->q.w + ((size_t)(g0 + g) * Kp + k0) * 8;
+        for (int c = 0; c < cn; c++) {
+            const uint8_t *pan = b->panel + (size_t)c * pbytes + (size_t)k0 * NR;
+            t.n0 = (c0 + c) * NR;
+            t.nv = j->N - t.n0 < NR ? j->N - t.n0 : NR;
+            pf_step(pf);
+            ukr(kcu, w, pan, load ? accs + ((size_t)g * cb + c) * tile : NULL, &t);
+        }
+    }
+}
+#endif
+
 // Chunk of pixel blocks whose panels stay in cache (~192 KB), at least ~128 pixels wide so the
 // im2col gather copies long row segments, but at most ~512 KB (FC6: K 12544).
 static int chunk_panels(int Kpad, int NR) {
@@ -1226,6 +1260,10 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
     // last K slice (the earlier slices' tiles added in its registers), no epilogue pass over the
     // int32 tiles. (aarch64 keeps its epilogue: not compiled there.)
     const int fused = P->ukr_rq && !P->prep && j->out_kind == QOUT_CHW;
+#endif
+#if defined(__x86_64__)
+    // (the deconvolution's tiles likewise, with its interleaved store: fused_slice_dc)
+    const int fused_dc = P->ukr_rqdc && !P->prep && P->mr == 8 && j->out_kind == QOUT_DECONV;
 #endif
 #if defined(__x86_64__)
     em_qpsrc ps;
@@ -1315,6 +1353,12 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
                     continue;
                 }
 #endif
+#if defined(__x86_64__)
+                if (fused_dc && k0 + KC >= Kp) {
+                    fused_slice_dc(j, P, b, accs, cb, c0, cn, g0, gn, k0, k0 > 0, &pf);
+                    continue;
+                }
+#endif
                 int kc = Kp - k0 < KC ? Kp - k0 : KC, load = k0 > 0;
                 int kcu = (kc + ks - 1) / ks * ks; // what the micro-kernel runs (padding is zero)
                 if (P->prep && !j->wprep)
@@ -1352,6 +1396,9 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
             }
 #if !defined(__aarch64__)
             if (fused) continue;
+#endif
+#if defined(__x86_64__)
+            if (fused_dc) continue;
 #endif
             for (int c = 0; c < cn; c++) {
                 int n0 = (c0 + c) * NR, nv = j->N - n0 < NR ? j->N - n0 : NR;
