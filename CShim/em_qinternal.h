@@ -136,6 +136,21 @@ typedef struct em_qrq_dc {
 } em_qrq_dc;
 typedef void (*em_qukr_rqdc_fn)(int kp, const void *wblk, const uint8_t *panel, const int32_t *acc,
                                 const em_qrq_dc *t);
+// And for the linear layers' [N][M] outputs (QOUT_NM_U8 / QOUT_NM_F32, x86): tile rows m0 + i
+// (i < rows, 1..8) x pixels n0 + p (p < nv) stored transposed, pixel p's rows as one run at
+// out + (n0 + p) * M + m0 (f32: outf): u8 the requantised bytes (em_qrows_fn, no residual), f32
+// (float)(sum + term) * mults[i] as the driver's epilogue. Nothing else is written.
+typedef struct em_qrq_nm {
+    const int32_t *terms; // [rows]
+    const float *mults;   // [rows]
+    int32_t z_out, lo;    // u8 only
+    uint8_t *out;         // u8: pixel p's bytes at out + p * M (already at (n0, m0)); NULL: f32
+    float *outf;          // f32: pixel p's floats at outf + p * M
+    size_t M;
+    int nv, rows;
+} em_qrq_nm;
+typedef void (*em_qukr_rqnm_fn)(int kp, const void *wblk, const uint8_t *panel, const int32_t *acc,
+                                const em_qrq_nm *t);
 #endif
 
 // Element-wise rows: rescaled add (em_qadd_u8 formula) and quantisation (em_quantize_f32_u8).
@@ -162,6 +177,7 @@ typedef struct em_qgemm_params {
     em_qukr_rq_fn ukr_rq; // NULL: the last slice runs ukr and the driver's epilogue requantises
 #if defined(__x86_64__)
     em_qukr_rqdc_fn ukr_rqdc; // NULL: the deconvolution's tiles go through the driver's epilogue
+    em_qukr_rqnm_fn ukr_rqnm; // NULL: the linear layers' tiles go through the driver's epilogue
 #endif
     em_qprep_fn prep; // NULL: the micro-kernel reads the packed block directly
     size_t prep_bytes_per_k; // bytes of prepared weights per k (for 8 channels)
@@ -214,6 +230,11 @@ void em_qukr_rq_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uint8_t *pa
                                      const int32_t *acc, const em_qrq_tile *t);
 void em_qukr_rqdc_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uint8_t *panel,
                                        const int32_t *acc, const em_qrq_dc *t);
+void em_qukr_rqnm_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uint8_t *panel,
+                                       const int32_t *acc, const em_qrq_nm *t);
+// x86/qcols_avx512.c: the 48-pixel EM_QP_K4 panel of kc (a multiple of 4) values of k of pixels
+// p < nv at src + p * ldk (pixels nv..47: z), dst [kc / 4][48][4].
+void em_qcols_panel48_avx512(const uint8_t *src, long ldk, int nv, int kc, uint8_t z, uint8_t *dst);
 void em_qrow_sse41(const int32_t *acc, int n, float mult, int32_t z_out, int32_t lo,
                    const uint8_t *res, int32_t z_res, float res_mult, uint8_t *dst);
 void em_qrow_avx512(const int32_t *acc, int n, float mult, int32_t z_out, int32_t lo,
