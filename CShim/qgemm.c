@@ -392,7 +392,7 @@ __attribute__((noinline)) static void format_panel(const uint8_t *tmp, long ld, 
 // source already has the panel's byte order in reach: QSRC_ROWS (1x1 stride-1 convolutions,
 // deconvolution: k rows of contiguous pixels) with the whole panel inside N, through
 // format_panel; QSRC_COLS (linear: k contiguous per pixel) into a 4-k panel, one 4-byte move per
-// pixel and group. Both need K = Kp. Returns 0 when the panel must be gathered instead.
+// pixel and group (avx512vnni: em_qcols_panel48_avx512's dword transposes). Both need K = Kp. Returns 0 when the panel must be gathered instead.
 // Four k rows r[0..3] of NR pixels -> one group of a 4-k panel (byte zip, xor x), as format_panel.
 static void zip4(const uint8_t *const *r, int NR, uint8_t xr, uint8_t *d) {
     int p = 0;
@@ -1449,7 +1449,10 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
 // of all the range's panels (48 x 512 bytes each) is built, then every weight block of the slice
 // is read once (4 KB, from memory into L1) and runs over all the panels, the int32 tiles of the
 // whole range accumulating across the slices (at most ~1 MB; the same sums as run_range), then
-// the same epilogue. The thread's weights are read once per call.
+// the same epilogue (avx512vnni: the last slice's tiles stored by the micro-kernel instead,
+// fused_slice_x86; the slices of the panels built by em_qcols_panel48_avx512). The thread's
+// weights are read once per call. (use_kouter: also the avx512vnni linear layers with at least 2
+// channel blocks per thread.)
 static void cols_slice_k4(const qjob *j, const em_qgemm_params *P, int n0, int NR, int k0, int kc, uint8_t *dst) {
     const uint8_t z = (uint8_t)j->q.z_in;
     const uint32_t zz = z * 0x01010101u;
