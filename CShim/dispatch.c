@@ -157,7 +157,8 @@ static void fill_qparams(void) {
     isa_qparams[EM_ISA_AVX512].roi_row = em_qroi_row_avx512;
     isa_qparams[EM_ISA_AVX512VNNI] = (em_qgemm_params){
         .name = "avx512vnni_8x48", .mr = 8, .nr = 48, .kstep = 4, .panel = EM_QP_K4,
-        .ukr = em_qukr_u8s8_avx512vnni_8x48, .ukr_rq = em_qukr_rq_u8s8_avx512vnni_8x48, .prep = NULL, .prep_bytes_per_k = 0,
+        .ukr = em_qukr_u8s8_avx512vnni_8x48, .ukr_rq = em_qukr_rq_u8s8_avx512vnni_8x48, .ukr_rqdc = em_qukr_rqdc_u8s8_avx512vnni_8x48, 
+        .ukr_rqnm = em_qukr_rqnm_u8s8_avx512vnni_8x48, .prep = NULL, .prep_bytes_per_k = 0,
         .prep_cstride = 4, .row = em_qrow_avx512, .rows = em_qrows_avx512, .xor_term = 0,
         .add_row = em_qadd_row_sse41, .quant_row = em_qquant_row_sse41,
         .roi_row = em_qroi_row_avx512, .dequant_row = em_qdequant_row_generic,

@@ -120,6 +120,38 @@ typedef struct em_qrq_tile {
 } em_qrq_tile;
 typedef void (*em_qukr_rq_fn)(int kp, const void *wblk, const uint8_t *panel, const int32_t *acc,
                               const em_qrq_tile *t);
+#if defined(__x86_64__)
+// The same for the deconvolution's output (QOUT_DECONV, x86): tile rows m0 + i (m0 a multiple of
+// 8, i < rows, rows 4 or 8) are m = co * 4 + dy * 2 + dx, co = m0 / 4 + i / 4; the requantised
+// rows of each pair (dx 0, dx 1) of one (co, dy) are stored interleaved into output row 2 y + dy
+// of channel co, bytes 2 x and 2 x + 1, for the input pixels n0 + p = y * W + x, p < nv (which
+// may run over several input rows). The same bytes as the driver's epilogue (em_qrows_fn rows,
+// then the interleave); nothing else is written.
+typedef struct em_qrq_dc {
+    const int32_t *terms; // [rows]: the int32 term of each row
+    const float *mults;   // [rows / 4]: the multiplier of channel co0 + c
+    int32_t z_out, lo;
+    uint8_t *out;         // the output [Cout][2 H][2 W]
+    int H, W, co0, n0, nv, rows;
+} em_qrq_dc;
+typedef void (*em_qukr_rqdc_fn)(int kp, const void *wblk, const uint8_t *panel, const int32_t *acc,
+                                const em_qrq_dc *t);
+// And for the linear layers' [N][M] outputs (QOUT_NM_U8 / QOUT_NM_F32, x86): tile rows m0 + i
+// (i < rows, 1..8) x pixels n0 + p (p < nv) stored transposed, pixel p's rows as one run at
+// out + (n0 + p) * M + m0 (f32: outf): u8 the requantised bytes (em_qrows_fn, no residual), f32
+// (float)(sum + term) * mults[i] as the driver's epilogue. Nothing else is written.
+typedef struct em_qrq_nm {
+    const int32_t *terms; // [rows]
+    const float *mults;   // [rows]
+    int32_t z_out, lo;    // u8 only
+    uint8_t *out;         // u8: pixel p's bytes at out + p * M (already at (n0, m0)); NULL: f32
+    float *outf;          // f32: pixel p's floats at outf + p * M
+    size_t M;
+    int nv, rows;
+} em_qrq_nm;
+typedef void (*em_qukr_rqnm_fn)(int kp, const void *wblk, const uint8_t *panel, const int32_t *acc,
+                                const em_qrq_nm *t);
+#endif
 
 // Element-wise rows: rescaled add (em_qadd_u8 formula) and quantisation (em_quantize_f32_u8).
 typedef void (*em_qadd_row_fn)(const uint8_t *a, int32_t z_a, float a_mult, const uint8_t *b,
@@ -143,6 +175,10 @@ typedef struct em_qgemm_params {
     int panel;        // EM_QP_*
     em_qukr_fn ukr;
     em_qukr_rq_fn ukr_rq; // NULL: the last slice runs ukr and the driver's epilogue requantises
+#if defined(__x86_64__)
+    em_qukr_rqdc_fn ukr_rqdc; // NULL: the deconvolution's tiles go through the driver's epilogue
+    em_qukr_rqnm_fn ukr_rqnm; // NULL: the linear layers' tiles go through the driver's epilogue
+#endif
     em_qprep_fn prep; // NULL: the micro-kernel reads the packed block directly
     size_t prep_bytes_per_k; // bytes of prepared weights per k (for 8 channels)
     int prep_cstride; // bytes between channel c and c+1 in the prepared layout's first group
@@ -192,6 +228,13 @@ void em_qukr_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uint8_t *panel
                                   int accumulate);
 void em_qukr_rq_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uint8_t *panel,
                                      const int32_t *acc, const em_qrq_tile *t);
+void em_qukr_rqdc_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uint8_t *panel,
+                                       const int32_t *acc, const em_qrq_dc *t);
+void em_qukr_rqnm_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uint8_t *panel,
+                                       const int32_t *acc, const em_qrq_nm *t);
+// x86/qcols_avx512.c: the 48-pixel EM_QP_K4 panel of kc (a multiple of 4) values of k of pixels
+// p < nv at src + p * ldk (pixels nv..47: z), dst [kc / 4][48][4].
+void em_qcols_panel48_avx512(const uint8_t *src, long ldk, int nv, int kc, uint8_t z, uint8_t *dst);
 void em_qrow_sse41(const int32_t *acc, int n, float mult, int32_t z_out, int32_t lo,
                    const uint8_t *res, int32_t z_res, float res_mult, uint8_t *dst);
 void em_qrow_avx512(const int32_t *acc, int n, float mult, int32_t z_out, int32_t lo,

@@ -392,7 +392,7 @@ __attribute__((noinline)) static void format_panel(const uint8_t *tmp, long ld, 
 // source already has the panel's byte order in reach: QSRC_ROWS (1x1 stride-1 convolutions,
 // deconvolution: k rows of contiguous pixels) with the whole panel inside N, through
 // format_panel; QSRC_COLS (linear: k contiguous per pixel) into a 4-k panel, one 4-byte move per
-// pixel and group. Both need K = Kp. Returns 0 when the panel must be gathered instead.
+// pixel and group (avx512vnni: em_qcols_panel48_avx512's dword transposes). Both need K = Kp. Returns 0 when the panel must be gathered instead.
 // Four k rows r[0..3] of NR pixels -> one group of a 4-k panel (byte zip, xor x), as format_panel.
 static void zip4(const uint8_t *const *r, int NR, uint8_t xr, uint8_t *d) {
     int p = 0;
@@ -792,6 +792,13 @@ static int direct_panel(const qjob *j, int n0, int NR, int fmt, uint8_t *dst) {
     if (j->src_kind != QSRC_COLS || (fmt != EM_QP_K4 && fmt != EM_QP_K4X)) return 0;
     const uint32_t x = fmt == EM_QP_K4X ? 0x80808080u : 0;
     const uint8_t z = (uint8_t)j->q.z_in;
+#if defined(__x86_64__)
+    if (fmt == EM_QP_K4 && NR == 48 && em_isa_current() == EM_ISA_AVX512VNNI) { // (AVX-512BW)
+        int nv48 = j->N - n0 < NR ? j->N - n0 : NR;
+        em_qcols_panel48_avx512(j->src + (size_t)n0 * j->ldk, j->ldk, nv48, Kp, z, dst);
+        return 1;
+    }
+#endif
     const uint32_t zz = (z * 0x01010101u) ^ x;
     int nv = j->N - n0 < NR ? j->N - n0 : NR;
     for (int p = 0; p < nv; p++) {
@@ -1146,6 +1153,64 @@ static void fused_slice(const qjob *j, const em_qgemm_params *P, const qbufs *b,
 }
 #endif
 
+#if defined(__x86_64__)
+// x86 ISAs whose requantising micro-kernel also stores the deconvolution's interleaved rows
+// (P->ukr_rqdc) and the linear layers' transposed [N][M] tiles (P->ukr_rqnm): 1 (QOUT_DECONV), 2
+// (QOUT_NM_U8 / QOUT_NM_F32) when this job's last K slice goes through fused_slice_x86, else 0.
+static int fused_x86_kind(const qjob *j, const em_qgemm_params *P) {
+    if (P->prep || P->mr != 8) return 0;
+    if (j->out_kind == QOUT_DECONV && P->ukr_rqdc) return 1;
+    if ((j->out_kind == QOUT_NM_U8 || j->out_kind == QOUT_NM_F32) && P->ukr_rqnm) return 2;
+    return 0;
+}
+
+// fused_slice for those outputs: the last K slice [k0, Kp) of the chunk's panels [c0, c0 + cn)
+// (panel c's group at k0: panel + c * pbytes) x channel blocks [g0, g0 + gn), each
+// tile's uint8 (or f32) outputs written straight from the micro-kernel's registers (no int32 tile
+// pass, no row buffer, no scalar scatter); load: the tiles at accs ([g][cb] of 8 x NR) hold the
+// earlier slices' sums. pf: NULL or the next chunk's prefetch plan.
+static void fused_slice_x86(const qjob *j, const em_qgemm_params *P, const uint8_t *panel, size_t pbytes,
+                            const int32_t *accs, int cb, int c0, int cn, int g0, int gn, int k0, int load,
+                            pf_plan *pf) {
+    const int NR = P->nr, Kp = j->q.Kp, ks = P->kstep, kind = fused_x86_kind(j, P);
+    const int kc = Kp - k0, kcu = (kc + ks - 1) / ks * ks;
+    const size_t tile = (size_t)8 * NR;
+    em_qrq_dc d;
+    em_qrq_nm m;
+    d.z_out = m.z_out = j->z_out;
+    d.lo = m.lo = j->lo;
+    d.out = j->out;
+    d.H = j->dH;
+    d.W = j->dW;
+    m.M = (size_t)j->q.M;
+    for (int g = 0; g < gn; g++) {
+        const int m0 = (g0 + g) * 8, rows = j->q.M - m0 < 8 ? j->q.M - m0 : 8;
+        d.rows = m.rows = rows;
+        d.terms = m.terms = j->terms + m0;
+        d.mults = j->mult + (m0 >> 2);
+        m.mults = j->mult + m0;
+        d.co0 = m0 >> 2;
+        const int8_t *w = j->q.w + ((size_t)(g0 + g) * Kp + k0) * 8;
+        for (int c = 0; c < cn; c++) {
+            const uint8_t *pan = panel + (size_t)c * pbytes;
+            const int n0 = (c0 + c) * NR, nv = j->N - n0 < NR ? j->N - n0 : NR;
+            const int32_t *a = load ? accs + ((size_t)g * cb + c) * tile : NULL;
+            if (pf) pf_step(pf);
+            if (kind == 1) {
+                d.n0 = n0;
+                d.nv = nv;
+                P->ukr_rqdc(kcu, w, pan, a, &d);
+            } else {
+                m.nv = nv;
+                m.out = j->out_kind == QOUT_NM_U8 ? j->out + (size_t)n0 * m.M + m0 : NULL;
+                m.outf = j->out_kind == QOUT_NM_F32 ? j->outf + (size_t)n0 * m.M + m0 : NULL;
+                P->ukr_rqnm(kcu, w, pan, a, &m);
+            }
+        }
+    }
+}
+#endif
+
 // Chunk of pixel blocks whose panels stay in cache (~192 KB), at least ~128 pixels wide so the
 // im2col gather copies long row segments, but at most ~512 KB (FC6: K 12544).
 static int chunk_panels(int Kpad, int NR) {
@@ -1218,6 +1283,10 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
     // last K slice (the earlier slices' tiles added in its registers), no epilogue pass over the
     // int32 tiles. (aarch64 keeps its epilogue: not compiled there.)
     const int fused = P->ukr_rq && !P->prep && j->out_kind == QOUT_CHW;
+#endif
+#if defined(__x86_64__)
+    // (the deconvolution's and the linear layers' tiles likewise: fused_slice_x86)
+    const int fused_x = fused_x86_kind(j, P);
 #endif
 #if defined(__x86_64__)
     em_qpsrc ps;
@@ -1307,6 +1376,12 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
                     continue;
                 }
 #endif
+#if defined(__x86_64__)
+                if (fused_x && k0 + KC >= Kp) {
+                    fused_slice_x86(j, P, b->panel + (size_t)k0 * NR, pbytes, accs, cb, c0, cn, g0, gn, k0, k0 > 0, &pf);
+                    continue;
+                }
+#endif
                 int kc = Kp - k0 < KC ? Kp - k0 : KC, load = k0 > 0;
                 int kcu = (kc + ks - 1) / ks * ks; // what the micro-kernel runs (padding is zero)
                 if (P->prep && !j->wprep)
@@ -1345,6 +1420,9 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
 #if !defined(__aarch64__)
             if (fused) continue;
 #endif
+#if defined(__x86_64__)
+            if (fused_x) continue;
+#endif
             for (int c = 0; c < cn; c++) {
                 int n0 = (c0 + c) * NR, nv = j->N - n0 < NR ? j->N - n0 : NR;
                 for (int g = 0; g < gn; g++)
@@ -1363,11 +1441,18 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
 // of all the range's panels (48 x 512 bytes each) is built, then every weight block of the slice
 // is read once (4 KB, from memory into L1) and runs over all the panels, the int32 tiles of the
 // whole range accumulating across the slices (at most ~1 MB; the same sums as run_range), then
-// the same epilogue. The thread's weights are read once per call.
-static void cols_slice_k4(const qjob *j, int n0, int NR, int k0, int kc, uint8_t *dst) {
+// the same epilogue (avx512vnni: the last slice's tiles stored by the micro-kernel instead,
+// fused_slice_x86; the slices of the panels built by em_qcols_panel48_avx512). The thread's
+// weights are read once per call. (use_kouter: also the avx512vnni linear layers with at least 2
+// channel blocks per thread.)
+static void cols_slice_k4(const qjob *j, const em_qgemm_params *P, int n0, int NR, int k0, int kc, uint8_t *dst) {
     const uint8_t z = (uint8_t)j->q.z_in;
     const uint32_t zz = z * 0x01010101u;
     const int nv = j->N - n0 < NR ? j->N - n0 : NR, ng = kc / 4;
+    if (NR == 48 && P->ukr_rqnm) { // avx512vnni (AVX-512BW): the transposing builder
+        em_qcols_panel48_avx512(j->src + (size_t)n0 * j->ldk + k0, j->ldk, nv, kc, z, dst);
+        return;
+    }
     for (int p = 0; p < NR; p++) {
         uint8_t *d = dst + (size_t)p * 4;
         if (p >= nv) {
@@ -1380,8 +1465,15 @@ static void cols_slice_k4(const qjob *j, int n0, int NR, int k0, int kc, uint8_t
 }
 
 static int use_kouter(const qjob *j, const em_qgemm_params *P) {
-    return j->src_kind == QSRC_COLS && P->panel == EM_QP_K4 && !P->prep && P->kstep == 4 &&
-           j->q.Kp == j->q.K && (size_t)j->q.Kp * P->nr > ((size_t)256 << 10);
+    if (j->src_kind != QSRC_COLS || P->panel != EM_QP_K4 || P->prep || P->kstep != 4 || j->q.Kp != j->q.K)
+        return 0;
+    if ((size_t)j->q.Kp * P->nr > ((size_t)256 << 10)) return 1;
+    // Also every linear layer whose tiles the micro-kernel stores (fused_x86_kind 2: avx512vnni)
+    // when there are at least 2 channel blocks per thread: the box head's RoI chunks are few
+    // panels (288 RoIs: 6 of 48), which run_range split over the threads in units of 2 panels
+    // (3 units for 2 threads: one thread did twice the other's work); the channel blocks (FC7:
+    // 128) split evenly, and each thread reads only its share of the weights.
+    return fused_x86_kind(j, P) == 2 && j->q.Mp / 8 >= 2 * em_num_threads();
 }
 
 static int run_range_kouter(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_hi, int mb_lo,
@@ -1397,11 +1489,16 @@ static int run_range_kouter(const qjob *j, const em_qgemm_params *P, int pb_lo, 
     int32_t *accs = (int32_t *)(b->panel + sbytes * cb); // [gn][cb] tiles of 8 x NR
     int last = j->q.M - (mb_hi - 1) * 8;
     if (last > 8) last = 8;
+    const int fused = fused_x86_kind(j, P) == 2;
     for (int c0 = pb_lo; c0 < pb_hi; c0 += cb) {
         const int cn = pb_hi - c0 < cb ? pb_hi - c0 : cb;
         for (int k0 = 0; k0 < Kp; k0 += KC) {
             const int kc = Kp - k0 < KC ? Kp - k0 : KC, load = k0 > 0;
-            for (int c = 0; c < cn; c++) cols_slice_k4(j, (c0 + c) * NR, NR, k0, kc, b->panel + (size_t)c * sbytes);
+            for (int c = 0; c < cn; c++) cols_slice_k4(j, P, (c0 + c) * NR, NR, k0, kc, b->panel + (size_t)c * sbytes);
+            if (fused && k0 + KC >= Kp) { // the last slice: stored by the micro-kernel
+                fused_slice_x86(j, P, b->panel, sbytes, accs, cb, c0, cn, mb_lo, gn, k0, load, NULL);
+                continue;
+            }
             const em_qukr_fn ukr = P->ukr;
             for (int g = 0; g < gn; g++) {
                 const uint8_t *w = (const uint8_t *)(j->q.w + ((size_t)(mb_lo + g) * Kp + k0) * 8);
@@ -1412,6 +1509,7 @@ static int run_range_kouter(const qjob *j, const em_qgemm_params *P, int pb_lo, 
                         ukr(kc, w + (size_t)i0 * 4, b->panel + (size_t)c * sbytes, t + (size_t)i0 * NR, load);
             }
         }
+        if (fused) continue;
         for (int c = 0; c < cn; c++) {
             int n0 = (c0 + c) * NR, nv = j->N - n0 < NR ? j->N - n0 : NR;
             for (int g = 0; g < gn; g++)

@@ -153,6 +153,193 @@ EM_VNNI void em_qukr_rq_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uin
             if (i < rows) vnni_rq_row48(c[i], mults[i], flo, fhi, vz, km, NULL, vzr, vrm, d + i * dst_ld);
     }
 }
+
+// One row of 48 lanes requantised as vnni_rq_row48 without residual (the same instructions), the
+// 48 bytes left in b[0..2] (lanes past the tile's nv hold bytes that are not stored).
+static inline __attribute__((always_inline)) EM_VNNI void vnni_rq_bytes48(const __m512i c[3], float mult,
+                                                                         __m512 flo, __m512 fhi, __m512i vz,
+                                                                         __m128i b[3]) {
+    const __m512 vm = _mm512_set1_ps(mult);
+#pragma clang loop unroll(full)
+    for (int j = 0; j < 3; j++) {
+        __m512 v = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(c[j]), vm), flo), fhi);
+        b[j] = _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(v), vz));
+    }
+}
+
+// em_qukr_rqdc_fn of the 8x48 kernel (QOUT_DECONV): the sums as em_qukr_rq_u8s8_avx512vnni_8x48
+// (term where the accumulators start, or added with acc's tile), each row requantised with
+// em_qrows_avx512's instructions (no residual), then per row pair (dx 0, dx 1) the two rows' bytes
+// interleaved by unpacklo/hi (output bytes 2 p, 2 p + 1 = pixel p of dx 0, dx 1): 96 bytes,
+// stored as one run (masked past 2 nv) when the pixels lie on one input row, else one run per
+// input row from a stack copy.
+EM_VNNI void em_qukr_rqdc_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uint8_t *panel,
+                                               const int32_t *acc, const em_qrq_dc *t) {
+    const int nv = t->nv, rows = t->rows, W = t->W, H = t->H, n0 = t->n0;
+    const int32_t *terms = t->terms;
+    const float m0 = t->mults[0], m1 = rows > 4 ? t->mults[1] : 0.0f;
+    const int32_t z_out = t->z_out, lo = t->lo;
+    __m512i c[8][3];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 8; i++)
+        c[i][0] = c[i][1] = c[i][2] = acc || i >= rows ? _mm512_setzero_si512() : _mm512_set1_epi32(terms[i]);
+    vnni_8x48_loop(kp, (const uint8_t *)wblk, panel, c);
+    if (acc) {
+#pragma clang loop unroll(full)
+        for (int i = 0; i < 8; i++) {
+            const __m512i vt = i < rows ? _mm512_set1_epi32(terms[i]) : _mm512_setzero_si512();
+#pragma clang loop unroll(full)
+            for (int j = 0; j < 3; j++)
+                c[i][j] = _mm512_add_epi32(c[i][j], _mm512_add_epi32(_mm512_loadu_si512((const void *)(acc + i * 48 + j * 16)), vt));
+        }
+    }
+    const __m512 flo = _mm512_set1_ps((float)(lo - z_out)), fhi = _mm512_set1_ps((float)(255 - z_out));
+    const __m512i vz = _mm512_set1_epi32(z_out);
+    const int y = n0 / W, x = n0 - y * W, one = x + nv <= W;
+    const size_t W2 = (size_t)2 * W, plane = (size_t)4 * H * W;
+    uint8_t *o0 = t->out + ((size_t)t->co0 * 2 * H + 2 * (size_t)y) * W2 + 2 * (size_t)x;
+    __mmask16 km[6];
+#pragma clang loop unroll(full)
+    for (int q = 0; q < 6; q++) {
+        int n = 2 * nv - 16 * q;
+        km[q] = n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+    }
+#pragma clang loop unroll(full)
+    for (int p = 0; p < 4; p++) {
+        if (2 * p >= rows) break;
+        const float mult = p < 2 ? m0 : m1;
+        __m128i a[3], b[3], v[6];
+        vnni_rq_bytes48(c[2 * p], mult, flo, fhi, vz, a);
+        vnni_rq_bytes48(c[2 * p + 1], mult, flo, fhi, vz, b);
+#pragma clang loop unroll(full)
+        for (int j = 0; j < 3; j++) {
+            v[2 * j] = _mm_unpacklo_epi8(a[j], b[j]);
+            v[2 * j + 1] = _mm_unpackhi_epi8(a[j], b[j]);
+        }
+        uint8_t *o = o0 + (size_t)(p >> 1) * plane + (size_t)(p & 1) * W2;
+        if (one) {
+#pragma clang loop unroll(full)
+            for (int q = 0; q < 6; q++) _mm_mask_storeu_epi8(o + 16 * q, km[q], v[q]);
+        } else {
+            uint8_t buf[96];
+#pragma clang loop unroll(full)
+            for (int q = 0; q < 6; q++) _mm_storeu_si128((__m128i *)(void *)(buf + 16 * q), v[q]);
+            int xx = x, i = 0;
+            while (i < nv) {
+                const int seg = W - xx < nv - i ? W - xx : nv - i;
+                memcpy(o, buf + 2 * i, (size_t)2 * seg);
+                i += seg;
+                o += 2 * W2 - 2 * (size_t)xx; // (y, xx) -> (y + 1, 0) of the same (co, dy)
+                xx = 0;
+            }
+        }
+    }
+}
+
+// em_qukr_rqnm_fn of the 8x48 kernel (linear layers, [N][M] outputs): the sums as
+// em_qukr_rq_u8s8_avx512vnni_8x48 (the term where the accumulators start, or added with acc's
+// tile). u8: each row requantised with em_qrows_avx512's instructions (no residual), then the
+// 8 x 16 bytes of each third transposed by byte / word / dword unpacks (pixel p's 8 rows in one
+// 8-byte half), one masked 8-byte store per pixel. f32: (float)sum * mult per row (vcvtdq2ps,
+// vmulps: the scalar epilogue's conversion and one rounding), the 8 x 16 floats transposed by
+// unpack / shuffle within 128-bit lanes (pixel 4 l + s: rows 0-3 in lane l of b[s], rows 4-7 in
+// lane l of b[4 + s]), one masked 8-float store per pixel.
+EM_VNNI void em_qukr_rqnm_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uint8_t *panel,
+                                               const int32_t *acc, const em_qrq_nm *t) {
+    const int nv = t->nv, rows = t->rows;
+    const int32_t *terms = t->terms;
+    const float *mults = t->mults;
+    const size_t M = t->M;
+    uint8_t *out = t->out;
+    float *outf = t->outf;
+    const int32_t z_out = t->z_out, lo = t->lo;
+    __m512i c[8][3];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 8; i++)
+        c[i][0] = c[i][1] = c[i][2] = acc || i >= rows ? _mm512_setzero_si512() : _mm512_set1_epi32(terms[i]);
+    vnni_8x48_loop(kp, (const uint8_t *)wblk, panel, c);
+    if (acc) {
+#pragma clang loop unroll(full)
+        for (int i = 0; i < 8; i++) {
+            const __m512i vt = i < rows ? _mm512_set1_epi32(terms[i]) : _mm512_setzero_si512();
+#pragma clang loop unroll(full)
+            for (int j = 0; j < 3; j++)
+                c[i][j] = _mm512_add_epi32(c[i][j], _mm512_add_epi32(_mm512_loadu_si512((const void *)(acc + i * 48 + j * 16)), vt));
+        }
+    }
+    float mv[8];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 8; i++) mv[i] = i < rows ? mults[i] : 0.0f;
+    if (out) {
+        const __m512 flo = _mm512_set1_ps((float)(lo - z_out)), fhi = _mm512_set1_ps((float)(255 - z_out));
+        const __m512i vz = _mm512_set1_epi32(z_out);
+        const __mmask16 km = (__mmask16)((1u << rows) - 1);
+        __m128i b[8][3];
+#pragma clang loop unroll(full)
+        for (int i = 0; i < 8; i++) vnni_rq_bytes48(c[i], mv[i], flo, fhi, vz, b[i]);
+#pragma clang loop unroll(full)
+        for (int j = 0; j < 3; j++) {
+            if (16 * j >= nv) break;
+            __m128i t0l = _mm_unpacklo_epi8(b[0][j], b[1][j]), t0h = _mm_unpackhi_epi8(b[0][j], b[1][j]);
+            __m128i t1l = _mm_unpacklo_epi8(b[2][j], b[3][j]), t1h = _mm_unpackhi_epi8(b[2][j], b[3][j]);
+            __m128i t2l = _mm_unpacklo_epi8(b[4][j], b[5][j]), t2h = _mm_unpackhi_epi8(b[4][j], b[5][j]);
+            __m128i t3l = _mm_unpacklo_epi8(b[6][j], b[7][j]), t3h = _mm_unpackhi_epi8(b[6][j], b[7][j]);
+            // u[q]: pixels 4 q .. 4 q + 3, rows 0-3 (4 bytes each); v[q]: rows 4-7
+            __m128i u[4] = {_mm_unpacklo_epi16(t0l, t1l), _mm_unpackhi_epi16(t0l, t1l),
+                            _mm_unpacklo_epi16(t0h, t1h), _mm_unpackhi_epi16(t0h, t1h)};
+            __m128i v[4] = {_mm_unpacklo_epi16(t2l, t3l), _mm_unpackhi_epi16(t2l, t3l),
+                            _mm_unpacklo_epi16(t2h, t3h), _mm_unpackhi_epi16(t2h, t3h)};
+            uint8_t *o = out + (size_t)16 * j * M;
+#pragma clang loop unroll(full)
+            for (int q = 0; q < 4; q++) {
+                const int p = 16 * j + 4 * q;
+                __m128i w0 = _mm_unpacklo_epi32(u[q], v[q]), w1 = _mm_unpackhi_epi32(u[q], v[q]);
+                if (p < nv) _mm_mask_storeu_epi8(o, km, w0);
+                if (p + 1 < nv) _mm_mask_storeu_epi8(o + M, km, _mm_srli_si128(w0, 8));
+                if (p + 2 < nv) _mm_mask_storeu_epi8(o + 2 * M, km, w1);
+                if (p + 3 < nv) _mm_mask_storeu_epi8(o + 3 * M, km, _mm_srli_si128(w1, 8));
+                o += 4 * M;
+            }
+        }
+    } else {
+        const __mmask8 km = (__mmask8)((1u << rows) - 1);
+#pragma clang loop unroll(full)
+        for (int j = 0; j < 3; j++) {
+            if (16 * j >= nv) break;
+            __m512 r[8];
+#pragma clang loop unroll(full)
+            for (int i = 0; i < 8; i++) r[i] = _mm512_mul_ps(_mm512_cvtepi32_ps(c[i][j]), _mm512_set1_ps(mv[i]));
+            __m512 a[8], bq[8];
+#pragma clang loop unroll(full)
+            for (int h = 0; h < 4; h++) {
+                a[2 * h] = _mm512_unpacklo_ps(r[2 * h], r[2 * h + 1]);
+                a[2 * h + 1] = _mm512_unpackhi_ps(r[2 * h], r[2 * h + 1]);
+            }
+#pragma clang loop unroll(full)
+            for (int h = 0; h < 2; h++) { // h 0: rows 0-3 from a[0..3], h 1: rows 4-7 from a[4..7]
+                const __m512 *aa = a + 4 * h;
+                bq[4 * h + 0] = _mm512_shuffle_ps(aa[0], aa[2], 0x44);
+                bq[4 * h + 1] = _mm512_shuffle_ps(aa[0], aa[2], 0xEE);
+                bq[4 * h + 2] = _mm512_shuffle_ps(aa[1], aa[3], 0x44);
+                bq[4 * h + 3] = _mm512_shuffle_ps(aa[1], aa[3], 0xEE);
+            }
+            float *o = outf + (size_t)16 * j * M;
+            // (the lane index of vextractf32x4 must be a constant)
+#define EM_NM_F32_LANE(l)                                                                                  \
+    for (int s = 0; s < 4; s++) {                                                                          \
+        if (16 * j + 4 * (l) + s < nv)                                                                     \
+            _mm256_mask_storeu_ps(o + (size_t)(4 * (l) + s) * M, km,                                       \
+                                  _mm256_insertf128_ps(_mm256_castps128_ps256(_mm512_extractf32x4_ps(bq[s], l)), \
+                                                       _mm512_extractf32x4_ps(bq[4 + s], l), 1));          \
+    }
+            EM_NM_F32_LANE(0)
+            EM_NM_F32_LANE(1)
+            EM_NM_F32_LANE(2)
+            EM_NM_F32_LANE(3)
+#undef EM_NM_F32_LANE
+        }
+    }
+}
 #endif
 
 #if defined(__x86_64__)

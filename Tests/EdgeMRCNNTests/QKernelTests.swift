@@ -85,12 +85,28 @@ final class QKernelTests: XCTestCase {
         try Q.linear(.init(n: 97, k: 1024, m: 19))   // K = Kp: panels straight from the rows
         try Q.linear(.init(n: 3, k: 12545, m: 9, mode: 1)) // FC6-sized K, extremes
         try Q.linear(.init(n: 3, k: 12545, m: 9, mode: 2))
+        // x86 avx512vnni: tiles stored transposed by the micro-kernel (u8 and f32), the panels
+        // built by the 16 x 16 dword transpose: RoIs not a multiple of 16 / 48, M ending inside
+        // a block, K slices ending inside a group of 16 (1028: a last slice of one group, after
+        // two of 512 summed in the int32 tiles), channel-block split at 1 and 3 threads (M 56)
+        // and the pixel-block path at 3 threads (M 17)
+        try Q.linear(.init(n: 50, k: 1028, m: 56))
+        try Q.linear(.init(n: 95, k: 516, m: 17))
+        try Q.linear(.init(n: 13, k: 200, m: 3, mode: 2))
     }
 
     func testDeconv() throws {
         for c in Q.smallDeconvCases { try Q.deconv(c) }
         try Q.deconv(.init(cin: 65, h: 14, w: 14, cout: 5))
         try Q.deconv(.init(cin: 256, h: 7, w: 9, cout: 11, mode: 3))
+        // x86 avx512vnni: row pairs interleaved and stored by the micro-kernel: 48-pixel panels
+        // inside one input row with a masked tail (W 61, 100), across rows (W 49, 100), a last
+        // block of 4 rows (odd Cout), K beyond one 512 slice (the int32 tile added in registers)
+        try Q.deconv(.init(cin: 8, h: 1, w: 61, cout: 5))
+        try Q.deconv(.init(cin: 20, h: 3, w: 49, cout: 3))
+        try Q.deconv(.init(cin: 12, h: 2, w: 100, cout: 2))
+        try Q.deconv(.init(cin: 600, h: 2, w: 50, cout: 3))
+        try Q.deconv(.init(cin: 600, h: 1, w: 13, cout: 1, mode: 2))
     }
 
     func testElementwise() throws { try Q.elementwise() }
