@@ -264,10 +264,16 @@ enum QKernelCheck {
 
     /// em_qconv1x1_block_u8_f32 (the int8 mask logits of one RoI's label) vs the whole map's
     /// float-output reference: the block's channels in the window, bit for bit, nothing written
-    /// past them; bad blocks and windows refused.
+    /// past them; bad blocks and windows refused. Also a K of two x86 slices (516) with 28 x 28
+    /// windows inside wider rows, 17 panels of 48 pixels (x86 avx512vnni builds them from the window).
     static func blockWindow() throws {
-        var r = Rng(4242)
-        let cin = 37, h = 6, w = 23, m = 21
+        try blockWindow(cin: 37, h: 6, w: 23, windows: [(0, 0, 0, 6, 23), (1, 1, 5, 4, 9), (2, 2, 17, 3, 6)], seed: 4242)
+        try blockWindow(cin: 516, h: 29, w: 40, windows: [(1, 0, 3, 28, 28), (2, 1, 11, 28, 29)], seed: 4343)
+    }
+
+    static func blockWindow(cin: Int, h: Int, w: Int, windows: [(Int, Int, Int, Int, Int)], seed: UInt64) throws {
+        var r = Rng(seed)
+        let m = 21
         let x = inputs(cin * h * w, 0, &r), wt = weights(m * cin, 0, &r)
         let zIn = Int32(r.below(256))
         let bias = (0..<m).map { _ in Int32(r.below(2001) - 1000) }
@@ -279,7 +285,7 @@ enum QKernelCheck {
         }
         try SelfTest.expect(rc0 == 0, "block window: reference refused")
         try forEachISA { isa, threads in
-            for (block, y0, x0, wh, ww) in [(0, 0, 0, 6, 23), (1, 1, 5, 4, 9), (2, 2, 17, 3, 6)] {
+            for (block, y0, x0, wh, ww) in windows {
                 let rows = min(8, m - 8 * block), n = wh * ww
                 var out = [Float](repeating: .nan, count: 8 * n + tail)
                 let rc = p.withUnsafeBytes {
@@ -299,17 +305,17 @@ enum QKernelCheck {
                 try SelfTest.expect(out[(rows * n)...].allSatisfy { $0.isNaN }, "\(what): wrote past its \(rows) rows")
             }
             // several windows at once (over the threads): each as on its own
-            let blocks: [Int32] = [2, 0, 1, 2], x0s: [Int32] = [0, 11, 3, 19], n = 3 * 4
+            let blocks: [Int32] = [2, 0, 1, 2], x0s: [Int32] = [0, 11, 3, 17], n = 3 * 6
             var many = [Float](repeating: .nan, count: blocks.count * 8 * n)
             let rc = p.withUnsafeBytes {
                 em_qconv1x1_blocks_u8_f32(x, Int32(cin), Int32(h), Int32(w), zIn, $0.baseAddress, Int32(m), Int32(blocks.count),
-                                          blocks, x0s, 2, 3, 4, deq, &many)
+                                          blocks, x0s, 2, 3, 6, deq, &many)
             }
             try SelfTest.expect(rc == 0, "4 windows [\(isa), \(threads) threads]: refused")
             for i in 0..<blocks.count {
                 var one = [Float](repeating: .nan, count: 8 * n)
                 _ = p.withUnsafeBytes {
-                    em_qconv1x1_block_u8_f32(x, Int32(cin), Int32(h), Int32(w), zIn, $0.baseAddress, Int32(m), blocks[i], 2, x0s[i], 3, 4, deq, &one)
+                    em_qconv1x1_block_u8_f32(x, Int32(cin), Int32(h), Int32(w), zIn, $0.baseAddress, Int32(m), blocks[i], 2, x0s[i], 3, 6, deq, &one)
                 }
                 try SelfTest.expect(zip(one, many[(i * 8 * n)..<((i + 1) * 8 * n)]).allSatisfy { $0.bitPattern == $1.bitPattern },
                                     "window \(i) of 4 [\(isa), \(threads) threads] differs from the single call")
