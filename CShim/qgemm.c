@@ -1690,20 +1690,27 @@ int em_qconv2d_u8_f32(const uint8_t *in, int Cin, int H, int W, int32_t z_in, co
     return 0;
 }
 
+// The window [Cin][wh * ww] of em_qconv1x1_block_u8_f32, per calling thread (grows only).
+static __thread uint8_t *winbuf;
+static __thread size_t wincap;
+
 #if defined(__x86_64__)
-// x86 avx512vnni: the block of em_qconv1x1_block_u8_f32 straight from the window, without the
-// window copy and the whole-GEMM setup per RoI (the mask logits: 0.02 GMAC took ~6 ms for 100
-// RoIs at 2 threads, three quarters of it in the 28-byte memcpy calls of the 200 KB window copy).
-// The window is a 1x1 convolution source whose output rows are ww wide inside rows of W (OW != W):
-// the 48-pixel panel builder reads each panel's row segments with masked loads. All panels of the
-// window are built at once (Kpad x 48 bytes each: 12 KB at K 256), then per panel one 8-row
-// micro-kernel call per K slice and the float epilogue (int32 sum + term, times deq[m]: the same
-// floats as every other path). Single-threaded (em_qconv1x1_blocks_u8_f32 spreads the windows
-// over the threads). Returns 0, or -1 (another ISA, or no buffer: the caller's path).
+// x86 avx512vnni: the block of em_qconv1x1_block_u8_f32 without the whole-GEMM setup per RoI (the
+// mask logits: 0.02 GMAC took ~6 ms for 100 RoIs at 2 threads). 16 channels of the window at a
+// time are copied (each row, 28 bytes at a pitch of the side-by-side map's width, by two
+// overlapping 16-byte moves, not a memcpy call) into a 12.5 KB buffer that stays in L1, and their
+// rows of all the window's 48-pixel panels are built from it right away (x86/qpanel_avx512.c, rows
+// source); then per panel one 8-row micro-kernel call per K slice and the float epilogue (int32
+// sum + term, times deq[m]: the same floats as every other path). Single-threaded
+// (em_qconv1x1_blocks_u8_f32 spreads the windows over the threads). Single-threaded harness, 16
+// windows 28 x 28 of a 256 x 28 x 478 map: ~47 -> ~30 us per window (the whole-window copy then
+// all panels: ~34; the panels straight from the map with the masked-load convolution source, no
+// copy: ~55). Returns 0, or -1 (another ISA, a window narrower than 16, or no buffer: the
+// caller's path).
 static int block_window48(const qjob *j0, const uint8_t *in, int Cin, int H, int W, int block, int rows, int y0,
                           int x0, int wh, int ww, const float *deq, float *out) {
     const em_qgemm_params *P = em_qgemm_params_current();
-    if (P->xor_term || P->prep || P->mr != 8) return -1;
+    if (P->xor_term || P->prep || P->mr != 8 || ww < 16) return -1;
     qjob b = *j0;
     b.q.w += (size_t)block * j0->q.Kp * 8;
     b.q.term += 8 * block;
@@ -1712,20 +1719,34 @@ static int block_window48(const qjob *j0, const uint8_t *in, int Cin, int H, int
     b.q.Mp = 8;
     b.terms = b.q.term;
     b.N = wh * ww;
-    b.src_kind = QSRC_CONV;
-    b.src = in + (size_t)y0 * W + x0;
-    b.Cin = Cin, b.H = H, b.W = W, b.KH = 1, b.KW = 1, b.stride = 1, b.pad = 0, b.OW = ww;
+    b.src_kind = QSRC_ROWS;
+    b.ldk = b.N;
     b.mult = deq + 8 * block;
     b.out_kind = QOUT_CHW_F32;
     b.outf = out;
     em_qpsrc ps;
-    if (!panel48_src(&b, P, &ps) || em_qpanel48_setup(&ps) != 0) return -1;
-    const int NR = P->nr, Kp = b.q.Kp, KC = 512, npb = (b.N + NR - 1) / NR;
+    const int NR = P->nr, Kp = b.q.Kp, KC = 512, npb = (b.N + NR - 1) / NR, KB = 16;
     const size_t pbytes = (size_t)Kp * NR, tile = (size_t)8 * NR;
     qbufs *bf = thread_qbufs(pbytes * npb + tile * 4, 64, 1);
-    if (!bf) return -1;
+    if (!bf || !panel48_src(&b, P, &ps) || grow(&winbuf, &wincap, (size_t)KB * b.N) != 0) return -1;
     int32_t *acc = (int32_t *)(bf->panel + pbytes * npb);
-    em_qpanels48_avx512(&ps, 0, npb, bf->panel, pbytes);
+    // KB channels of the window at a time (in L1), their panel rows built right after
+    ps.src = winbuf;
+    for (int k0 = 0; k0 < Kp; k0 += KB) {
+        const int kn = Cin - k0 < KB ? Cin - k0 : KB;
+        uint8_t *d = winbuf;
+        for (int c = k0; c < k0 + kn; c++) {
+            const uint8_t *r = in + ((size_t)c * H + y0) * W + x0;
+            for (int y = 0; y < wh; y++, r += W, d += ww) {
+                const __m128i lo = _mm_loadu_si128((const __m128i *)r), hi = _mm_loadu_si128((const __m128i *)(r + ww - 16));
+                _mm_storeu_si128((__m128i *)d, lo);
+                _mm_storeu_si128((__m128i *)(d + ww - 16), hi);
+            }
+        }
+        ps.K = kn;
+        ps.Kpad = Kp - k0 < KB ? Kp - k0 : KB;
+        em_qpanels48_avx512(&ps, 0, npb, bf->panel + (size_t)k0 * NR, pbytes);
+    }
     const em_qukr_fn ukr = P->ukr;
     for (int c = 0; c < npb; c++) {
         const uint8_t *pan = bf->panel + (size_t)c * pbytes;
@@ -1737,10 +1758,6 @@ static int block_window48(const qjob *j0, const uint8_t *in, int Cin, int H, int
     return 0;
 }
 #endif
-
-// The window [Cin][wh * ww] of em_qconv1x1_block_u8_f32, per calling thread (grows only).
-static __thread uint8_t *winbuf;
-static __thread size_t wincap;
 
 int em_qconv1x1_block_u8_f32(const uint8_t *in, int Cin, int H, int W, int32_t z_in,
                              const void *packed, int M, int block, int y0, int x0, int wh, int ww,
