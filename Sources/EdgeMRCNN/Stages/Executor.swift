@@ -19,7 +19,7 @@ final class Executor {
     let qparams: [String: QParams]
     /// Packed blobs made at load time (int8 files without L.packed tensors).
     private var owned: [ByteBuffer] = []
-    var ownedBytes: Int { owned.reduce(0) { $0 + $1.count } }
+    var ownedBytes: Int { owned.reduce(0) { $0 + $1.count } + merged.values.reduce(0) { $0 + $1.packedBytes } }
     /// Layers bound in each precision.
     var int8Layers: Int { layers.values.filter { $0.isInt8 }.count }
 

@@ -270,6 +270,8 @@ final class MergedLayers {
     private let mult: [Float]
     let cin: Int, cout: Int
     let inQ: QParams
+    /// Bytes of the joint blob.
+    var packedBytes: Int { packed.count }
 
     /// nil unless every layer is an int8 1x1 stride-1 convolution with float output reading the
     /// same input with the same parameters, and there are at least two.
