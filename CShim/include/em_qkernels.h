@@ -159,8 +159,10 @@ int em_qconv2d_u8_f32(const uint8_t *in, int Cin, int H, int W, int32_t z_in, co
 // with rows = min(8, M - 8 * block), channel 8 * block + c in row c, bit-identical to those
 // channels of em_qconv2d_u8_f32 on the whole input. The int8 mask logits of one RoI's predicted
 // label (the mask head needs one class per RoI, not all of them on the whole batch). x86
-// avx512vnni: the panels are built straight from the window; other ISAs copy the window into a
-// buffer of the calling thread (Cin * wh * ww bytes, kept). Returns 0, or -1.
+// avx512vnni (windows at least 16 wide): 16 channels of the window at a time are copied into a
+// buffer of the calling thread and the panels built from it, no GEMM setup per window; other ISAs
+// copy the whole window into such a buffer (Cin * wh * ww bytes, kept) and run the GEMM on it.
+// Returns 0, or -1.
 int em_qconv1x1_block_u8_f32(const uint8_t *in, int Cin, int H, int W, int32_t z_in,
                              const void *packed, int M, int block, int y0, int x0, int wh, int ww,
                              const float *deq, float *out);
