@@ -78,6 +78,11 @@ int em_qpack_deconv2x2_weights(const int8_t *w, int Cin, int Cout, int32_t z_in,
 // pixel inside the map), so the scatter-add adds it once. Bytes: em_qpack_weights_bytes(16*Cout, Cin).
 int em_qpack_deconv4x4s2p1_weights(const int8_t *w, int Cin, int Cout, int32_t z_in,
                                    const int32_t *bias_q, void *packed);
+// The rows of blob a then those of blob b (the same K and z_in) as one blob of Ma + Mb rows: row
+// m < Ma is a's row m, row Ma + i b's row i (weights, term and row sum as they are). One GEMM over
+// it gives each row's int32 sum exactly as its own blob's GEMM. out: em_qpack_weights_bytes(Ma + Mb,
+// K) bytes. Returns 0, or -1 (an invalid blob, K or z_in differ).
+int em_qpack_concat(const void *a, const void *b, void *out);
 // Reads the header: returns 0 and M, K, z_in (any pointer may be NULL), or -1 if `packed` is
 // not a valid blob of `bytes` bytes (bytes == 0: size not checked).
 int em_qpacked_info(const void *packed, size_t bytes, int *M, int *K, int32_t *z_in);
@@ -153,8 +158,11 @@ int em_qconv2d_u8_f32(const uint8_t *in, int Cin, int H, int W, int32_t z_in, co
 // deq [M]) over the wh x ww window at (y0, x0) of the CHW input [Cin, H, W]: out [rows][wh * ww]
 // with rows = min(8, M - 8 * block), channel 8 * block + c in row c, bit-identical to those
 // channels of em_qconv2d_u8_f32 on the whole input. The int8 mask logits of one RoI's predicted
-// label (the mask head needs one class per RoI, not all of them on the whole batch). The window is
-// copied into a buffer of the calling thread (Cin * wh * ww bytes, kept). Returns 0, or -1.
+// label (the mask head needs one class per RoI, not all of them on the whole batch). x86
+// avx512vnni (windows at least 16 wide): 16 channels of the window at a time are copied into a
+// buffer of the calling thread and the panels built from it, no GEMM setup per window; other ISAs
+// copy the whole window into such a buffer (Cin * wh * ww bytes, kept) and run the GEMM on it.
+// Returns 0, or -1.
 int em_qconv1x1_block_u8_f32(const uint8_t *in, int Cin, int H, int W, int32_t z_in,
                              const void *packed, int M, int block, int y0, int x0, int wh, int ww,
                              const float *deq, float *out);

@@ -57,6 +57,26 @@ int em_qpack_weights(const int8_t *w, int M, int K, int32_t z_in, const int32_t 
     return qpack(w, K, 1, M, K, z_in, bias_q, 1, packed);
 }
 
+int em_qpack_concat(const void *a, const void *b, void *out) {
+    em_qw qa, qb, q;
+    if (!out || em_qw_open(a, &qa) != 0 || em_qw_open(b, &qb) != 0 || qa.K != qb.K || qa.z_in != qb.z_in) return -1;
+    qpack_header(qa.M + qb.M, qa.K, qa.z_in, out);
+    if (em_qw_open(out, &q) != 0) return -1;
+    int32_t *term = (int32_t *)q.term, *rowsum = (int32_t *)q.rowsum;
+    int8_t *w = (int8_t *)q.w;
+    memset(term, 0, (size_t)8 * q.Mp);
+    memset(w, 0, (size_t)q.Mp * q.Kp);
+    for (int m = 0; m < q.M; m++) {
+        const em_qw *s = m < qa.M ? &qa : &qb;
+        const int r = m < qa.M ? m : m - qa.M;
+        term[m] = s->term[r];
+        rowsum[m] = s->rowsum[r];
+        for (int k = 0; k < q.K; k++)
+            w[((size_t)(m >> 3) * (q.Kp >> 2) + (k >> 2)) * 32 + (m & 7) * 4 + (k & 3)] = (int8_t)em_qw_at(s, r, k);
+    }
+    return 0;
+}
+
 int em_qpack_deconv2x2_weights(const int8_t *w, int Cin, int Cout, int32_t z_in,
                                const int32_t *bias_q, void *packed) {
     // row m = co * 4 + d (d = dy * 2 + dx), column ci: w[ci, co, dy, dx] = w[ci * 4 Cout + m].

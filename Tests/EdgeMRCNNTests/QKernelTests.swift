@@ -78,6 +78,8 @@ final class QKernelTests: XCTestCase {
 
     func testBlockWindow() throws { try Q.blockWindow() }
 
+    func testPackConcat() throws { try Q.packConcat() }
+
     func testLinear() throws {
         for c in Q.smallLinearCases { try Q.linear(c) }
         try Q.linear(.init(n: 33, k: 257, m: 70))

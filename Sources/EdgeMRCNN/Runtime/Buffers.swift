@@ -103,6 +103,14 @@ public final class FloatBuffer {
         if zeroed && count > 0 { pointer.initialize(repeating: 0, count: count) }
     }
 
+    /// `count` floats of `base` from element `offset` (shares, and keeps alive, its memory).
+    init(viewOf base: FloatBuffer, offset: Int, count: Int) {
+        precondition(offset >= 0 && offset + count <= base.count)
+        storage = base.storage
+        self.count = count
+        pointer = base.pointer + offset
+    }
+
     /// A copy of the contents as an array (for traces and tests).
     public func toArray() -> [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
 }

@@ -27,6 +27,7 @@ extension SelfTest {
             SelfCheck("qkernels: float-output conv vs reference and int64, all ISAs") {
                 for c in QKernelCheck.floatConvCases { try QKernelCheck.floatConv(c) }
                 try QKernelCheck.blockWindow()
+                try QKernelCheck.packConcat()
             },
             SelfCheck("qkernels: uint8 RoIAlign vs the float round trip, CHW->HWC, all ISAs") {
                 try QKernelCheck.transpose()
@@ -264,10 +265,16 @@ enum QKernelCheck {
 
     /// em_qconv1x1_block_u8_f32 (the int8 mask logits of one RoI's label) vs the whole map's
     /// float-output reference: the block's channels in the window, bit for bit, nothing written
-    /// past them; bad blocks and windows refused.
+    /// past them; bad blocks and windows refused. Also a K of two x86 slices (516) with 28 x 28
+    /// windows inside wider rows, 17 panels of 48 pixels (x86 avx512vnni builds them from the window).
     static func blockWindow() throws {
-        var r = Rng(4242)
-        let cin = 37, h = 6, w = 23, m = 21
+        try blockWindow(cin: 37, h: 6, w: 23, windows: [(0, 0, 0, 6, 23), (1, 1, 5, 4, 9), (2, 2, 17, 3, 6)], seed: 4242)
+        try blockWindow(cin: 516, h: 29, w: 40, windows: [(1, 0, 3, 28, 28), (2, 1, 11, 28, 29)], seed: 4343)
+    }
+
+    static func blockWindow(cin: Int, h: Int, w: Int, windows: [(Int, Int, Int, Int, Int)], seed: UInt64) throws {
+        var r = Rng(seed)
+        let m = 21
         let x = inputs(cin * h * w, 0, &r), wt = weights(m * cin, 0, &r)
         let zIn = Int32(r.below(256))
         let bias = (0..<m).map { _ in Int32(r.below(2001) - 1000) }
@@ -279,7 +286,7 @@ enum QKernelCheck {
         }
         try SelfTest.expect(rc0 == 0, "block window: reference refused")
         try forEachISA { isa, threads in
-            for (block, y0, x0, wh, ww) in [(0, 0, 0, 6, 23), (1, 1, 5, 4, 9), (2, 2, 17, 3, 6)] {
+            for (block, y0, x0, wh, ww) in windows {
                 let rows = min(8, m - 8 * block), n = wh * ww
                 var out = [Float](repeating: .nan, count: 8 * n + tail)
                 let rc = p.withUnsafeBytes {
@@ -299,29 +306,83 @@ enum QKernelCheck {
                 try SelfTest.expect(out[(rows * n)...].allSatisfy { $0.isNaN }, "\(what): wrote past its \(rows) rows")
             }
             // several windows at once (over the threads): each as on its own
-            let blocks: [Int32] = [2, 0, 1, 2], x0s: [Int32] = [0, 11, 3, 19], n = 3 * 4
+            let blocks: [Int32] = [2, 0, 1, 2], x0s: [Int32] = [0, 11, 3, 17], n = 3 * 6
             var many = [Float](repeating: .nan, count: blocks.count * 8 * n)
             let rc = p.withUnsafeBytes {
                 em_qconv1x1_blocks_u8_f32(x, Int32(cin), Int32(h), Int32(w), zIn, $0.baseAddress, Int32(m), Int32(blocks.count),
-                                          blocks, x0s, 2, 3, 4, deq, &many)
+                                          blocks, x0s, 2, 3, 6, deq, &many)
             }
             try SelfTest.expect(rc == 0, "4 windows [\(isa), \(threads) threads]: refused")
             for i in 0..<blocks.count {
                 var one = [Float](repeating: .nan, count: 8 * n)
                 _ = p.withUnsafeBytes {
-                    em_qconv1x1_block_u8_f32(x, Int32(cin), Int32(h), Int32(w), zIn, $0.baseAddress, Int32(m), blocks[i], 2, x0s[i], 3, 4, deq, &one)
+                    em_qconv1x1_block_u8_f32(x, Int32(cin), Int32(h), Int32(w), zIn, $0.baseAddress, Int32(m), blocks[i], 2, x0s[i], 3, 6, deq, &one)
                 }
                 try SelfTest.expect(zip(one, many[(i * 8 * n)..<((i + 1) * 8 * n)]).allSatisfy { $0.bitPattern == $1.bitPattern },
                                     "window \(i) of 4 [\(isa), \(threads) threads] differs from the single call")
             }
         }
         var out = [Float](repeating: 0, count: 8 * h * w)
-        for (block, y0, x0, wh, ww) in [(3, 0, 0, 2, 2), (-1, 0, 0, 2, 2), (0, 5, 0, 2, 2), (0, 0, 20, 2, 4), (0, 0, 0, 0, 3)] {
+        for (block, y0, x0, wh, ww) in [(3, 0, 0, 2, 2), (-1, 0, 0, 2, 2), (0, h - 1, 0, 2, 2), (0, 0, w - 3, 2, 4), (0, 0, 0, 0, 3)] {
             let rc = p.withUnsafeBytes {
                 em_qconv1x1_block_u8_f32(x, Int32(cin), Int32(h), Int32(w), zIn, $0.baseAddress, Int32(m), Int32(block),
                                          Int32(y0), Int32(x0), Int32(wh), Int32(ww), deq, &out)
             }
             try SelfTest.expect(rc == -1, "block \(block) window \(wh)x\(ww) at (\(y0), \(x0)) accepted")
+        }
+    }
+
+    /// em_qpack_concat (the RPN head's cls_logits + bbox_pred as one GEMM): the float-output
+    /// convolution over the joint blob gives, row for row, the floats of each blob's own run (and
+    /// of the reference), with the rows of the first blob ending inside a channel block (3 + 12,
+    /// 13 + 6); blobs of another K or zero point refused.
+    static func packConcat() throws {
+        var r = Rng(777)
+        let cin = 37, h = 5, w = 11, n = h * w
+        let x = inputs(cin * n, 0, &r), zIn = Int32(r.below(256))
+        for (ma, mb) in [(3, 12), (13, 6)] {
+            let wa = weights(ma * cin, 0, &r), wb = weights(mb * cin, 0, &r)
+            let ba = (0..<ma).map { _ in Int32(r.below(2001) - 1000) }, bb = (0..<mb).map { _ in Int32(r.below(2001) - 1000) }
+            let da = (0..<ma).map { _ in r.unit() * 1e-3 }, db = (0..<mb).map { _ in r.unit() * 1e-3 }
+            let pa = try pack(wa, m: ma, k: cin, zIn: zIn, bias: ba), pb = try pack(wb, m: mb, k: cin, zIn: zIn, bias: bb)
+            var joint = [UInt8](repeating: 0, count: em_qpack_weights_bytes(Int32(ma + mb), Int32(cin)))
+            let rc = pa.withUnsafeBytes { a in
+                pb.withUnsafeBytes { b in joint.withUnsafeMutableBytes { em_qpack_concat(a.baseAddress, b.baseAddress, $0.baseAddress) } }
+            }
+            try SelfTest.expect(rc == 0, "em_qpack_concat \(ma) + \(mb) refused")
+            var want = [Float](repeating: 0, count: (ma + mb) * n)
+            let r0 = pa.withUnsafeBytes {
+                em_qconv2d_u8_f32_ref(x, Int32(cin), Int32(h), Int32(w), zIn, $0.baseAddress, Int32(ma), 1, 1, 1, 0, da, &want)
+            }
+            let r1 = pb.withUnsafeBytes { b in
+                want.withUnsafeMutableBufferPointer {
+                    em_qconv2d_u8_f32_ref(x, Int32(cin), Int32(h), Int32(w), zIn, b.baseAddress, Int32(mb), 1, 1, 1, 0, db,
+                                          $0.baseAddress! + ma * n)
+                }
+            }
+            try SelfTest.expect(r0 == 0 && r1 == 0, "concat: reference refused")
+            try forEachISA { isa, threads in
+                var got = [Float](repeating: .nan, count: (ma + mb) * n + tail)
+                let rc = joint.withUnsafeBytes {
+                    em_qconv2d_u8_f32(x, Int32(cin), Int32(h), Int32(w), zIn, $0.baseAddress, Int32(ma + mb), 1, 1, 1, 0, da + db, &got)
+                }
+                try SelfTest.expect(rc == 0, "concat \(ma) + \(mb) [\(isa), \(threads) threads]: refused")
+                for i in 0..<want.count where got[i].bitPattern != want[i].bitPattern {
+                    throw EdgeError("check failed: concat \(ma) + \(mb) [\(isa), \(threads) threads]: row \(i / n) pixel \(i % n) is \(got[i]), its own blob's \(want[i])")
+                }
+                try SelfTest.expect(got[want.count...].allSatisfy { $0.isNaN }, "concat [\(isa)]: wrote past the output")
+            }
+        }
+        // another K, another zero point: refused
+        let w4 = weights(4 * cin, 0, &r), b4 = [Int32](repeating: 0, count: 4)
+        let p1 = try pack(w4, m: 4, k: cin, zIn: 3, bias: b4), p2 = try pack(Array(w4.prefix(4 * (cin - 1))), m: 4, k: cin - 1, zIn: 3, bias: b4)
+        let p3 = try pack(w4, m: 4, k: cin, zIn: 4, bias: b4)
+        var out = [UInt8](repeating: 0, count: em_qpack_weights_bytes(8, Int32(cin)))
+        for other in [p2, p3] {
+            let rc = p1.withUnsafeBytes { a in
+                other.withUnsafeBytes { b in out.withUnsafeMutableBytes { em_qpack_concat(a.baseAddress, b.baseAddress, $0.baseAddress) } }
+            }
+            try SelfTest.expect(rc == -1, "em_qpack_concat accepted blobs of another K or zero point")
         }
     }
 

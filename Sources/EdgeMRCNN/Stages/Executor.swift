@@ -19,7 +19,7 @@ final class Executor {
     let qparams: [String: QParams]
     /// Packed blobs made at load time (int8 files without L.packed tensors).
     private var owned: [ByteBuffer] = []
-    var ownedBytes: Int { owned.reduce(0) { $0 + $1.count } }
+    var ownedBytes: Int { owned.reduce(0) { $0 + $1.count } + merged.values.reduce(0) { $0 + $1.packedBytes } }
     /// Layers bound in each precision.
     var int8Layers: Int { layers.values.filter { $0.isInt8 }.count }
 
@@ -44,9 +44,32 @@ final class Executor {
             }
             layers[l.name] = Layer(int8: l, packed: packed, weightScales: sc.floats, inQ: inQ, outQ: outQ)
         }
+        mergeSiblings()
     }
 
     func layer(_ n: String) -> Layer { layers[n]! }
+
+    /// Weight layers run as one GEMM (MergedLayers), by the name of their first member in the
+    /// description; `mergedLater`: the other members (their outputs come with the first's).
+    private var merged: [String: MergedLayers] = [:]
+    private var mergedLater: Set<String> = []
+
+    /// Groups the int8 1x1 layers with float output that read the same activation (the RPN head's
+    /// cls_logits and bbox_pred), in description order.
+    private func mergeSiblings() {
+        var groups: [String: [Layer]] = [:], order: [String] = []
+        for d in net.weightLayers {
+            guard let l = layers[d.name], l.isInt8, d.floatOutput, case .conv(1, 1, 0) = d.op, d.inputs.count == 1,
+                  d.residual == nil, !d.eachInput else { continue }
+            if groups[d.inputs[0]] == nil { order.append(d.inputs[0]) }
+            groups[d.inputs[0], default: []].append(l)
+        }
+        for k in order {
+            guard let m = MergedLayers(groups[k]!) else { continue }
+            merged[m.members[0].def.name] = m
+            m.members.dropFirst().forEach { mergedLater.insert($0.def.name) }
+        }
+    }
 
     /// The parameters an activation gets when a uint8 consumer reads it.
     func params(_ activation: String) -> QParams? { qparams[net.paramsKey(activation)] }
@@ -68,6 +91,17 @@ final class Executor {
         for d in defs {
             if d.stage != stage, let s = stage { try stageDone?(s); stage = d.stage }
             let inputs = d.eachInput ? [d.inputs.first { env[$0] != nil }!] : d.inputs
+            if mergedLater.contains(d.name) && env[d.name] != nil {   // made with its group's first member
+                inputs.forEach(used)
+                continue
+            }
+            if let g = merged[d.name], ws.layerObserver == nil {
+                // the group's GEMM (not while the calibration report observes each layer's run)
+                let outs = try g.run(env[inputs[0]]!.converted(to: g.inQ, ws), ws)
+                inputs.forEach(used)
+                for (l, y) in zip(g.members, outs) { env[l.def.name] = y }
+                continue
+            }
             let y = try run(d, inputs.map { env[$0]! }, residual: d.residual.map { env[$0]! }, ws)
             inputs.forEach(used)
             if let r = d.residual { used(r) }

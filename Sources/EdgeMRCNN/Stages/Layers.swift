@@ -88,11 +88,11 @@ protocol LayerObserver: AnyObject {
 final class Layer {
     let def: LayerDef
     private let weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?
-    private let packed: UnsafeRawPointer?
+    fileprivate let packed: UnsafeRawPointer?
     /// int8: parameters of the input and (unless the output is float) of the output.
     let inQ: QParams?, outQ: QParams?
     /// int8: s_in * w_s[c] / s_out (or s_in * w_s[c] for float outputs).
-    private let mult: [Float]
+    fileprivate let mult: [Float]
 
     var isInt8: Bool { packed != nil }
     /// The precision this layer reads (nil: float).
@@ -255,5 +255,70 @@ final class Layer {
                      dst + y * m, Int32(m), bias! + label, 0, 0)
         }
         ws.hook?.activation(def.name, dst, m * m)
+    }
+}
+
+/// int8 1x1 convolutions with float output that read the same activation (the RPN head's
+/// cls_logits and bbox_pred, on every level): the executor runs them as one GEMM over their
+/// concatenated weights (em_qpack_concat, made once at load), so the input's panels are built once
+/// and the rows share channel blocks (3 + 12 rows: 2 blocks of 8, not 1 + 2). Each member's output
+/// is a view of its channels of the joint output (no copy): row m's float is its int32 sum (the
+/// same exact integer) times its own multiplier, so every member gets the floats of its own run.
+final class MergedLayers {
+    let members: [Layer]
+    private let packed: ByteBuffer
+    private let mult: [Float]
+    let cin: Int, cout: Int
+    let inQ: QParams
+    /// Bytes of the joint blob.
+    var packedBytes: Int { packed.count }
+
+    /// nil unless every layer is an int8 1x1 stride-1 convolution with float output reading the
+    /// same input with the same parameters, and there are at least two.
+    init?(_ ls: [Layer]) {
+        guard ls.count >= 2, let q = ls[0].inQ, let p0 = ls[0].packed else { return nil }
+        for l in ls {
+            guard l.isInt8, l.def.floatOutput, l.def.residual == nil, !l.def.relu, !l.def.eachInput,
+                  case .conv(1, 1, 0) = l.def.op, l.def.inputs == ls[0].def.inputs, l.def.cin == ls[0].def.cin,
+                  let lq = l.inQ, lq.scale == q.scale, lq.zeroPoint == q.zeroPoint else { return nil }
+        }
+        // ((a + b) + c ...): each concat keeps the earlier rows in order
+        var blob: ByteBuffer?, prev: UnsafeRawPointer = p0, rows = ls[0].def.cout
+        for l in ls.dropFirst() {
+            let next = ByteBuffer(count: em_qpack_weights_bytes(Int32(rows + l.def.cout), Int32(l.def.cin)))
+            guard em_qpack_concat(prev, l.packed, next.pointer) == 0 else { return nil }
+            blob = next
+            prev = UnsafeRawPointer(next.pointer)
+            rows += l.def.cout
+        }
+        members = ls
+        packed = blob!
+        mult = ls.flatMap { $0.mult }
+        cin = ls[0].def.cin
+        cout = rows
+        inQ = q
+    }
+
+    /// The members' outputs for `x` (uint8 with the members' input parameters), in member order.
+    func run(_ x: Act, _ ws: Workspace) throws -> [Act] {
+        let t0 = ws.layerClock != nil ? monotonicSeconds() : 0
+        let n = x.height * x.width
+        let joint = ws.floats(cout * n)
+        let rc = mult.withUnsafeBufferPointer { m in
+            em_qconv2d_u8_f32(x.u8, Int32(cin), Int32(x.height), Int32(x.width), inQ.zeroPoint, packed.pointer,
+                              Int32(cout), 1, 1, 1, 0, m.baseAddress, joint.pointer)
+        }
+        if rc != 0 { throw EdgeError("int8 layers \(members.map { $0.def.name }.joined(separator: ", ")) rejected their arguments") }
+        var outs: [Act] = [], c0 = 0
+        for l in members {
+            let v = FloatBuffer(viewOf: joint, offset: c0 * n, count: l.def.cout * n)
+            outs.append(Act(storage: v, raw: UnsafeMutableRawPointer(v.pointer), l.def.cout, x.height, x.width, q: nil))
+            c0 += l.def.cout
+        }
+        if let clock = ws.layerClock {   // bench --layers: the joint time, split by the members' MACs (rows)
+            let dt = monotonicSeconds() - t0
+            for l in members { clock.add(l.def.name, dt * Double(l.def.cout) / Double(cout)) }
+        }
+        return outs
     }
 }
