@@ -1129,10 +1129,17 @@ static void fused_slice(const qjob *j, const em_qgemm_params *P, const qbufs *b,
     t.z_res = j->z_res;
     t.res_mult = j->res_mult;
     t.dst_ld = N;
-    for (int g = 0; g < gn; g++) {
-        const int m0 = (g0 + g) * 8, rows = j->q.M - m0 < 8 ? j->q.M - m0 : 8;
-        const int8_t *w = j->q.w + ((size_t)(g0 + g) * Kp + k0) * 8;
-        for (int c = 0; c < cn; c++) {
+    // Single-slice layers (K <= KC: the 1x1 layers) and layers with a residual: channel block by
+    // block over the chunk's panels, so each block's 8 output (and residual) rows are written
+    // (read) as runs of the whole chunk; the output is then most of the memory traffic. Longer K:
+    // panel by panel, each panel's slice staying in L1 while every block's weights pass over it.
+    const int gouter = !load || j->res;
+    const int n1 = gouter ? gn : cn, n2 = gouter ? cn : gn;
+    for (int o1 = 0; o1 < n1; o1++)
+        for (int o2 = 0; o2 < n2; o2++) {
+            const int g = gouter ? o1 : o2, c = gouter ? o2 : o1;
+            const int m0 = (g0 + g) * 8, rows = j->q.M - m0 < 8 ? j->q.M - m0 : 8;
+            const int8_t *w = j->q.w + ((size_t)(g0 + g) * Kp + k0) * 8;
             const uint8_t *pan = b->panel + (size_t)c * pbytes + (size_t)k0 * NR;
             const int n0 = (c0 + c) * NR;
             t.nv = j->N - n0 < NR ? j->N - n0 : NR;
@@ -1149,7 +1156,6 @@ static void fused_slice(const qjob *j, const em_qgemm_params *P, const qbufs *b,
                 ukr(kcu, w + (size_t)i0 * 4, pan, load ? a + (size_t)i0 * NR : NULL, &t);
             }
         }
-    }
 }
 #endif
 
