@@ -9,6 +9,10 @@
 
 #include "em_internal.h"
 #include "em_qinternal.h"
+#include "em_qroi_grid.h"
+#if defined(__x86_64__)
+#include "x86/em_qpanel_x86.h"
+#endif
 
 #if defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
@@ -150,8 +154,11 @@ static void fill_qparams(void) {
         .prep_cstride = 4, .row = em_qrow_avx2, .rows = em_qrows_avx2, .xor_term = 0,
         .add_row = em_qadd_row_sse41, .quant_row = em_qquant_row_sse41,
         .roi_row = em_qroi_row_avx2, .dequant_row = em_qdequant_row_generic,
+        .roi_grid_deq = em_qroi_grid_deq_avx2, .roi_grid_bins = em_qroi_grid_bins_avx2,
     };
     isa_qparams[EM_ISA_AVX512] = isa_qparams[EM_ISA_AVX2];
+    isa_qparams[EM_ISA_AVX512].roi_grid_deq = em_qroi_grid_deq_avx512;
+    isa_qparams[EM_ISA_AVX512].roi_grid_bins = em_qroi_grid_bins_avx512;
     isa_qparams[EM_ISA_AVX512].row = em_qrow_avx512;
     isa_qparams[EM_ISA_AVX512].rows = em_qrows_avx512;
     isa_qparams[EM_ISA_AVX512].roi_row = em_qroi_row_avx512;
@@ -159,6 +166,9 @@ static void fill_qparams(void) {
         .name = "avx512vnni_8x48", .mr = 8, .nr = 48, .kstep = 4, .panel = EM_QP_K4,
         .ukr = em_qukr_u8s8_avx512vnni_8x48, .ukr_rq = em_qukr_rq_u8s8_avx512vnni_8x48, .ukr_rqdc = em_qukr_rqdc_u8s8_avx512vnni_8x48, 
         .ukr_rqnm = em_qukr_rqnm_u8s8_avx512vnni_8x48, .prep = NULL, .prep_bytes_per_k = 0,
+        .src_panels_setup = em_qpanel48_setup, .src_panels = em_qpanels48_avx512,
+        .cols_panel = em_qcols_panel48_avx512,
+        .roi_grid_deq = em_qroi_grid_deq_avx512, .roi_grid_bins = em_qroi_grid_bins_avx512,
         .prep_cstride = 4, .row = em_qrow_avx512, .rows = em_qrows_avx512, .xor_term = 0,
         .add_row = em_qadd_row_sse41, .quant_row = em_qquant_row_sse41,
         .roi_row = em_qroi_row_avx512, .dequant_row = em_qdequant_row_generic,

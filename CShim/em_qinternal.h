@@ -168,6 +168,11 @@ typedef void (*em_qroi_row_fn)(const uint8_t *f1, const uint8_t *f2, const uint8
 // Dequantisation row: out[i] = (float)(q[i] - z) * scale.
 typedef void (*em_qdequant_row_fn)(const uint8_t *q, int n, float scale, int32_t z, float *out);
 
+#if defined(__x86_64__)
+struct em_qpsrc;
+struct em_qroi_gsamp;
+#endif
+
 typedef struct em_qgemm_params {
     const char *name; // the micro-kernel's name (for logs: em_qgemm_kernel_name)
     int mr, nr;       // channels (1, 2, 4 or 8) x pixels per micro-kernel call
@@ -178,6 +183,17 @@ typedef struct em_qgemm_params {
 #if defined(__x86_64__)
     em_qukr_rqdc_fn ukr_rqdc; // NULL: the deconvolution's tiles go through the driver's epilogue
     em_qukr_rqnm_fn ukr_rqnm; // NULL: the linear layers' tiles go through the driver's epilogue
+    // Panels built straight from the source (x86/qpanel_avx512.c: EM_QP_K4, NR 48, AVX-512BW
+    // masked loads), set up per layer and thread, then built per chunk. NULL: gathered.
+    int (*src_panels_setup)(const struct em_qpsrc *s);
+    void (*src_panels)(const struct em_qpsrc *s, int n0, int count, uint8_t *dst, size_t pstride);
+    // QSRC_COLS panels of 48 pixels by dword transposes (x86/qcols_avx512.c). NULL: 4-byte moves.
+    void (*cols_panel)(const uint8_t *src, long ldk, int nv, int kc, uint8_t z, uint8_t *dst);
+    // The uint8 RoIAlign's grid pieces, 32 channels at a time (em_qroi_grid.h). NULL: portable C.
+    void (*roi_grid_deq)(const uint8_t *f, const int *ys, int ny, const int *xs, int nx, size_t W, size_t C,
+                         int32_t z, float s, float *G);
+    void (*roi_grid_bins)(const struct em_qroi_gsamp *S, const int *nb, int PH, int PW, float count, float inv,
+                          int32_t z, uint8_t *o, size_t cstride, size_t ystride);
 #endif
     em_qprep_fn prep; // NULL: the micro-kernel reads the packed block directly
     size_t prep_bytes_per_k; // bytes of prepared weights per k (for 8 channels)

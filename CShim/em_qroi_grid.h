@@ -9,7 +9,7 @@
 
 enum { EM_QROI_GC = 32 }; // channels per grid group
 
-typedef struct {
+typedef struct em_qroi_gsamp {
     const float *g[4]; // the four taps' grid pixels (GC floats each)
     float w[4];
 } em_qroi_gsamp_t;

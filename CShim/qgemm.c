@@ -658,7 +658,7 @@ static void conv_taps(qjob *j, const em_qgemm_params *P) {
 }
 #endif
 
-static int direct_panel(const qjob *j, int n0, int NR, int fmt, uint8_t *dst) {
+static int direct_panel(const qjob *j, const em_qgemm_params *P, int n0, int NR, int fmt, uint8_t *dst) {
     const int K = j->q.K, Kp = j->q.Kp;
 #if defined(__aarch64__)
     if (j->tap_off && fmt == EM_QP_K4X) return conv_panel_k4(j, n0, dst);
@@ -793,9 +793,9 @@ static int direct_panel(const qjob *j, int n0, int NR, int fmt, uint8_t *dst) {
     const uint32_t x = fmt == EM_QP_K4X ? 0x80808080u : 0;
     const uint8_t z = (uint8_t)j->q.z_in;
 #if defined(__x86_64__)
-    if (fmt == EM_QP_K4 && NR == 48 && em_isa_current() == EM_ISA_AVX512VNNI) { // (AVX-512BW)
+    if (fmt == EM_QP_K4 && NR == 48 && P->cols_panel) {
         int nv48 = j->N - n0 < NR ? j->N - n0 : NR;
-        em_qcols_panel48_avx512(j->src + (size_t)n0 * j->ldk, j->ldk, nv48, Kp, z, dst);
+        P->cols_panel(j->src + (size_t)n0 * j->ldk, j->ldk, nv48, Kp, z, dst);
         return 1;
     }
 #endif
@@ -1230,9 +1230,10 @@ static int chunk_panels(int Kpad, int NR) {
 #if defined(__x86_64__)
 // x86, avx512vnni (EM_QP_K4, NR 48): the panels of convolutions and of QSRC_ROWS sources built
 // straight from the source by x86/qpanel_avx512.c (masked loads + AVX-512 byte zips, no gather and
-// no format pass), when that ISA is the one in use (its CPU checks include AVX-512BW). Fills *ps.
+// no format pass), when the ISA in use has them (P->src_panels: avx512vnni, whose CPU checks
+// include AVX-512BW). Fills *ps.
 static int panel48_src(const qjob *j, const em_qgemm_params *P, em_qpsrc *ps) {
-    if (P->panel != EM_QP_K4 || P->nr != 48 || P->kstep != 4 || em_isa_current() != EM_ISA_AVX512VNNI ||
+    if (!P->src_panels || P->panel != EM_QP_K4 || P->nr != 48 || P->kstep != 4 ||
         (j->src_kind != QSRC_CONV && j->src_kind != QSRC_ROWS))
         return 0;
     memset(ps, 0, sizeof *ps);
@@ -1296,7 +1297,7 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
 #endif
 #if defined(__x86_64__)
     em_qpsrc ps;
-    const int p48 = panel48_src(j, P, &ps) && em_qpanel48_setup(&ps) == 0;
+    const int p48 = panel48_src(j, P, &ps) && P->src_panels_setup(&ps) == 0;
 #endif
     for (int c0 = pb_lo; c0 < pb_hi; c0 += cb) {
         int cn = pb_hi - c0 < cb ? pb_hi - c0 : cb;
@@ -1306,7 +1307,7 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
         uint8_t is_direct[64];
 #if defined(__x86_64__)
         if (p48) {
-            em_qpanels48_avx512(&ps, c0 * NR, cn, b->panel, pbytes);
+            P->src_panels(&ps, c0 * NR, cn, b->panel, pbytes);
             ndirect = cn;
         } else
 #endif
@@ -1323,7 +1324,7 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
                 continue;
             }
 #endif
-            int d = c < 64 && direct_panel(j, (c0 + c) * NR, NR, P->panel, b->panel + (size_t)c * pbytes);
+            int d = c < 64 && direct_panel(j, P, (c0 + c) * NR, NR, P->panel, b->panel + (size_t)c * pbytes);
             if (c < 64) is_direct[c] = (uint8_t)d;
             ndirect += d;
         }
@@ -1455,8 +1456,8 @@ static void cols_slice_k4(const qjob *j, const em_qgemm_params *P, int n0, int N
     const uint8_t z = (uint8_t)j->q.z_in;
     const uint32_t zz = z * 0x01010101u;
     const int nv = j->N - n0 < NR ? j->N - n0 : NR, ng = kc / 4;
-    if (NR == 48 && P->ukr_rqnm) { // avx512vnni (AVX-512BW): the transposing builder
-        em_qcols_panel48_avx512(j->src + (size_t)n0 * j->ldk + k0, j->ldk, nv, kc, z, dst);
+    if (NR == 48 && P->cols_panel) { // the transposing builder
+        P->cols_panel(j->src + (size_t)n0 * j->ldk + k0, j->ldk, nv, kc, z, dst);
         return;
     }
     for (int p = 0; p < NR; p++) {
@@ -1848,7 +1849,7 @@ static int block_window48(const qjob *j0, const uint8_t *in, int Cin, int H, int
         }
         ps.K = kn;
         ps.Kpad = Kp - k0 < KB ? Kp - k0 : KB;
-        em_qpanels48_avx512(&ps, 0, npb, bf->panel + (size_t)k0 * NR, pbytes);
+        P->src_panels(&ps, 0, npb, bf->panel + (size_t)k0 * NR, pbytes);
     }
     const em_qukr_fn ukr = P->ukr;
     for (int c = 0; c < npb; c++) {

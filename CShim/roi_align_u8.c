@@ -481,8 +481,8 @@ static void bins_neon(const gsamp_t *S, const int *nb, int PH, int PW, float cou
 
 // One RoI by the grid path. Returns 1 when done, 0 when this RoI should take the row path
 // (too many samples per axis, an unexpected index, no memory for the grid).
-// isa (x86): 2 for the AVX-512 grid pieces, 1 for the AVX2 ones, 0 for the portable C ones.
-static int align_roi_grid(const ualign_job *j, const float *b, uint8_t *o, int isa) {
+// P (x86): the ISA's grid pieces (roi_grid_deq / roi_grid_bins; NULL: the portable C ones).
+static int align_roi_grid(const ualign_job *j, const float *b, uint8_t *o, const em_qgemm_params *P) {
     const int C = j->C, H = j->H, W = j->W, PH = j->PH, PW = j->PW;
     // the box arithmetic of align_rois (and em_roi_align_f32)
     float sw = b[0] * j->spatial_scale, sh = b[1] * j->spatial_scale;
@@ -557,7 +557,7 @@ static int align_roi_grid(const ualign_job *j, const float *b, uint8_t *o, int i
     const int fast = pow2 && j->inv_out >= 8.0779356e-28f /* 2^-90 */ && j->inv_out <= big &&
                      fabsf(j->s_in) < big && j->z_out >= 0 && j->z_out <= 255;
     const int zok = j->z_in >= 0 && j->z_in <= 255; // tbl dequantisation (as em_qroi_row_neon)
-    (void)isa;
+    (void)P;
     long xo[2 * GMAX_AX]; // the grid columns' byte offsets in a feature row
     for (int gx = 0; gx < nx; gx++) xo[gx] = (long)xs[gx] * C;
 #endif
@@ -574,14 +574,9 @@ static int align_roi_grid(const ualign_job *j, const float *b, uint8_t *o, int i
             continue;
         }
 #elif defined(__x86_64__)
-        if (cn == GC && isa == 2) {
-            em_qroi_grid_deq_avx512(f, ys, ny, xs, nx, (size_t)W, (size_t)C, j->z_in, j->s_in, G);
-            em_qroi_grid_bins_avx512(S, nb, PH, PW, count, j->inv_out, j->z_out, oc, j->cstride, j->ystride);
-            continue;
-        }
-        if (cn == GC && isa == 1) {
-            em_qroi_grid_deq_avx2(f, ys, ny, xs, nx, (size_t)W, (size_t)C, j->z_in, j->s_in, G);
-            em_qroi_grid_bins_avx2(S, nb, PH, PW, count, j->inv_out, j->z_out, oc, j->cstride, j->ystride);
+        if (cn == GC && P->roi_grid_deq) {
+            P->roi_grid_deq(f, ys, ny, xs, nx, (size_t)W, (size_t)C, j->z_in, j->s_in, G);
+            P->roi_grid_bins(S, nb, PH, PW, count, j->inv_out, j->z_out, oc, j->cstride, j->ystride);
             continue;
         }
 #endif
@@ -613,14 +608,9 @@ static int align_rois(const ualign_job *j, int r0, int r1) {
     // every ISA: the vector ones (AVX2, AVX-512) with their grid pieces, the others in C
     const int grid = 1;
 #endif
-#if defined(__x86_64__)
-    const int isa = P->roi_row == em_qroi_row_avx512 ? 2 : P->roi_row == em_qroi_row_avx2 ? 1 : 0;
-#else
-    const int isa = 0;
-#endif
     for (int r = r0; r < r1; r++) {
         const float *b = j->rois + (size_t)r * 4;
-        if (grid && align_roi_grid(j, b, j->out + j->out_offset[r], isa)) continue;
+        if (grid && align_roi_grid(j, b, j->out + j->out_offset[r], P)) continue;
         float sw = b[0] * j->spatial_scale, sh = b[1] * j->spatial_scale;
         float ew = b[2] * j->spatial_scale, eh = b[3] * j->spatial_scale;
         float rw = ew - sw, rh = eh - sh;
