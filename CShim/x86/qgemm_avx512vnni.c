@@ -66,6 +66,30 @@ static inline __attribute__((always_inline)) EM_VNNI void vnni_8x48_loop(int kp,
     }
 }
 
+// The int32 sums of the requantising 8x48 kernels (rq, rqdc, rqnm): the term is where the
+// accumulators start when there is no acc, else it is added with acc's tile (the earlier K
+// slices); rows past `rows` stay 0 and their terms are not read. int32 additions wrap modulo 2^32
+// in any order, so the sums are the driver's.
+static inline __attribute__((always_inline)) EM_VNNI void vnni_8x48_sums(int kp, const uint8_t *w,
+                                                                        const uint8_t *panel,
+                                                                        const int32_t *acc, int rows,
+                                                                        const int32_t *terms,
+                                                                        __m512i c[8][3]) {
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 8; i++)
+        c[i][0] = c[i][1] = c[i][2] = acc || i >= rows ? _mm512_setzero_si512() : _mm512_set1_epi32(terms[i]);
+    vnni_8x48_loop(kp, w, panel, c);
+    if (acc) {
+#pragma clang loop unroll(full)
+        for (int i = 0; i < 8; i++) {
+            const __m512i vt = i < rows ? _mm512_set1_epi32(terms[i]) : _mm512_setzero_si512();
+#pragma clang loop unroll(full)
+            for (int j = 0; j < 3; j++)
+                c[i][j] = _mm512_add_epi32(c[i][j], _mm512_add_epi32(_mm512_loadu_si512((const void *)(acc + i * 48 + j * 16)), vt));
+        }
+    }
+}
+
 EM_VNNI void em_qukr_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uint8_t *panel,
                                           int32_t *acc, int accumulate) {
     __m512i c[8][3];
@@ -121,19 +145,7 @@ EM_VNNI void em_qukr_rq_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uin
     const __m512i vzr = _mm512_set1_epi32(t->z_res);
     const __m512 vrm = _mm512_set1_ps(t->res_mult);
     __m512i c[8][3];
-#pragma clang loop unroll(full)
-    for (int i = 0; i < 8; i++)
-        c[i][0] = c[i][1] = c[i][2] = acc || i >= rows ? _mm512_setzero_si512() : _mm512_set1_epi32(terms[i]);
-    vnni_8x48_loop(kp, (const uint8_t *)wblk, panel, c);
-    if (acc) {
-#pragma clang loop unroll(full)
-        for (int i = 0; i < 8; i++) {
-            const __m512i vt = i < rows ? _mm512_set1_epi32(terms[i]) : _mm512_setzero_si512();
-#pragma clang loop unroll(full)
-            for (int j = 0; j < 3; j++)
-                c[i][j] = _mm512_add_epi32(c[i][j], _mm512_add_epi32(_mm512_loadu_si512((const void *)(acc + i * 48 + j * 16)), vt));
-        }
-    }
+    vnni_8x48_sums(kp, (const uint8_t *)wblk, panel, acc, rows, terms, c);
     __mmask16 km[3];
 #pragma clang loop unroll(full)
     for (int j = 0; j < 3; j++) {
@@ -180,19 +192,7 @@ EM_VNNI void em_qukr_rqdc_u8s8_avx512vnni_8x48(int kp, const void *wblk, const u
     const float m0 = t->mults[0], m1 = rows > 4 ? t->mults[1] : 0.0f;
     const int32_t z_out = t->z_out, lo = t->lo;
     __m512i c[8][3];
-#pragma clang loop unroll(full)
-    for (int i = 0; i < 8; i++)
-        c[i][0] = c[i][1] = c[i][2] = acc || i >= rows ? _mm512_setzero_si512() : _mm512_set1_epi32(terms[i]);
-    vnni_8x48_loop(kp, (const uint8_t *)wblk, panel, c);
-    if (acc) {
-#pragma clang loop unroll(full)
-        for (int i = 0; i < 8; i++) {
-            const __m512i vt = i < rows ? _mm512_set1_epi32(terms[i]) : _mm512_setzero_si512();
-#pragma clang loop unroll(full)
-            for (int j = 0; j < 3; j++)
-                c[i][j] = _mm512_add_epi32(c[i][j], _mm512_add_epi32(_mm512_loadu_si512((const void *)(acc + i * 48 + j * 16)), vt));
-        }
-    }
+    vnni_8x48_sums(kp, (const uint8_t *)wblk, panel, acc, rows, terms, c);
     const __m512 flo = _mm512_set1_ps((float)(lo - z_out)), fhi = _mm512_set1_ps((float)(255 - z_out));
     const __m512i vz = _mm512_set1_epi32(z_out);
     const int y = n0 / W, x = n0 - y * W, one = x + nv <= W;
@@ -254,19 +254,7 @@ EM_VNNI void em_qukr_rqnm_u8s8_avx512vnni_8x48(int kp, const void *wblk, const u
     float *outf = t->outf;
     const int32_t z_out = t->z_out, lo = t->lo;
     __m512i c[8][3];
-#pragma clang loop unroll(full)
-    for (int i = 0; i < 8; i++)
-        c[i][0] = c[i][1] = c[i][2] = acc || i >= rows ? _mm512_setzero_si512() : _mm512_set1_epi32(terms[i]);
-    vnni_8x48_loop(kp, (const uint8_t *)wblk, panel, c);
-    if (acc) {
-#pragma clang loop unroll(full)
-        for (int i = 0; i < 8; i++) {
-            const __m512i vt = i < rows ? _mm512_set1_epi32(terms[i]) : _mm512_setzero_si512();
-#pragma clang loop unroll(full)
-            for (int j = 0; j < 3; j++)
-                c[i][j] = _mm512_add_epi32(c[i][j], _mm512_add_epi32(_mm512_loadu_si512((const void *)(acc + i * 48 + j * 16)), vt));
-        }
-    }
+    vnni_8x48_sums(kp, (const uint8_t *)wblk, panel, acc, rows, terms, c);
     float mv[8];
 #pragma clang loop unroll(full)
     for (int i = 0; i < 8; i++) mv[i] = i < rows ? mults[i] : 0.0f;
