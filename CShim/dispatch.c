@@ -178,6 +178,7 @@ static void fill_qparams(void) {
     for (int i = 0; i < 2; i++) {
         em_qgemm_params *q = &isa_qparams[avx512_isas[i]];
         q->add_row = em_qadd_row_avx512;
+        q->add_up2_row = em_qaddup2_row_avx512;
         q->quant_row = em_qquant_row_avx512;
         q->dequant_row = em_qdequant_row_avx512;
     }

@@ -194,6 +194,9 @@ typedef struct em_qgemm_params {
                          int32_t z, float s, float *G);
     void (*roi_grid_bins)(const struct em_qroi_gsamp *S, const int *nb, int PH, int PW, float count, float inv,
                           int32_t z, uint8_t *o, size_t cstride, size_t ystride);
+    // add_row with b upsampled twice by nearest (out[i] uses b[i / 2]: the FPN's top-down add),
+    // b's dequantised values duplicated in registers. NULL: the b row is gathered, then add_row.
+    em_qadd_row_fn add_up2_row;
 #endif
     em_qprep_fn prep; // NULL: the micro-kernel reads the packed block directly
     size_t prep_bytes_per_k; // bytes of prepared weights per k (for 8 channels)
@@ -226,6 +229,8 @@ void em_qadd_row_sse41(const uint8_t *a, int32_t z_a, float a_mult, const uint8_
 void em_qquant_row_sse41(const float *x, int n, float inv_scale, int32_t z, uint8_t *out);
 void em_qadd_row_avx512(const uint8_t *a, int32_t z_a, float a_mult, const uint8_t *b, int32_t z_b,
                         float b_mult, int n, int32_t z_out, int32_t lo, uint8_t *out);
+void em_qaddup2_row_avx512(const uint8_t *a, int32_t z_a, float a_mult, const uint8_t *b, int32_t z_b,
+                           float b_mult, int n, int32_t z_out, int32_t lo, uint8_t *out);
 void em_qquant_row_avx512(const float *x, int n, float inv_scale, int32_t z, uint8_t *out);
 void em_qdequant_row_avx512(const uint8_t *q, int n, float scale, int32_t z, float *out);
 void em_qroi_row_avx2(const uint8_t *f1, const uint8_t *f2, const uint8_t *f3, const uint8_t *f4,

@@ -2143,6 +2143,14 @@ static void qaddup_channels(void *v, long c0, long c1) {
             int sy = (int)floorf(y * (float)TH / (float)H);
             if (sy > TH - 1) sy = TH - 1;
             const uint8_t *trow = j->top + ((size_t)c * TH + sy) * TW;
+            size_t o = ((size_t)c * H + y) * W;
+#if defined(__x86_64__)
+            if (j->twice && j->P->add_up2_row) { // the duplication in registers
+                j->P->add_up2_row(j->lat + o, j->z_lat, j->lat_mult, trow, j->z_top, j->top_mult, W, j->z_out, 0,
+                                  j->out + o);
+                continue;
+            }
+#endif
             int x = 0;
 #if defined(__aarch64__)
             if (j->twice) // tb[2 i] = tb[2 i + 1] = trow[i]
@@ -2152,7 +2160,6 @@ static void qaddup_channels(void *v, long c0, long c1) {
                 }
 #endif
             for (; x < W; x++) tb[x] = trow[j->sxs[x]];
-            size_t o = ((size_t)c * H + y) * W;
             j->P->add_row(j->lat + o, j->z_lat, j->lat_mult, tb, j->z_top, j->top_mult, W, j->z_out, 0, j->out + o);
         }
 }
@@ -2167,7 +2174,8 @@ void em_qadd_upsample_nearest_u8(const uint8_t *lat, int32_t z_lat, float lat_mu
                                         z_out, out);
         return;
     }
-    int twice = 1; // sxs[x] == x / 2 for every x: the row gather is a byte zip (aarch64)
+    int twice = 1; // sxs[x] == x / 2 for every x: the row gather is a byte zip (aarch64) or done in
+                   // registers by add_up2_row (x86)
     for (int x = 0; x < W; x++) {
         int sx = (int)floorf(x * (float)TW / (float)W);
         sxs[x] = sx > TW - 1 ? TW - 1 : sx;

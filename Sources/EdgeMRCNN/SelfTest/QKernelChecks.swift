@@ -631,6 +631,15 @@ enum QKernelCheck {
                 em_qadd_upsample_nearest_u8(u.baseAddress, 3, 0.9, b, 250, 0.6, Int32(c), Int32(th), Int32(tw), Int32(h), Int32(w), 128, u.baseAddress)
             }
             try same(up, upF, "qadd upsample in place \(tag)")
+            // Exactly twice the top map (FPN's top-down add: the rows duplicated in registers on
+            // AVX-512): 32-wide steps with tails, an odd width, one step.
+            for (uc, uh, uw, uth, utw) in [(1, 6, 74, 3, 37), (2, 4, 73, 2, 37), (3, 2, 16, 1, 8)] {
+                var ur = [UInt8](repeating: 0, count: uc * uh * uw)
+                var uo = [UInt8](repeating: sentinel, count: uc * uh * uw + tail)
+                em_qadd_upsample_nearest_u8_ref(a, 5, 0.7, b, 120, 1.1, Int32(uc), Int32(uth), Int32(utw), Int32(uh), Int32(uw), 99, &ur)
+                em_qadd_upsample_nearest_u8(a, 5, 0.7, b, 120, 1.1, Int32(uc), Int32(uth), Int32(utw), Int32(uh), Int32(uw), 99, &uo)
+                try same(uo, ur, "qadd upsample x2 \(uc)x\(uh)x\(uw) \(tag)")
+            }
             var pool = [UInt8](repeating: sentinel, count: poolF.count + tail)
             em_qmaxpool2d_u8(a, 3, 17, 19, 3, 2, 1, &pool)
             try same(pool, poolF, "maxpool \(tag)")
