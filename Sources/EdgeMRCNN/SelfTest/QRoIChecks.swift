@@ -74,13 +74,19 @@ extension QKernelCheck {
 
     static func transpose() throws {
         var r = Rng(77)
-        for (c, h, w) in [(1, 1, 1), (3, 5, 7), (70, 3, 29), (256, 2, 3), (65, 9, 8), (32, 5, 7), (48, 10, 13)] {
-            let x = inputs(c * h * w, 0, &r)
-            var out = [UInt8](repeating: sentinel, count: c * h * w + tail)
-            em_transpose_chw_hwc_u8(x, Int32(c), Int32(h), Int32(w), &out)
-            var want = [UInt8](repeating: 0, count: c * h * w)
-            for ch in 0..<c { for p in 0..<(h * w) { want[p * c + ch] = x[ch * h * w + p] } }
-            try same(out, want, "transpose chw->hwc \(c)x\(h)x\(w)")
+        // 16-channel multiples (SSE2 / NEON 16 x 16 blocks, then a tail), whole and partial 64-pixel
+        // tiles, and the rest one by one, on every ISA
+        let cases = [(1, 1, 1), (3, 5, 7), (70, 3, 29), (256, 2, 3), (65, 9, 8), (32, 5, 7), (48, 10, 13),
+                     (64, 5, 7), (128, 9, 13), (256, 4, 16)]
+        let xs = cases.map { inputs($0.0 * $0.1 * $0.2, 0, &r) }
+        try forEachISA { isa, threads in
+            for ((c, h, w), x) in zip(cases, xs) {
+                var out = [UInt8](repeating: sentinel, count: c * h * w + tail)
+                em_transpose_chw_hwc_u8(x, Int32(c), Int32(h), Int32(w), &out)
+                var want = [UInt8](repeating: 0, count: c * h * w)
+                for ch in 0..<c { for p in 0..<(h * w) { want[p * c + ch] = x[ch * h * w + p] } }
+                try same(out, want, "transpose chw->hwc \(c)x\(h)x\(w) [\(isa), \(threads) threads]")
+            }
         }
     }
 
