@@ -117,26 +117,30 @@ extension QKernelCheck {
         boxes += [-iw, -ih, 5 * iw, 4 * ih]                // huge
         boxes += [0.7 * iw, 0.8 * ih, 0.2 * iw, 0.1 * ih]  // inverted
         let n = boxes.count / 4, blk = c.c * c.p * c.p
-        // reference: the float round trip, [n, C, P, P]
-        var deq = [Float](repeating: 0, count: chw.count)
-        em_dequantize_u8_f32(chw, chw.count, sIn, zIn, &deq)
-        var pooled = [Float](repeating: 0, count: n * blk)
-        em_roi_align_f32(deq, Int32(c.c), Int32(c.h), Int32(c.w), c.scale, 2, 0, boxes, Int32(n), nil, Int32(c.p),
-                         Int32(c.p), &pooled)
-        var want = [UInt8](repeating: 0, count: n * blk)
-        em_quantize_f32_u8(pooled, pooled.count, sOut, zOut, &want)
-        // the uint8 kernel writes RoI i at 2 * i * blk (channel stride P*P, row stride P); the
-        // gaps must stay untouched
-        let offsets = (0..<n).map { 2 * $0 * blk }
-        let what = "roi_align u8 C \(c.c) \(c.h)x\(c.w) P \(c.p) scale \(c.scale)"
-        try forEachISA { isa, threads in
-            var out = [UInt8](repeating: sentinel, count: 2 * n * blk + tail)
-            let rc = em_roi_align_u8_hwc(hwc, Int32(c.c), Int32(c.h), Int32(c.w), sIn, zIn, c.scale, 2, boxes, Int32(n),
-                                         offsets, Int32(c.p), Int32(c.p), c.p * c.p, c.p, sOut, zOut, &out)
-            try SelfTest.expect(rc == 0, "\(what) [\(isa), \(threads) threads]: refused")
-            var expect = [UInt8](repeating: sentinel, count: 2 * n * blk)
-            for i in 0..<n { for j in 0..<blk { expect[2 * i * blk + j] = want[i * blk + j] } }
-            try same(out, expect, "\(what) [\(isa), \(threads) threads]")
+        // sampling ratio 2 (torchvision's heads: 4 samples per bin, a power of two) and adaptive
+        // (0: ceil(roi size / P) per axis, so counts such as 3, 6 or 9)
+        for sampling: Int32 in [2, 0] {
+            // reference: the float round trip, [n, C, P, P]
+            var deq = [Float](repeating: 0, count: chw.count)
+            em_dequantize_u8_f32(chw, chw.count, sIn, zIn, &deq)
+            var pooled = [Float](repeating: 0, count: n * blk)
+            em_roi_align_f32(deq, Int32(c.c), Int32(c.h), Int32(c.w), c.scale, sampling, 0, boxes, Int32(n), nil, Int32(c.p),
+                             Int32(c.p), &pooled)
+            var want = [UInt8](repeating: 0, count: n * blk)
+            em_quantize_f32_u8(pooled, pooled.count, sOut, zOut, &want)
+            // the uint8 kernel writes RoI i at 2 * i * blk (channel stride P*P, row stride P); the
+            // gaps must stay untouched
+            let offsets = (0..<n).map { 2 * $0 * blk }
+            let what = "roi_align u8 C \(c.c) \(c.h)x\(c.w) P \(c.p) scale \(c.scale) sampling \(sampling)"
+            try forEachISA { isa, threads in
+                var out = [UInt8](repeating: sentinel, count: 2 * n * blk + tail)
+                let rc = em_roi_align_u8_hwc(hwc, Int32(c.c), Int32(c.h), Int32(c.w), sIn, zIn, c.scale, sampling, boxes, Int32(n),
+                                             offsets, Int32(c.p), Int32(c.p), c.p * c.p, c.p, sOut, zOut, &out)
+                try SelfTest.expect(rc == 0, "\(what) [\(isa), \(threads) threads]: refused")
+                var expect = [UInt8](repeating: sentinel, count: 2 * n * blk)
+                for i in 0..<n { for j in 0..<blk { expect[2 * i * blk + j] = want[i * blk + j] } }
+                try same(out, expect, "\(what) [\(isa), \(threads) threads]")
+            }
         }
     }
 }
