@@ -117,6 +117,9 @@ typedef struct em_qrq_tile {
     uint8_t *dst;         // row i at dst + i * dst_ld
     size_t dst_ld;
     int rows, nv;         // 1..MR rows, 1..NR pixels
+    // x86: 1 when every v of the layer is proven below 2^30 (em_rq_nocl: no NaN or infinite
+    // multiplier, no int32 wrap), so the kernel may leave out the float clamp; 0: keep it
+    int nocl;
 } em_qrq_tile;
 typedef void (*em_qukr_rq_fn)(int kp, const void *wblk, const uint8_t *panel, const int32_t *acc,
                               const em_qrq_tile *t);

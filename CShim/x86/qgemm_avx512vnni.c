@@ -125,17 +125,104 @@ static inline __attribute__((always_inline)) EM_VNNI void vnni_rq_row48(
     }
 }
 
-// em_qukr_rq_fn of the 8x48 kernel: the sums (+ acc's) requantised from the registers with
+// Two rows (a, b) of 48 lanes requantised with saturating packs instead of the float clamp's
+// vmaxps and vpmovdb (the pack path: 0 <= z_out <= 255, lo 0 or z_out). Per 16 lanes vcvtdq2ps,
+// vmulps (+ the residual's vpmovzxbd, vpsubd, vcvtdq2ps, vmulps, vaddps: the contract's floats),
+// vminps(255 - z_out, v) when cl (NaN stays NaN: vminps returns its second operand), vcvtps2dq:
+// r = rne(v) exactly, or rne(min(255 - z_out, v)) = min(255 - z_out, rne(v)) (rounding is
+// monotonic and keeps integers), or 0x80000000 for NaN; without cl the driver proved v < 2^30
+// (em_qrq_tile.nocl), so r is rne(v) or, for a NaN, 0x80000000. Then vpackssdw (r saturated to
+// int16: s), and
+//   lo == 0:     y = sat_u8(sat16(s + z_out))   (vpaddsw, vpackuswb)
+//   lo == z_out: y = sat_u8(s) +sat_u8 z_out    (vpackuswb, vpaddusb)
+// both equal clamp(z_out + r, lo, 255), the contract's y: a saturation only happens where the
+// value is beyond 255 or below 0 already (|z_out| <= 255 against the int16 range), the min with
+// 255 - z_out changes nothing above 255, and NaN's 0x80000000 goes to lo (the contract's
+// -2^24). The 6 vectors' dwords (4 bytes each) come out of the packs in 128-bit-lane order and go
+// back into pixel order by one vpermd (row a) and one vpermt2d (row b); one masked 48-byte store
+// per row (lanes past nv masked out).
+static inline __attribute__((always_inline)) EM_VNNI __m512i vnni_rq_cvt16(__m512i c, __m512 vm, __m512 fhi,
+                                                                          int cl, const uint8_t *rr,
+                                                                          __mmask16 k, __m512i vzr,
+                                                                          __m512 vrm) {
+    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(c), vm);
+    if (rr) {
+        __m512i q = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, rr));
+        __m512 rv = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q, vzr)), vrm);
+        v = _mm512_add_ps(v, rv);
+    }
+    if (cl) v = _mm512_min_ps(fhi, v);
+    return _mm512_cvtps_epi32(v);
+}
+
+static inline __attribute__((always_inline)) EM_VNNI void vnni_rq_pair48(
+    const __m512i ca[3], const __m512i cb[3], float ma, float mb, __m512 fhi, int cl, int relu,
+    __m512i vz16, __m512i vz8, const __mmask16 km[3], __mmask64 kst, const uint8_t *rra,
+    const uint8_t *rrb, __m512i vzr, __m512 vrm, uint8_t *da, uint8_t *db) {
+    const __m512 va = _mm512_set1_ps(ma), vb = _mm512_set1_ps(mb);
+    __m512i ya[3], yb[3];
+#pragma clang loop unroll(full)
+    for (int j = 0; j < 3; j++) {
+        ya[j] = vnni_rq_cvt16(ca[j], va, fhi, cl, rra ? rra + 16 * j : NULL, km[j], vzr, vrm);
+        yb[j] = vnni_rq_cvt16(cb[j], vb, fhi, cl, rrb ? rrb + 16 * j : NULL, km[j], vzr, vrm);
+    }
+    // s1 lane L: words of a0, a1 (pixels 4L..4L+3 of each); s2: a2, b0; s3: b1, b2
+    __m512i s1 = _mm512_packs_epi32(ya[0], ya[1]), s2 = _mm512_packs_epi32(ya[2], yb[0]);
+    __m512i s3 = _mm512_packs_epi32(yb[1], yb[2]);
+    if (!relu) {
+        s1 = _mm512_adds_epi16(s1, vz16);
+        s2 = _mm512_adds_epi16(s2, vz16);
+        s3 = _mm512_adds_epi16(s3, vz16);
+    }
+    // u1 dword 4L + j: a_j's pixels 4L..4L+3 (j < 3), 4L + 3: b0's; u2 dword 4L: b1's, 4L + 1: b2's
+    __m512i u1 = _mm512_packus_epi16(s1, s2), u2 = _mm512_packus_epi16(s3, s3);
+    if (relu) {
+        u1 = _mm512_adds_epu8(u1, vz8);
+        u2 = _mm512_adds_epu8(u2, vz8);
+    }
+    const __m512i ia = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 0, 0, 0, 0);
+    const __m512i ib = _mm512_setr_epi32(3, 7, 11, 15, 16, 20, 24, 28, 17, 21, 25, 29, 0, 0, 0, 0);
+    _mm512_mask_storeu_epi8(da, kst, _mm512_permutexvar_epi32(ia, u1));
+    if (db) _mm512_mask_storeu_epi8(db, kst, _mm512_permutex2var_epi32(u1, ib, u2));
+}
+
+// The rows of the requantising 8x48 kernel by the pack path (vnni_rq_pair48), rows in pairs; an
+// odd last row as row a of a pair whose row b (the same row again, no residual) is not stored.
+static inline __attribute__((always_inline)) EM_VNNI void vnni_rq_rows_pk(
+    const __m512i c[8][3], int rows, const float *mults, __m512 fhi, int cl, int relu, __m512i vz16,
+    __m512i vz8, const __mmask16 km[3], __mmask64 kst, const uint8_t *rr, size_t res_ld, __m512i vzr,
+    __m512 vrm, uint8_t *d, size_t dst_ld) {
+    // (written out: a loop over the pairs is not unrolled by clang, and c must stay in registers)
+#define EM_RQ_PAIR(i)                                                                                    \
+    if ((i) < rows) {                                                                                    \
+        const uint8_t *ra = rr ? rr + (i) * res_ld : NULL;                                               \
+        if ((i) + 1 < rows)                                                                              \
+            vnni_rq_pair48(c[i], c[(i) + 1], mults[i], mults[(i) + 1], fhi, cl, relu, vz16, vz8, km, kst, \
+                           ra, rr ? ra + res_ld : NULL, vzr, vrm, d + (i) * dst_ld, d + ((i) + 1) * dst_ld); \
+        else                                                                                             \
+            vnni_rq_pair48(c[i], c[i], mults[i], mults[i], fhi, cl, relu, vz16, vz8, km, kst, ra, NULL,   \
+                           vzr, vrm, d + (i) * dst_ld, NULL);                                            \
+    }
+    EM_RQ_PAIR(0)
+    EM_RQ_PAIR(2)
+    EM_RQ_PAIR(4)
+    EM_RQ_PAIR(6)
+#undef EM_RQ_PAIR
+}
+
+// em_qukr_rq_fn of the 8x48 kernel: the sums (+ acc's) requantised from the registers. With
+// 0 <= z_out <= 255 and lo 0 or z_out (every layer of the model) by the pack path
+// (vnni_rq_pair48; the float clamp's vminps only when t->nocl is 0); otherwise with
 // em_qrows_avx512's instructions per 16 lanes (vcvtdq2ps, vmulps, residual vmulps + vaddps,
-// vmaxps/vminps, vcvtps2dq, vpaddd z_out, vpmovdb), so the same bytes. The int32 term is where
-// the accumulators start when there is no acc (else added with acc's tile): int32 additions wrap
-// modulo 2^32 in any order, so the int32 value converted is em_qrows_avx512's. Lanes past nv are
-// masked out of the residual loads and the stores (the last panel of a layer), rows past
-// t->rows not stored (M ending inside the block; their terms and mults are not read).
+// vmaxps/vminps, vcvtps2dq, vpaddd z_out, vpmovdb). Both give the contract's bytes. The int32 term
+// is where the accumulators start when there is no acc (else added with acc's tile): int32
+// additions wrap modulo 2^32 in any order, so the int32 value converted is em_qrows_avx512's.
+// Lanes past nv are masked out of the residual loads and the stores (the last panel of a layer),
+// rows past t->rows not stored (M ending inside the block; their terms and mults are not read).
 EM_VNNI void em_qukr_rq_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uint8_t *panel,
                                              const int32_t *acc, const em_qrq_tile *t) {
     // the tile's arguments in locals first (the byte stores could alias *t)
-    const int nv = t->nv, rows = t->rows;
+    const int nv = t->nv, rows = t->rows, nocl = t->nocl;
     const int32_t *terms = t->terms;
     const float *mults = t->mults;
     const int32_t z_out = t->z_out, lo = t->lo;
@@ -152,7 +239,31 @@ EM_VNNI void em_qukr_rq_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uin
         int n = nv - 16 * j;
         km[j] = n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
     }
-    const __m512 flo = _mm512_set1_ps((float)(lo - z_out)), fhi = _mm512_set1_ps((float)(255 - z_out));
+    const __m512 fhi = _mm512_set1_ps((float)(255 - z_out));
+    if (z_out >= 0 && z_out <= 255 && (lo == 0 || lo == z_out)) {
+        const __mmask64 kst = nv >= 48 ? (__mmask64)0xFFFFFFFFFFFFull : (__mmask64)((1ull << nv) - 1);
+        const __m512i vz16 = _mm512_set1_epi16((short)z_out), vz8 = _mm512_set1_epi8((char)z_out);
+        // (lo == z_out == 0 takes the lo == 0 form)
+        const int relu = lo != 0;
+#define EM_RQ_PK(CL, RELU, RR)                                                                           \
+    vnni_rq_rows_pk(c, rows, mults, fhi, CL, RELU, vz16, vz8, km, kst, RR, res_ld, vzr, vrm, d, dst_ld)
+        if (rr) {
+            if (nocl) {
+                if (relu) EM_RQ_PK(0, 1, rr); else EM_RQ_PK(0, 0, rr);
+            } else {
+                if (relu) EM_RQ_PK(1, 1, rr); else EM_RQ_PK(1, 0, rr);
+            }
+        } else {
+            if (nocl) {
+                if (relu) EM_RQ_PK(0, 1, NULL); else EM_RQ_PK(0, 0, NULL);
+            } else {
+                if (relu) EM_RQ_PK(1, 1, NULL); else EM_RQ_PK(1, 0, NULL);
+            }
+        }
+#undef EM_RQ_PK
+        return;
+    }
+    const __m512 flo = _mm512_set1_ps((float)(lo - z_out));
     const __m512i vz = _mm512_set1_epi32(z_out);
     if (rr) {
 #pragma clang loop unroll(full)
