@@ -136,6 +136,7 @@ typedef struct em_qrq_dc {
     int32_t z_out, lo;
     uint8_t *out;         // the output [Cout][2 H][2 W]
     int H, W, co0, n0, nv, rows;
+    int nocl; // as em_qrq_tile's
 } em_qrq_dc;
 typedef void (*em_qukr_rqdc_fn)(int kp, const void *wblk, const uint8_t *panel, const int32_t *acc,
                                 const em_qrq_dc *t);

@@ -290,9 +290,37 @@ static inline __attribute__((always_inline)) EM_VNNI void vnni_rq_bytes48(const 
     }
 }
 
+// The deconvolution's row pair (a: dx 0, b: dx 1, one multiplier) by the pack path of
+// vnni_rq_pair48 (the same conditions and bytes): vpackssdw of a_j with b_j, vpackuswb, then
+// vpshufb interleaves each 128-bit lane's 4 pixels of a and b (output bytes 2 p, 2 p + 1) and
+// vpermq puts the 8-byte groups in pixel order: o1 the output bytes 0..63, o2 64..95.
+static inline __attribute__((always_inline)) EM_VNNI void vnni_rqdc_pair48(
+    const __m512i ca[3], const __m512i cb[3], float mult, __m512 fhi, int cl, int relu, __m512i vz16,
+    __m512i vz8, __m512i *o1, __m256i *o2) {
+    const __m512 vm = _mm512_set1_ps(mult);
+    __m512i s[3];
+#pragma clang loop unroll(full)
+    for (int j = 0; j < 3; j++) {
+        s[j] = _mm512_packs_epi32(vnni_rq_cvt16(ca[j], vm, fhi, cl, NULL, 0, vz16, vm),
+                                  vnni_rq_cvt16(cb[j], vm, fhi, cl, NULL, 0, vz16, vm));
+        if (!relu) s[j] = _mm512_adds_epi16(s[j], vz16);
+    }
+    // u1 lane L: a0, b0, a1, b1 (4 pixels each); u2: a2, b2 (twice)
+    __m512i u1 = _mm512_packus_epi16(s[0], s[1]), u2 = _mm512_packus_epi16(s[2], s[2]);
+    if (relu) {
+        u1 = _mm512_adds_epu8(u1, vz8);
+        u2 = _mm512_adds_epu8(u2, vz8);
+    }
+    const __m512i zip = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15));
+    const __m512i iq = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7);
+    *o1 = _mm512_permutexvar_epi64(iq, _mm512_shuffle_epi8(u1, zip));
+    *o2 = _mm512_castsi512_si256(_mm512_permutexvar_epi64(iq, _mm512_shuffle_epi8(u2, zip)));
+}
+
 // em_qukr_rqdc_fn of the 8x48 kernel (QOUT_DECONV): the sums as em_qukr_rq_u8s8_avx512vnni_8x48
-// (term where the accumulators start, or added with acc's tile), each row requantised with
-// em_qrows_avx512's instructions (no residual), then per row pair (dx 0, dx 1) the two rows' bytes
+// (term where the accumulators start, or added with acc's tile); with 0 <= z_out <= 255 and lo 0
+// or z_out each row pair by the pack path (vnni_rqdc_pair48, the float clamp only when t->nocl is
+// 0), else each row requantised with em_qrows_avx512's instructions (no residual), then per row pair (dx 0, dx 1) the two rows' bytes
 // interleaved by unpacklo/hi (output bytes 2 p, 2 p + 1 = pixel p of dx 0, dx 1): 96 bytes,
 // stored as one run (masked past 2 nv) when the pixels lie on one input row, else one run per
 // input row from a stack copy.
@@ -309,6 +337,44 @@ EM_VNNI void em_qukr_rqdc_u8s8_avx512vnni_8x48(int kp, const void *wblk, const u
     const int y = n0 / W, x = n0 - y * W, one = x + nv <= W;
     const size_t W2 = (size_t)2 * W, plane = (size_t)4 * H * W;
     uint8_t *o0 = t->out + ((size_t)t->co0 * 2 * H + 2 * (size_t)y) * W2 + 2 * (size_t)x;
+    if (z_out >= 0 && z_out <= 255 && (lo == 0 || lo == z_out)) { // the pack path
+        const __m512i vz16 = _mm512_set1_epi16((short)z_out), vz8 = _mm512_set1_epi8((char)z_out);
+        const int n2 = 2 * nv, relu = lo != 0, nocl = t->nocl;
+        const __mmask64 k1 = n2 >= 64 ? ~(__mmask64)0 : (__mmask64)((1ull << n2) - 1);
+        const __mmask32 k2 = n2 >= 96 ? ~(__mmask32)0 : n2 <= 64 ? 0 : (__mmask32)((1u << (n2 - 64)) - 1);
+#pragma clang loop unroll(full)
+        for (int p = 0; p < 4; p++) {
+            if (2 * p >= rows) break;
+            const float mult = p < 2 ? m0 : m1;
+            __m512i v1;
+            __m256i v2;
+            if (nocl) {
+                if (relu) vnni_rqdc_pair48(c[2 * p], c[2 * p + 1], mult, fhi, 0, 1, vz16, vz8, &v1, &v2);
+                else vnni_rqdc_pair48(c[2 * p], c[2 * p + 1], mult, fhi, 0, 0, vz16, vz8, &v1, &v2);
+            } else {
+                if (relu) vnni_rqdc_pair48(c[2 * p], c[2 * p + 1], mult, fhi, 1, 1, vz16, vz8, &v1, &v2);
+                else vnni_rqdc_pair48(c[2 * p], c[2 * p + 1], mult, fhi, 1, 0, vz16, vz8, &v1, &v2);
+            }
+            uint8_t *o = o0 + (size_t)(p >> 1) * plane + (size_t)(p & 1) * W2;
+            if (one) {
+                _mm512_mask_storeu_epi8(o, k1, v1);
+                _mm256_mask_storeu_epi8(o + 64, k2, v2);
+            } else {
+                uint8_t buf[96];
+                _mm512_storeu_si512((void *)buf, v1);
+                _mm256_storeu_si256((__m256i *)(void *)(buf + 64), v2);
+                int xx = x, i = 0;
+                while (i < nv) {
+                    const int seg = W - xx < nv - i ? W - xx : nv - i;
+                    memcpy(o, buf + 2 * i, (size_t)2 * seg);
+                    i += seg;
+                    o += 2 * W2 - 2 * (size_t)xx; // (y, xx) -> (y + 1, 0) of the same (co, dy)
+                    xx = 0;
+                }
+            }
+        }
+        return;
+    }
     __mmask16 km[6];
 #pragma clang loop unroll(full)
     for (int q = 0; q < 6; q++) {
