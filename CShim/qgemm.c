@@ -1115,14 +1115,14 @@ static void pf_setup(pf_plan *f, const qjob *j, int n0, int n1, long calls) {
 
 #if defined(__x86_64__)
 // em_qrq_tile.nocl of a layer (or tile) of M rows with these terms and nmult multipliers, K (padded)
-// Kp, the residual's r_mult when res: 1 when every requantised v = (float)acc * mult
+// Kp, the residual's z_res and r_mult when res: 1 when every requantised v = (float)acc * mult
 // (+ (float)(r - z_r) * r_mult) is below 2^30 in magnitude. The sums are bounded by
 // |acc| <= max |term| + Kp * 255 * 128 (u8 times int8: the packed weights are not checked
 // for -128), below 2^31 - 1 (so the int32 sum does not wrap); each float operation rounds by at
 // most a factor 1 + 2^-24 (covered by the 1 + 2^-20); the multipliers must be finite (a NaN
 // multiplier fails the <= test).
 static int em_rq_nocl(const int32_t *terms, int M, const float *mult, int nmult, int Kp,
-                      const uint8_t *res, float res_mult) {
+                      const uint8_t *res, int32_t z_res, float res_mult) {
     double mt = 0, mm = 0;
     for (int m = 0; m < M; m++) {
         const double t = terms[m] < 0 ? -(double)terms[m] : (double)terms[m];
@@ -1139,7 +1139,8 @@ static int em_rq_nocl(const int32_t *terms, int M, const float *mult, int nmult,
     if (res) {
         const double r = res_mult < 0 ? -(double)res_mult : (double)res_mult;
         if (!(r <= 3.5e38)) return 0;
-        v += 255 * r * (1 + 1.0 / 1048576);
+        // |r - z_res| <= |z_res| + 255 (and a wrapped int32 difference is below 2^31)
+        v += ((z_res < 0 ? -(double)z_res : (double)z_res) + 255) * r * (1 + 1.0 / 1048576);
     }
     return v < 1073741824.0;
 }
@@ -1681,9 +1682,9 @@ static int qgemm_run(const qjob *j0) {
     jp.wprep = NULL;
 #if defined(__x86_64__)
     jp.rq_nocl = P->ukr_rq && j0->out_kind == QOUT_CHW
-                     ? em_rq_nocl(jp.terms, jp.q.M, j0->mult, jp.q.M, jp.q.Kp, j0->res, j0->res_mult)
+                     ? em_rq_nocl(jp.terms, jp.q.M, j0->mult, jp.q.M, jp.q.Kp, j0->res, j0->z_res, j0->res_mult)
                  : P->ukr_rqdc && j0->out_kind == QOUT_DECONV // mult[m / 4]
-                     ? em_rq_nocl(jp.terms, jp.q.M, j0->mult, (jp.q.M + 3) / 4, jp.q.Kp, NULL, 0.0f)
+                     ? em_rq_nocl(jp.terms, jp.q.M, j0->mult, (jp.q.M + 3) / 4, jp.q.Kp, NULL, 0, 0.0f)
                      : 0;
 #endif
 #if defined(__aarch64__)
@@ -2438,7 +2439,7 @@ int em_qukr_rq_call(int K, const int8_t *w, const uint8_t *x, int rows, int nv, 
     em_qrq_tile t = {.z_out = z_out, .lo = lo, .res_ld = (size_t)res_ld, .z_res = z_res,
                      .res_mult = res_mult, .dst_ld = (size_t)dst_ld, .nv = nv};
 #if defined(__x86_64__)
-    t.nocl = em_rq_nocl(tm, rows, mults, rows, Kp, res, res_mult);
+    t.nocl = em_rq_nocl(tm, rows, mults, rows, Kp, res, z_res, res_mult);
 #endif
     for (int i0 = 0; i0 < rows; i0 += MR) {
         t.rows = rows - i0 < MR ? rows - i0 : MR;
