@@ -133,8 +133,9 @@ static inline __attribute__((always_inline)) EM_VNNI void vnni_rq_row48(
 // monotonic and keeps integers), or 0x80000000 for NaN; without cl the driver proved v < 2^30
 // (em_qrq_tile.nocl), so r is rne(v) or, for a NaN, 0x80000000. Then vpackssdw (r saturated to
 // int16: s), and
-//   lo == 0:     y = sat_u8(sat16(s + z_out))   (vpaddsw, vpackuswb)
-//   lo == z_out: y = sat_u8(s) +sat_u8 z_out    (vpackuswb, vpaddusb)
+//   form 0, lo == 0:     y = sat_u8(sat16(s + z_out))   (vpaddsw, vpackuswb)
+//   form 1, lo == z_out: y = sat_u8(s) +sat_u8 z_out    (vpackuswb, vpaddusb)
+//   form 2, z_out == 0 (so lo == 0): y = sat_u8(s)      (vpackuswb: the ReLU layers' outputs)
 // both equal clamp(z_out + r, lo, 255), the contract's y: a saturation only happens where the
 // value is beyond 255 or below 0 already (|z_out| <= 255 against the int16 range), the min with
 // 255 - z_out changes nothing above 255, and NaN's 0x80000000 goes to lo (the contract's
@@ -156,7 +157,7 @@ static inline __attribute__((always_inline)) EM_VNNI __m512i vnni_rq_cvt16(__m51
 }
 
 static inline __attribute__((always_inline)) EM_VNNI void vnni_rq_pair48(
-    const __m512i ca[3], const __m512i cb[3], float ma, float mb, __m512 fhi, int cl, int relu,
+    const __m512i ca[3], const __m512i cb[3], float ma, float mb, __m512 fhi, int cl, int form,
     __m512i vz16, __m512i vz8, const __mmask16 km[3], __mmask64 kst, const uint8_t *rra,
     const uint8_t *rrb, __m512i vzr, __m512 vrm, uint8_t *da, uint8_t *db) {
     const __m512 va = _mm512_set1_ps(ma), vb = _mm512_set1_ps(mb);
@@ -169,14 +170,14 @@ static inline __attribute__((always_inline)) EM_VNNI void vnni_rq_pair48(
     // s1 lane L: words of a0, a1 (pixels 4L..4L+3 of each); s2: a2, b0; s3: b1, b2
     __m512i s1 = _mm512_packs_epi32(ya[0], ya[1]), s2 = _mm512_packs_epi32(ya[2], yb[0]);
     __m512i s3 = _mm512_packs_epi32(yb[1], yb[2]);
-    if (!relu) {
+    if (form == 0) {
         s1 = _mm512_adds_epi16(s1, vz16);
         s2 = _mm512_adds_epi16(s2, vz16);
         s3 = _mm512_adds_epi16(s3, vz16);
     }
     // u1 dword 4L + j: a_j's pixels 4L..4L+3 (j < 3), 4L + 3: b0's; u2 dword 4L: b1's, 4L + 1: b2's
     __m512i u1 = _mm512_packus_epi16(s1, s2), u2 = _mm512_packus_epi16(s3, s3);
-    if (relu) {
+    if (form == 1) {
         u1 = _mm512_adds_epu8(u1, vz8);
         u2 = _mm512_adds_epu8(u2, vz8);
     }
@@ -189,7 +190,7 @@ static inline __attribute__((always_inline)) EM_VNNI void vnni_rq_pair48(
 // The rows of the requantising 8x48 kernel by the pack path (vnni_rq_pair48), rows in pairs; an
 // odd last row as row a of a pair whose row b (the same row again, no residual) is not stored.
 static inline __attribute__((always_inline)) EM_VNNI void vnni_rq_rows_pk(
-    const __m512i c[8][3], int rows, const float *mults, __m512 fhi, int cl, int relu, __m512i vz16,
+    const __m512i c[8][3], int rows, const float *mults, __m512 fhi, int cl, int form, __m512i vz16,
     __m512i vz8, const __mmask16 km[3], __mmask64 kst, const uint8_t *rr, size_t res_ld, __m512i vzr,
     __m512 vrm, uint8_t *d, size_t dst_ld) {
     // (written out: a loop over the pairs is not unrolled by clang, and c must stay in registers)
@@ -197,10 +198,10 @@ static inline __attribute__((always_inline)) EM_VNNI void vnni_rq_rows_pk(
     if ((i) < rows) {                                                                                    \
         const uint8_t *ra = rr ? rr + (i) * res_ld : NULL;                                               \
         if ((i) + 1 < rows)                                                                              \
-            vnni_rq_pair48(c[i], c[(i) + 1], mults[i], mults[(i) + 1], fhi, cl, relu, vz16, vz8, km, kst, \
+            vnni_rq_pair48(c[i], c[(i) + 1], mults[i], mults[(i) + 1], fhi, cl, form, vz16, vz8, km, kst, \
                            ra, rr ? ra + res_ld : NULL, vzr, vrm, d + (i) * dst_ld, d + ((i) + 1) * dst_ld); \
         else                                                                                             \
-            vnni_rq_pair48(c[i], c[i], mults[i], mults[i], fhi, cl, relu, vz16, vz8, km, kst, ra, NULL,   \
+            vnni_rq_pair48(c[i], c[i], mults[i], mults[i], fhi, cl, form, vz16, vz8, km, kst, ra, NULL,   \
                            vzr, vrm, d + (i) * dst_ld, NULL);                                            \
     }
     EM_RQ_PAIR(0)
@@ -243,21 +244,22 @@ EM_VNNI void em_qukr_rq_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uin
     if (z_out >= 0 && z_out <= 255 && (lo == 0 || lo == z_out)) {
         const __mmask64 kst = nv >= 48 ? (__mmask64)0xFFFFFFFFFFFFull : (__mmask64)((1ull << nv) - 1);
         const __m512i vz16 = _mm512_set1_epi16((short)z_out), vz8 = _mm512_set1_epi8((char)z_out);
-        // (lo == z_out == 0 takes the lo == 0 form)
-        const int relu = lo != 0;
-#define EM_RQ_PK(CL, RELU, RR)                                                                           \
-    vnni_rq_rows_pk(c, rows, mults, fhi, CL, RELU, vz16, vz8, km, kst, RR, res_ld, vzr, vrm, d, dst_ld)
+        const int form = z_out == 0 ? 2 : lo != 0;
+#define EM_RQ_PK(CL, RR)                                                                                 \
+    if (form == 0) vnni_rq_rows_pk(c, rows, mults, fhi, CL, 0, vz16, vz8, km, kst, RR, res_ld, vzr, vrm, d, dst_ld); \
+    else if (form == 1) vnni_rq_rows_pk(c, rows, mults, fhi, CL, 1, vz16, vz8, km, kst, RR, res_ld, vzr, vrm, d, dst_ld); \
+    else vnni_rq_rows_pk(c, rows, mults, fhi, CL, 2, vz16, vz8, km, kst, RR, res_ld, vzr, vrm, d, dst_ld);
         if (rr) {
             if (nocl) {
-                if (relu) EM_RQ_PK(0, 1, rr); else EM_RQ_PK(0, 0, rr);
+                EM_RQ_PK(0, rr)
             } else {
-                if (relu) EM_RQ_PK(1, 1, rr); else EM_RQ_PK(1, 0, rr);
+                EM_RQ_PK(1, rr)
             }
         } else {
             if (nocl) {
-                if (relu) EM_RQ_PK(0, 1, NULL); else EM_RQ_PK(0, 0, NULL);
+                EM_RQ_PK(0, NULL)
             } else {
-                if (relu) EM_RQ_PK(1, 1, NULL); else EM_RQ_PK(1, 0, NULL);
+                EM_RQ_PK(1, NULL)
             }
         }
 #undef EM_RQ_PK
@@ -295,7 +297,7 @@ static inline __attribute__((always_inline)) EM_VNNI void vnni_rq_bytes48(const 
 // vpshufb interleaves each 128-bit lane's 4 pixels of a and b (output bytes 2 p, 2 p + 1) and
 // vpermq puts the 8-byte groups in pixel order: o1 the output bytes 0..63, o2 64..95.
 static inline __attribute__((always_inline)) EM_VNNI void vnni_rqdc_pair48(
-    const __m512i ca[3], const __m512i cb[3], float mult, __m512 fhi, int cl, int relu, __m512i vz16,
+    const __m512i ca[3], const __m512i cb[3], float mult, __m512 fhi, int cl, int form, __m512i vz16,
     __m512i vz8, __m512i *o1, __m256i *o2) {
     const __m512 vm = _mm512_set1_ps(mult);
     __m512i s[3];
@@ -303,11 +305,11 @@ static inline __attribute__((always_inline)) EM_VNNI void vnni_rqdc_pair48(
     for (int j = 0; j < 3; j++) {
         s[j] = _mm512_packs_epi32(vnni_rq_cvt16(ca[j], vm, fhi, cl, NULL, 0, vz16, vm),
                                   vnni_rq_cvt16(cb[j], vm, fhi, cl, NULL, 0, vz16, vm));
-        if (!relu) s[j] = _mm512_adds_epi16(s[j], vz16);
+        if (form == 0) s[j] = _mm512_adds_epi16(s[j], vz16);
     }
     // u1 lane L: a0, b0, a1, b1 (4 pixels each); u2: a2, b2 (twice)
     __m512i u1 = _mm512_packus_epi16(s[0], s[1]), u2 = _mm512_packus_epi16(s[2], s[2]);
-    if (relu) {
+    if (form == 1) {
         u1 = _mm512_adds_epu8(u1, vz8);
         u2 = _mm512_adds_epu8(u2, vz8);
     }
@@ -339,7 +341,7 @@ EM_VNNI void em_qukr_rqdc_u8s8_avx512vnni_8x48(int kp, const void *wblk, const u
     uint8_t *o0 = t->out + ((size_t)t->co0 * 2 * H + 2 * (size_t)y) * W2 + 2 * (size_t)x;
     if (z_out >= 0 && z_out <= 255 && (lo == 0 || lo == z_out)) { // the pack path
         const __m512i vz16 = _mm512_set1_epi16((short)z_out), vz8 = _mm512_set1_epi8((char)z_out);
-        const int n2 = 2 * nv, relu = lo != 0, nocl = t->nocl;
+        const int n2 = 2 * nv, form = z_out == 0 ? 2 : lo != 0, nocl = t->nocl;
         const __mmask64 k1 = n2 >= 64 ? ~(__mmask64)0 : (__mmask64)((1ull << n2) - 1);
         const __mmask32 k2 = n2 >= 96 ? ~(__mmask32)0 : n2 <= 64 ? 0 : (__mmask32)((1u << (n2 - 64)) - 1);
 #pragma clang loop unroll(full)
@@ -348,13 +350,13 @@ EM_VNNI void em_qukr_rqdc_u8s8_avx512vnni_8x48(int kp, const void *wblk, const u
             const float mult = p < 2 ? m0 : m1;
             __m512i v1;
             __m256i v2;
+#define EM_RQDC(CL, FORM) vnni_rqdc_pair48(c[2 * p], c[2 * p + 1], mult, fhi, CL, FORM, vz16, vz8, &v1, &v2)
             if (nocl) {
-                if (relu) vnni_rqdc_pair48(c[2 * p], c[2 * p + 1], mult, fhi, 0, 1, vz16, vz8, &v1, &v2);
-                else vnni_rqdc_pair48(c[2 * p], c[2 * p + 1], mult, fhi, 0, 0, vz16, vz8, &v1, &v2);
+                if (form == 0) EM_RQDC(0, 0); else if (form == 1) EM_RQDC(0, 1); else EM_RQDC(0, 2);
             } else {
-                if (relu) vnni_rqdc_pair48(c[2 * p], c[2 * p + 1], mult, fhi, 1, 1, vz16, vz8, &v1, &v2);
-                else vnni_rqdc_pair48(c[2 * p], c[2 * p + 1], mult, fhi, 1, 0, vz16, vz8, &v1, &v2);
+                if (form == 0) EM_RQDC(1, 0); else if (form == 1) EM_RQDC(1, 1); else EM_RQDC(1, 2);
             }
+#undef EM_RQDC
             uint8_t *o = o0 + (size_t)(p >> 1) * plane + (size_t)(p & 1) * W2;
             if (one) {
                 _mm512_mask_storeu_epi8(o, k1, v1);

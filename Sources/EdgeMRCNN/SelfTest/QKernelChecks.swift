@@ -440,8 +440,8 @@ enum QKernelCheck {
     }
 
     /// relu: lo = z_out; multScale scales the multipliers (1e30: past the bound under which the
-    /// x86 avx512vnni kernels leave the float clamp out)
-    struct Deconv { var cin, h, w, cout: Int; var mode = 0; var relu: Int32 = 0; var multScale: Float = 1 }
+    /// x86 avx512vnni kernels leave the float clamp out); zOut: instead of the mode's
+    struct Deconv { var cin, h, w, cout: Int; var mode = 0; var relu: Int32 = 0; var multScale: Float = 1; var zOut: Int32? = nil }
     static var smallDeconvCases: [Deconv] {
         [Deconv(cin: 5, h: 7, w: 6, cout: 3), Deconv(cin: 33, h: 4, w: 5, cout: 10), Deconv(cin: 300, h: 3, w: 2, cout: 3, mode: 1),
          // whole 8-pixel tiles across input rows (aarch64's inline tile path: W >= 8)
@@ -453,13 +453,13 @@ enum QKernelCheck {
     static func deconv(_ c: Deconv) throws {
         var r = Rng(UInt64(c.cin * 131 + c.h * 7 + c.cout + c.mode))
         let x = inputs(c.cin * c.h * c.w, c.mode, &r), w = weights(c.cin * c.cout * 4, c.mode, &r)
-        let zIn = Int32(c.mode == 0 ? r.below(256) : 0), zOut = Int32(c.mode == 0 ? r.below(256) : 128)
+        let zIn = Int32(c.mode == 0 ? r.below(256) : 0), zOut = c.zOut ?? Int32(c.mode == 0 ? r.below(256) : 128)
         let bias = (0..<c.cout).map { _ in Int32(r.below(2001) - 1000) }
         let mult = mults(c.cout, k: c.cin, mode: c.mode, &r).map { $0 * c.multScale }
         var p = [UInt8](repeating: 0, count: em_qpack_weights_bytes(Int32(4 * c.cout), Int32(c.cin)))
         let prc = p.withUnsafeMutableBytes { em_qpack_deconv2x2_weights(w, Int32(c.cin), Int32(c.cout), zIn, bias, $0.baseAddress) }
         try SelfTest.expect(prc == 0, "deconv pack refused")
-        let what = "deconv \(c.cin)x\(c.h)x\(c.w)->\(c.cout) mode \(c.mode) relu \(c.relu) mult x\(c.multScale)"
+        let what = "deconv \(c.cin)x\(c.h)x\(c.w)->\(c.cout) mode \(c.mode) relu \(c.relu) mult x\(c.multScale) z_out \(zOut)"
         let oh = 2 * c.h, ow = 2 * c.w, nOut = c.cout * oh * ow
         var direct = [UInt8](repeating: 0, count: nOut)
         for co in 0..<c.cout {
