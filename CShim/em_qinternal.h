@@ -117,6 +117,9 @@ typedef struct em_qrq_tile {
     uint8_t *dst;         // row i at dst + i * dst_ld
     size_t dst_ld;
     int rows, nv;         // 1..MR rows, 1..NR pixels
+    // x86: 1 when every v of the layer is proven below 2^30 (em_rq_nocl: no NaN or infinite
+    // multiplier, no int32 wrap), so the kernel may leave out the float clamp; 0: keep it
+    int nocl;
 } em_qrq_tile;
 typedef void (*em_qukr_rq_fn)(int kp, const void *wblk, const uint8_t *panel, const int32_t *acc,
                               const em_qrq_tile *t);
@@ -133,6 +136,7 @@ typedef struct em_qrq_dc {
     int32_t z_out, lo;
     uint8_t *out;         // the output [Cout][2 H][2 W]
     int H, W, co0, n0, nv, rows;
+    int nocl; // as em_qrq_tile's
 } em_qrq_dc;
 typedef void (*em_qukr_rqdc_fn)(int kp, const void *wblk, const uint8_t *panel, const int32_t *acc,
                                 const em_qrq_dc *t);

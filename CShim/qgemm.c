@@ -108,6 +108,9 @@ typedef struct {
     const int32_t *tap_off;
     const uint8_t *tap_kx;
     int tap_cross; // panels may cross output rows (stride 1, OW == W: the input offset is linear)
+#if defined(__x86_64__)
+    int rq_nocl; // em_qrq_tile.nocl of the layer (QOUT_CHW, QOUT_DECONV; set by qgemm_run)
+#endif
 } qjob;
 
 // Short copies and fills of the im2col gather: whole 16-byte moves (inlined, no library call
@@ -1110,6 +1113,39 @@ static void pf_setup(pf_plan *f, const qjob *j, int n0, int n1, long calls) {
 }
 #endif
 
+#if defined(__x86_64__)
+// em_qrq_tile.nocl of a layer (or tile) of M rows with these terms and nmult multipliers, K (padded)
+// Kp, the residual's z_res and r_mult when res: 1 when every requantised v = (float)acc * mult
+// (+ (float)(r - z_r) * r_mult) is below 2^30 in magnitude. The sums are bounded by
+// |acc| <= max |term| + Kp * 255 * 128 (u8 times int8: the packed weights are not checked
+// for -128), below 2^31 - 1 (so the int32 sum does not wrap); each float operation rounds by at
+// most a factor 1 + 2^-24 (covered by the 1 + 2^-20); the multipliers must be finite (a NaN
+// multiplier fails the <= test).
+static int em_rq_nocl(const int32_t *terms, int M, const float *mult, int nmult, int Kp,
+                      const uint8_t *res, int32_t z_res, float res_mult) {
+    double mt = 0, mm = 0;
+    for (int m = 0; m < M; m++) {
+        const double t = terms[m] < 0 ? -(double)terms[m] : (double)terms[m];
+        if (t > mt) mt = t;
+    }
+    for (int m = 0; m < nmult; m++) {
+        const double a = mult[m] < 0 ? -(double)mult[m] : (double)mult[m];
+        if (!(a <= 3.5e38)) return 0;
+        if (a > mm) mm = a;
+    }
+    const double acc = mt + (double)Kp * 255 * 128;
+    if (!(acc < 2147483647.0)) return 0;
+    double v = acc * mm * (1 + 1.0 / 1048576);
+    if (res) {
+        const double r = res_mult < 0 ? -(double)res_mult : (double)res_mult;
+        if (!(r <= 3.5e38)) return 0;
+        // |r - z_res| <= |z_res| + 255 (and a wrapped int32 difference is below 2^31)
+        v += ((z_res < 0 ? -(double)z_res : (double)z_res) + 255) * r * (1 + 1.0 / 1048576);
+    }
+    return v < 1073741824.0;
+}
+#endif
+
 #if !defined(__aarch64__)
 // The last K slice [k0, Kp) of the chunk's panels [c0, c0 + cn) x channel blocks [g0, g0 + gn)
 // with the requantising micro-kernel (P->ukr_rq; QOUT_CHW): each tile's uint8 rows written
@@ -1129,6 +1165,11 @@ static void fused_slice(const qjob *j, const em_qgemm_params *P, const qbufs *b,
     t.z_res = j->z_res;
     t.res_mult = j->res_mult;
     t.dst_ld = N;
+#if defined(__x86_64__)
+    t.nocl = j->rq_nocl;
+#else
+    t.nocl = 0;
+#endif
     // Single-slice layers (K <= KC: the 1x1 layers) and layers with a residual: channel block by
     // block over the chunk's panels, so each block's 8 output (and residual) rows are written
     // (read) as runs of the whole chunk; the output is then most of the memory traffic. Longer K:
@@ -1188,6 +1229,7 @@ static void fused_slice_x86(const qjob *j, const em_qgemm_params *P, const uint8
     d.out = j->out;
     d.H = j->dH;
     d.W = j->dW;
+    d.nocl = j->rq_nocl;
     m.M = (size_t)j->q.M;
     for (int g = 0; g < gn; g++) {
         const int m0 = (g0 + g) * 8, rows = j->q.M - m0 < 8 ? j->q.M - m0 : 8;
@@ -1638,6 +1680,13 @@ static int qgemm_run(const qjob *j0) {
     if (j0->src_kind == QSRC_CONV && j0->pad > 0 && j0->W <= 32) pad_planes(&jp);
 #endif
     jp.wprep = NULL;
+#if defined(__x86_64__)
+    jp.rq_nocl = P->ukr_rq && j0->out_kind == QOUT_CHW
+                     ? em_rq_nocl(jp.terms, jp.q.M, j0->mult, jp.q.M, jp.q.Kp, j0->res, j0->z_res, j0->res_mult)
+                 : P->ukr_rqdc && j0->out_kind == QOUT_DECONV // mult[m / 4]
+                     ? em_rq_nocl(jp.terms, jp.q.M, j0->mult, (jp.q.M + 3) / 4, jp.q.Kp, NULL, 0, 0.0f)
+                     : 0;
+#endif
 #if defined(__aarch64__)
     // (aarch64 only: on x86 the s16 preparation of sse41/avx2 would add FC6's 25.7 MB to the peak
     // RSS of those paths; the default avx512vnni path has no preparation)
@@ -2397,6 +2446,9 @@ int em_qukr_rq_call(int K, const int8_t *w, const uint8_t *x, int rows, int nv, 
     const int kc = Kp - k0, kcu = (kc + ks - 1) / ks * ks;
     em_qrq_tile t = {.z_out = z_out, .lo = lo, .res_ld = (size_t)res_ld, .z_res = z_res,
                      .res_mult = res_mult, .dst_ld = (size_t)dst_ld, .nv = nv};
+#if defined(__x86_64__)
+    t.nocl = em_rq_nocl(tm, rows, mults, rows, Kp, res, z_res, res_mult);
+#endif
     for (int i0 = 0; i0 < rows; i0 += MR) {
         t.rows = rows - i0 < MR ? rows - i0 : MR;
         t.terms = tm + i0;

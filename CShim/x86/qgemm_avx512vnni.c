@@ -125,17 +125,101 @@ static inline __attribute__((always_inline)) EM_VNNI void vnni_rq_row48(
     }
 }
 
-// em_qukr_rq_fn of the 8x48 kernel: the sums (+ acc's) requantised from the registers with
+// Two rows (a, b) of 48 lanes requantised with saturating packs instead of the float clamp
+// (vmaxps, vminps) and vpmovdb: the pack path, taken when 0 <= z_out <= 255, lo is 0 or z_out and
+// the driver proved |v| < 2^30 for the layer (em_qrq_tile.nocl). Per 16 lanes vcvtdq2ps, vmulps
+// (+ the residual's vpmovzxbd, vpsubd, vcvtdq2ps, vmulps, vaddps: the contract's floats),
+// vcvtps2dq: r = rne(v) exactly (no overflow below 2^30; a NaN, which the bound excludes, would
+// give 0x80000000 and so lo). Then vpackssdw (r saturated to int16: s), and
+//   form 0, lo == 0:     y = sat_u8(sat16(s + z_out))   (vpaddsw, vpackuswb)
+//   form 1, lo == z_out: y = sat_u8(s) +sat_u8 z_out    (vpackuswb, vpaddusb)
+//   form 2, z_out == 0 (so lo == 0): y = sat_u8(s)      (vpackuswb: the ReLU layers' outputs)
+// both equal clamp(z_out + r, lo, 255), the contract's y (its clampf to +-2^24 changes nothing
+// there): a saturation only happens where the value is beyond 255 or below 0 already
+// (0 <= z_out <= 255 against the int16 range). The 6 vectors' dwords (4 bytes each) come out of the packs in 128-bit-lane order and go
+// back into pixel order by one vpermd (row a) and one vpermt2d (row b); one masked 48-byte store
+// per row (lanes past nv masked out).
+static inline __attribute__((always_inline)) EM_VNNI __m512i vnni_rq_cvt16(__m512i c, __m512 vm,
+                                                                          const uint8_t *rr,
+                                                                          __mmask16 k, __m512i vzr,
+                                                                          __m512 vrm) {
+    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(c), vm);
+    if (rr) {
+        __m512i q = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, rr));
+        __m512 rv = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q, vzr)), vrm);
+        v = _mm512_add_ps(v, rv);
+    }
+    return _mm512_cvtps_epi32(v);
+}
+
+static inline __attribute__((always_inline)) EM_VNNI void vnni_rq_pair48(
+    const __m512i ca[3], const __m512i cb[3], float ma, float mb, int form,
+    __m512i vz16, __m512i vz8, const __mmask16 km[3], __mmask64 kst, const uint8_t *rra,
+    const uint8_t *rrb, __m512i vzr, __m512 vrm, uint8_t *da, uint8_t *db) {
+    const __m512 va = _mm512_set1_ps(ma), vb = _mm512_set1_ps(mb);
+    __m512i ya[3], yb[3];
+#pragma clang loop unroll(full)
+    for (int j = 0; j < 3; j++) {
+        ya[j] = vnni_rq_cvt16(ca[j], va, rra ? rra + 16 * j : NULL, km[j], vzr, vrm);
+        yb[j] = vnni_rq_cvt16(cb[j], vb, rrb ? rrb + 16 * j : NULL, km[j], vzr, vrm);
+    }
+    // s1 lane L: words of a0, a1 (pixels 4L..4L+3 of each); s2: a2, b0; s3: b1, b2
+    __m512i s1 = _mm512_packs_epi32(ya[0], ya[1]), s2 = _mm512_packs_epi32(ya[2], yb[0]);
+    __m512i s3 = _mm512_packs_epi32(yb[1], yb[2]);
+    if (form == 0) {
+        s1 = _mm512_adds_epi16(s1, vz16);
+        s2 = _mm512_adds_epi16(s2, vz16);
+        s3 = _mm512_adds_epi16(s3, vz16);
+    }
+    // u1 dword 4L + j: a_j's pixels 4L..4L+3 (j < 3), 4L + 3: b0's; u2 dword 4L: b1's, 4L + 1: b2's
+    __m512i u1 = _mm512_packus_epi16(s1, s2), u2 = _mm512_packus_epi16(s3, s3);
+    if (form == 1) {
+        u1 = _mm512_adds_epu8(u1, vz8);
+        u2 = _mm512_adds_epu8(u2, vz8);
+    }
+    const __m512i ia = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 0, 0, 0, 0);
+    const __m512i ib = _mm512_setr_epi32(3, 7, 11, 15, 16, 20, 24, 28, 17, 21, 25, 29, 0, 0, 0, 0);
+    _mm512_mask_storeu_epi8(da, kst, _mm512_permutexvar_epi32(ia, u1));
+    if (db) _mm512_mask_storeu_epi8(db, kst, _mm512_permutex2var_epi32(u1, ib, u2));
+}
+
+// The rows of the requantising 8x48 kernel by the pack path (vnni_rq_pair48), rows in pairs; an
+// odd last row as row a of a pair whose row b (the same row again, no residual) is not stored.
+static inline __attribute__((always_inline)) EM_VNNI void vnni_rq_rows_pk(
+    const __m512i c[8][3], int rows, const float *mults, int form, __m512i vz16,
+    __m512i vz8, const __mmask16 km[3], __mmask64 kst, const uint8_t *rr, size_t res_ld, __m512i vzr,
+    __m512 vrm, uint8_t *d, size_t dst_ld) {
+    // (written out: a loop over the pairs is not unrolled by clang, and c must stay in registers)
+#define EM_RQ_PAIR(i)                                                                                    \
+    if ((i) < rows) {                                                                                    \
+        const uint8_t *ra = rr ? rr + (i) * res_ld : NULL;                                               \
+        if ((i) + 1 < rows)                                                                              \
+            vnni_rq_pair48(c[i], c[(i) + 1], mults[i], mults[(i) + 1], form, vz16, vz8, km, kst,          \
+                           ra, rr ? ra + res_ld : NULL, vzr, vrm, d + (i) * dst_ld, d + ((i) + 1) * dst_ld); \
+        else                                                                                             \
+            vnni_rq_pair48(c[i], c[i], mults[i], mults[i], form, vz16, vz8, km, kst, ra, NULL,            \
+                           vzr, vrm, d + (i) * dst_ld, NULL);                                            \
+    }
+    EM_RQ_PAIR(0)
+    EM_RQ_PAIR(2)
+    EM_RQ_PAIR(4)
+    EM_RQ_PAIR(6)
+#undef EM_RQ_PAIR
+}
+
+// em_qukr_rq_fn of the 8x48 kernel: the sums (+ acc's) requantised from the registers. With
+// 0 <= z_out <= 255, lo 0 or z_out and the layer's bound (t->nocl; every layer of the models) by
+// the pack path (vnni_rq_pair48); otherwise with
 // em_qrows_avx512's instructions per 16 lanes (vcvtdq2ps, vmulps, residual vmulps + vaddps,
-// vmaxps/vminps, vcvtps2dq, vpaddd z_out, vpmovdb), so the same bytes. The int32 term is where
-// the accumulators start when there is no acc (else added with acc's tile): int32 additions wrap
-// modulo 2^32 in any order, so the int32 value converted is em_qrows_avx512's. Lanes past nv are
-// masked out of the residual loads and the stores (the last panel of a layer), rows past
-// t->rows not stored (M ending inside the block; their terms and mults are not read).
+// vmaxps/vminps, vcvtps2dq, vpaddd z_out, vpmovdb). Both give the contract's bytes. The int32 term
+// is where the accumulators start when there is no acc (else added with acc's tile): int32
+// additions wrap modulo 2^32 in any order, so the int32 value converted is em_qrows_avx512's.
+// Lanes past nv are masked out of the residual loads and the stores (the last panel of a layer),
+// rows past t->rows not stored (M ending inside the block; their terms and mults are not read).
 EM_VNNI void em_qukr_rq_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uint8_t *panel,
                                              const int32_t *acc, const em_qrq_tile *t) {
     // the tile's arguments in locals first (the byte stores could alias *t)
-    const int nv = t->nv, rows = t->rows;
+    const int nv = t->nv, rows = t->rows, nocl = t->nocl;
     const int32_t *terms = t->terms;
     const float *mults = t->mults;
     const int32_t z_out = t->z_out, lo = t->lo;
@@ -151,6 +235,22 @@ EM_VNNI void em_qukr_rq_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uin
     for (int j = 0; j < 3; j++) {
         int n = nv - 16 * j;
         km[j] = n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+    }
+    if (nocl && z_out >= 0 && z_out <= 255 && (lo == 0 || lo == z_out)) {
+        const __mmask64 kst = nv >= 48 ? (__mmask64)0xFFFFFFFFFFFFull : (__mmask64)((1ull << nv) - 1);
+        const __m512i vz16 = _mm512_set1_epi16((short)z_out), vz8 = _mm512_set1_epi8((char)z_out);
+        const int form = z_out == 0 ? 2 : lo != 0;
+#define EM_RQ_PK(RR)                                                                                     \
+    if (form == 0) vnni_rq_rows_pk(c, rows, mults, 0, vz16, vz8, km, kst, RR, res_ld, vzr, vrm, d, dst_ld); \
+    else if (form == 1) vnni_rq_rows_pk(c, rows, mults, 1, vz16, vz8, km, kst, RR, res_ld, vzr, vrm, d, dst_ld); \
+    else vnni_rq_rows_pk(c, rows, mults, 2, vz16, vz8, km, kst, RR, res_ld, vzr, vrm, d, dst_ld);
+        if (rr) {
+            EM_RQ_PK(rr)
+        } else {
+            EM_RQ_PK(NULL)
+        }
+#undef EM_RQ_PK
+        return;
     }
     const __m512 flo = _mm512_set1_ps((float)(lo - z_out)), fhi = _mm512_set1_ps((float)(255 - z_out));
     const __m512i vz = _mm512_set1_epi32(z_out);
@@ -179,9 +279,37 @@ static inline __attribute__((always_inline)) EM_VNNI void vnni_rq_bytes48(const 
     }
 }
 
+// The deconvolution's row pair (a: dx 0, b: dx 1, one multiplier) by the pack path of
+// vnni_rq_pair48 (the same conditions and bytes): vpackssdw of a_j with b_j, vpackuswb, then
+// vpshufb interleaves each 128-bit lane's 4 pixels of a and b (output bytes 2 p, 2 p + 1) and
+// vpermq puts the 8-byte groups in pixel order: o1 the output bytes 0..63, o2 64..95.
+static inline __attribute__((always_inline)) EM_VNNI void vnni_rqdc_pair48(
+    const __m512i ca[3], const __m512i cb[3], float mult, int form, __m512i vz16, __m512i vz8,
+    __m512i *o1, __m256i *o2) {
+    const __m512 vm = _mm512_set1_ps(mult);
+    __m512i s[3];
+#pragma clang loop unroll(full)
+    for (int j = 0; j < 3; j++) {
+        s[j] = _mm512_packs_epi32(vnni_rq_cvt16(ca[j], vm, NULL, 0, vz16, vm),
+                                  vnni_rq_cvt16(cb[j], vm, NULL, 0, vz16, vm));
+        if (form == 0) s[j] = _mm512_adds_epi16(s[j], vz16);
+    }
+    // u1 lane L: a0, b0, a1, b1 (4 pixels each); u2: a2, b2 (twice)
+    __m512i u1 = _mm512_packus_epi16(s[0], s[1]), u2 = _mm512_packus_epi16(s[2], s[2]);
+    if (form == 1) {
+        u1 = _mm512_adds_epu8(u1, vz8);
+        u2 = _mm512_adds_epu8(u2, vz8);
+    }
+    const __m512i zip = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15));
+    const __m512i iq = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7);
+    *o1 = _mm512_permutexvar_epi64(iq, _mm512_shuffle_epi8(u1, zip));
+    *o2 = _mm512_castsi512_si256(_mm512_permutexvar_epi64(iq, _mm512_shuffle_epi8(u2, zip)));
+}
+
 // em_qukr_rqdc_fn of the 8x48 kernel (QOUT_DECONV): the sums as em_qukr_rq_u8s8_avx512vnni_8x48
-// (term where the accumulators start, or added with acc's tile), each row requantised with
-// em_qrows_avx512's instructions (no residual), then per row pair (dx 0, dx 1) the two rows' bytes
+// (term where the accumulators start, or added with acc's tile); with 0 <= z_out <= 255, lo 0
+// or z_out and the layer's bound (t->nocl) each row pair by the pack path (vnni_rqdc_pair48),
+// else each row requantised with em_qrows_avx512's instructions (no residual), then per row pair (dx 0, dx 1) the two rows' bytes
 // interleaved by unpacklo/hi (output bytes 2 p, 2 p + 1 = pixel p of dx 0, dx 1): 96 bytes,
 // stored as one run (masked past 2 nv) when the pixels lie on one input row, else one run per
 // input row from a stack copy.
@@ -198,6 +326,40 @@ EM_VNNI void em_qukr_rqdc_u8s8_avx512vnni_8x48(int kp, const void *wblk, const u
     const int y = n0 / W, x = n0 - y * W, one = x + nv <= W;
     const size_t W2 = (size_t)2 * W, plane = (size_t)4 * H * W;
     uint8_t *o0 = t->out + ((size_t)t->co0 * 2 * H + 2 * (size_t)y) * W2 + 2 * (size_t)x;
+    if (t->nocl && z_out >= 0 && z_out <= 255 && (lo == 0 || lo == z_out)) { // the pack path
+        const __m512i vz16 = _mm512_set1_epi16((short)z_out), vz8 = _mm512_set1_epi8((char)z_out);
+        const int n2 = 2 * nv, form = z_out == 0 ? 2 : lo != 0;
+        const __mmask64 k1 = n2 >= 64 ? ~(__mmask64)0 : (__mmask64)((1ull << n2) - 1);
+        const __mmask32 k2 = n2 >= 96 ? ~(__mmask32)0 : n2 <= 64 ? 0 : (__mmask32)((1u << (n2 - 64)) - 1);
+#pragma clang loop unroll(full)
+        for (int p = 0; p < 4; p++) {
+            if (2 * p >= rows) break;
+            const float mult = p < 2 ? m0 : m1;
+            __m512i v1;
+            __m256i v2;
+            if (form == 0) vnni_rqdc_pair48(c[2 * p], c[2 * p + 1], mult, 0, vz16, vz8, &v1, &v2);
+            else if (form == 1) vnni_rqdc_pair48(c[2 * p], c[2 * p + 1], mult, 1, vz16, vz8, &v1, &v2);
+            else vnni_rqdc_pair48(c[2 * p], c[2 * p + 1], mult, 2, vz16, vz8, &v1, &v2);
+            uint8_t *o = o0 + (size_t)(p >> 1) * plane + (size_t)(p & 1) * W2;
+            if (one) {
+                _mm512_mask_storeu_epi8(o, k1, v1);
+                _mm256_mask_storeu_epi8(o + 64, k2, v2);
+            } else {
+                uint8_t buf[96];
+                _mm512_storeu_si512((void *)buf, v1);
+                _mm256_storeu_si256((__m256i *)(void *)(buf + 64), v2);
+                int xx = x, i = 0;
+                while (i < nv) {
+                    const int seg = W - xx < nv - i ? W - xx : nv - i;
+                    memcpy(o, buf + 2 * i, (size_t)2 * seg);
+                    i += seg;
+                    o += 2 * W2 - 2 * (size_t)xx; // (y, xx) -> (y + 1, 0) of the same (co, dy)
+                    xx = 0;
+                }
+            }
+        }
+        return;
+    }
     __mmask16 km[6];
 #pragma clang loop unroll(full)
     for (int q = 0; q < 6; q++) {

@@ -109,6 +109,12 @@ final class QKernelTests: XCTestCase {
         try Q.deconv(.init(cin: 12, h: 2, w: 100, cout: 2))
         try Q.deconv(.init(cin: 600, h: 2, w: 50, cout: 3))
         try Q.deconv(.init(cin: 600, h: 1, w: 13, cout: 1, mode: 2))
+        // the pack path with ReLU (lo = z_out), and with the float clamp (multipliers past the
+        // bound), with and without ReLU
+        try Q.deconv(.init(cin: 20, h: 3, w: 49, cout: 3, relu: 1))
+        try Q.deconv(.init(cin: 12, h: 2, w: 100, cout: 2, relu: 1, multScale: 1e30))
+        try Q.deconv(.init(cin: 8, h: 1, w: 61, cout: 5, multScale: 1e30))
+        try Q.deconv(.init(cin: 20, h: 3, w: 49, cout: 3, relu: 1, zOut: 0)) // no z_out add
     }
 
     func testElementwise() throws { try Q.elementwise() }

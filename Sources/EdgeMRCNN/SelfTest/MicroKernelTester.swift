@@ -93,8 +93,10 @@ public enum MicroKernelTester {
     /// The current ISA's requantising micro-kernel (em_qukr_rq_call; ISAs without one are skipped)
     /// against the scalar requantisation (em_qrow_ref_call: em_q_finish) of the exact sums plus
     /// the term: every row count 1...8, nv from 1 to nr (masked partial vectors), with and
-    /// without residual, ordinary and extreme multipliers and zero points (NaN-free), and nothing
-    /// written outside rows x nv. Data modes: 0 random, 1 all 255 x +-127 (the largest sums).
+    /// without residual, ordinary and extreme multipliers and zero points (x86: a NaN one too), wide ones
+    /// (v well past 0...255 and the int16 range on both sides, lo 0 or z_out: the avx512vnni
+    /// pack path without the float clamp) and nothing written outside rows x nv. Data modes: 0
+    /// random, 1 all 255 x +-127 (the largest sums).
     public static func int8Requant(_ isa: String) throws {
         var mr: Int32 = 0, nr: Int32 = 0, ks: Int32 = 0
         em_qukr_info(&mr, &nr, &ks)
@@ -108,7 +110,12 @@ public enum MicroKernelTester {
         }
         var rng = QKernelCheck.Rng(0x2E9)
         let nvs = Array(Set([1, 2, 7, 15, 16, 17, 31, 32, 33, 47, n - 1, n].filter { $0 >= 1 && $0 <= n })).sorted()
-        let extremeMults: [Float] = [0, 1e-30, 6e-8, -3e-4, 1, 255, 1e30, 3e38, -3e38]
+        var extremeMults: [Float] = [0, 1e-30, 6e-8, -3e-4, 1, 255, 1e30, 3e38, -3e38]
+        #if arch(x86_64)
+        // a NaN multiplier goes to lo (the contract's clampf), checked where the SIMD clamps'
+        // operand order decides it (x86: vmaxps / vminps return their second operand for a NaN)
+        extremeMults.append(.nan)
+        #endif
         for k in rqKs {
             for mode in 0..<2 where mode == 0 || k >= 500 {
                 let w: [Int8] = (0..<(8 * k)).map { i in
@@ -123,24 +130,33 @@ public enum MicroKernelTester {
                     }
                 }
                 for (ci, nv) in nvs.enumerated() {
-                    for variant in 0..<6 {
+                    for variant in 0..<8 {
                         let rows = (ci * 6 + variant + mode) % 8 + 1
-                        let withRes = variant & 1 == 1 || variant == 4, extreme = variant == 2 || variant == 3
+                        // wide (6: ReLU, residual; 7: lo 0): v spread over about +-3e5 (int16
+                        // saturation and both clamps), the layer's bound still provable
+                        let wide = variant >= 6
+                        let withRes = wide ? variant == 6 : variant & 1 == 1 || variant == 4
+                        let extreme = variant == 2 || variant == 3
                         // coarse: v near 2^17 (float spacing 1/64), where a contracted multiply-add
                         // (FMA) or another operation order would round differently; the 2^17 from
                         // the term (variant 4) or from the residual (variant 5)
-                        let coarse = variant >= 4, coarseRes = variant == 5
+                        let coarse = variant == 4 || variant == 5, coarseRes = variant == 5
                         let std = 10_800 * Float(k).squareRoot() // the spread of random sums
                         let mults: [Float] = (0..<rows).map { i in
-                            extreme ? extremeMults[(i + ci) % extremeMults.count] : (coarse ? 64 : 300) * rng.unit() / std
+                            extreme ? extremeMults[(i + ci) % extremeMults.count]
+                                : wide ? 6e5 * (rng.unit() - 1) / std : (coarse ? 64 : 300) * rng.unit() / std
                         }
                         let terms: [Int32] = (0..<rows).map { i in
                             coarse && !coarseRes ? Int32(131_200 / mults[i]) : Int32(rng.below(400_001)) - 200_000
                         }
-                        let zOut: Int32 = coarse ? -131_072 : extreme ? [0, 255, -300, 400][(ci + variant) % 4] : Int32(rng.below(256))
-                        let lo: Int32 = extreme ? [0, 255, 17][ci % 3] : (variant == 0 || coarse ? 0 : Int32(rng.below(256)))
+                        // (wide, lo 0: every other nv with z_out 0, the ReLU layers' outputs)
+                        let zOut: Int32 = coarse ? -131_072 : extreme ? [0, 255, -300, 400][(ci + variant) % 4]
+                            : variant == 7 && ci % 2 == 0 ? 0 : Int32(rng.below(256))
+                        let lo: Int32 = extreme ? [0, 255, 17][ci % 3]
+                            : wide ? (variant == 6 ? zOut : 0) : (variant == 0 || coarse ? 0 : Int32(rng.below(256)))
                         let zRes = coarseRes ? Int32(rng.below(4)) : Int32(rng.below(256))
-                        let resMult: Float = coarseRes ? 131_200 / 250 * (1 + rng.unit() / 1000) : extreme ? [1e-6, 3.5, 1e4][ci % 3] : rng.unit()
+                        let resMult: Float = coarseRes ? 131_200 / 250 * (1 + rng.unit() / 1000)
+                            : extreme ? [1e-6, 3.5, 1e4][ci % 3] : wide ? 2000 * (rng.unit() - 1) : rng.unit()
                         let resLd = nv + ci % 5, dstLd = n + 3
                         let res: [UInt8] = (0..<(8 * resLd)).map { _ in coarseRes ? UInt8(250 + rng.below(6)) : UInt8(truncatingIfNeeded: rng.next()) }
                         var dst = [UInt8](repeating: 0xA5, count: 8 * dstLd)

@@ -439,7 +439,9 @@ enum QKernelCheck {
         }
     }
 
-    struct Deconv { var cin, h, w, cout: Int; var mode = 0 }
+    /// relu: lo = z_out; multScale scales the multipliers (1e30: past the bound under which the
+    /// x86 avx512vnni kernels leave the float clamp out); zOut: instead of the mode's
+    struct Deconv { var cin, h, w, cout: Int; var mode = 0; var relu: Int32 = 0; var multScale: Float = 1; var zOut: Int32? = nil }
     static var smallDeconvCases: [Deconv] {
         [Deconv(cin: 5, h: 7, w: 6, cout: 3), Deconv(cin: 33, h: 4, w: 5, cout: 10), Deconv(cin: 300, h: 3, w: 2, cout: 3, mode: 1),
          // whole 8-pixel tiles across input rows (aarch64's inline tile path: W >= 8)
@@ -451,13 +453,13 @@ enum QKernelCheck {
     static func deconv(_ c: Deconv) throws {
         var r = Rng(UInt64(c.cin * 131 + c.h * 7 + c.cout + c.mode))
         let x = inputs(c.cin * c.h * c.w, c.mode, &r), w = weights(c.cin * c.cout * 4, c.mode, &r)
-        let zIn = Int32(c.mode == 0 ? r.below(256) : 0), zOut = Int32(c.mode == 0 ? r.below(256) : 128)
+        let zIn = Int32(c.mode == 0 ? r.below(256) : 0), zOut = c.zOut ?? Int32(c.mode == 0 ? r.below(256) : 128)
         let bias = (0..<c.cout).map { _ in Int32(r.below(2001) - 1000) }
-        let mult = mults(c.cout, k: c.cin, mode: c.mode, &r)
+        let mult = mults(c.cout, k: c.cin, mode: c.mode, &r).map { $0 * c.multScale }
         var p = [UInt8](repeating: 0, count: em_qpack_weights_bytes(Int32(4 * c.cout), Int32(c.cin)))
         let prc = p.withUnsafeMutableBytes { em_qpack_deconv2x2_weights(w, Int32(c.cin), Int32(c.cout), zIn, bias, $0.baseAddress) }
         try SelfTest.expect(prc == 0, "deconv pack refused")
-        let what = "deconv \(c.cin)x\(c.h)x\(c.w)->\(c.cout) mode \(c.mode)"
+        let what = "deconv \(c.cin)x\(c.h)x\(c.w)->\(c.cout) mode \(c.mode) relu \(c.relu) mult x\(c.multScale) z_out \(zOut)"
         let oh = 2 * c.h, ow = 2 * c.w, nOut = c.cout * oh * ow
         var direct = [UInt8](repeating: 0, count: nOut)
         for co in 0..<c.cout {
@@ -468,20 +470,20 @@ enum QKernelCheck {
                         acc += Int64(w[((ci * c.cout + co) * 2 + y % 2) * 2 + xx % 2]) *
                             (Int64(x[(ci * c.h + y / 2) * c.w + xx / 2]) - Int64(zIn))
                     }
-                    direct[(co * oh + y) * ow + xx] = finish(Float(Int32(acc)) * mult[co], zOut, 0)
+                    direct[(co * oh + y) * ow + xx] = finish(Float(Int32(acc)) * mult[co], zOut, c.relu != 0 ? zOut : 0)
                 }
             }
         }
         var ref = [UInt8](repeating: 0, count: nOut)
         let rc = p.withUnsafeBytes { pk in
-            em_qdeconv2x2s2_u8_ref(x, Int32(c.cin), Int32(c.h), Int32(c.w), zIn, pk.baseAddress, Int32(c.cout), mult, zOut, 0, &ref)
+            em_qdeconv2x2s2_u8_ref(x, Int32(c.cin), Int32(c.h), Int32(c.w), zIn, pk.baseAddress, Int32(c.cout), mult, zOut, c.relu, &ref)
         }
         try SelfTest.expect(rc == 0, "\(what): reference refused")
         try SelfTest.expect(ref == direct, "\(what): reference differs from int64 + formula")
         try forEachISA { isa, threads in
             var out = [UInt8](repeating: sentinel, count: nOut + tail)
             let rc = p.withUnsafeBytes { pk in
-                em_qdeconv2x2s2_u8(x, Int32(c.cin), Int32(c.h), Int32(c.w), zIn, pk.baseAddress, Int32(c.cout), mult, zOut, 0, &out, nil)
+                em_qdeconv2x2s2_u8(x, Int32(c.cin), Int32(c.h), Int32(c.w), zIn, pk.baseAddress, Int32(c.cout), mult, zOut, c.relu, &out, nil)
             }
             try SelfTest.expect(rc == 0, "\(what) [\(isa)]: refused")
             try same(out, ref, "\(what) [\(isa), \(threads) threads]")
