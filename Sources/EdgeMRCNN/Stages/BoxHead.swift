@@ -8,6 +8,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import CShim
 
 struct BoxHead {
     let numClasses: Int
@@ -50,20 +51,34 @@ struct BoxHead {
             }
         }
 
+        // softmax in place (the logits are read nowhere else), rows spread over the kernel threads
+        let probs = logits.pointer
+        em_softmax_rows_f32(probs, probs, r, Int32(k))
+        // more than 1000 candidates (torchvision's greedy-capable path): em_box_detections decodes
+        // lazily in score order and stops at detectionsPerImage kept
+        let limit = detectionsPerImage
+        let scratchBytes = em_box_detections_scratch_bytes(r, Int32(k), Int32(limit))
+        let scratch = ws.bytes(scratchBytes + limit * 24,
+                               reserve: em_box_detections_scratch_bytes(rb, Int32(k), Int32(limit)) + limit * 24)
+        let sraw = UnsafeMutableRawPointer(scratch.pointer)
+        let ob = (sraw + scratchBytes).assumingMemoryBound(to: Float.self)
+        let os = (sraw + scratchBytes + limit * 16).assumingMemoryBound(to: Float.self)
+        let ol = (sraw + scratchBytes + limit * 20).assumingMemoryBound(to: Int32.self)
+        let kept = proposals.withUnsafeBufferPointer { pp in
+            Int(em_box_detections(probs, deltas.pointer, pp.baseAddress!, r, Int32(k), scoreThresh, coder.wx, coder.wy,
+                                  coder.ww, coder.wh, BoxCoder.xformClip, Float(s.resizedHeight), Float(s.resizedWidth),
+                                  1e-2, nmsThresh, Int32(limit), 1000, sraw, ob, os, ol))
+        }
+        if kept >= 0 {
+            return (Array(UnsafeBufferPointer(start: ob, count: 4 * kept)), Array(UnsafeBufferPointer(start: os, count: kept)),
+                    (0..<kept).map { Int(ol[$0]) })
+        }
         var candBoxes: [Float] = [], candScores: [Float] = [], candLabels: [Int] = []
-        var probs = [Float](repeating: 0, count: k)
         var box = [Float](repeating: 0, count: 4)
         proposals.withUnsafeBufferPointer { pp in
             for i in 0..<r {
-                let lg = logits.pointer + i * k
-                var m = lg[0]
-                for c in 1..<k { m = max(m, lg[c]) }
-                var sum: Float = 0
-                for c in 0..<k { probs[c] = expf(lg[c] - m); sum += probs[c] }
-                let inv = 1 / sum
-                for c in 0..<k { probs[c] = probs[c] * inv }
                 for c in 1..<k {
-                    let score = probs[c]
+                    let score = probs[i * k + c]
                     if !(score > scoreThresh) { continue }
                     box.withUnsafeMutableBufferPointer { bp in
                         coder.decode(deltas.pointer + (i * k + c) * 4, box: pp.baseAddress! + 4 * i, into: bp.baseAddress!)

@@ -273,10 +273,19 @@ extension Executor {
             let y = try chain(defs, x, bufs, bound: bound, reserveWidth: boundW, ws) { d, y in
                 guard cnt > 1, let i = defs.firstIndex(where: { $0.name == d.name }), i + 1 < defs.count,
                       defs[i + 1].op.readsNeighbours else { return }
-                for row in 0..<(y.channels * y.height) {
-                    for r in 0..<(cnt - 1) {
-                        let at = row * y.width + r * pitch + p
-                        if let q = y.q { y.u8[at] = UInt8(q.zeroPoint) } else { y.f32[at] = 0 }
+                let rows = y.channels * y.height, yw = y.width
+                if let q = y.q {
+                    let z = UInt8(q.zeroPoint)
+                    var at = y.u8 + p
+                    for _ in 0..<rows {
+                        for r in 0..<(cnt - 1) { at[r * pitch] = z }
+                        at += yw
+                    }
+                } else {
+                    var at = y.f32 + p
+                    for _ in 0..<rows {
+                        for r in 0..<(cnt - 1) { at[r * pitch] = 0 }
+                        at += yw
                     }
                 }
             }

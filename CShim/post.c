@@ -1,0 +1,288 @@
+// Post-processing loops of the detection heads (RPN proposals, the box head's
+// postprocess_detections, the mask head's sigmoid), moved out of Swift so that they run without
+// bounds checks or reference counting and, where the work splits by rows, on the thread pool.
+// Every float value goes through the same operations in the same order as the Swift code they
+// replace (Stages/RPN.swift, Stages/BoxHead.swift, Stages/Boxes.swift): Swift's min(x, y) is
+// y < x ? y : x and max(x, y) is y >= x ? y : x (NaN and -0 behave as there), no contraction.
+// Plain C, the same on every ISA.
+#pragma STDC FP_CONTRACT OFF
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "em_internal.h"
+#include "em_kernels.h"
+
+static inline float smin(float x, float y) { return y < x ? y : x; }
+static inline float smax(float x, float y) { return y >= x ? y : x; }
+
+// The float's bits mapped to an unsigned order ascending with the value (-0 taken as +0, the two
+// being equal scores): as Boxes.ScoreOrder.
+static inline uint32_t score_up(float v) {
+    float z = v + 0.0f;
+    uint32_t b;
+    memcpy(&b, &z, 4);
+    return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+
+// ---------------------------------------------------------------- a binary min-heap of uint64 keys
+
+static inline void heap_sift_down(uint64_t *h, long p, long m) {
+    uint64_t v = h[p];
+    for (;;) {
+        long c = 2 * p + 1;
+        if (c >= m) break;
+        if (c + 1 < m && h[c + 1] < h[c]) c++;
+        if (h[c] >= v) break;
+        h[p] = h[c];
+        p = c;
+    }
+    h[p] = v;
+}
+
+static inline void heap_sift_up(uint64_t *h, long c) {
+    uint64_t v = h[c];
+    while (c > 0) {
+        long p = (c - 1) / 2;
+        if (h[p] <= v) break;
+        h[c] = h[p];
+        c = p;
+    }
+    h[c] = v;
+}
+
+int em_topk_anchors(const float *logits, long hw, int a, int k, uint64_t *heap, int32_t *out) {
+    // key: the value's order above the inverted index, so a larger key is a better anchor; the
+    // heap keeps the k largest keys with the worst at its root.
+    if (k <= 0) return 0;
+    long cnt = 0;
+    uint32_t i = 0;
+    for (long pix = 0; pix < hw; pix++) {
+        for (int ai = 0; ai < a; ai++, i++) {
+            float v = logits[(long)ai * hw + pix];
+            if (v != v) return -1;
+            uint64_t key = (uint64_t)score_up(v) << 32 | (uint32_t)~i;
+            if (cnt < k) {
+                heap[cnt] = key;
+                heap_sift_up(heap, cnt);
+                cnt++;
+            } else if (key > heap[0]) {
+                heap[0] = key;
+                heap_sift_down(heap, 0, cnt);
+            }
+        }
+    }
+    // popping the smallest key first fills `out` from the back: best first
+    for (long m = cnt; m > 0; m--) {
+        out[m - 1] = (int32_t)~(uint32_t)(heap[0] & 0xFFFFFFFFu);
+        heap[0] = heap[m - 1];
+        if (m > 1) heap_sift_down(heap, 0, m - 1);
+    }
+    return (int)cnt;
+}
+
+// ---------------------------------------------------------------- box coder, clip, size filter
+
+typedef struct {
+    float wx, wy, ww, wh, clip; // BoxCoder weights, bbox_xform_clip
+    float height, width;        // clip_boxes_to_image
+    float min_size;             // remove_small_boxes
+} coder_t;
+
+// BoxCoder.decode, then Boxes.clip; returns Boxes.isLargeEnough.
+static inline int decode_clip(const coder_t *cd, const float *d, const float *b, float *o) {
+    float width = b[2] - b[0];
+    float height = b[3] - b[1];
+    float cx = b[0] + 0.5f * width;
+    float cy = b[1] + 0.5f * height;
+    float dx = d[0] / cd->wx;
+    float dy = d[1] / cd->wy;
+    float dw = smin(d[2] / cd->ww, cd->clip);
+    float dh = smin(d[3] / cd->wh, cd->clip);
+    float pcx = dx * width + cx;
+    float pcy = dy * height + cy;
+    float pw = expf(dw) * width;
+    float ph = expf(dh) * height;
+    float hw = 0.5f * pw;
+    float hh = 0.5f * ph;
+    o[0] = pcx - hw;
+    o[1] = pcy - hh;
+    o[2] = pcx + hw;
+    o[3] = pcy + hh;
+    o[0] = smin(smax(o[0], 0), cd->width);
+    o[2] = smin(smax(o[2], 0), cd->width);
+    o[1] = smin(smax(o[1], 0), cd->height);
+    o[3] = smin(smax(o[3], 0), cd->height);
+    return (o[2] - o[0]) >= cd->min_size && (o[3] - o[1]) >= cd->min_size;
+}
+
+// ---------------------------------------------------------------- greedy batched NMS
+
+// The kept boxes of every group as linked lists (in keep order) over arrays of `limit` entries.
+typedef struct {
+    float *x1, *y1, *x2, *y2, *area;
+    int32_t *next, *head, *tail;
+    int n;
+} kept_t;
+
+static void kept_init(kept_t *kp, void *scratch, int limit, int groups) {
+    char *p = (char *)scratch;
+    kp->x1 = (float *)p; p += (size_t)limit * 4;
+    kp->y1 = (float *)p; p += (size_t)limit * 4;
+    kp->x2 = (float *)p; p += (size_t)limit * 4;
+    kp->y2 = (float *)p; p += (size_t)limit * 4;
+    kp->area = (float *)p; p += (size_t)limit * 4;
+    kp->next = (int32_t *)p; p += (size_t)limit * 4;
+    kp->head = (int32_t *)p; p += (size_t)groups * 4;
+    kp->tail = (int32_t *)p;
+    for (int g = 0; g < groups; g++) kp->head[g] = kp->tail[g] = -1;
+    kp->n = 0;
+}
+
+static size_t kept_bytes(int limit, int groups) { return (size_t)limit * 24 + (size_t)groups * 8; }
+
+// Boxes.greedyBatchedNMS's test of candidate j against the kept boxes of its group (i: the kept,
+// higher-ranked box), and the keep.
+static inline int kept_offer(kept_t *kp, int g, const float *b, double thr) {
+    float jx1 = b[0], jy1 = b[1], jx2 = b[2], jy2 = b[3];
+    float jarea = (jx2 - jx1) * (jy2 - jy1);
+    for (int i = kp->head[g]; i >= 0; i = kp->next[i]) {
+        float xx1 = smax(kp->x1[i], jx1), yy1 = smax(kp->y1[i], jy1);
+        float xx2 = smin(kp->x2[i], jx2), yy2 = smin(kp->y2[i], jy2);
+        float w = smax(0, xx2 - xx1), h = smax(0, yy2 - yy1);
+        float inter = w * h;
+        float ovr = inter / (kp->area[i] + jarea - inter);
+        if ((double)ovr > thr) return 0;
+    }
+    int s = kp->n++;
+    kp->x1[s] = jx1; kp->y1[s] = jy1; kp->x2[s] = jx2; kp->y2[s] = jy2; kp->area[s] = jarea;
+    kp->next[s] = -1;
+    if (kp->tail[g] >= 0) kp->next[kp->tail[g]] = s; else kp->head[g] = s;
+    kp->tail[g] = s;
+    return 1;
+}
+
+// ScoreOrder's key: the score's order inverted above the index; the smallest key comes first
+// (score descending, ties: lower index first).
+static inline uint64_t order_key(float s, uint32_t i) { return (uint64_t)~score_up(s) << 32 | i; }
+
+size_t em_greedy_nms_scratch_bytes(int n, int limit, int groups) {
+    return (size_t)n * 8 + kept_bytes(limit, groups) + 64;
+}
+
+int em_greedy_nms(const float *boxes, const float *scores, const int32_t *groups, int n, int ngroups,
+                  double iou_threshold, int limit, void *scratch, int32_t *keep) {
+    uint64_t *keys = (uint64_t *)scratch;
+    for (int i = 0; i < n; i++) {
+        if (scores[i] != scores[i]) return -1;
+        keys[i] = order_key(scores[i], (uint32_t)i);
+    }
+    for (long p = (long)n / 2 - 1; p >= 0; p--) heap_sift_down(keys, p, n);
+    kept_t kp;
+    kept_init(&kp, (char *)scratch + (size_t)n * 8, limit, ngroups);
+    int kept = 0;
+    long m = n;
+    while (kept < limit && m > 0) {
+        int j = (int)(keys[0] & 0xFFFFFFFFu);
+        keys[0] = keys[m - 1];
+        m--;
+        if (m > 0) heap_sift_down(keys, 0, m);
+        if (kept_offer(&kp, groups[j], boxes + 4 * (long)j, iou_threshold)) keep[kept++] = j;
+    }
+    return kept;
+}
+
+// ---------------------------------------------------------------- box head
+
+typedef struct {
+    const float *in;
+    float *out;
+    int k;
+} softmax_job;
+
+static void softmax_rows(void *ctx, long lo, long hi) {
+    const softmax_job *j = (const softmax_job *)ctx;
+    int k = j->k;
+    for (long i = lo; i < hi; i++) {
+        const float *lg = j->in + i * k;
+        float *p = j->out + i * k;
+        float m = lg[0];
+        for (int c = 1; c < k; c++) m = smax(m, lg[c]);
+        float sum = 0;
+        for (int c = 0; c < k; c++) {
+            p[c] = expf(lg[c] - m);
+            sum += p[c];
+        }
+        float inv = 1 / sum;
+        for (int c = 0; c < k; c++) p[c] = p[c] * inv;
+    }
+}
+
+void em_softmax_rows_f32(const float *in, float *out, long rows, int k) {
+    softmax_job j = {in, out, k};
+    em_parallel_for(rows, 64, softmax_rows, &j);
+}
+
+size_t em_box_detections_scratch_bytes(long rows, int k, int limit) {
+    return (size_t)rows * (size_t)k * 8 + kept_bytes(limit, k) + 64;
+}
+
+int em_box_detections(const float *probs, const float *deltas, const float *proposals, long rows, int k,
+                      float score_thresh, float wx, float wy, float ww, float wh, float clip, float height,
+                      float width, float min_size, double iou_threshold, int limit, int greedy_above,
+                      void *scratch, float *out_boxes, float *out_scores, int32_t *out_labels) {
+    if (rows * (long)k > 0xFFFFFFFFL) return -1;
+    coder_t cd = {wx, wy, ww, wh, clip, height, width, min_size};
+    uint64_t *keys = (uint64_t *)scratch;
+    long n = 0;
+    for (long i = 0; i < rows; i++) {
+        const float *p = probs + i * k;
+        for (int c = 1; c < k; c++)
+            if (p[c] > score_thresh) keys[n++] = order_key(p[c], (uint32_t)(i * k + c));
+    }
+    if (n <= greedy_above) return -1;
+    // more than `greedy_above` candidates must pass the size filter (else the caller's path)
+    long pass = 0;
+    float b[4];
+    for (long t = 0; t < n && pass <= greedy_above; t++) {
+        long f = (long)(keys[t] & 0xFFFFFFFFu), i = f / k;
+        pass += decode_clip(&cd, deltas + f * 4, proposals + 4 * i, b);
+    }
+    if (pass <= greedy_above) return -1;
+    for (long p = n / 2 - 1; p >= 0; p--) heap_sift_down(keys, p, n);
+    kept_t kp;
+    kept_init(&kp, (char *)scratch + (size_t)rows * (size_t)k * 8, limit, k);
+    int kept = 0;
+    long m = n;
+    while (kept < limit && m > 0) {
+        long f = (long)(keys[0] & 0xFFFFFFFFu), i = f / k;
+        int c = (int)(f - i * k);
+        keys[0] = keys[m - 1];
+        m--;
+        if (m > 0) heap_sift_down(keys, 0, m);
+        if (!decode_clip(&cd, deltas + f * 4, proposals + 4 * i, b)) continue;
+        if (!kept_offer(&kp, c, b, iou_threshold)) continue;
+        memcpy(out_boxes + 4 * kept, b, 16);
+        out_scores[kept] = probs[f];
+        out_labels[kept] = c;
+        kept++;
+    }
+    return kept;
+}
+
+// ---------------------------------------------------------------- mask head
+
+typedef struct {
+    float *x;
+} sigmoid_job;
+
+static void sigmoid_range(void *ctx, long lo, long hi) {
+    float *x = ((const sigmoid_job *)ctx)->x;
+    for (long i = lo; i < hi; i++) x[i] = 1 / (1 + expf(-x[i]));
+}
+
+void em_sigmoid_f32(float *x, long n) {
+    sigmoid_job j = {x};
+    em_parallel_for(n, 4096, sigmoid_range, &j);
+}
