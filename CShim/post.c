@@ -52,27 +52,61 @@ static inline void heap_sift_up(uint64_t *h, long c) {
     h[c] = v;
 }
 
-int em_topk_anchors(const float *logits, long hw, int a, int k, uint64_t *heap, int32_t *out) {
-    // key: the value's order above the inverted index, so a larger key is a better anchor; the
-    // heap keeps the k largest keys with the worst at its root.
-    if (k <= 0) return 0;
+// A heap of the k largest keys (worst at the root): offers key.
+static inline void topk_offer(uint64_t *heap, long *cnt, int k, uint64_t key) {
+    if (*cnt < k) {
+        heap[*cnt] = key;
+        heap_sift_up(heap, *cnt);
+        (*cnt)++;
+    } else if (key > heap[0]) {
+        heap[0] = key;
+        heap_sift_down(heap, 0, *cnt);
+    }
+}
+
+// key: the value's order above the inverted index, so a larger key is a better anchor.
+static long topk_pixels(const float *logits, long hw, int a, int k, long lo, long hi, uint64_t *heap) {
     long cnt = 0;
-    uint32_t i = 0;
-    for (long pix = 0; pix < hw; pix++) {
+    uint32_t i = (uint32_t)(lo * a);
+    for (long pix = lo; pix < hi; pix++) {
         for (int ai = 0; ai < a; ai++, i++) {
             float v = logits[(long)ai * hw + pix];
             if (v != v) return -1;
-            uint64_t key = (uint64_t)score_up(v) << 32 | (uint32_t)~i;
-            if (cnt < k) {
-                heap[cnt] = key;
-                heap_sift_up(heap, cnt);
-                cnt++;
-            } else if (key > heap[0]) {
-                heap[0] = key;
-                heap_sift_down(heap, 0, cnt);
-            }
+            topk_offer(heap, &cnt, k, (uint64_t)score_up(v) << 32 | (uint32_t)~i);
         }
     }
+    return cnt;
+}
+
+#define EM_TOPK_TASKS 2
+
+typedef struct {
+    const float *logits;
+    long hw;
+    int a, k, nt;
+    uint64_t *heaps;
+    long cnt[EM_TOPK_TASKS];
+} topk_job;
+
+static void topk_task(void *ctx, int t) {
+    topk_job *j = (topk_job *)ctx;
+    long lo = j->hw * t / j->nt, hi = j->hw * (t + 1) / j->nt;
+    j->cnt[t] = topk_pixels(j->logits, j->hw, j->a, j->k, lo, hi, j->heaps + (long)t * j->k);
+}
+
+size_t em_topk_anchors_scratch_bytes(int k) { return (size_t)(k > 0 ? k : 0) * 8 * EM_TOPK_TASKS; }
+
+int em_topk_anchors(const float *logits, long hw, int a, int k, uint64_t *heap, int32_t *out) {
+    if (k <= 0) return 0;
+    // large levels: the pixels in EM_TOPK_TASKS ranges on the thread pool, each with its own heap
+    // of k, merged into the first (the k best of the union are the k best of the parts' k best)
+    topk_job j = {logits, hw, a, k, hw * a >= 65536 ? EM_TOPK_TASKS : 1, heap, {0}};
+    em_parallel(j.nt, topk_task, &j);
+    long cnt = j.cnt[0];
+    for (int t = 0; t < j.nt; t++)
+        if (j.cnt[t] < 0) return -1;
+    for (int t = 1; t < j.nt; t++)
+        for (long q = 0; q < j.cnt[t]; q++) topk_offer(heap, &cnt, k, heap[(long)t * k + q]);
     // popping the smallest key first fills `out` from the back: best first
     for (long m = cnt; m > 0; m--) {
         out[m - 1] = (int32_t)~(uint32_t)(heap[0] & 0xFFFFFFFFu);

@@ -125,9 +125,10 @@ void em_paste_mask_f32(const float *mask, int M, const float box[4], int imgH, i
 // mask head's sigmoid, with the float operations of the Swift code they serve (Stages/).
 //
 // The k best anchors of one RPN level by objectness logit, best first, ties: lower index first.
-// logits [a, hw] (channel-major); anchor index i = pix * a + ai. heap: k uint64 of scratch.
-// Writes the indices to out[0..<count] and returns count (min(k, hw * a)); -1 if a logit is NaN
+// logits [a, hw] (channel-major); anchor index i = pix * a + ai. heap:
+// em_topk_anchors_scratch_bytes(k) of scratch (large levels split over the thread pool). Writes the indices to out[0..<count] and returns count (min(k, hw * a)); -1 if a logit is NaN
 // (the caller's own path then decides).
+size_t em_topk_anchors_scratch_bytes(int k);
 int em_topk_anchors(const float *logits, long hw, int a, int k, uint64_t *heap, int32_t *out);
 // Boxes.greedyBatchedNMS: candidates in score order (descending, ties: lower index first), each
 // kept unless IoU > iou_threshold with a kept box of its group (groups[i] in [0, ngroups)), until

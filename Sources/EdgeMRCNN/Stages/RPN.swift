@@ -36,7 +36,7 @@ struct RPN {
             return reference(heads, sizes: s)
         }
         func up(_ b: Int) -> Int { (b + 63) & ~63 }
-        let heapB = up(kmax * 8), topB = up(kmax * 4), boxB = up(total * 16), scoreB = up(total * 4)
+        let heapB = up(em_topk_anchors_scratch_bytes(Int32(kmax))), topB = up(kmax * 4), boxB = up(total * 16), scoreB = up(total * 4)
         let groupB = up(total * 4), keepB = up(postNMSTopN * 4)
         let nmsB = up(em_greedy_nms_scratch_bytes(Int32(total), Int32(postNMSTopN), Int32(heads.count)))
         let tmpB = 64
