@@ -41,39 +41,59 @@ static inline void heap_sift_down(uint64_t *h, long p, long m) {
     h[p] = v;
 }
 
-static inline void heap_sift_up(uint64_t *h, long c) {
-    uint64_t v = h[c];
-    while (c > 0) {
-        long p = (c - 1) / 2;
-        if (h[p] <= v) break;
-        h[c] = h[p];
-        c = p;
-    }
-    h[c] = v;
+// Quickselect over distinct uint64 keys: afterwards a[0..<k] are the k largest (in no order) and
+// a[k - 1] the smallest of them. 1 <= k <= n.
+static inline void swap64(uint64_t *a, long i, long j) {
+    uint64_t t = a[i];
+    a[i] = a[j];
+    a[j] = t;
 }
 
-// A heap of the k largest keys (worst at the root): offers key.
-static inline void topk_offer(uint64_t *heap, long *cnt, int k, uint64_t key) {
-    if (*cnt < k) {
-        heap[*cnt] = key;
-        heap_sift_up(heap, *cnt);
-        (*cnt)++;
-    } else if (key > heap[0]) {
-        heap[0] = key;
-        heap_sift_down(heap, 0, *cnt);
+static void select_top(uint64_t *a, long n, long k) {
+    long lo = 0, hi = n - 1;
+    while (lo < hi) {
+        // median of three as the pivot, at hi; then larger keys to the front (Lomuto)
+        long mid = lo + (hi - lo) / 2;
+        if (a[mid] > a[hi]) swap64(a, mid, hi);
+        if (a[lo] > a[hi]) swap64(a, lo, hi);
+        if (a[mid] > a[lo]) swap64(a, mid, lo);   // a[mid] <= a[lo] <= a[hi]: median at lo
+        swap64(a, lo, hi);
+        uint64_t p = a[hi];
+        long s = lo;
+        for (long i = lo; i < hi; i++)
+            if (a[i] > p) swap64(a, i, s++);
+        swap64(a, s, hi);
+        if (s == k - 1) return;
+        if (s < k - 1) lo = s + 1; else hi = s - 1;
     }
 }
 
-// key: the value's order above the inverted index, so a larger key is a better anchor.
-static long topk_pixels(const float *logits, long hw, int a, int k, long lo, long hi, uint64_t *heap) {
-    long cnt = 0;
+// key: the value's order above the inverted index, so a larger key is a better anchor. The
+// candidates go to a buffer of 2k keys; when it fills, a quickselect keeps the k best and their
+// worst becomes the bar a later key must pass. Leaves the min(k, count) best keys at buf[0..<]
+// (in no order) and returns their count; -1 on a NaN.
+static long topk_pixels(const float *logits, long hw, int a, int k, long lo, long hi, uint64_t *buf) {
+    long cnt = 0, cap = 2L * k;
+    uint64_t bar = 0;   // every key of a non-NaN value is above 0
     uint32_t i = (uint32_t)(lo * a);
     for (long pix = lo; pix < hi; pix++) {
         for (int ai = 0; ai < a; ai++, i++) {
             float v = logits[(long)ai * hw + pix];
             if (v != v) return -1;
-            topk_offer(heap, &cnt, k, (uint64_t)score_up(v) << 32 | (uint32_t)~i);
+            uint64_t key = (uint64_t)score_up(v) << 32 | (uint32_t)~i;
+            if (key > bar) {
+                buf[cnt++] = key;
+                if (cnt == cap) {
+                    select_top(buf, cnt, k);
+                    cnt = k;
+                    bar = buf[k - 1];
+                }
+            }
         }
+    }
+    if (cnt > k) {
+        select_top(buf, cnt, k);
+        cnt = k;
     }
     return cnt;
 }
@@ -84,30 +104,37 @@ typedef struct {
     const float *logits;
     long hw;
     int a, k, nt;
-    uint64_t *heaps;
+    uint64_t *bufs;
     long cnt[EM_TOPK_TASKS];
 } topk_job;
 
 static void topk_task(void *ctx, int t) {
     topk_job *j = (topk_job *)ctx;
     long lo = j->hw * t / j->nt, hi = j->hw * (t + 1) / j->nt;
-    j->cnt[t] = topk_pixels(j->logits, j->hw, j->a, j->k, lo, hi, j->heaps + (long)t * j->k);
+    j->cnt[t] = topk_pixels(j->logits, j->hw, j->a, j->k, lo, hi, j->bufs + (long)t * 2 * j->k);
 }
 
-size_t em_topk_anchors_scratch_bytes(int k) { return (size_t)(k > 0 ? k : 0) * 8 * EM_TOPK_TASKS; }
+size_t em_topk_anchors_scratch_bytes(int k) { return (size_t)(k > 0 ? k : 0) * 16 * EM_TOPK_TASKS; }
 
 int em_topk_anchors(const float *logits, long hw, int a, int k, uint64_t *heap, int32_t *out) {
     if (k <= 0) return 0;
-    // large levels: the pixels in EM_TOPK_TASKS ranges on the thread pool, each with its own heap
-    // of k, merged into the first (the k best of the union are the k best of the parts' k best)
+    // large levels: the pixels in EM_TOPK_TASKS ranges on the thread pool, each with its own
+    // buffer; the k best of the union are the k best of the parts' k best
     topk_job j = {logits, hw, a, k, hw * a >= 65536 ? EM_TOPK_TASKS : 1, heap, {0}};
     em_parallel(j.nt, topk_task, &j);
-    long cnt = j.cnt[0];
     for (int t = 0; t < j.nt; t++)
         if (j.cnt[t] < 0) return -1;
-    for (int t = 1; t < j.nt; t++)
-        for (long q = 0; q < j.cnt[t]; q++) topk_offer(heap, &cnt, k, heap[(long)t * k + q]);
-    // popping the smallest key first fills `out` from the back: best first
+    long cnt = j.cnt[0];
+    for (int t = 1; t < j.nt; t++) {   // the first buffer holds 2k: room for a second part's k
+        memmove(heap + cnt, heap + (long)t * 2 * k, (size_t)j.cnt[t] * 8);
+        cnt += j.cnt[t];
+        if (cnt > k) {
+            select_top(heap, cnt, k);
+            cnt = k;
+        }
+    }
+    // sorted best first: a min-heap popped smallest first fills `out` from the back
+    for (long p = cnt / 2 - 1; p >= 0; p--) heap_sift_down(heap, p, cnt);
     for (long m = cnt; m > 0; m--) {
         out[m - 1] = (int32_t)~(uint32_t)(heap[0] & 0xFFFFFFFFu);
         heap[0] = heap[m - 1];
@@ -153,47 +180,62 @@ static inline int decode_clip(const coder_t *cd, const float *d, const float *b,
 
 // ---------------------------------------------------------------- greedy batched NMS
 
-// The kept boxes of every group as linked lists (in keep order) over arrays of `limit` entries.
+// The kept boxes of every group, in keep order: group g's at [g * limit, g * limit + count[g]) of
+// each coordinate array.
 typedef struct {
     float *x1, *y1, *x2, *y2, *area;
-    int32_t *next, *head, *tail;
-    int n;
+    int32_t *count;
+    long limit;
 } kept_t;
 
 static void kept_init(kept_t *kp, void *scratch, int limit, int groups) {
+    size_t n = (size_t)limit * (size_t)groups;
     char *p = (char *)scratch;
-    kp->x1 = (float *)p; p += (size_t)limit * 4;
-    kp->y1 = (float *)p; p += (size_t)limit * 4;
-    kp->x2 = (float *)p; p += (size_t)limit * 4;
-    kp->y2 = (float *)p; p += (size_t)limit * 4;
-    kp->area = (float *)p; p += (size_t)limit * 4;
-    kp->next = (int32_t *)p; p += (size_t)limit * 4;
-    kp->head = (int32_t *)p; p += (size_t)groups * 4;
-    kp->tail = (int32_t *)p;
-    for (int g = 0; g < groups; g++) kp->head[g] = kp->tail[g] = -1;
-    kp->n = 0;
+    kp->x1 = (float *)p; p += n * 4;
+    kp->y1 = (float *)p; p += n * 4;
+    kp->x2 = (float *)p; p += n * 4;
+    kp->y2 = (float *)p; p += n * 4;
+    kp->area = (float *)p; p += n * 4;
+    kp->count = (int32_t *)p;
+    for (int g = 0; g < groups; g++) kp->count[g] = 0;
+    kp->limit = limit;
 }
 
-static size_t kept_bytes(int limit, int groups) { return (size_t)limit * 24 + (size_t)groups * 8; }
+static size_t kept_bytes(int limit, int groups) { return (size_t)limit * (size_t)groups * 20 + (size_t)groups * 4; }
 
-// Boxes.greedyBatchedNMS's test of candidate j against the kept boxes of its group (i: the kept,
-// higher-ranked box), and the keep.
+// IoU(kept i, candidate j) > thr, as Boxes.greedyBatchedNMS computes it (i the kept,
+// higher-ranked box, j the candidate).
+#define EM_IOU_ABOVE(i)                                                                            \
+    float xx1 = smax(x1[i], jx1), yy1 = smax(y1[i], jy1);                                          \
+    float xx2 = smin(x2[i], jx2), yy2 = smin(y2[i], jy2);                                          \
+    float w = smax(0, xx2 - xx1), h = smax(0, yy2 - yy1);                                          \
+    float inter = w * h;                                                                           \
+    float ovr = inter / (area[i] + jarea - inter);                                                 \
+    int above = (double)ovr > thr;
+
+// Candidate j against the kept boxes of its group, 8 at a time (the compiler vectorises the
+// block; whether any IoU exceeds thr does not depend on how many are computed), and the keep.
 static inline int kept_offer(kept_t *kp, int g, const float *b, double thr) {
     float jx1 = b[0], jy1 = b[1], jx2 = b[2], jy2 = b[3];
     float jarea = (jx2 - jx1) * (jy2 - jy1);
-    for (int i = kp->head[g]; i >= 0; i = kp->next[i]) {
-        float xx1 = smax(kp->x1[i], jx1), yy1 = smax(kp->y1[i], jy1);
-        float xx2 = smin(kp->x2[i], jx2), yy2 = smin(kp->y2[i], jy2);
-        float w = smax(0, xx2 - xx1), h = smax(0, yy2 - yy1);
-        float inter = w * h;
-        float ovr = inter / (kp->area[i] + jarea - inter);
-        if ((double)ovr > thr) return 0;
+    long o = (long)g * kp->limit;
+    const float *x1 = kp->x1 + o, *y1 = kp->y1 + o, *x2 = kp->x2 + o, *y2 = kp->y2 + o, *area = kp->area + o;
+    int n = kp->count[g], i = 0;
+    for (; i + 8 <= n; i += 8) {
+        int any = 0;
+        for (int l = i; l < i + 8; l++) {
+            EM_IOU_ABOVE(l)
+            any |= above;
+        }
+        if (any) return 0;
     }
-    int s = kp->n++;
-    kp->x1[s] = jx1; kp->y1[s] = jy1; kp->x2[s] = jx2; kp->y2[s] = jy2; kp->area[s] = jarea;
-    kp->next[s] = -1;
-    if (kp->tail[g] >= 0) kp->next[kp->tail[g]] = s; else kp->head[g] = s;
-    kp->tail[g] = s;
+    for (; i < n; i++) {
+        EM_IOU_ABOVE(i)
+        if (above) return 0;
+    }
+    float *wx1 = kp->x1 + o, *wy1 = kp->y1 + o, *wx2 = kp->x2 + o, *wy2 = kp->y2 + o, *warea = kp->area + o;
+    wx1[n] = jx1; wy1[n] = jy1; wx2[n] = jx2; wy2[n] = jy2; warea[n] = jarea;
+    kp->count[g] = n + 1;
     return 1;
 }
 
