@@ -362,3 +362,40 @@ void em_sigmoid_f32(float *x, long n) {
     sigmoid_job j = {x};
     em_parallel_for(n, 4096, sigmoid_range, &j);
 }
+
+// ---------------------------------------------------------------- side-by-side separators
+
+typedef struct {
+    void *x;
+    long width;
+    int first, step, count, f32;
+    uint8_t v8;
+    float vf;
+} columns_job;
+
+static void columns_rows(void *ctx, long lo, long hi) {
+    const columns_job *j = (const columns_job *)ctx;
+    if (j->f32) {
+        for (long r = lo; r < hi; r++) {
+            float *row = (float *)j->x + r * j->width + j->first;
+            for (int c = 0; c < j->count; c++) row[(long)c * j->step] = j->vf;
+        }
+    } else {
+        for (long r = lo; r < hi; r++) {
+            uint8_t *row = (uint8_t *)j->x + r * j->width + j->first;
+            for (int c = 0; c < j->count; c++) row[(long)c * j->step] = j->v8;
+        }
+    }
+}
+
+void em_set_columns_u8(uint8_t *x, long rows, long width, int first, int step, int count, uint8_t value) {
+    if (count <= 0) return;
+    columns_job j = {x, width, first, step, count, 0, value, 0};
+    em_parallel_for(rows, 512, columns_rows, &j);
+}
+
+void em_set_columns_f32(float *x, long rows, long width, int first, int step, int count, float value) {
+    if (count <= 0) return;
+    columns_job j = {x, width, first, step, count, 1, 0, value};
+    em_parallel_for(rows, 512, columns_rows, &j);
+}

@@ -151,6 +151,10 @@ int em_box_detections(const float *probs, const float *deltas, const float *prop
                       void *scratch, float *out_boxes, float *out_scores, int32_t *out_labels);
 // x = 1 / (1 + exp(-x)) element-wise (spread over the thread pool when large).
 void em_sigmoid_f32(float *x, long n);
+// Columns first, first + step, ... (count of them) of every row of a rows x width map set to
+// value (the separators of side-by-side RoI batches; rows spread over the thread pool).
+void em_set_columns_u8(uint8_t *x, long rows, long width, int first, int step, int count, uint8_t value);
+void em_set_columns_f32(float *x, long rows, long width, int first, int step, int count, float value);
 
 #ifdef __cplusplus
 }

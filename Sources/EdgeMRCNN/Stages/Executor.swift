@@ -273,20 +273,11 @@ extension Executor {
             let y = try chain(defs, x, bufs, bound: bound, reserveWidth: boundW, ws) { d, y in
                 guard cnt > 1, let i = defs.firstIndex(where: { $0.name == d.name }), i + 1 < defs.count,
                       defs[i + 1].op.readsNeighbours else { return }
-                let rows = y.channels * y.height, yw = y.width
+                let rows = y.channels * y.height
                 if let q = y.q {
-                    let z = UInt8(q.zeroPoint)
-                    var at = y.u8 + p
-                    for _ in 0..<rows {
-                        for r in 0..<(cnt - 1) { at[r * pitch] = z }
-                        at += yw
-                    }
+                    em_set_columns_u8(y.u8, rows, y.width, Int32(p), Int32(pitch), Int32(cnt - 1), UInt8(q.zeroPoint))
                 } else {
-                    var at = y.f32 + p
-                    for _ in 0..<rows {
-                        for r in 0..<(cnt - 1) { at[r * pitch] = 0 }
-                        at += yw
-                    }
+                    em_set_columns_f32(y.f32, rows, y.width, Int32(p), Int32(pitch), Int32(cnt - 1), 0)
                 }
             }
             try use(start, cnt, y, bound)
