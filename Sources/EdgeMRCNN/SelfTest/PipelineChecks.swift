@@ -127,6 +127,13 @@ extension SelfTest {
                     let ref = Boxes.greedyBatchedNMS(boxes: boxes, scores: scores, groups: groups, iouThreshold: 0.7, limit: limit)
                     try expect(Array(keep.prefix(max(got, 0)).map { Int($0) }) == ref, "greedy NMS limit \(limit)")
                 }
+                // side-by-side separators: columns 4, 9, 14 of 3 rows of 20
+                var cols = [UInt8](repeating: 1, count: 60), colsF = [Float](repeating: 1, count: 60)
+                em_set_columns_u8(&cols, 3, 20, 4, 5, 3, 7)
+                em_set_columns_f32(&colsF, 3, 20, 4, 5, 3, 0)
+                let sep = Set((0..<3).flatMap { r in [4, 9, 14].map { r * 20 + $0 } })
+                try expect((0..<60).allSatisfy { cols[$0] == (sep.contains($0) ? 7 : 1) }, "separator columns u8")
+                try expect((0..<60).allSatisfy { colsF[$0] == (sep.contains($0) ? 0 : 1) }, "separator columns f32")
                 // softmax, then the box head's detections (300 RoIs x 5 classes: 1500 candidates)
                 let r = 300, kc = 6
                 let logits = (0..<(r * kc)).map { _ in Float(Int(next() * 40)) / 4 - 5 }
