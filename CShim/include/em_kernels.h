@@ -120,6 +120,42 @@ void em_paste_mask_region(const float box[4], int M, int imgH, int imgW, int *x0
 void em_paste_mask_f32(const float *mask, int M, const float box[4], int imgH, int imgW,
                        float thresh, uint8_t *region_out);
 
+// ---------------------------------------------------------------- detection post-processing
+// (CShim/post.c) The loops of the RPN's proposals, the box head's postprocess_detections and the
+// mask head's sigmoid, with the float operations of the Swift code they serve (Stages/).
+//
+// The k best anchors of one RPN level by objectness logit, best first, ties: lower index first.
+// logits [a, hw] (channel-major); anchor index i = pix * a + ai. heap:
+// em_topk_anchors_scratch_bytes(k) of scratch (large levels split over the thread pool). Writes the indices to out[0..<count] and returns count (min(k, hw * a)); -1 if a logit is NaN
+// (the caller's own path then decides).
+size_t em_topk_anchors_scratch_bytes(int k);
+int em_topk_anchors(const float *logits, long hw, int a, int k, uint64_t *heap, int32_t *out);
+// Boxes.greedyBatchedNMS: candidates in score order (descending, ties: lower index first), each
+// kept unless IoU > iou_threshold with a kept box of its group (groups[i] in [0, ngroups)), until
+// `limit` are kept. Writes the kept indices to keep and returns their count; -1 if a score is NaN.
+size_t em_greedy_nms_scratch_bytes(int n, int limit, int groups);
+int em_greedy_nms(const float *boxes, const float *scores, const int32_t *groups, int n, int ngroups,
+                  double iou_threshold, int limit, void *scratch, int32_t *keep);
+// Row-wise softmax of rows x k floats (rows spread over the thread pool).
+void em_softmax_rows_f32(const float *in, float *out, long rows, int k);
+// postprocess_detections after the softmax: candidates (RoI i, class c >= 1) with probs > thresh,
+// decoded (BoxCoder wx, wy, ww, wh, clip) from deltas [rows, 4k] and proposals [rows, 4], clipped
+// to height x width, at least min_size wide and high, then greedy batched NMS per class until
+// `limit` are kept, decoding lazily in score order. Returns the kept count with their boxes,
+// scores and labels, or -1 when no more than `greedy_above` candidates pass the filters (the
+// caller then runs torchvision's small-count path) or rows * k does not fit 32 bits.
+size_t em_box_detections_scratch_bytes(long rows, int k, int limit);
+int em_box_detections(const float *probs, const float *deltas, const float *proposals, long rows, int k,
+                      float score_thresh, float wx, float wy, float ww, float wh, float clip, float height,
+                      float width, float min_size, double iou_threshold, int limit, int greedy_above,
+                      void *scratch, float *out_boxes, float *out_scores, int32_t *out_labels);
+// x = 1 / (1 + exp(-x)) element-wise (spread over the thread pool when large).
+void em_sigmoid_f32(float *x, long n);
+// Columns first, first + step, ... (count of them) of every row of a rows x width map set to
+// value (the separators of side-by-side RoI batches; rows spread over the thread pool).
+void em_set_columns_u8(uint8_t *x, long rows, long width, int first, int step, int count, uint8_t value);
+void em_set_columns_f32(float *x, long rows, long width, int first, int step, int count, float value);
+
 #ifdef __cplusplus
 }
 #endif

@@ -16,6 +16,7 @@ final class PipelineUnitTests: XCTestCase {
     func testNMS() throws { try run("pipeline.nms") }
     func testLevelMapper() throws { try run("pipeline.level-mapper") }
     func testTopK() throws { try run("pipeline.topk") }
+    func testPostC() throws { try run("pipeline.post-c") }
 
     func testBatchedNMSLargeUsesPerGroupPath() {
         // > 1000 boxes: per-group NMS then a score sort; identical boxes in two groups both survive.

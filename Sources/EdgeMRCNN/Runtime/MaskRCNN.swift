@@ -246,7 +246,7 @@ public final class MaskRCNN {
         // RoIAlign samples every channel of a uint8 pixel at once: P2..P5 in HWC from here on
         let roiLevels = net.roiLevels(levels, ws)
         levels = []
-        let (proposals, pscores) = rpn.proposals(heads, sizes: sizes)
+        let (proposals, pscores) = rpn.proposals(heads, sizes: sizes, ws)
         try lap("rpn")
         chooseHeadLevel()
         var det = try boxHead.run(proposals: proposals, sizes: sizes, scoreThresh: scoreThresh, ws,

@@ -1,6 +1,13 @@
 // Self-test checks of the pipeline area (see SelfTest.swift): pure stages against values
 // documented in shared/notes/formats.md §7 (torchvision 0.29.2), no files needed.
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import CShim
+
 extension SelfTest {
     static var pipelineChecks: [SelfCheck] {
         [
@@ -86,6 +93,86 @@ extension SelfTest {
                 let t = RPN.topK(count: v.count, k: 3) { v[$0] }
                 try expect(t == [1, 3, 5], "topk \(t)")
                 try expect(RPN.topK(count: 2, k: 2) { v[$0] } == [1, 0], "topk all")
+            },
+            SelfCheck("pipeline.post-c") {
+                // CShim/post.c against the Swift code it replaces, on tied values
+                var state: UInt64 = 777
+                func next() -> Float {
+                    state = state &* 6364136223846793005 &+ 1442695040888963407
+                    return Float(state >> 40) / Float(1 << 24)
+                }
+                // top-k: a level split over the threads (>= 65536 anchors) and a small one
+                for (hw, k) in [(22_000, 1000), (100, 1000)] {
+                    var v = (0..<(3 * hw)).map { _ in Float(Int(next() * 64)) / 8 - 4 }
+                    v[5] = -0.0; v[7] = 0.0
+                    var heap = [UInt64](repeating: 0, count: em_topk_anchors_scratch_bytes(Int32(k)) / 8)
+                    var out = [Int32](repeating: -1, count: k)
+                    let got = Int(em_topk_anchors(v, hw, 3, Int32(k), &heap, &out))
+                    let ref = RPN.topK(pixels: hw, anchors: 3, k: min(k, 3 * hw)) { v[$1 * hw + $0] }
+                    try expect(Array(out.prefix(max(got, 0)).map { Int($0) }) == ref, "top-k of \(3 * hw)")
+                }
+                // greedy batched NMS
+                let n = 3000
+                var boxes: [Float] = [], scores: [Float] = [], groups: [Int] = []
+                for _ in 0..<n {
+                    let x = next() * 300, y = next() * 200, w = 5 + next() * 80, h = 5 + next() * 80
+                    boxes += [x, y, x + w, y + h]
+                    scores.append(Float(Int(next() * 100)) / 100); groups.append(Int(next() * 5))
+                }
+                let g32 = groups.map { Int32($0) }
+                var scratch = [UInt8](repeating: 0, count: em_greedy_nms_scratch_bytes(Int32(n), 1000, 5))
+                for limit in [1, 100, 1000] {
+                    var keep = [Int32](repeating: -1, count: limit)
+                    let got = Int(em_greedy_nms(boxes, scores, g32, Int32(n), 5, 0.7, Int32(limit), &scratch, &keep))
+                    let ref = Boxes.greedyBatchedNMS(boxes: boxes, scores: scores, groups: groups, iouThreshold: 0.7, limit: limit)
+                    try expect(Array(keep.prefix(max(got, 0)).map { Int($0) }) == ref, "greedy NMS limit \(limit)")
+                }
+                // side-by-side separators: columns 4, 9, 14 of 3 rows of 20
+                var cols = [UInt8](repeating: 1, count: 60), colsF = [Float](repeating: 1, count: 60)
+                em_set_columns_u8(&cols, 3, 20, 4, 5, 3, 7)
+                em_set_columns_f32(&colsF, 3, 20, 4, 5, 3, 0)
+                let sep = Set((0..<3).flatMap { r in [4, 9, 14].map { r * 20 + $0 } })
+                try expect((0..<60).allSatisfy { cols[$0] == (sep.contains($0) ? 7 : 1) }, "separator columns u8")
+                try expect((0..<60).allSatisfy { colsF[$0] == (sep.contains($0) ? 0 : 1) }, "separator columns f32")
+                // softmax, then the box head's detections (300 RoIs x 5 classes: 1500 candidates)
+                let r = 300, kc = 6
+                let logits = (0..<(r * kc)).map { _ in Float(Int(next() * 40)) / 4 - 5 }
+                var probs = [Float](repeating: 0, count: r * kc)
+                em_softmax_rows_f32(logits, &probs, r, Int32(kc))
+                for i in 0..<r {
+                    let lg = Array(logits[(i * kc)..<(i * kc + kc)])
+                    var m = lg[0]
+                    for c in 1..<kc { m = max(m, lg[c]) }
+                    var p = [Float](repeating: 0, count: kc), sum: Float = 0
+                    for c in 0..<kc { p[c] = expf(lg[c] - m); sum += p[c] }
+                    let inv = 1 / sum
+                    for c in 0..<kc { p[c] = p[c] * inv }
+                    try expect(p.map(\.bitPattern) == probs[(i * kc)..<(i * kc + kc)].map(\.bitPattern), "softmax row \(i)")
+                }
+                let deltas = (0..<(r * 4 * kc)).map { _ in next() * 2 - 1 }
+                var props: [Float] = []
+                for _ in 0..<r {
+                    let x = next() * 300, y = next() * 200
+                    props += [x, y, x + 1 + next() * 100, y + 1 + next() * 100]
+                }
+                let sizes = ImageSizes(originalHeight: 240, originalWidth: 320, resizedHeight: 240, resizedWidth: 320,
+                                       paddedHeight: 256, paddedWidth: 320)
+                var head = BoxHead(numClasses: kc)
+                for (thresh, limit) in [(Float(0), 100), (Float(0), 7), (Float(0.3), 100)] {
+                    head.detectionsPerImage = limit
+                    var sc = [UInt8](repeating: 0, count: BoxHead.scratchBytes(rows: r, classes: kc, limit: limit))
+                    let c = sc.withUnsafeMutableBytes {
+                        head.detections(probs: probs, deltas: deltas, proposals: props, rows: r, sizes: sizes,
+                                        scoreThresh: thresh, scratch: $0.baseAddress!)
+                    }
+                    let ref = head.referenceDetections(probs: probs, deltas: deltas, proposals: props, rows: r,
+                                                       sizes: sizes, scoreThresh: thresh)
+                    if thresh == 0 { try expect(c != nil, "box head: the C path for 1500 candidates") }
+                    if let c {
+                        try expect(c.boxes.map(\.bitPattern) == ref.boxes.map(\.bitPattern) && c.scores == ref.scores
+                            && c.labels == ref.labels, "box head detections, thresh \(thresh) limit \(limit)")
+                    }
+                }
             },
         ]
     }

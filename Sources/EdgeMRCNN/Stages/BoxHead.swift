@@ -8,6 +8,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import CShim
 
 struct BoxHead {
     let numClasses: Int
@@ -50,28 +51,64 @@ struct BoxHead {
             }
         }
 
+        // softmax in place (the logits are read nowhere else), rows spread over the kernel threads
+        let probs = logits.pointer
+        em_softmax_rows_f32(probs, probs, r, Int32(k))
+        let limit = detectionsPerImage
+        let scratchBytes = BoxHead.scratchBytes(rows: r, classes: k, limit: limit)
+        let scratch = ws.bytes(scratchBytes, reserve: BoxHead.scratchBytes(rows: rb, classes: k, limit: limit))
+        return proposals.withUnsafeBufferPointer { pp in
+            detections(probs: probs, deltas: deltas.pointer, proposals: pp.baseAddress!, rows: r, sizes: s,
+                           scoreThresh: scoreThresh, scratch: UnsafeMutableRawPointer(scratch.pointer))
+                ?? referenceDetections(probs: probs, deltas: deltas.pointer, proposals: pp.baseAddress!, rows: r,
+                                       sizes: s, scoreThresh: scoreThresh)
+        }
+    }
+
+    static func scratchBytes(rows r: Int, classes k: Int, limit: Int) -> Int {
+        em_box_detections_scratch_bytes(r, Int32(k), Int32(limit)) + limit * 24
+    }
+
+    /// postprocess_detections after the softmax (probs [r, K], deltas [r, 4K], proposals [r, 4])
+    /// when more than 1000 candidates pass the filters (torchvision's greedy-capable path):
+    /// em_box_detections decodes lazily in score order and stops at detectionsPerImage kept;
+    /// nil otherwise (then referenceDetections). `scratch`: scratchBytes(rows:classes:limit:).
+    func detections(probs: UnsafePointer<Float>, deltas: UnsafePointer<Float>, proposals: UnsafePointer<Float>,
+                    rows r: Int, sizes s: ImageSizes, scoreThresh: Float, scratch: UnsafeMutableRawPointer)
+        -> (boxes: [Float], scores: [Float], labels: [Int])?
+    {
+        let k = numClasses, limit = detectionsPerImage
+        let sb = em_box_detections_scratch_bytes(r, Int32(k), Int32(limit))
+        let ob = (scratch + sb).assumingMemoryBound(to: Float.self)
+        let os = (scratch + sb + limit * 16).assumingMemoryBound(to: Float.self)
+        let ol = (scratch + sb + limit * 20).assumingMemoryBound(to: Int32.self)
+        let kept = Int(em_box_detections(probs, deltas, proposals, r, Int32(k), scoreThresh, coder.wx, coder.wy,
+                                         coder.ww, coder.wh, BoxCoder.xformClip, Float(s.resizedHeight),
+                                         Float(s.resizedWidth), 1e-2, nmsThresh, Int32(limit), 1000, scratch, ob, os, ol))
+        if kept < 0 { return nil }
+        return (Array(UnsafeBufferPointer(start: ob, count: 4 * kept)), Array(UnsafeBufferPointer(start: os, count: kept)),
+                (0..<kept).map { Int(ol[$0]) })
+    }
+
+    /// postprocess_detections after the softmax, plainly: every candidate decoded, then
+    /// Boxes.batchedNMS (the spec of `detections`, and the path of 1000 candidates or fewer).
+    func referenceDetections(probs: UnsafePointer<Float>, deltas: UnsafePointer<Float>, proposals: UnsafePointer<Float>,
+                             rows r: Int, sizes s: ImageSizes, scoreThresh: Float)
+        -> (boxes: [Float], scores: [Float], labels: [Int])
+    {
+        let k = numClasses
         var candBoxes: [Float] = [], candScores: [Float] = [], candLabels: [Int] = []
-        var probs = [Float](repeating: 0, count: k)
         var box = [Float](repeating: 0, count: 4)
-        proposals.withUnsafeBufferPointer { pp in
-            for i in 0..<r {
-                let lg = logits.pointer + i * k
-                var m = lg[0]
-                for c in 1..<k { m = max(m, lg[c]) }
-                var sum: Float = 0
-                for c in 0..<k { probs[c] = expf(lg[c] - m); sum += probs[c] }
-                let inv = 1 / sum
-                for c in 0..<k { probs[c] = probs[c] * inv }
-                for c in 1..<k {
-                    let score = probs[c]
-                    if !(score > scoreThresh) { continue }
-                    box.withUnsafeMutableBufferPointer { bp in
-                        coder.decode(deltas.pointer + (i * k + c) * 4, box: pp.baseAddress! + 4 * i, into: bp.baseAddress!)
-                        Boxes.clip(bp.baseAddress!, height: s.resizedHeight, width: s.resizedWidth)
-                    }
-                    if !box.withUnsafeBufferPointer({ Boxes.isLargeEnough($0.baseAddress!, minSize: 1e-2) }) { continue }
-                    candBoxes += box; candScores.append(score); candLabels.append(c)
+        for i in 0..<r {
+            for c in 1..<k {
+                let score = probs[i * k + c]
+                if !(score > scoreThresh) { continue }
+                box.withUnsafeMutableBufferPointer { bp in
+                    coder.decode(deltas + (i * k + c) * 4, box: proposals + 4 * i, into: bp.baseAddress!)
+                    Boxes.clip(bp.baseAddress!, height: s.resizedHeight, width: s.resizedWidth)
                 }
+                if !box.withUnsafeBufferPointer({ Boxes.isLargeEnough($0.baseAddress!, minSize: 1e-2) }) { continue }
+                candBoxes += box; candScores.append(score); candLabels.append(c)
             }
         }
         let keep = candBoxes.withUnsafeBufferPointer { bp in

@@ -273,11 +273,11 @@ extension Executor {
             let y = try chain(defs, x, bufs, bound: bound, reserveWidth: boundW, ws) { d, y in
                 guard cnt > 1, let i = defs.firstIndex(where: { $0.name == d.name }), i + 1 < defs.count,
                       defs[i + 1].op.readsNeighbours else { return }
-                for row in 0..<(y.channels * y.height) {
-                    for r in 0..<(cnt - 1) {
-                        let at = row * y.width + r * pitch + p
-                        if let q = y.q { y.u8[at] = UInt8(q.zeroPoint) } else { y.f32[at] = 0 }
-                    }
+                let rows = y.channels * y.height
+                if let q = y.q {
+                    em_set_columns_u8(y.u8, rows, y.width, Int32(p), Int32(pitch), Int32(cnt - 1), UInt8(q.zeroPoint))
+                } else {
+                    em_set_columns_f32(y.f32, rows, y.width, Int32(p), Int32(pitch), Int32(cnt - 1), 0)
                 }
             }
             try use(start, cnt, y, bound)

@@ -65,8 +65,8 @@ extension Executor {
                 let label = min(max(labels[i], 0), logits.def.cout - 1)
                 let dst = out.pointer + i * m * m
                 if block == nil { logits.channel(label, of: xin, column: 2 * r * pitch, size: m, all: all, into: dst, ws) }
-                for j in 0..<(m * m) { dst[j] = 1 / (1 + expf(-dst[j])) }
             }
+            em_sigmoid_f32(out.pointer + start * m * m, cnt * m * m)   // the batch's probabilities
             [up, xin].forEach(bufs.give)
             if let a = all { bufs.give(a) }
             if let b = block { bufs.give(b) }

@@ -8,6 +8,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import CShim
 
 struct RPN {
     let anchorsPerLocation: Int
@@ -17,9 +18,91 @@ struct RPN {
     let minSize: Float = 1e-3
     let coder = BoxCoder(1, 1, 1, 1)
 
+    /// The base anchors of every level (Anchors.base), made once.
+    static let baseAnchors: [[Float]] = Anchors.sizes.map { Anchors.base(size: $0) }
+
     /// Proposals from the head outputs of every level: objectness logits [A, H, W] and box
-    /// deltas [4A, H, W] (float; the int8 pipeline passes its dequantised outputs).
-    func proposals(_ heads: [(logits: FeatureMap, deltas: FeatureMap)], sizes s: ImageSizes)
+    /// deltas [4A, H, W] (float; the int8 pipeline passes its dequantised outputs). The top-k
+    /// selection (em_topk_anchors) and the NMS (em_greedy_nms) run in C on one planned scratch
+    /// buffer; only the selected anchors are made (the same floats as Anchors.grid) and decoded.
+    /// A NaN logit or score takes `reference`, the plain version.
+    func proposals(_ heads: [(logits: FeatureMap, deltas: FeatureMap)], sizes s: ImageSizes, _ ws: Workspace)
+        -> (boxes: [Float], scores: [Float])
+    {
+        let a = anchorsPerLocation
+        let counts = heads.map { min(preNMSTopN, $0.logits.height * $0.logits.width * a) }
+        let total = counts.reduce(0, +), kmax = counts.max() ?? 0
+        if total == 0 || heads.count > Anchors.sizes.count || a != Anchors.aspectRatios.count {
+            return reference(heads, sizes: s)
+        }
+        func up(_ b: Int) -> Int { (b + 63) & ~63 }
+        let heapB = up(em_topk_anchors_scratch_bytes(Int32(kmax))), topB = up(kmax * 4), boxB = up(total * 16), scoreB = up(total * 4)
+        let groupB = up(total * 4), keepB = up(postNMSTopN * 4)
+        let nmsB = up(em_greedy_nms_scratch_bytes(Int32(total), Int32(postNMSTopN), Int32(heads.count)))
+        let tmpB = 64
+        let buf = ws.bytes(heapB + topB + boxB + scoreB + groupB + keepB + nmsB + tmpB)
+        let raw = UnsafeMutableRawPointer(buf.pointer)
+        let heap = raw.assumingMemoryBound(to: UInt64.self)
+        let top = (raw + heapB).assumingMemoryBound(to: Int32.self)
+        let cb = (raw + heapB + topB).assumingMemoryBound(to: Float.self)
+        let cs = (raw + heapB + topB + boxB).assumingMemoryBound(to: Float.self)
+        let cg = (raw + heapB + topB + boxB + scoreB).assumingMemoryBound(to: Int32.self)
+        let keepP = (raw + heapB + topB + boxB + scoreB + groupB).assumingMemoryBound(to: Int32.self)
+        let nmsScratch = raw + heapB + topB + boxB + scoreB + groupB + keepB
+        let tmp = (nmsScratch + nmsB).assumingMemoryBound(to: Float.self)   // anchor [4], deltas [4]
+        var nc = 0
+        for (li, head) in heads.enumerated() {
+            let (logits, deltas) = head
+            let fh = logits.height, fw = logits.width, hw = fh * fw
+            let lp = logits.pointer, dp = deltas.pointer
+            let got = Int(em_topk_anchors(lp, hw, Int32(a), Int32(counts[li]), heap, top))
+            if got < 0 { return reference(heads, sizes: s) }
+            let b = Self.baseAnchors[li]
+            let sy = s.paddedHeight / fh, sx = s.paddedWidth / fw
+            let anchor = tmp, d = tmp + 4
+            for t in 0..<got {
+                let i = Int(top[t])
+                let pix = i / a, ai = i % a
+                let oy = Float(pix / fw * sy), ox = Float(pix % fw * sx)
+                anchor[0] = ox + b[4 * ai]; anchor[1] = oy + b[4 * ai + 1]
+                anchor[2] = ox + b[4 * ai + 2]; anchor[3] = oy + b[4 * ai + 3]
+                for c in 0..<4 { d[c] = dp[(ai * 4 + c) * hw + pix] }
+                let o = cb + 4 * nc
+                coder.decode(d, box: anchor, into: o)
+                Boxes.clip(o, height: s.resizedHeight, width: s.resizedWidth)
+                let logit = lp[ai * hw + pix]
+                let score = 1 / (1 + expf(-logit))
+                if Boxes.isLargeEnough(o, minSize: minSize) && score >= 0 {
+                    cs[nc] = score; cg[nc] = Int32(li); nc += 1
+                }
+            }
+        }
+        var kept = -1
+        if nc > 1000 {
+            kept = Int(em_greedy_nms(cb, cs, cg, Int32(nc), Int32(heads.count), nmsThresh, Int32(postNMSTopN),
+                                     nmsScratch, keepP))
+        }
+        var boxes: [Float] = [], scores: [Float] = []
+        if kept >= 0 {
+            boxes.reserveCapacity(kept * 4); scores.reserveCapacity(kept)
+            for t in 0..<kept {
+                let i = Int(keepP[t])
+                boxes.append(contentsOf: UnsafeBufferPointer(start: cb + 4 * i, count: 4)); scores.append(cs[i])
+            }
+            return (boxes, scores)
+        }
+        // torchvision's small-count path (or a NaN score): Boxes.batchedNMS
+        let keep = Boxes.batchedNMS(boxes: cb, scores: cs, groups: (0..<nc).map { Int(cg[$0]) },
+                                    iouThreshold: nmsThresh, limit: postNMSTopN)
+        for i in keep.prefix(postNMSTopN) {
+            boxes.append(contentsOf: UnsafeBufferPointer(start: cb + 4 * i, count: 4)); scores.append(cs[i])
+        }
+        return (boxes, scores)
+    }
+
+    /// The plain version of `proposals` (every anchor made by Anchors.grid, a Swift heap for the
+    /// top-k): the spec of the C path, and what runs on a NaN logit.
+    func reference(_ heads: [(logits: FeatureMap, deltas: FeatureMap)], sizes s: ImageSizes)
         -> (boxes: [Float], scores: [Float])
     {
         let a = anchorsPerLocation
