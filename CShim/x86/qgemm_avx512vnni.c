@@ -306,6 +306,19 @@ static inline __attribute__((always_inline)) EM_VNNI void vnni_rqdc_pair48(
     *o2 = _mm512_castsi512_si256(_mm512_permutexvar_epi64(iq, _mm512_shuffle_epi8(u2, zip)));
 }
 
+// A deconvolution row pair's 2 nv interleaved bytes (buf) whose pixels span input rows: one run
+// per input row, from column x of the first (o: its output position).
+static inline void rqdc_store_rows(uint8_t *o, const uint8_t *buf, int x, int nv, int W, size_t W2) {
+    int xx = x, i = 0;
+    while (i < nv) {
+        const int seg = W - xx < nv - i ? W - xx : nv - i;
+        memcpy(o, buf + 2 * i, (size_t)2 * seg);
+        i += seg;
+        o += 2 * W2 - 2 * (size_t)xx; // (y, xx) -> (y + 1, 0) of the same (co, dy)
+        xx = 0;
+    }
+}
+
 // em_qukr_rqdc_fn of the 8x48 kernel (QOUT_DECONV): the sums as em_qukr_rq_u8s8_avx512vnni_8x48
 // (term where the accumulators start, or added with acc's tile); with 0 <= z_out <= 255, lo 0
 // or z_out and the layer's bound (t->nocl) each row pair by the pack path (vnni_rqdc_pair48),
@@ -348,14 +361,7 @@ EM_VNNI void em_qukr_rqdc_u8s8_avx512vnni_8x48(int kp, const void *wblk, const u
                 uint8_t buf[96];
                 _mm512_storeu_si512((void *)buf, v1);
                 _mm256_storeu_si256((__m256i *)(void *)(buf + 64), v2);
-                int xx = x, i = 0;
-                while (i < nv) {
-                    const int seg = W - xx < nv - i ? W - xx : nv - i;
-                    memcpy(o, buf + 2 * i, (size_t)2 * seg);
-                    i += seg;
-                    o += 2 * W2 - 2 * (size_t)xx; // (y, xx) -> (y + 1, 0) of the same (co, dy)
-                    xx = 0;
-                }
+                rqdc_store_rows(o, buf, x, nv, W, W2);
             }
         }
         return;
@@ -386,14 +392,7 @@ EM_VNNI void em_qukr_rqdc_u8s8_avx512vnni_8x48(int kp, const void *wblk, const u
             uint8_t buf[96];
 #pragma clang loop unroll(full)
             for (int q = 0; q < 6; q++) _mm_storeu_si128((__m128i *)(void *)(buf + 16 * q), v[q]);
-            int xx = x, i = 0;
-            while (i < nv) {
-                const int seg = W - xx < nv - i ? W - xx : nv - i;
-                memcpy(o, buf + 2 * i, (size_t)2 * seg);
-                i += seg;
-                o += 2 * W2 - 2 * (size_t)xx; // (y, xx) -> (y + 1, 0) of the same (co, dy)
-                xx = 0;
-            }
+            rqdc_store_rows(o, buf, x, nv, W, W2);
         }
     }
 }
