@@ -25,18 +25,28 @@ public enum Anchors {
         let sy = ph / fh, sx = pw / fw
         let a = aspectRatios.count
         var out = [Float](repeating: 0, count: fh * fw * a * 4)
-        var k = 0
-        for y in 0..<fh {
-            let oy = Float(y * sy)
-            for x in 0..<fw {
-                let ox = Float(x * sx)
-                for r in 0..<a {
-                    out[k] = ox + b[4 * r]; out[k + 1] = oy + b[4 * r + 1]
-                    out[k + 2] = ox + b[4 * r + 2]; out[k + 3] = oy + b[4 * r + 3]
-                    k += 4
+        out.withUnsafeMutableBufferPointer { o in
+            var k = 0
+            for y in 0..<fh {
+                for x in 0..<fw {
+                    for r in 0..<a {
+                        anchor(b, ratio: r, x: x, y: y, strideX: sx, strideY: sy, into: o.baseAddress! + k)
+                        k += 4
+                    }
                 }
             }
         }
         return out
+    }
+
+    /// Anchor `ratio` of feature pixel (x, y) of a level whose base anchors are `b` and whose
+    /// pixels are strideX x strideY input pixels apart: [x1, y1, x2, y2] at `o` (what grid makes,
+    /// and what the RPN makes for its selected anchors alone).
+    @inline(__always)
+    static func anchor(_ b: [Float], ratio r: Int, x: Int, y: Int, strideX sx: Int, strideY sy: Int,
+                       into o: UnsafeMutablePointer<Float>) {
+        let ox = Float(x * sx), oy = Float(y * sy)
+        o[0] = ox + b[4 * r]; o[1] = oy + b[4 * r + 1]
+        o[2] = ox + b[4 * r + 2]; o[3] = oy + b[4 * r + 3]
     }
 }

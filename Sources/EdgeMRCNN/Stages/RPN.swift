@@ -63,9 +63,7 @@ struct RPN {
             for t in 0..<got {
                 let i = Int(top[t])
                 let pix = i / a, ai = i % a
-                let oy = Float(pix / fw * sy), ox = Float(pix % fw * sx)
-                anchor[0] = ox + b[4 * ai]; anchor[1] = oy + b[4 * ai + 1]
-                anchor[2] = ox + b[4 * ai + 2]; anchor[3] = oy + b[4 * ai + 3]
+                Anchors.anchor(b, ratio: ai, x: pix % fw, y: pix / fw, strideX: sx, strideY: sy, into: anchor)
                 for c in 0..<4 { d[c] = dp[(ai * 4 + c) * hw + pix] }
                 let o = cb + 4 * nc
                 coder.decode(d, box: anchor, into: o)
