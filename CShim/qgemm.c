@@ -1049,20 +1049,24 @@ typedef struct {
 } qrun_ctx;
 
 #if !defined(__aarch64__)
-// x86: the next chunk's source rows of a 1x1 layer (QSRC_ROWS) and its residual rows prefetched
-// into L2 while the micro-kernel runs on this chunk, a few lines before each call (not the
-// convolutions' input: consecutive chunks share most of their input rows, which are in cache). The 1x1 layers of the backbone read 16 to
-// 1024 rows at a stride of N bytes, 48 bytes per panel from each: too many streams for the
-// hardware prefetchers, so the panel builder waited on L3 for most lines (single-threaded
-// layer1.1.conv1: panel building took 74% of the kernel's time). Prefetches do not change any
-// result.
+// x86: the next chunk's source rows of a 1x1 layer (QSRC_ROWS) prefetched into L2 while the
+// micro-kernel runs on this chunk, a few lines before each call (not the convolutions' input:
+// consecutive chunks share most of their input rows, which are in cache). The 1x1 layers of the
+// backbone read 16 to 1024 rows at a stride of N bytes, 48 bytes per panel from each: too many
+// streams for the hardware prefetchers, so the panel builder waited on L3 for most lines
+// (single-threaded layer1.1.conv1: panel building took 74% of the kernel's time). Not the
+// residual rows: fused_slice reads them (and writes the output rows) channel block by block as 8
+// runs of the whole chunk, which the hardware prefetchers follow; prefetching them as well (up to
+// 8 lines before each call for layer1's conv3: M 256 rows of the chunk) made those layers 3-8%
+// slower single-layer (the prefetches wait for fill buffers the runs need). Prefetches do not
+// change any result.
 typedef struct {
     const uint8_t *base;
     size_t plane, lo, hi, off; // bytes [lo, hi) of each of nplanes planes plane bytes apart
     int nplanes, p;
 } pf_region;
 typedef struct {
-    pf_region r[2];
+    pf_region r[1];
     int nr, cur, per_call;
 } pf_plan;
 
@@ -1101,11 +1105,6 @@ static void pf_setup(pf_plan *f, const qjob *j, int n0, int n1, long calls) {
     if (j->src_kind == QSRC_ROWS) {
         pf_region_set(&f->r[f->nr], j->src, (size_t)j->ldk, j->q.K, (size_t)n0, (size_t)n1);
         lines += (size_t)j->q.K * ((size_t)(n1 - n0) / 64 + 2);
-        f->nr++;
-    }
-    if (j->out_kind == QOUT_CHW && j->res) {
-        pf_region_set(&f->r[f->nr], j->res, (size_t)j->N, j->q.M, (size_t)n0, (size_t)n1);
-        lines += (size_t)j->q.M * ((size_t)(n1 - n0) / 64 + 2);
         f->nr++;
     }
     long per = calls > 0 && f->nr > 0 ? (long)(lines / (size_t)calls) + 1 : 0;
@@ -1170,9 +1169,9 @@ static void fused_slice(const qjob *j, const em_qgemm_params *P, const qbufs *b,
 #else
     t.nocl = 0;
 #endif
-    // Single-slice layers (K <= KC: the 1x1 layers) and layers with a residual: channel block by
-    // block over the chunk's panels, so each block's 8 output (and residual) rows are written
-    // (read) as runs of the whole chunk; the output is then most of the memory traffic. Longer K:
+    // Single-slice layers (K <= KC: the 1x1 layers, layer1's 3x3) and layers with a residual:
+    // channel block by block over the chunk's panels, so each block's 8 output (and residual)
+    // rows are written (read) as runs of the whole chunk; the output is then most of the memory traffic. Longer K:
     // panel by panel, each panel's slice staying in L1 while every block's weights pass over it.
     const int gouter = !load || j->res;
     const int n1 = gouter ? gn : cn, n2 = gouter ? cn : gn;
@@ -1316,7 +1315,11 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
     // x86: K slices of 512; the channel group MG such that the chunk's int32 tiles (MG x cb tiles
     // of 8 x NR) stay within ~128 KB of L2 until the epilogue reads them. With MG fixed at 32 the
     // small-K layers (K 64: a chunk of 64 panels) wrote ~3 MB of tiles before reading them back.
-    const int KC = 512;
+    // K up to 640 in one slice (a 48-pixel panel of 30 KB and a weight block of 5 KB still fit
+    // in L1): layer1's 3x3 convolutions (K 576) ran a second slice of 64 k, whose calls cost
+    // nearly what the first slice's did besides the int32 tiles' store and reload (single-layer,
+    // single-threaded: 3% faster in one slice; the sums are exact in any slicing).
+    const int KC = Kpad <= 640 ? Kpad : 512;
     int MG = (int)((128 * 1024) / ((size_t)cb * 8 * NR * 4));
     if (MG < 1) MG = 1;
     if (MG > 32) MG = 32;
@@ -2437,7 +2440,7 @@ int em_qukr_rq_call(int K, const int8_t *w, const uint8_t *x, int rows, int nv, 
         goto done;
     int32_t tm[8];
     for (int i = 0; i < rows; i++) tm[i] = terms[i] + (P->xor_term ? 128 * q.rowsum[i] : 0);
-    const int KC = 512; // run_range's x86 K slice
+    const int KC = Kp <= 640 ? Kp : 512; // run_range's x86 K slice
     int k0 = 0;
     for (; k0 + KC < Kp; k0 += KC) // the slices before the last, as run_range
         for (int i0 = 0; i0 < 8; i0 += MR)

@@ -62,6 +62,9 @@ final class QKernelTests: XCTestCase {
             .init(cin: 3, h: 7, w: 97, cout: 8, kh: 3, kw: 3, stride: 1, pad: 0),
             .init(cin: 64, h: 9, w: 60, cout: 70, kh: 3, kw: 3, stride: 1, pad: 1, residual: true),
             .init(cin: 256, h: 14, w: 14, cout: 40, kh: 3, kw: 3, stride: 1, pad: 1, relu: true),
+            // x86: K up to 640 runs in one K slice (K 639: padded to 640), K 648 in two (512 + 136)
+            .init(cin: 71, h: 5, w: 31, cout: 20, kh: 3, kw: 3, stride: 1, pad: 1, relu: true),
+            .init(cin: 72, h: 5, w: 31, cout: 20, kh: 3, kw: 3, stride: 1, pad: 1, residual: true, relu: true),
         ]
         for c in cases { try Q.conv(c) }
     }
