@@ -110,6 +110,7 @@ typedef struct {
     int tap_cross; // panels may cross output rows (stride 1, OW == W: the input offset is linear)
 #if defined(__x86_64__)
     int rq_nocl; // em_qrq_tile.nocl of the layer (QOUT_CHW, QOUT_DECONV; set by qgemm_run)
+    int tw;      // QSRC_CONV: tiles of tw columns (em_qconv2d_u8_tiles; only with panel48_src), 0: none
 #endif
 } qjob;
 
@@ -1286,6 +1287,7 @@ static int panel48_src(const qjob *j, const em_qgemm_params *P, em_qpsrc *ps) {
     ps->Kpad = j->q.Kp;
     ps->H = j->H, ps->W = j->W, ps->KH = j->KH, ps->KW = j->KW, ps->stride = j->stride, ps->pad = j->pad;
     ps->OW = j->OW;
+    ps->tw = j->tw;
     ps->z = (uint8_t)j->q.z_in;
     return em_qpanel48_covers(ps);
 }
@@ -1343,6 +1345,7 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
 #if defined(__x86_64__)
     em_qpsrc ps;
     const int p48 = panel48_src(j, P, &ps) && P->src_panels_setup(&ps) == 0;
+    if (j->tw && !p48) return -1; // tiles: only these panels stop the taps at the tiles' edges
 #endif
     for (int c0 = pb_lo; c0 < pb_hi; c0 += cb) {
         int cn = pb_hi - c0 < cb ? pb_hi - c0 : cb;
@@ -1831,6 +1834,63 @@ int em_qconv2d_u8(const uint8_t *in, int Cin, int H, int W, int32_t z_in, const 
         return em_qconv2d_u8_ref(in, Cin, H, W, z_in, packed, Cout, KH, KW, stride, pad, mult,
                                  z_out, residual, z_res, res_mult, relu, out);
     return 0;
+}
+
+// em_qconv2d_u8 on tiles (em_qkernels.h). On the ISAs whose panels are built from the source
+// (em_qconv_tiles_direct: x86 avx512vnni) one GEMM whose panel masks stop the taps at the tiles'
+// edges (the separator columns are neither stored nor computed); elsewhere tile by tile through
+// copies (the same bytes; the callers lay their batches out with separator columns there).
+int em_qconv_tiles_direct(int Cin, int H, int W, int KH, int KW, int stride, int pad, int tw) {
+#if defined(__x86_64__)
+    const em_qgemm_params *P = em_qgemm_params_current();
+    qjob j;
+    memset(&j, 0, sizeof j);
+    j.q.K = Cin * KH * KW;
+    j.q.Kp = (j.q.K + 3) / 4 * 4;
+    j.N = H * W;
+    j.src_kind = QSRC_CONV;
+    j.H = H, j.W = W, j.KH = KH, j.KW = KW, j.stride = stride, j.pad = pad, j.tw = tw;
+    j.OW = (W + 2 * pad - KW) / stride + 1;
+    em_qpsrc ps;
+    return tw > 0 && W % tw == 0 && j.OW == W && stride == 1 && panel48_src(&j, P, &ps);
+#else
+    (void)Cin, (void)H, (void)W, (void)KH, (void)KW, (void)stride, (void)pad, (void)tw;
+    return 0;
+#endif
+}
+
+int em_qconv2d_u8_tiles(const uint8_t *in, int Cin, int H, int W, int32_t z_in, const void *packed,
+                        int Cout, int KH, int KW, int stride, int pad, int tw, const float *mult,
+                        int32_t z_out, int relu, uint8_t *out) {
+    if (!in || !out || tw <= 0 || W % tw != 0 || stride != 1 || (W + 2 * pad - KW) / stride + 1 != W) return -1;
+    if (tw == W)
+        return em_qconv2d_u8(in, Cin, H, W, z_in, packed, Cout, KH, KW, stride, pad, mult, z_out, NULL, 0, 0.0f,
+                             relu, out, NULL);
+#if defined(__x86_64__)
+    if (em_qconv_tiles_direct(Cin, H, W, KH, KW, stride, pad, tw)) {
+        qjob j;
+        if (conv_job(&j, in, Cin, H, W, z_in, packed, Cout, KH, KW, stride, pad, mult) != 0) return -1;
+        j.tw = tw;
+        j.out_kind = QOUT_CHW;
+        j.out = out;
+        j.z_out = z_out;
+        j.lo = relu ? z_out : 0;
+        if (qgemm_run(&j) == 0) return 0;
+    }
+#endif
+    const int OH = (H + 2 * pad - KH) / stride + 1, nt = W / tw;
+    uint8_t *ti = (uint8_t *)malloc((size_t)Cin * H * tw), *to = (uint8_t *)malloc((size_t)Cout * OH * tw);
+    int rc = ti && to ? 0 : -1;
+    for (int t = 0; t < nt && rc == 0; t++) {
+        for (int r = 0; r < Cin * H; r++) memcpy(ti + (size_t)r * tw, in + (size_t)r * W + (size_t)t * tw, tw);
+        rc = em_qconv2d_u8(ti, Cin, H, tw, z_in, packed, Cout, KH, KW, stride, pad, mult, z_out, NULL, 0, 0.0f,
+                           relu, to, NULL);
+        for (int r = 0; r < Cout * OH && rc == 0; r++)
+            memcpy(out + (size_t)r * W + (size_t)t * tw, to + (size_t)r * tw, tw);
+    }
+    free(ti);
+    free(to);
+    return rc;
 }
 
 int em_qconv2d_u8_f32(const uint8_t *in, int Cin, int H, int W, int32_t z_in, const void *packed,

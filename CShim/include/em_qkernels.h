@@ -105,6 +105,16 @@ int em_qconv2d_u8(const uint8_t *in, int Cin, int H, int W, int32_t z_in, const 
                   int Cout, int KH, int KW, int stride, int pad, const float *mult, int32_t z_out,
                   const uint8_t *residual, int32_t z_res, float res_mult, int relu, uint8_t *out,
                   void *scratch);
+// em_qconv2d_u8 (no residual) on an input of tiles: the W columns are W / tw images of tw
+// columns side by side, each convolved on its own (its padding, not its neighbours' columns, at
+// its edges), into the output's tiles likewise. Stride 1 and same width (OW == W); tw divides W.
+// The RoI heads' side-by-side batches without separator columns (Executor.sideBySide).
+// em_qconv_tiles_direct: 1 when the ISA in use runs it as one GEMM (x86 avx512vnni); elsewhere it
+// runs tile by tile through copies (the same bytes, slower: the callers keep separators there).
+int em_qconv_tiles_direct(int Cin, int H, int W, int KH, int KW, int stride, int pad, int tw);
+int em_qconv2d_u8_tiles(const uint8_t *in, int Cin, int H, int W, int32_t z_in, const void *packed,
+                        int Cout, int KH, int KW, int stride, int pad, int tw, const float *mult,
+                        int32_t z_out, int relu, uint8_t *out);
 int em_qconv2d_u8_ref(const uint8_t *in, int Cin, int H, int W, int32_t z_in, const void *packed,
                       int Cout, int KH, int KW, int stride, int pad, const float *mult,
                       int32_t z_out, const uint8_t *residual, int32_t z_res, float res_mult,

@@ -22,6 +22,10 @@ typedef struct em_qpsrc {
     // src[(ci * H + iy) * W + ix] at iy = oy * stride - pad + ky, ix = ox * stride - pad + kx,
     // or z outside the input.
     int H, W, KH, KW, stride, pad, OW;
+    // EM_QPS_CONV, 0 < tw < W: the columns form tiles of tw (W a multiple of tw; stride 1,
+    // OW == W), each its own image: a tap outside its pixel's tile reads z (the RoI heads' batches
+    // laid side by side without separator columns). 0: no tiles.
+    int tw;
     uint8_t z;
 } em_qpsrc;
 

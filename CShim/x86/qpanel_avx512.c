@@ -39,6 +39,7 @@ int em_qpanel48_covers(const em_qpsrc *s) {
     if (s->kind == EM_QPS_ROWS) return 1;
     if (s->kind != EM_QPS_CONV) return 0;
     if ((s->stride != 1 && s->stride != 2) || s->KH * s->KW > MAXTAP) return 0;
+    if (s->tw > 0 && s->tw < s->W && !(is_linear(s) && s->W % s->tw == 0)) return 0;
     // a panel spans at most 47 / OW + 2 output rows
     if (!is_linear(s) && 47 / s->OW + 2 > MAXSEG) return 0;
     return 1;
@@ -123,9 +124,12 @@ static void conv_masks(const em_qpsrc *s, int pn, int nv, pmask *g) {
     const int st = s->stride, pad = s->pad, W = s->W, H = s->H, OW = s->OW, KW = s->KW, KH = s->KH;
     const int T = KH * KW + 1, lin = is_linear(s);
     const uint64_t even = 0x5555555555555555ull;
+    // segments: runs of output row (tiles: of a tile's row) whose valid taps share the columns
+    const int tiled = s->tw > 0 && s->tw < W, cw = tiled ? s->tw : W;
     int oy = pn / OW, ox = pn - oy * OW, ns = 0;
     for (int p = 0; p < nv;) {
-        const int len = OW - ox < nv - p ? OW - ox : nv - p;
+        const int tx = tiled ? ox % cw : ox, end = tiled ? ox - tx + cw : OW; // (tx: column in the tile)
+        const int len = end - ox < nv - p ? end - ox : nv - p;
         const int sg = lin ? 0 : ns;
         uint64_t *m = g->m + (size_t)sg * T * 2;
         if (!lin || p == 0) {
@@ -138,7 +142,7 @@ static void conv_masks(const em_qpsrc *s, int pn, int nv, pmask *g) {
         const int kw8 = KW < 8 ? KW : 8;
         for (int kx = 0; kx < kw8; kx++) {
             int tlo, thi;
-            col_range(ox * st - pad + kx, st, W, len, &tlo, &thi);
+            col_range(tx * st - pad + kx, st, cw, len, &tlo, &thi);
             const int a = p + tlo, b = p + thi;
             clo[kx] = st == 1 ? bits(a, b) : bits(2 * a, 2 * b) & even;
             chi[kx] = st == 1 ? 0 : bits(2 * a - 64, 2 * b - 64) & even;
@@ -152,7 +156,7 @@ static void conv_masks(const em_qpsrc *s, int pn, int nv, pmask *g) {
                     lo = clo[kx], hi = chi[kx];
                 } else {
                     int tlo, thi;
-                    col_range(ox * st - pad + kx, st, W, len, &tlo, &thi);
+                    col_range(tx * st - pad + kx, st, cw, len, &tlo, &thi);
                     const int a = p + tlo, b = p + thi;
                     lo = st == 1 ? bits(a, b) : bits(2 * a, 2 * b) & even;
                     hi = st == 1 ? 0 : bits(2 * a - 64, 2 * b - 64) & even;
@@ -162,8 +166,8 @@ static void conv_masks(const em_qpsrc *s, int pn, int nv, pmask *g) {
             }
         }
         p += len;
-        ox = 0;
-        oy++;
+        ox += len;
+        if (ox == OW) ox = 0, oy++;
     }
     g->nseg = ns;
 }

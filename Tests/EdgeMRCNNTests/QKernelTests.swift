@@ -81,6 +81,21 @@ final class QKernelTests: XCTestCase {
 
     func testBlockWindow() throws { try Q.blockWindow() }
 
+    /// The mask head's shape (256 channels, 14x14 RoIs, 7 side by side) on tiles, and the ISAs
+    /// that run it as one GEMM: x86 avx512vnni (where Executor.sideBySidePitch drops the
+    /// separator columns).
+    func testConvTiles() throws {
+        try Q.tiles((256, 14, 14, 7, 12, 3, true))
+        let saved = em_isa_current()
+        defer { _ = em_isa_set(saved) }
+        for isa in 0..<Int32(EM_ISA_COUNT.rawValue) where em_isa_supported(isa) != 0 {
+            _ = em_isa_set(isa)
+            let direct = em_qconv_tiles_direct(256, 14, 14 * 16, 3, 3, 1, 1, 14)
+            XCTAssertEqual(direct != 0, String(cString: em_isa_name(isa)) == "avx512vnni", "\(String(cString: em_isa_name(isa)))")
+            XCTAssertEqual(em_qconv_tiles_direct(256, 14, 14 * 16 + 1, 3, 3, 1, 1, 14), 0)
+        }
+    }
+
     func testPackConcat() throws { try Q.packConcat() }
 
     func testLinear() throws {
@@ -138,7 +153,7 @@ final class QKernelTests: XCTestCase {
     }
 
     func testSelfCheckListRegistered() {
-        XCTAssertEqual(SelfTest.qkernelChecks.count, 7)
+        XCTAssertEqual(SelfTest.qkernelChecks.count, 8)
         XCTAssertTrue(SelfTest.all.contains { $0.name.hasPrefix("qkernels:") })
     }
 }

@@ -29,6 +29,9 @@ extension SelfTest {
                 try QKernelCheck.blockWindow()
                 try QKernelCheck.packConcat()
             },
+            SelfCheck("qkernels: conv2d u8 on tiles (side-by-side RoIs) vs the reference per tile, all ISAs") {
+                for c in QKernelCheck.tileCases { try QKernelCheck.tiles(c) }
+            },
             SelfCheck("qkernels: uint8 RoIAlign vs the float round trip, CHW->HWC, all ISAs") {
                 try QKernelCheck.transpose()
                 for c in QKernelCheck.roiCases { try QKernelCheck.roiAlign(c) }
@@ -267,6 +270,56 @@ enum QKernelCheck {
     /// float-output reference: the block's channels in the window, bit for bit, nothing written
     /// past them; bad blocks and windows refused. Also a K of two x86 slices (516) with 28 x 28
     /// windows inside wider rows, 17 panels of 48 pixels (x86 avx512vnni builds them from the window).
+    /// em_qconv2d_u8_tiles cases: (cin, h, tile width, tiles, cout, kernel, relu). The x86
+    /// avx512vnni path: 48-pixel panels spanning several tiles and output rows, a tile ending
+    /// inside a panel, K not a multiple of 4, 5x5 taps, tiles of 1 column, 2 tiles (W <= 32).
+    static let tileCases: [(Int, Int, Int, Int, Int, Int, Bool)] = [
+        (37, 6, 14, 5, 21, 3, true), (16, 14, 14, 7, 9, 3, false), (3, 5, 7, 11, 8, 5, true),
+        (5, 4, 1, 50, 3, 3, false), (9, 3, 14, 2, 17, 3, true),
+    ]
+
+    /// The convolution on tiles (each tile of tw columns an image of its own) equals the
+    /// reference run on each tile alone, on every ISA at 1 and 3 threads; nothing written past it.
+    static func tiles(_ c: (cin: Int, h: Int, tw: Int, nt: Int, cout: Int, k: Int, relu: Bool)) throws {
+        var r = Rng(UInt64(c.cin * 7919 + c.tw * 131 + c.nt))
+        let w = c.tw * c.nt, kk = c.cin * c.k * c.k, pad = c.k / 2
+        let x = inputs(c.cin * c.h * w, 0, &r), wt = weights(c.cout * kk, 0, &r)
+        let zIn = Int32(r.below(256)), zOut = Int32(r.below(256))
+        let bias = (0..<c.cout).map { _ in Int32(r.below(20001) - 10000) }
+        let mult = mults(c.cout, k: kk, mode: 0, &r)
+        let p = try pack(wt, m: c.cout, k: kk, zIn: zIn, bias: bias)
+        let what = "conv on \(c.nt) tiles of \(c.cin)x\(c.h)x\(c.tw)->\(c.cout) k\(c.k) relu \(c.relu)"
+        var want = [UInt8](repeating: 0, count: c.cout * c.h * w)
+        for t in 0..<c.nt {
+            var xt = [UInt8](repeating: 0, count: c.cin * c.h * c.tw), yt = [UInt8](repeating: 0, count: c.cout * c.h * c.tw)
+            for row in 0..<(c.cin * c.h) { for i in 0..<c.tw { xt[row * c.tw + i] = x[row * w + t * c.tw + i] } }
+            let rc = p.withUnsafeBytes {
+                em_qconv2d_u8_ref(xt, Int32(c.cin), Int32(c.h), Int32(c.tw), zIn, $0.baseAddress, Int32(c.cout), Int32(c.k),
+                                  Int32(c.k), 1, Int32(pad), mult, zOut, nil, 0, 0, c.relu ? 1 : 0, &yt)
+            }
+            try SelfTest.expect(rc == 0, "\(what): reference refused")
+            for row in 0..<(c.cout * c.h) { for i in 0..<c.tw { want[row * w + t * c.tw + i] = yt[row * c.tw + i] } }
+        }
+        try forEachISA { isa, threads in
+            var got = [UInt8](repeating: sentinel, count: want.count + tail)
+            let rc = p.withUnsafeBytes {
+                em_qconv2d_u8_tiles(x, Int32(c.cin), Int32(c.h), Int32(w), zIn, $0.baseAddress, Int32(c.cout), Int32(c.k),
+                                    Int32(c.k), 1, Int32(pad), Int32(c.tw), mult, zOut, c.relu ? 1 : 0, &got)
+            }
+            try SelfTest.expect(rc == 0, "\(what) [\(isa), \(threads) threads]: refused")
+            try same(got, want, "\(what) [\(isa), \(threads) threads]")
+        }
+        // not tiles of the width, or not a same-size stride-1 convolution: refused
+        var out = [UInt8](repeating: 0, count: want.count)
+        let bad = p.withUnsafeBytes { b in
+            [em_qconv2d_u8_tiles(x, Int32(c.cin), Int32(c.h), Int32(w), zIn, b.baseAddress, Int32(c.cout), Int32(c.k), Int32(c.k),
+                                 1, Int32(pad), Int32(w + 1), mult, zOut, 0, &out),
+             em_qconv2d_u8_tiles(x, Int32(c.cin), Int32(c.h), Int32(w), zIn, b.baseAddress, Int32(c.cout), Int32(c.k), Int32(c.k),
+                                 1, 0, Int32(c.tw), mult, zOut, 0, &out)]
+        }
+        try SelfTest.expect(bad == [-1, -1], "\(what): bad tiles accepted")
+    }
+
     static func blockWindow() throws {
         try blockWindow(cin: 37, h: 6, w: 23, windows: [(0, 0, 0, 6, 23), (1, 1, 5, 4, 9), (2, 2, 17, 3, 6)], seed: 4242)
         try blockWindow(cin: 516, h: 29, w: 40, windows: [(1, 0, 3, 28, 28), (2, 1, 11, 28, 29)], seed: 4343)

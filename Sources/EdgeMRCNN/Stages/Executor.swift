@@ -223,8 +223,9 @@ extension Executor {
     /// outputs and conversions from `bufs`; scale: `bound(elements)` gives the planning bound of a
     /// buffer of that many elements. `final` receives the last layer's output if given.
     /// `afterEach` runs after each layer (sideBySide re-zeroes its separators).
+    /// `tile`: Layer.run's (the input's columns are images of `tile` columns), 0: none.
     func chain(_ defs: [LayerDef], _ x: Act, _ bufs: HeadBuffers, bound: (Int) -> Int, final: Act? = nil,
-               reserveWidth: Int = 0, _ ws: Workspace, afterEach: ((LayerDef, Act) -> Void)? = nil) throws -> Act {
+               reserveWidth: Int = 0, tile: Int = 0, _ ws: Workspace, afterEach: ((LayerDef, Act) -> Void)? = nil) throws -> Act {
         var cur = x
         for (i, d) in defs.enumerated() {
             let l = layer(d.name)
@@ -237,7 +238,7 @@ extension Executor {
             let s = l.outputShape(xin)
             let out = i == defs.count - 1 && final != nil
                 ? final! : bufs.take(s.c, s.h, s.w, q: l.outputParams, bound: bound(s.c * s.h * s.w))
-            try l.run(xin, into: out, ws, reserveWidth: reserveWidth)
+            try l.run(xin, into: out, ws, reserveWidth: reserveWidth, tile: tile)
             bufs.give(xin)
             afterEach?(d, out)
             cur = out
@@ -247,31 +248,60 @@ extension Executor {
 }
 
 extension Executor {
-    /// Runs the layer chain `defs` on `n` RoIs of [c, p, p] laid side by side, in batches of
-    /// `ws.maskBatch`: one [c, p, W] map per batch with one zero (zero-point) column between
-    /// neighbours, so each padded layer runs as one large GEMM and still sees exactly the zeros
-    /// torchvision's per-RoI padding gives; the separators are re-zeroed after every layer whose
-    /// reader reads neighbours. The mask head, the keypoint head and v2's box-head convolutions
-    /// run this way. `fill(start, count, x)` writes RoIs start..<start+count into the batch map
-    /// (already zeroed, RoI r at column r * (p + 1)); `use(start, count, y, bound)` receives the
-    /// chain's output (and gives its buffers back to `bufs`).
-    func sideBySide(_ defs: [LayerDef], rois n: Int, channels c: Int, size p: Int, q: QParams?,
+    /// The column pitch of RoIs in sideBySide's batches of the chain `defs` on [c, p, p] RoIs: p
+    /// (no separator columns: every layer that reads neighbours an int8 same-size convolution
+    /// before any layer that changes the size, run on tiles of p columns as one GEMM by the ISA in
+    /// use, em_qconv_tiles_direct), else p + 1.
+    func sideBySidePitch(_ defs: [LayerDef], size p: Int, q: QParams?, _ ws: Workspace) -> Int {
+        guard q != nil, ws.layerObserver == nil, ws.hook == nil, ws.maskBatch > 1 else { return p + 1 }
+        var resized = false
+        for d in defs {
+            let l = layer(d.name)
+            guard l.isInt8, l.inputParams != nil else { return p + 1 }
+            if case .conv(let k, 1, let pad) = d.op, 2 * pad + 1 == k {
+                if !d.op.readsNeighbours { continue }
+                guard !resized, l.outputParams != nil, d.residual == nil,
+                      em_qconv_tiles_direct(Int32(d.cin), Int32(p), Int32(2 * p), Int32(k), Int32(k), 1, Int32(pad), Int32(p)) != 0
+                else { return p + 1 }
+                continue
+            }
+            if d.op.readsNeighbours { return p + 1 }
+            resized = true
+        }
+        return p
+    }
+
+    /// Runs the layer chain `defs` on `n` RoIs of [c, p, p] laid side by side, in batches of at
+    /// most `ws.maskBatch`, as few as that allows and of equal sizes (100 RoIs at 16: 15, 15, 14
+    /// x 5, not 16 x 6 and a last batch of 4): one [c, p, W] map per batch, so each padded layer
+    /// runs as one large GEMM and still sees exactly the zeros torchvision's per-RoI padding
+    /// gives: with `pitch` p + 1
+    /// (the default) one zero (zero-point) column between neighbours, re-zeroed after every layer
+    /// whose reader reads neighbours; with pitch p (sideBySidePitch) none, the convolutions
+    /// running on tiles of p columns. The mask head, the keypoint head and v2's box-head
+    /// convolutions run this way. `fill(start, count, x)` writes RoIs start..<start+count into
+    /// the batch map (already zeroed, RoI r at column r * pitch); `use(start, count, y, bound)`
+    /// receives the chain's output (and gives its buffers back to `bufs`).
+    func sideBySide(_ defs: [LayerDef], rois n: Int, channels c: Int, size p: Int, q: QParams?, pitch: Int? = nil,
                     _ bufs: HeadBuffers, _ ws: Workspace,
                     fill: (_ start: Int, _ count: Int, _ x: Act) throws -> Void,
                     use: (_ start: Int, _ count: Int, _ y: Act, _ bound: (Int) -> Int) throws -> Void) throws {
-        let pitch = p + 1
-        let g = min(max(ws.maskBatch, 1), n)
-        let boundW = max(ws.maskBatch, 1) * pitch - 1
-        var start = 0
+        let pitch = pitch ?? p + 1, sep = pitch - p
+        let most = max(ws.maskBatch, 1)
+        let boundW = most * pitch - sep
+        // as few batches as `most` RoIs each allow, of equal size (+-1): no small last batch
+        let nb = (n + most - 1) / most
+        var start = 0, b = 0
         while start < n {
-            let cnt = min(g, n - start)
-            let w = cnt * pitch - 1
+            let cnt = n / nb + (b < n % nb ? 1 : 0)
+            b += 1
+            let w = cnt * pitch - sep
             let bound = { (e: Int) in e / w * boundW }
             let x = bufs.take(c, p, w, q: q, bound: c * p * boundW)
             if let q = q { x.u8.initialize(repeating: UInt8(q.zeroPoint), count: c * p * w) } else { x.f32.initialize(repeating: 0, count: c * p * w) }
             try fill(start, cnt, x)
-            let y = try chain(defs, x, bufs, bound: bound, reserveWidth: boundW, ws) { d, y in
-                guard cnt > 1, let i = defs.firstIndex(where: { $0.name == d.name }), i + 1 < defs.count,
+            let y = try chain(defs, x, bufs, bound: bound, reserveWidth: boundW, tile: sep == 0 ? p : 0, ws) { d, y in
+                guard sep > 0, cnt > 1, let i = defs.firstIndex(where: { $0.name == d.name }), i + 1 < defs.count,
                       defs[i + 1].op.readsNeighbours else { return }
                 let rows = y.channels * y.height
                 if let q = y.q {
@@ -302,8 +332,8 @@ extension Executor {
     /// RoIs start..<start+count pooled into a side-by-side batch map `x` (uint8 maps: RoIAlign
     /// straight into it; float maps: copied from `pooled`, every RoI pooled at once before).
     func fillPooled(_ x: Act, levels: [Act], boxes: [Float], pooled: FloatBuffer?, start: Int, count cnt: Int,
-                    channels c: Int, size p: Int, sampling: Int, sizes s: ImageSizes) throws {
-        let pitch = p + 1, w = x.width
+                    channels c: Int, size p: Int, pitch: Int? = nil, sampling: Int, sizes s: ImageSizes) throws {
+        let pitch = pitch ?? p + 1, w = x.width
         if let q = x.q {
             try boxes.withUnsafeBufferPointer { bp in
                 try MultiScaleRoIAlign.runU8(levels, boxes: bp.baseAddress! + 4 * start, count: cnt, sizes: s, output: p,

@@ -136,17 +136,20 @@ final class Layer {
     /// output precisions, `out` in its output precision. `reserveWidth`: the largest width this
     /// call site passes (planning runs reserve the deconvolution scratch for it). Float layers
     /// report their output to the workspace's activation hook.
-    func run(_ x: Act, into out: Act, _ ws: Workspace, residual: Act? = nil, reserveWidth: Int = 0) throws {
+    /// `tile`: > 0 when x's columns are images of `tile` columns side by side, each convolved on
+    /// its own (int8 same-size convolutions: em_qconv2d_u8_tiles; Executor.sideBySide's batches
+    /// without separator columns).
+    func run(_ x: Act, into out: Act, _ ws: Workspace, residual: Act? = nil, reserveWidth: Int = 0, tile: Int = 0) throws {
         if let clock = ws.layerClock {   // bench --layers: wall time of each weight layer
             let t0 = monotonicSeconds()
             defer { clock.add(def.name, monotonicSeconds() - t0) }
-            try runLayer(x, into: out, ws, residual: residual, reserveWidth: reserveWidth)
+            try runLayer(x, into: out, ws, residual: residual, reserveWidth: reserveWidth, tile: tile)
         } else {
-            try runLayer(x, into: out, ws, residual: residual, reserveWidth: reserveWidth)
+            try runLayer(x, into: out, ws, residual: residual, reserveWidth: reserveWidth, tile: tile)
         }
     }
 
-    private func runLayer(_ x: Act, into out: Act, _ ws: Workspace, residual: Act?, reserveWidth: Int) throws {
+    private func runLayer(_ x: Act, into out: Act, _ ws: Workspace, residual: Act?, reserveWidth: Int, tile: Int) throws {
         let d = def
         let cin = Int32(d.cin), cout = Int32(d.cout), h = Int32(x.height), w = Int32(x.width)
         var rc: Int32 = 0
@@ -154,6 +157,10 @@ final class Layer {
             let z = inQ.zeroPoint
             rc = mult.withUnsafeBufferPointer { m -> Int32 in
                 switch (d.op, outputParams) {
+                case (.conv(let k, let s, let p), let o?) where tile > 0 && tile < x.width && d.op.readsNeighbours:
+                    guard residual == nil else { return -1 }
+                    return em_qconv2d_u8_tiles(x.u8, cin, h, w, z, packed, cout, Int32(k), Int32(k), Int32(s), Int32(p),
+                                               Int32(tile), m.baseAddress, o.zeroPoint, d.relu ? 1 : 0, out.u8)
                 case (.conv(let k, let s, let p), let o?):
                     return em_qconv2d_u8(x.u8, cin, h, w, z, packed, cout, Int32(k), Int32(k), Int32(s), Int32(p),
                                          m.baseAddress, o.zeroPoint, residual?.u8, residual?.q?.zeroPoint ?? 0,

@@ -31,12 +31,13 @@ extension Executor {
         if n == 0 || defs.isEmpty { return out }
         let pool = defs[0], chainDefs = Array(defs.dropFirst().dropLast()), logits = layer(defs.last!.name)
         guard case .roiAlign(let p, let sampling) = pool.op else { fatalError("mask pool is not a RoIAlign") }
-        let c = pool.cout, pitch = p + 1
+        let c = pool.cout
         let (pq, pooled) = poolRoIs(pool, rois: n, levels: levels, boxes: boxes, sizes: s, ws)
+        let pitch = sideBySidePitch(chainDefs, size: p, q: pq, ws)
         let bufs = HeadBuffers(ws)
-        try sideBySide(chainDefs, rois: n, channels: c, size: p, q: pq, bufs, ws, fill: { start, cnt, x in
+        try sideBySide(chainDefs, rois: n, channels: c, size: p, q: pq, pitch: pitch, bufs, ws, fill: { start, cnt, x in
             try fillPooled(x, levels: levels, boxes: boxes, pooled: pooled, start: start, count: cnt,
-                           channels: c, size: p, sampling: sampling, sizes: s)
+                           channels: c, size: p, pitch: pitch, sampling: sampling, sizes: s)
         }, use: { start, cnt, up, bound in
             // the logits of the predicted label only
             var xin = up
