@@ -2069,6 +2069,88 @@ int em_qconv1x1_blocks_u8_f32(const uint8_t *in, int Cin, int H, int W, int32_t 
     return x.failed ? -1 : 0;
 }
 
+#if defined(__x86_64__)
+// em_qconv1x1_rows_u8_f32's tables (the calling thread's, grow only) and the B tables of the units
+// (each thread's own).
+static __thread uint8_t *q1tab, *q1scr;
+static __thread size_t q1tabcap, q1scrcap;
+
+
+typedef struct {
+    const em_q1rows *job;
+    em_q1rows_fn fn;
+    int x0, ystep, nyb, cstep, ncb, chunks, units;
+    int next;
+    volatile int failed;
+} q1rows_ctx;
+
+static void q1rows_task(void *v, int t) {
+    q1rows_ctx *x = (q1rows_ctx *)v;
+    (void)t;
+    if (grow(&q1scr, &q1scrcap, em_q1rows_scratch_bytes()) != 0) {
+        x->failed = 1;
+        return;
+    }
+    // units taken in turn: (block of window rows, group of 64-column chunks)
+    for (;;) {
+        const int u = __atomic_fetch_add(&x->next, 1, __ATOMIC_RELAXED);
+        if (u >= x->units) return;
+        const int b = u / x->ncb, cg = u - b * x->ncb, ya = b * x->ystep, c = cg * x->cstep;
+        const int yb = ya + x->ystep < x->job->wh ? ya + x->ystep : x->job->wh;
+        const int nch = x->chunks - c < x->cstep ? x->chunks - c : x->cstep;
+        if (x->fn(x->job, x->x0 + 64 * c, nch, ya, yb, q1scr) != 0) x->failed = 1;
+    }
+}
+#endif
+
+int em_qconv1x1_rows_u8_f32(const uint8_t *in, int Cin, int H, int W, int32_t z_in, const void *packed,
+                            int M, int count, const int32_t *rows, const int32_t *x0s, int y0, int wh,
+                            int ww, const float *deq, float *out) {
+    em_qw q;
+    if (!in || !out || !deq || !rows || !x0s || count <= 0 || em_qw_open(packed, &q) != 0) return -1;
+    if (Cin <= 0 || H <= 0 || W <= 0 || q.M != M || q.K != Cin || q.z_in != z_in) return -1;
+    if (wh <= 0 || ww <= 0 || y0 < 0 || y0 > H - wh) return -1;
+    for (int r = 0; r < count; r++)
+        if (rows[r] < 0 || rows[r] >= M || x0s[r] < 0 || x0s[r] > W - ww) return -1;
+#if defined(__x86_64__)
+    const em_qgemm_params *P = em_qgemm_params_current();
+    if (!P->rows1 || P->xor_term || ww < 8) return 1;
+    for (int r = 1; r < count; r++)
+        if (x0s[r] < x0s[r - 1] + ww) return 1; // not sorted and disjoint
+    // window r's weight dwords per group, terms and multipliers (16 entries of slack, zero)
+    const int G = (Cin + 3) / 4, ldw = count + 16;
+    const size_t wbytes = (size_t)G * ldw * 4;
+    if (grow(&q1tab, &q1tabcap, wbytes + (size_t)ldw * 8) != 0) return 1; // (no memory: not done)
+    int32_t *wt = (int32_t *)(void *)q1tab, *terms = (int32_t *)(void *)(q1tab + wbytes);
+    float *deqs = (float *)(void *)(q1tab + wbytes + (size_t)ldw * 4);
+    memset(q1tab, 0, wbytes + (size_t)ldw * 8);
+    for (int r = 0; r < count; r++) {
+        const int m = rows[r];
+        const int8_t *blk = q.w + (size_t)(m >> 3) * q.Kp * 8 + (m & 7) * 4;
+        for (int g = 0; g < G; g++) wt[(size_t)g * ldw + r] = em_ld32(blk + (size_t)g * 32);
+        terms[r] = q.term[m];
+        deqs[r] = deq[m];
+    }
+    em_q1rows j = {in, Cin, H, W, wt, ldw, terms, deqs, x0s, count, y0, wh, ww, out};
+    // units of R window rows (4..8) x up to 8 chunks of 64 columns; R such that the threads'
+    // shares (units taken in turn) end together: least rows per thread, then the larger R (28
+    // rows at 2 threads: 4 units of 7)
+    const int span = x0s[count - 1] + ww - x0s[0], chunks = (span + 63) / 64, ncb = (chunks + 7) / 8;
+    const int nth = em_num_threads();
+    int R = 8, best = 0;
+    for (int r = 8; r >= 4; r--) {
+        const int units = (wh + r - 1) / r * ncb, cost = (units + nth - 1) / nth * r;
+        if (r == 8 || cost < best) R = r, best = cost;
+    }
+    q1rows_ctx x = {&j, P->rows1, x0s[0], R, (wh + R - 1) / R, 8, ncb, chunks, 0, 0, 0};
+    x.units = x.nyb * x.ncb;
+    em_parallel(nth < x.units ? nth : x.units, q1rows_task, &x);
+    return x.failed ? 1 : 0;
+#else
+    return 1;
+#endif
+}
+
 int em_qdeconv2x2s2_u8(const uint8_t *in, int Cin, int H, int W, int32_t z_in, const void *packed,
                        int Cout, const float *mult, int32_t z_out, int relu, uint8_t *out,
                        void *scratch) {

@@ -234,7 +234,19 @@ final class Layer {
         }
         let t0 = ws.layerClock != nil ? monotonicSeconds() : 0
         defer { ws.layerClock?.add(def.name, monotonicSeconds() - t0) }
-        let blockOf = labels.map { Int32($0 / 8) }, x0s = columns.map { Int32($0) }
+        let x0s = columns.map { Int32($0) }
+        #if arch(x86_64)
+        // x86 avx512vnni: each window's label channel alone, straight from the map (1: not on this
+        // ISA or for these windows; then the blocks below)
+        let one = labels.map { Int32($0) }
+        let rc1 = mult.withUnsafeBufferPointer { d in
+            em_qconv1x1_rows_u8_f32(x.u8, Int32(def.cin), Int32(x.height), Int32(x.width), inQ.zeroPoint, packed,
+                                    Int32(def.cout), Int32(n), one, x0s, 0, Int32(m), Int32(m), d.baseAddress, dst)
+        }
+        if rc1 == 0 { return }
+        if rc1 != 1 { throw EdgeError("int8 layer \(def.name) rejected its arguments") }
+        #endif
+        let blockOf = labels.map { Int32($0 / 8) }
         let rc = mult.withUnsafeBufferPointer { d in
             em_qconv1x1_blocks_u8_f32(x.u8, Int32(def.cin), Int32(x.height), Int32(x.width), inQ.zeroPoint, packed,
                                       Int32(def.cout), Int32(n), blockOf, x0s, 0, Int32(m), Int32(m), d.baseAddress, blocks.f32)
