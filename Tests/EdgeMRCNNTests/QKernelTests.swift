@@ -104,6 +104,12 @@ final class QKernelTests: XCTestCase {
 
     func testPackConcat() throws { try Q.packConcat() }
 
+    /// The RPN head's shape on a small level (256 channels, 3x3, 15 head rows), plus the selftest cases.
+    func testConvHead() throws {
+        for c in Q.convHeadCases { try Q.convHead(c) }
+        try Q.convHead((256, 13, 17, 256, 3, 1, 15, true))
+    }
+
     func testLinear() throws {
         for c in Q.smallLinearCases { try Q.linear(c) }
         try Q.linear(.init(n: 33, k: 257, m: 70))

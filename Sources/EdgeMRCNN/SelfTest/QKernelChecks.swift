@@ -29,6 +29,7 @@ extension SelfTest {
                 try QKernelCheck.blockWindow()
                 try QKernelCheck.rowsWindows()
                 try QKernelCheck.packConcat()
+                for c in QKernelCheck.convHeadCases { try QKernelCheck.convHead(c) }
             },
             SelfCheck("qkernels: conv2d u8 on tiles (side-by-side RoIs) vs the reference per tile, all ISAs") {
                 for c in QKernelCheck.tileCases { try QKernelCheck.tiles(c) }
@@ -443,6 +444,67 @@ enum QKernelCheck {
         for (ls, xs, yy) in [([Int32(m), 0], [0, Int32(ww)], y0), ([-1], [0], y0), ([0], [Int32(w - ww + 1)], y0), ([0], [-1], y0),
                              ([0], [0], h - wh + 1), ([0], [0], -1)] {
             try SelfTest.expect(call(ls, xs, y0: yy) == -1, "\(what): bad label \(ls) / column \(xs) / row \(yy) accepted")
+        }
+    }
+
+    /// em_qconv2d_u8_head_f32 cases: (cin, h, w, cout, kernel, stride, head rows, relu). Several
+    /// pixel chunks per thread (x86: the head on each), a GEMM split over channel blocks (few
+    /// pixels, many blocks: the head after it), stride 2, head rows ending inside a block.
+    static let convHeadCases: [(Int, Int, Int, Int, Int, Int, Int, Bool)] = [
+        (37, 20, 40, 24, 3, 1, 15, true), (16, 5, 9, 64, 3, 1, 7, false), (9, 13, 17, 11, 3, 2, 9, true),
+        (21, 30, 70, 8, 1, 1, 3, true),
+    ]
+
+    /// The convolution with its head equals the two reference calls (uint8 output byte for byte,
+    /// the head's floats bit for bit) on every ISA at 1 and 3 threads, nothing written past
+    /// either; a head of another K or zero point refused.
+    static func convHead(_ c: (cin: Int, h: Int, w: Int, cout: Int, k: Int, stride: Int, hm: Int, relu: Bool)) throws {
+        var r = Rng(UInt64(c.cin * 31 + c.h * 7 + c.w + c.cout * 101 + c.hm))
+        let kk = c.cin * c.k * c.k, pad = c.k / 2
+        let oh = (c.h + 2 * pad - c.k) / c.stride + 1, ow = (c.w + 2 * pad - c.k) / c.stride + 1, n = oh * ow
+        let x = inputs(c.cin * c.h * c.w, 0, &r), wt = weights(c.cout * kk, 0, &r), wh = weights(c.hm * c.cout, 0, &r)
+        let zIn = Int32(r.below(256)), zOut = Int32(r.below(256))
+        let bias = (0..<c.cout).map { _ in Int32(r.below(20001) - 10000) }, hb = (0..<c.hm).map { _ in Int32(r.below(2001) - 1000) }
+        let mult = mults(c.cout, k: kk, mode: 0, &r), deq = (0..<c.hm).map { _ in r.unit() * 1e-3 }
+        let p = try pack(wt, m: c.cout, k: kk, zIn: zIn, bias: bias), ph = try pack(wh, m: c.hm, k: c.cout, zIn: zOut, bias: hb)
+        let what = "conv \(c.cin)x\(c.h)x\(c.w)->\(c.cout) k\(c.k) s\(c.stride) with a head of \(c.hm)"
+        var want = [UInt8](repeating: 0, count: c.cout * n), wantF = [Float](repeating: 0, count: c.hm * n)
+        let r0 = p.withUnsafeBytes {
+            em_qconv2d_u8_ref(x, Int32(c.cin), Int32(c.h), Int32(c.w), zIn, $0.baseAddress, Int32(c.cout), Int32(c.k), Int32(c.k),
+                              Int32(c.stride), Int32(pad), mult, zOut, nil, 0, 0, c.relu ? 1 : 0, &want)
+        }
+        let r1 = ph.withUnsafeBytes {
+            em_qconv2d_u8_f32_ref(want, Int32(c.cout), Int32(oh), Int32(ow), zOut, $0.baseAddress, Int32(c.hm), 1, 1, 1, 0, deq, &wantF)
+        }
+        try SelfTest.expect(r0 == 0 && r1 == 0, "\(what): reference refused")
+        try forEachISA { isa, threads in
+            var got = [UInt8](repeating: sentinel, count: want.count + tail), gotF = [Float](repeating: .nan, count: wantF.count + tail)
+            let rc = p.withUnsafeBytes { pc in
+                ph.withUnsafeBytes { pk in
+                    em_qconv2d_u8_head_f32(x, Int32(c.cin), Int32(c.h), Int32(c.w), zIn, pc.baseAddress, Int32(c.cout), Int32(c.k),
+                                           Int32(c.k), Int32(c.stride), Int32(pad), mult, zOut, c.relu ? 1 : 0, &got,
+                                           pk.baseAddress, Int32(c.hm), deq, &gotF)
+                }
+            }
+            try SelfTest.expect(rc == 0, "\(what) [\(isa), \(threads) threads]: refused")
+            try same(got, want, "\(what) [\(isa), \(threads) threads]")
+            for i in 0..<wantF.count where gotF[i].bitPattern != wantF[i].bitPattern {
+                throw EdgeError("check failed: \(what) [\(isa), \(threads) threads]: head row \(i / n) pixel \(i % n) is \(gotF[i]), reference \(wantF[i])")
+            }
+            try SelfTest.expect(gotF[wantF.count...].allSatisfy { $0.isNaN }, "\(what) [\(isa)]: wrote past the head's output")
+        }
+        // a head of another K, or for another zero point: refused
+        let bad1 = try pack(Array(wh.prefix(c.hm * (c.cout - 1))), m: c.hm, k: c.cout - 1, zIn: zOut, bias: hb)
+        let bad2 = try pack(wh, m: c.hm, k: c.cout, zIn: (zOut + 1) % 256, bias: hb)
+        var o = [UInt8](repeating: 0, count: want.count), f = [Float](repeating: 0, count: wantF.count)
+        for b in [bad1, bad2] {
+            let rc = p.withUnsafeBytes { pc in
+                b.withUnsafeBytes { pk in
+                    em_qconv2d_u8_head_f32(x, Int32(c.cin), Int32(c.h), Int32(c.w), zIn, pc.baseAddress, Int32(c.cout), Int32(c.k),
+                                           Int32(c.k), Int32(c.stride), Int32(pad), mult, zOut, 0, &o, pk.baseAddress, Int32(c.hm), deq, &f)
+                }
+            }
+            try SelfTest.expect(rc == -1, "\(what): a head of another K or zero point accepted")
         }
     }
 
