@@ -165,7 +165,9 @@ static void fill_qparams(void) {
     isa_qparams[EM_ISA_AVX512VNNI] = (em_qgemm_params){
         .name = "avx512vnni_8x48", .mr = 8, .nr = 48, .kstep = 4, .panel = EM_QP_K4,
         .ukr = em_qukr_u8s8_avx512vnni_8x48, .ukr_rq = em_qukr_rq_u8s8_avx512vnni_8x48, .ukr_rqdc = em_qukr_rqdc_u8s8_avx512vnni_8x48, 
-        .ukr_rqnm = em_qukr_rqnm_u8s8_avx512vnni_8x48, .prep = NULL, .prep_bytes_per_k = 0,
+        .ukr_rqnm = em_qukr_rqnm_u8s8_avx512vnni_8x48, .rows1 = em_q1rows_unit_avx512vnni,
+        .ukr_rqf = em_qukr_rqf_u8s8_avx512vnni_8x48,
+        .prep = NULL, .prep_bytes_per_k = 0,
         .src_panels_setup = em_qpanel48_setup, .src_panels = em_qpanels48_avx512,
         .cols_panel = em_qcols_panel48_avx512,
         .roi_grid_deq = em_qroi_grid_deq_avx512, .roi_grid_bins = em_qroi_grid_bins_avx512,

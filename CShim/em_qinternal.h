@@ -155,6 +155,39 @@ typedef struct em_qrq_nm {
 } em_qrq_nm;
 typedef void (*em_qukr_rqnm_fn)(int kp, const void *wblk, const uint8_t *panel, const int32_t *acc,
                                 const em_qrq_nm *t);
+// And for the float CHW outputs (QOUT_CHW_F32, x86): rows i < rows (1..8) x pixels p < nv as
+// (float)(sum + terms[i]) * mults[i] at dst + i * dst_ld + p, the driver's epilogue's floats
+// (int32 sum and term, one conversion, one multiply). Nothing else is written.
+typedef struct em_qrq_f32 {
+    const int32_t *terms; // [rows]
+    const float *mults;   // [rows]
+    float *dst;           // row i at dst + i * dst_ld (already at (m0, n0))
+    size_t dst_ld;
+    int nv, rows;
+} em_qrq_f32;
+typedef void (*em_qukr_rqf_fn)(int kp, const void *wblk, const uint8_t *panel, const int32_t *acc,
+                               const em_qrq_f32 *t);
+// One output channel per window of a 1x1 convolution with float output (em_qconv1x1_rows_u8_f32,
+// x86/q1rows_avx512vnni.c): windows r < count (sorted by column, disjoint, ww >= 8) of wh x ww
+// at column x0s[r], row y0 of the [Cin][H][W] map; window r's channel has the weight dwords
+// wt[g * ldw + r] (k 4 g .. 4 g + 3, g < (Cin + 3) / 4), the int32 term terms[r] and the
+// multiplier deqs[r] (the three arrays hold at least count + 16 entries), and its floats go to
+// out + r * wh * ww (row-major).
+typedef struct em_q1rows {
+    const uint8_t *in;
+    int Cin, H, W;
+    const int32_t *wt;
+    int ldw;
+    const int32_t *terms;
+    const float *deqs;
+    const int32_t *x0s;
+    int count, y0, wh, ww;
+    float *out;
+} em_q1rows;
+// The pixels of map columns [c0, c0 + 64 nch) (of the windows there; nch <= 8) on window rows
+// [ya, yb) (at most 8); scratch: 64-byte aligned, em_q1rows_scratch_bytes(). Returns 0, or -1
+// (more than 16 windows touch a chunk of 64 columns: not done).
+typedef int (*em_q1rows_fn)(const em_q1rows *j, int c0, int nch, int ya, int yb, void *scratch);
 #endif
 
 // Element-wise rows: rescaled add (em_qadd_u8 formula) and quantisation (em_quantize_f32_u8).
@@ -187,6 +220,8 @@ typedef struct em_qgemm_params {
 #if defined(__x86_64__)
     em_qukr_rqdc_fn ukr_rqdc; // NULL: the deconvolution's tiles go through the driver's epilogue
     em_qukr_rqnm_fn ukr_rqnm; // NULL: the linear layers' tiles go through the driver's epilogue
+    em_qukr_rqf_fn ukr_rqf;   // NULL: the float CHW tiles go through the driver's epilogue
+    em_q1rows_fn rows1;       // NULL: no one-channel-per-window kernel (em_qconv1x1_rows_u8_f32 returns 1)
     // Panels built straight from the source (x86/qpanel_avx512.c: EM_QP_K4, NR 48, AVX-512BW
     // masked loads), set up per layer and thread, then built per chunk. NULL: gathered.
     int (*src_panels_setup)(const struct em_qpsrc *s);
@@ -257,6 +292,10 @@ void em_qukr_rqdc_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uint8_t *
                                        const int32_t *acc, const em_qrq_dc *t);
 void em_qukr_rqnm_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uint8_t *panel,
                                        const int32_t *acc, const em_qrq_nm *t);
+void em_qukr_rqf_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uint8_t *panel,
+                                      const int32_t *acc, const em_qrq_f32 *t);
+int em_q1rows_unit_avx512vnni(const em_q1rows *j, int c0, int nch, int ya, int yb, void *scratch);
+size_t em_q1rows_scratch_bytes(void);
 // x86/qcols_avx512.c: the 48-pixel EM_QP_K4 panel of kc (a multiple of 4) values of k of pixels
 // p < nv at src + p * ldk (pixels nv..47: z), dst [kc / 4][48][4].
 void em_qcols_panel48_avx512(const uint8_t *src, long ldk, int nv, int kc, uint8_t z, uint8_t *dst);

@@ -77,7 +77,7 @@ static qbufs *thread_qbufs(size_t np, size_t nt, size_t nw) {
 enum { QSRC_ROWS = 0, QSRC_CONV = 1, QSRC_COLS = 2 };
 enum { QOUT_CHW = 0, QOUT_DECONV = 1, QOUT_NM_U8 = 2, QOUT_NM_F32 = 3, QOUT_CHW_F32 = 4, QOUT_CHW_I32 = 5 };
 
-typedef struct {
+typedef struct qjob {
     em_qw q;
     int N; // output pixels (GEMM columns)
     int src_kind;
@@ -111,6 +111,10 @@ typedef struct {
 #if defined(__x86_64__)
     int rq_nocl; // em_qrq_tile.nocl of the layer (QOUT_CHW, QOUT_DECONV; set by qgemm_run)
     int tw;      // QSRC_CONV: tiles of tw columns (em_qconv2d_u8_tiles; only with panel48_src), 0: none
+    // em_qconv2d_u8_head_f32: the 1x1 float-output job on this job's CHW uint8 output (QSRC_ROWS
+    // from out, the same N), run by run_range on each chunk of pixels as soon as the chunk's
+    // outputs are all written (while they are in cache); NULL: none
+    const struct qjob *head;
 #endif
 } qjob;
 
@@ -1202,12 +1206,14 @@ static void fused_slice(const qjob *j, const em_qgemm_params *P, const qbufs *b,
 
 #if defined(__x86_64__)
 // x86 ISAs whose requantising micro-kernel also stores the deconvolution's interleaved rows
-// (P->ukr_rqdc) and the linear layers' transposed [N][M] tiles (P->ukr_rqnm): 1 (QOUT_DECONV), 2
-// (QOUT_NM_U8 / QOUT_NM_F32) when this job's last K slice goes through fused_slice_x86, else 0.
+// (P->ukr_rqdc), the linear layers' transposed [N][M] tiles (P->ukr_rqnm) and float CHW rows
+// (P->ukr_rqf): 1 (QOUT_DECONV), 2 (QOUT_NM_U8 / QOUT_NM_F32), 3 (QOUT_CHW_F32: the RPN head's
+// logits and deltas) when this job's last K slice goes through fused_slice_x86, else 0.
 static int fused_x86_kind(const qjob *j, const em_qgemm_params *P) {
     if (P->prep || P->mr != 8) return 0;
     if (j->out_kind == QOUT_DECONV && P->ukr_rqdc) return 1;
     if ((j->out_kind == QOUT_NM_U8 || j->out_kind == QOUT_NM_F32) && P->ukr_rqnm) return 2;
+    if (j->out_kind == QOUT_CHW_F32 && P->ukr_rqf) return 3;
     return 0;
 }
 
@@ -1224,6 +1230,8 @@ static void fused_slice_x86(const qjob *j, const em_qgemm_params *P, const uint8
     const size_t tile = (size_t)8 * NR;
     em_qrq_dc d;
     em_qrq_nm m;
+    em_qrq_f32 f;
+    f.dst_ld = (size_t)j->N;
     d.z_out = m.z_out = j->z_out;
     d.lo = m.lo = j->lo;
     d.out = j->out;
@@ -1231,6 +1239,27 @@ static void fused_slice_x86(const qjob *j, const em_qgemm_params *P, const uint8
     d.W = j->dW;
     d.nocl = j->rq_nocl;
     m.M = (size_t)j->q.M;
+    if (kind == 3) {
+        // float CHW rows (the RPN head: 2 blocks): panel by panel, all blocks while the panel is
+        // in L1 (block by block over the chunk's panels read each from L2 again: single-threaded
+        // harness, the 5 levels' 15 rows, ~20% slower)
+        for (int c = 0; c < cn; c++) {
+            const uint8_t *pan = panel + (size_t)c * pbytes;
+            const int n0 = (c0 + c) * NR;
+            f.nv = j->N - n0 < NR ? j->N - n0 : NR;
+            for (int g = 0; g < gn; g++) {
+                const int m0 = (g0 + g) * 8;
+                f.rows = j->q.M - m0 < 8 ? j->q.M - m0 : 8;
+                f.terms = j->terms + m0;
+                f.mults = j->mult + m0;
+                f.dst = j->outf + (size_t)m0 * j->N + n0;
+                if (pf) pf_step(pf);
+                P->ukr_rqf(kcu, j->q.w + ((size_t)(g0 + g) * Kp + k0) * 8, pan,
+                           load ? accs + ((size_t)g * cb + c) * tile : NULL, &f);
+            }
+        }
+        return;
+    }
     for (int g = 0; g < gn; g++) {
         const int m0 = (g0 + g) * 8, rows = j->q.M - m0 < 8 ? j->q.M - m0 : 8;
         d.rows = m.rows = rows;
@@ -1484,6 +1513,18 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
                     epilogue(j, P, accs + ((size_t)g * cb + c) * tile, NR, (g0 + g) * 8, 8, n0, nv);
             }
         }
+#if defined(__x86_64__)
+        if (j->head) {
+            // every channel of the chunk's pixels is written (the range covers all blocks: see
+            // qgemm_run): the head's GEMM on them, its pixel blocks the same NR-wide ones. It may
+            // grow this thread's buffers (no state of this chunk is left in them): accs again.
+            if (run_range(j->head, P, c0, c0 + cn, 0, j->head->q.Mp / 8) != 0) return -1;
+            b = thread_qbufs(pbytes * cb + tile * 4 * MG * cb, pbytes * cb + 64,
+                             P->prep && !j->wprep ? P->prep_bytes_per_k * kcmax * MG : 1);
+            if (!b) return -1;
+            accs = (int32_t *)(b->panel + pbytes * cb);
+        }
+#endif
     }
     return 0;
 }
@@ -1733,9 +1774,27 @@ static int qgemm_run(const qjob *j0) {
         }
         x.ntasks = nth < x.tiles ? nth : x.tiles;
     }
+#if defined(__x86_64__)
+    // a head on the output: per chunk when every range covers all channel blocks (one task, or
+    // the tasks split the pixels), else after the whole GEMM
+    const qjob *after = NULL;
+    if (jp.head && x.ntasks > 1 && !x.split_n) {
+        after = jp.head;
+        jp.head = NULL;
+    }
+    int rc;
+    if (x.ntasks <= 1) {
+        rc = run_range(j, P, 0, npb, 0, nmb);
+    } else {
+        em_parallel(x.ntasks, run_task, &x);
+        rc = x.failed ? -1 : 0;
+    }
+    return rc == 0 && after ? qgemm_run(after) : rc;
+#else
     if (x.ntasks <= 1) return run_range(j, P, 0, npb, 0, nmb);
     em_parallel(x.ntasks, run_task, &x);
     return x.failed ? -1 : 0;
+#endif
 }
 
 // ---------------------------------------------------------------- portable micro-kernel + row
@@ -1906,6 +1965,55 @@ int em_qconv2d_u8_f32(const uint8_t *in, int Cin, int H, int W, int32_t z_in, co
     return 0;
 }
 
+#if defined(__x86_64__)
+static __thread int32_t *headterms;
+static __thread size_t headtermcap;
+#endif
+
+int em_qconv2d_u8_head_f32(const uint8_t *in, int Cin, int H, int W, int32_t z_in, const void *packed, int Cout,
+                           int KH, int KW, int stride, int pad, const float *mult, int32_t z_out, int relu,
+                           uint8_t *out, const void *head_packed, int head_M, const float *head_deq,
+                           float *head_out) {
+    qjob j;
+    if (!out || !head_out || !head_deq || conv_job(&j, in, Cin, H, W, z_in, packed, Cout, KH, KW, stride, pad, mult) != 0)
+        return -1;
+    em_qw hq;
+    if (em_qw_open(head_packed, &hq) != 0 || hq.M != head_M || hq.K != Cout || hq.z_in != z_out) return -1;
+#if defined(__x86_64__)
+    // the head: a 1x1 float-output job on the output rows, with its terms as qgemm_run makes them
+    const em_qgemm_params *P = em_qgemm_params_current();
+    qjob h;
+    memset(&h, 0, sizeof h);
+    h.q = hq;
+    h.N = j.N;
+    h.src_kind = QSRC_ROWS;
+    h.src = out;
+    h.ldk = j.N;
+    h.out_kind = QOUT_CHW_F32;
+    h.outf = head_out;
+    h.mult = head_deq;
+    h.terms = hq.term;
+    if (P->xor_term) {
+        if (grow((uint8_t **)&headterms, &headtermcap, (size_t)hq.Mp * 4) != 0) goto separate;
+        for (int m = 0; m < hq.Mp; m++) headterms[m] = hq.term[m] + 128 * hq.rowsum[m];
+        h.terms = headterms;
+    }
+    j.out_kind = QOUT_CHW;
+    j.out = out;
+    j.z_out = z_out;
+    j.lo = relu ? z_out : 0;
+    j.head = &h;
+    if (qgemm_run(&j) == 0) return 0;
+separate:
+#endif
+    // (elsewhere, or when the joint run failed: the two layers one after the other, the same bytes)
+    if (em_qconv2d_u8(in, Cin, H, W, z_in, packed, Cout, KH, KW, stride, pad, mult, z_out, NULL, 0, 0.0f, relu,
+                      out, NULL) != 0)
+        return -1;
+    const int OH = (H + 2 * pad - KH) / stride + 1, OW = (W + 2 * pad - KW) / stride + 1;
+    return em_qconv2d_u8_f32(out, Cout, OH, OW, z_out, head_packed, head_M, 1, 1, 1, 0, head_deq, head_out);
+}
+
 // The window [Cin][wh * ww] of em_qconv1x1_block_u8_f32, per calling thread (grows only).
 static __thread uint8_t *winbuf;
 static __thread size_t wincap;
@@ -2067,6 +2175,88 @@ int em_qconv1x1_blocks_u8_f32(const uint8_t *in, int Cin, int H, int W, int32_t 
     blocks_ctx x = {in, Cin, H, W, M, count, y0, wh, ww, z_in, packed, blocks, x0s, deq, out, 0, 0};
     em_run_tasks(em_num_threads(), blocks_task, &x);
     return x.failed ? -1 : 0;
+}
+
+#if defined(__x86_64__)
+// em_qconv1x1_rows_u8_f32's tables (the calling thread's, grow only) and the B tables of the units
+// (each thread's own).
+static __thread uint8_t *q1tab, *q1scr;
+static __thread size_t q1tabcap, q1scrcap;
+
+
+typedef struct {
+    const em_q1rows *job;
+    em_q1rows_fn fn;
+    int x0, ystep, nyb, cstep, ncb, chunks, units;
+    int next;
+    volatile int failed;
+} q1rows_ctx;
+
+static void q1rows_task(void *v, int t) {
+    q1rows_ctx *x = (q1rows_ctx *)v;
+    (void)t;
+    if (grow(&q1scr, &q1scrcap, em_q1rows_scratch_bytes()) != 0) {
+        x->failed = 1;
+        return;
+    }
+    // units taken in turn: (block of window rows, group of 64-column chunks)
+    for (;;) {
+        const int u = __atomic_fetch_add(&x->next, 1, __ATOMIC_RELAXED);
+        if (u >= x->units) return;
+        const int b = u / x->ncb, cg = u - b * x->ncb, ya = b * x->ystep, c = cg * x->cstep;
+        const int yb = ya + x->ystep < x->job->wh ? ya + x->ystep : x->job->wh;
+        const int nch = x->chunks - c < x->cstep ? x->chunks - c : x->cstep;
+        if (x->fn(x->job, x->x0 + 64 * c, nch, ya, yb, q1scr) != 0) x->failed = 1;
+    }
+}
+#endif
+
+int em_qconv1x1_rows_u8_f32(const uint8_t *in, int Cin, int H, int W, int32_t z_in, const void *packed,
+                            int M, int count, const int32_t *rows, const int32_t *x0s, int y0, int wh,
+                            int ww, const float *deq, float *out) {
+    em_qw q;
+    if (!in || !out || !deq || !rows || !x0s || count <= 0 || em_qw_open(packed, &q) != 0) return -1;
+    if (Cin <= 0 || H <= 0 || W <= 0 || q.M != M || q.K != Cin || q.z_in != z_in) return -1;
+    if (wh <= 0 || ww <= 0 || y0 < 0 || y0 > H - wh) return -1;
+    for (int r = 0; r < count; r++)
+        if (rows[r] < 0 || rows[r] >= M || x0s[r] < 0 || x0s[r] > W - ww) return -1;
+#if defined(__x86_64__)
+    const em_qgemm_params *P = em_qgemm_params_current();
+    if (!P->rows1 || P->xor_term || ww < 8) return 1;
+    for (int r = 1; r < count; r++)
+        if (x0s[r] < x0s[r - 1] + ww) return 1; // not sorted and disjoint
+    // window r's weight dwords per group, terms and multipliers (16 entries of slack, zero)
+    const int G = (Cin + 3) / 4, ldw = count + 16;
+    const size_t wbytes = (size_t)G * ldw * 4;
+    if (grow(&q1tab, &q1tabcap, wbytes + (size_t)ldw * 8) != 0) return 1; // (no memory: not done)
+    int32_t *wt = (int32_t *)(void *)q1tab, *terms = (int32_t *)(void *)(q1tab + wbytes);
+    float *deqs = (float *)(void *)(q1tab + wbytes + (size_t)ldw * 4);
+    memset(q1tab, 0, wbytes + (size_t)ldw * 8);
+    for (int r = 0; r < count; r++) {
+        const int m = rows[r];
+        const int8_t *blk = q.w + (size_t)(m >> 3) * q.Kp * 8 + (m & 7) * 4;
+        for (int g = 0; g < G; g++) wt[(size_t)g * ldw + r] = em_ld32(blk + (size_t)g * 32);
+        terms[r] = q.term[m];
+        deqs[r] = deq[m];
+    }
+    em_q1rows j = {in, Cin, H, W, wt, ldw, terms, deqs, x0s, count, y0, wh, ww, out};
+    // units of R window rows (4..8) x up to 8 chunks of 64 columns; R such that the threads'
+    // shares (units taken in turn) end together: least rows per thread, then the larger R (28
+    // rows at 2 threads: 4 units of 7)
+    const int span = x0s[count - 1] + ww - x0s[0], chunks = (span + 63) / 64, ncb = (chunks + 7) / 8;
+    const int nth = em_num_threads();
+    int R = 8, best = 0;
+    for (int r = 8; r >= 4; r--) {
+        const int units = (wh + r - 1) / r * ncb, cost = (units + nth - 1) / nth * r;
+        if (r == 8 || cost < best) R = r, best = cost;
+    }
+    q1rows_ctx x = {&j, P->rows1, x0s[0], R, (wh + R - 1) / R, 8, ncb, chunks, 0, 0, 0};
+    x.units = x.nyb * x.ncb;
+    em_parallel(nth < x.units ? nth : x.units, q1rows_task, &x);
+    return x.failed ? 1 : 0;
+#else
+    return 1;
+#endif
 }
 
 int em_qdeconv2x2s2_u8(const uint8_t *in, int Cin, int H, int W, int32_t z_in, const void *packed,

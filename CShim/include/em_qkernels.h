@@ -183,6 +183,27 @@ int em_qconv1x1_blocks_u8_f32(const uint8_t *in, int Cin, int H, int W, int32_t 
                               const void *packed, int M, int count, const int32_t *blocks,
                               const int32_t *x0s, int y0, int wh, int ww, const float *deq,
                               float *out);
+// em_qconv2d_u8 (no residual) followed by a 1x1 convolution with float output on its output
+// (em_qconv2d_u8_f32 with head_packed: K = Cout, its z_in = z_out; head_out [head_M][OH * OW]):
+// the RPN head's conv with cls_logits + bbox_pred (em_qpack_concat). The same bytes and floats as
+// the two calls; x86: one GEMM whose pixel chunks run the head's GEMM as soon as all their
+// channels are written (in cache; the output is still written whole). Returns 0, or -1 on bad
+// arguments.
+int em_qconv2d_u8_head_f32(const uint8_t *in, int Cin, int H, int W, int32_t z_in, const void *packed,
+                           int Cout, int KH, int KW, int stride, int pad, const float *mult,
+                           int32_t z_out, int relu, uint8_t *out, const void *head_packed, int head_M,
+                           const float *head_deq, float *head_out);
+// One output channel per window (the mask logits: each RoI's label only): for windows r < count
+// (wh x ww at column x0s[r], row y0 of the [Cin][H][W] map) channel rows[r] into out + r * wh * ww
+// (row-major), the floats em_qconv2d_u8_f32 gives for that channel at those pixels. x86
+// avx512vnni: straight from the map, one weight row per pixel, the work over the kernel threads,
+// when the windows are sorted by column, disjoint and at least 8 wide; elsewhere nothing is done.
+// Returns 0; 1 when not done (another ISA, windows not so, no memory: the caller computes the
+// channels another way, e.g. em_qconv1x1_blocks_u8_f32); -1 on bad arguments.
+int em_qconv1x1_rows_u8_f32(const uint8_t *in, int Cin, int H, int W, int32_t z_in,
+                            const void *packed, int M, int count, const int32_t *rows,
+                            const int32_t *x0s, int y0, int wh, int ww, const float *deq,
+                            float *out);
 int em_qconv2d_u8_f32_ref(const uint8_t *in, int Cin, int H, int W, int32_t z_in,
                           const void *packed, int Cout, int KH, int KW, int stride, int pad,
                           const float *deq, float *out);

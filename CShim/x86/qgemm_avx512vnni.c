@@ -498,6 +498,38 @@ EM_VNNI void em_qukr_rqnm_u8s8_avx512vnni_8x48(int kp, const void *wblk, const u
 #endif
 
 #if defined(__x86_64__)
+// em_qukr_rqf_fn of the 8x48 kernel (QOUT_CHW_F32: the RPN head's logits and deltas): the sums as
+// em_qukr_rq_u8s8_avx512vnni_8x48 (the term where the accumulators start, or added with acc's
+// tile), then per row (float)sum * mult (vcvtdq2ps, vmulps: the driver's epilogue, one rounding)
+// stored straight from the registers, lanes past nv masked off: no int32 tile stored and read
+// back, no scalar epilogue pass.
+EM_VNNI void em_qukr_rqf_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uint8_t *panel,
+                                              const int32_t *acc, const em_qrq_f32 *t) {
+    const int nv = t->nv, rows = t->rows;
+    const int32_t *terms = t->terms;
+    const float *mults = t->mults;
+    float *d = t->dst;
+    const size_t ld = t->dst_ld;
+    __m512i c[8][3];
+    vnni_8x48_sums(kp, (const uint8_t *)wblk, panel, acc, rows, terms, c);
+    __mmask16 km[3];
+#pragma clang loop unroll(full)
+    for (int j = 0; j < 3; j++) {
+        int n = nv - 16 * j;
+        km[j] = n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+    }
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 8; i++) {
+        if (i >= rows) break;
+        const __m512 vm = _mm512_set1_ps(mults[i]);
+#pragma clang loop unroll(full)
+        for (int j = 0; j < 3; j++)
+            _mm512_mask_storeu_ps(d + i * ld + 16 * j, km[j], _mm512_mul_ps(_mm512_cvtepi32_ps(c[i][j]), vm));
+    }
+}
+#endif
+
+#if defined(__x86_64__)
 #define EM_AVX512Q __attribute__((target("avx512f,avx512bw,avx512vl")))
 // Requantisation row, 16 lanes (masked tail, so every element goes through the same
 // instructions): vcvtdq2ps, vmulps (+ residual vmulps, vaddps), then one float clamp to

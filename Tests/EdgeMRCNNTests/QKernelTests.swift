@@ -81,6 +81,12 @@ final class QKernelTests: XCTestCase {
 
     func testBlockWindow() throws { try Q.blockWindow() }
 
+    /// The mask head's shape: 16 RoIs of 28 x 28 side by side, 256 channels (27 classes: the reference computes them all).
+    func testRowsWindows() throws {
+        try Q.rowsWindows()
+        try Q.rowsWindows(cin: 256, h: 28, w: 28 * 16, m: 27, x0s: (0..<16).map { 28 * $0 }, y0: 0, wh: 28, ww: 28, seed: 14)
+    }
+
     /// The mask head's shape (256 channels, 14x14 RoIs, 7 side by side) on tiles, and the ISAs
     /// that run it as one GEMM: x86 avx512vnni (where Executor.sideBySidePitch drops the
     /// separator columns).
@@ -97,6 +103,12 @@ final class QKernelTests: XCTestCase {
     }
 
     func testPackConcat() throws { try Q.packConcat() }
+
+    /// The RPN head's shape on a small level (256 channels, 3x3, 15 head rows), plus the selftest cases.
+    func testConvHead() throws {
+        for c in Q.convHeadCases { try Q.convHead(c) }
+        try Q.convHead((256, 13, 17, 256, 3, 1, 15, true))
+    }
 
     func testLinear() throws {
         for c in Q.smallLinearCases { try Q.linear(c) }

@@ -27,7 +27,9 @@ extension SelfTest {
             SelfCheck("qkernels: float-output conv vs reference and int64, all ISAs") {
                 for c in QKernelCheck.floatConvCases { try QKernelCheck.floatConv(c) }
                 try QKernelCheck.blockWindow()
+                try QKernelCheck.rowsWindows()
                 try QKernelCheck.packConcat()
+                for c in QKernelCheck.convHeadCases { try QKernelCheck.convHead(c) }
             },
             SelfCheck("qkernels: conv2d u8 on tiles (side-by-side RoIs) vs the reference per tile, all ISAs") {
                 for c in QKernelCheck.tileCases { try QKernelCheck.tiles(c) }
@@ -382,6 +384,127 @@ enum QKernelCheck {
                                          Int32(y0), Int32(x0), Int32(wh), Int32(ww), deq, &out)
             }
             try SelfTest.expect(rc == -1, "block \(block) window \(wh)x\(ww) at (\(y0), \(x0)) accepted")
+        }
+    }
+
+    /// em_qconv1x1_rows_u8_f32 (the mask logits of each RoI's label alone): each window's channel
+    /// equals the whole map's float-output reference bit for bit, nothing written past the
+    /// windows; x86 avx512vnni must do it (elsewhere it returns 1: not done). Cin not a multiple
+    /// of 4, windows with gaps and ending at the map's right edge (W not a multiple of 64), more
+    /// than 16 windows in one call (ww 8: up to 9 in a 64-column chunk), rows not a multiple of 4;
+    /// unsorted or overlapping windows not done, bad arguments refused.
+    static func rowsWindows() throws {
+        try rowsWindows(cin: 37, h: 7, w: 100, m: 21, x0s: [0, 9, 20, 35, 50, 70, 82, 91], y0: 1, wh: 5, ww: 9, seed: 11)
+        try rowsWindows(cin: 64, h: 3, w: 8 * 40, m: 91, x0s: (0..<40).map { 8 * $0 }, y0: 0, wh: 3, ww: 8, seed: 12)
+        try rowsWindows(cin: 30, h: 9, w: 131, m: 12, x0s: [3, 40, 103], y0: 0, wh: 9, ww: 28, seed: 13)
+    }
+
+    static func rowsWindows(cin: Int, h: Int, w: Int, m: Int, x0s: [Int], y0: Int, wh: Int, ww: Int, seed: UInt64) throws {
+        var r = Rng(seed)
+        let x = inputs(cin * h * w, 0, &r), wt = weights(m * cin, 0, &r)
+        let zIn = Int32(r.below(256))
+        let bias = (0..<m).map { _ in Int32(r.below(2001) - 1000) }
+        let deq = (0..<m).map { _ in r.unit() * 1e-3 }
+        let labels = x0s.map { _ in Int32(r.below(m)) }, cols = x0s.map { Int32($0) }
+        let p = try pack(wt, m: m, k: cin, zIn: zIn, bias: bias)
+        var whole = [Float](repeating: 0, count: m * h * w)
+        let rc0 = p.withUnsafeBytes {
+            em_qconv2d_u8_f32_ref(x, Int32(cin), Int32(h), Int32(w), zIn, $0.baseAddress, Int32(m), 1, 1, 1, 0, deq, &whole)
+        }
+        try SelfTest.expect(rc0 == 0, "rows windows: reference refused")
+        let n = wh * ww, what = "\(x0s.count) windows \(wh)x\(ww) of \(cin)x\(h)x\(w)"
+        try forEachISA { isa, threads in
+            var out = [Float](repeating: .nan, count: x0s.count * n + tail)
+            let rc = p.withUnsafeBytes {
+                em_qconv1x1_rows_u8_f32(x, Int32(cin), Int32(h), Int32(w), zIn, $0.baseAddress, Int32(m), Int32(x0s.count),
+                                        labels, cols, Int32(y0), Int32(wh), Int32(ww), deq, &out)
+            }
+            try SelfTest.expect(rc == 0 || (rc == 1 && isa != "avx512vnni"), "\(what) [\(isa), \(threads) threads]: returned \(rc)")
+            if rc != 0 { return }
+            for (i, x0) in x0s.enumerated() {
+                for y in 0..<wh {
+                    for xx in 0..<ww {
+                        let got = out[i * n + y * ww + xx], want = whole[(Int(labels[i]) * h + y0 + y) * w + x0 + xx]
+                        try SelfTest.expect(got.bitPattern == want.bitPattern,
+                                            "\(what) [\(isa), \(threads) threads]: window \(i) (\(y), \(xx)) is \(got), reference \(want)")
+                    }
+                }
+            }
+            try SelfTest.expect(out[(x0s.count * n)...].allSatisfy { $0.isNaN }, "\(what) [\(isa)]: wrote past the windows")
+        }
+        // unsorted or overlapping windows: not done (1); bad arguments: -1
+        var out = [Float](repeating: 0, count: 2 * n)
+        func call(_ ls: [Int32], _ xs: [Int32], y0: Int = y0) -> Int32 {
+            p.withUnsafeBytes {
+                em_qconv1x1_rows_u8_f32(x, Int32(cin), Int32(h), Int32(w), zIn, $0.baseAddress, Int32(m), Int32(ls.count), ls, xs,
+                                        Int32(y0), Int32(wh), Int32(ww), deq, &out)
+            }
+        }
+        try SelfTest.expect(call([0, 1], [Int32(ww), 0]) == 1 && call([0, 1], [0, Int32(ww - 1)]) == 1, "\(what): unsorted or overlapping windows done")
+        for (ls, xs, yy) in [([Int32(m), 0], [0, Int32(ww)], y0), ([-1], [0], y0), ([0], [Int32(w - ww + 1)], y0), ([0], [-1], y0),
+                             ([0], [0], h - wh + 1), ([0], [0], -1)] {
+            try SelfTest.expect(call(ls, xs, y0: yy) == -1, "\(what): bad label \(ls) / column \(xs) / row \(yy) accepted")
+        }
+    }
+
+    /// em_qconv2d_u8_head_f32 cases: (cin, h, w, cout, kernel, stride, head rows, relu). Several
+    /// pixel chunks per thread (x86: the head on each), a GEMM split over channel blocks (few
+    /// pixels, many blocks: the head after it), stride 2, head rows ending inside a block.
+    static let convHeadCases: [(Int, Int, Int, Int, Int, Int, Int, Bool)] = [
+        (37, 20, 40, 24, 3, 1, 15, true), (16, 5, 9, 64, 3, 1, 7, false), (9, 13, 17, 11, 3, 2, 9, true),
+        (21, 30, 70, 8, 1, 1, 3, true),
+    ]
+
+    /// The convolution with its head equals the two reference calls (uint8 output byte for byte,
+    /// the head's floats bit for bit) on every ISA at 1 and 3 threads, nothing written past
+    /// either; a head of another K or zero point refused.
+    static func convHead(_ c: (cin: Int, h: Int, w: Int, cout: Int, k: Int, stride: Int, hm: Int, relu: Bool)) throws {
+        var r = Rng(UInt64(c.cin * 31 + c.h * 7 + c.w + c.cout * 101 + c.hm))
+        let kk = c.cin * c.k * c.k, pad = c.k / 2
+        let oh = (c.h + 2 * pad - c.k) / c.stride + 1, ow = (c.w + 2 * pad - c.k) / c.stride + 1, n = oh * ow
+        let x = inputs(c.cin * c.h * c.w, 0, &r), wt = weights(c.cout * kk, 0, &r), wh = weights(c.hm * c.cout, 0, &r)
+        let zIn = Int32(r.below(256)), zOut = Int32(r.below(256))
+        let bias = (0..<c.cout).map { _ in Int32(r.below(20001) - 10000) }, hb = (0..<c.hm).map { _ in Int32(r.below(2001) - 1000) }
+        let mult = mults(c.cout, k: kk, mode: 0, &r), deq = (0..<c.hm).map { _ in r.unit() * 1e-3 }
+        let p = try pack(wt, m: c.cout, k: kk, zIn: zIn, bias: bias), ph = try pack(wh, m: c.hm, k: c.cout, zIn: zOut, bias: hb)
+        let what = "conv \(c.cin)x\(c.h)x\(c.w)->\(c.cout) k\(c.k) s\(c.stride) with a head of \(c.hm)"
+        var want = [UInt8](repeating: 0, count: c.cout * n), wantF = [Float](repeating: 0, count: c.hm * n)
+        let r0 = p.withUnsafeBytes {
+            em_qconv2d_u8_ref(x, Int32(c.cin), Int32(c.h), Int32(c.w), zIn, $0.baseAddress, Int32(c.cout), Int32(c.k), Int32(c.k),
+                              Int32(c.stride), Int32(pad), mult, zOut, nil, 0, 0, c.relu ? 1 : 0, &want)
+        }
+        let r1 = ph.withUnsafeBytes {
+            em_qconv2d_u8_f32_ref(want, Int32(c.cout), Int32(oh), Int32(ow), zOut, $0.baseAddress, Int32(c.hm), 1, 1, 1, 0, deq, &wantF)
+        }
+        try SelfTest.expect(r0 == 0 && r1 == 0, "\(what): reference refused")
+        try forEachISA { isa, threads in
+            var got = [UInt8](repeating: sentinel, count: want.count + tail), gotF = [Float](repeating: .nan, count: wantF.count + tail)
+            let rc = p.withUnsafeBytes { pc in
+                ph.withUnsafeBytes { pk in
+                    em_qconv2d_u8_head_f32(x, Int32(c.cin), Int32(c.h), Int32(c.w), zIn, pc.baseAddress, Int32(c.cout), Int32(c.k),
+                                           Int32(c.k), Int32(c.stride), Int32(pad), mult, zOut, c.relu ? 1 : 0, &got,
+                                           pk.baseAddress, Int32(c.hm), deq, &gotF)
+                }
+            }
+            try SelfTest.expect(rc == 0, "\(what) [\(isa), \(threads) threads]: refused")
+            try same(got, want, "\(what) [\(isa), \(threads) threads]")
+            for i in 0..<wantF.count where gotF[i].bitPattern != wantF[i].bitPattern {
+                throw EdgeError("check failed: \(what) [\(isa), \(threads) threads]: head row \(i / n) pixel \(i % n) is \(gotF[i]), reference \(wantF[i])")
+            }
+            try SelfTest.expect(gotF[wantF.count...].allSatisfy { $0.isNaN }, "\(what) [\(isa)]: wrote past the head's output")
+        }
+        // a head of another K, or for another zero point: refused
+        let bad1 = try pack(Array(wh.prefix(c.hm * (c.cout - 1))), m: c.hm, k: c.cout - 1, zIn: zOut, bias: hb)
+        let bad2 = try pack(wh, m: c.hm, k: c.cout, zIn: (zOut + 1) % 256, bias: hb)
+        var o = [UInt8](repeating: 0, count: want.count), f = [Float](repeating: 0, count: wantF.count)
+        for b in [bad1, bad2] {
+            let rc = p.withUnsafeBytes { pc in
+                b.withUnsafeBytes { pk in
+                    em_qconv2d_u8_head_f32(x, Int32(c.cin), Int32(c.h), Int32(c.w), zIn, pc.baseAddress, Int32(c.cout), Int32(c.k),
+                                           Int32(c.k), Int32(c.stride), Int32(pad), mult, zOut, 0, &o, pk.baseAddress, Int32(c.hm), deq, &f)
+                }
+            }
+            try SelfTest.expect(rc == -1, "\(what): a head of another K or zero point accepted")
         }
     }
 

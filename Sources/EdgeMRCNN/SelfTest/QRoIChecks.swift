@@ -17,7 +17,9 @@ extension QKernelCheck {
         [FloatConv(cin: 7, h: 5, w: 9, cout: 3, k: 1, stride: 1, pad: 0),
          FloatConv(cin: 13, h: 6, w: 11, cout: 12, k: 1, stride: 1, pad: 0),
          FloatConv(cin: 5, h: 7, w: 6, cout: 9, k: 3, stride: 1, pad: 1),
-         FloatConv(cin: 3, h: 9, w: 8, cout: 4, k: 3, stride: 2, pad: 1)]
+         FloatConv(cin: 3, h: 9, w: 8, cout: 4, k: 3, stride: 2, pad: 1),
+         // K 720: two K slices (x86), 105 pixels: 3 panels of 48, the last partial; 15 rows
+         FloatConv(cin: 80, h: 7, w: 15, cout: 15, k: 3, stride: 1, pad: 1)]
     }
 
     static func floatConv(_ c: FloatConv) throws {

@@ -68,8 +68,15 @@ final class Executor {
             guard let m = MergedLayers(groups[k]!) else { continue }
             merged[m.members[0].def.name] = m
             m.members.dropFirst().forEach { mergedLater.insert($0.def.name) }
+            #if arch(x86_64)
+            if let l = layers[k], l.feeds(m) { headOf[k] = m }
+            #endif
         }
     }
+
+    /// x86: convolutions run together with the merged group that reads their output (the RPN head
+    /// conv with cls_logits + bbox_pred: Layer.runWithHead), by the convolution's name.
+    private var headOf: [String: MergedLayers] = [:]
 
     /// The parameters an activation gets when a uint8 consumer reads it.
     func params(_ activation: String) -> QParams? { qparams[net.paramsKey(activation)] }
@@ -95,6 +102,22 @@ final class Executor {
                 inputs.forEach(used)
                 continue
             }
+            #if arch(x86_64)
+            if merged[d.name] != nil && env[d.name] != nil {   // made with the layer it reads (runWithHead)
+                inputs.forEach(used)
+                continue
+            }
+            if let g = headOf[d.name], ws.layerObserver == nil, ws.hook == nil {
+                let l = layer(d.name)
+                let xin = env[inputs[0]]!.converted(to: l.inputParams, ws)
+                let out = l.output(for: xin, ws)
+                let ys = try l.runWithHead(xin, into: out, g, ws)
+                inputs.forEach(used)
+                env[d.name] = out
+                for (m, y) in zip(g.members, ys) { env[m.def.name] = y }
+                continue
+            }
+            #endif
             if let g = merged[d.name], ws.layerObserver == nil {
                 // the group's GEMM (not while the calibration report observes each layer's run)
                 let outs = try g.run(env[inputs[0]]!.converted(to: g.inQ, ws), ws)

@@ -234,7 +234,19 @@ final class Layer {
         }
         let t0 = ws.layerClock != nil ? monotonicSeconds() : 0
         defer { ws.layerClock?.add(def.name, monotonicSeconds() - t0) }
-        let blockOf = labels.map { Int32($0 / 8) }, x0s = columns.map { Int32($0) }
+        let x0s = columns.map { Int32($0) }
+        #if arch(x86_64)
+        // x86 avx512vnni: each window's label channel alone, straight from the map (1: not on this
+        // ISA or for these windows; then the blocks below)
+        let one = labels.map { Int32($0) }
+        let rc1 = mult.withUnsafeBufferPointer { d in
+            em_qconv1x1_rows_u8_f32(x.u8, Int32(def.cin), Int32(x.height), Int32(x.width), inQ.zeroPoint, packed,
+                                    Int32(def.cout), Int32(n), one, x0s, 0, Int32(m), Int32(m), d.baseAddress, dst)
+        }
+        if rc1 == 0 { return }
+        if rc1 != 1 { throw EdgeError("int8 layer \(def.name) rejected its arguments") }
+        #endif
+        let blockOf = labels.map { Int32($0 / 8) }
         let rc = mult.withUnsafeBufferPointer { d in
             em_qconv1x1_blocks_u8_f32(x.u8, Int32(def.cin), Int32(x.height), Int32(x.width), inQ.zeroPoint, packed,
                                       Int32(def.cout), Int32(n), blockOf, x0s, 0, Int32(m), Int32(m), d.baseAddress, blocks.f32)
@@ -273,8 +285,8 @@ final class Layer {
 /// same exact integer) times its own multiplier, so every member gets the floats of its own run.
 final class MergedLayers {
     let members: [Layer]
-    private let packed: ByteBuffer
-    private let mult: [Float]
+    fileprivate let packed: ByteBuffer
+    fileprivate let mult: [Float]
     let cin: Int, cout: Int
     let inQ: QParams
     /// Bytes of the joint blob.
@@ -325,6 +337,51 @@ final class MergedLayers {
         if let clock = ws.layerClock {   // bench --layers: the joint time, split by the members' MACs (rows)
             let dt = monotonicSeconds() - t0
             for l in members { clock.add(l.def.name, dt * Double(l.def.cout) / Double(cout)) }
+        }
+        return outs
+    }
+}
+
+extension Layer {
+    /// Whether `head` reads exactly this layer's output as it is written: an int8 convolution with
+    /// uint8 output and no residual, the head's input parameters its output's, K its channels.
+    func feeds(_ head: MergedLayers) -> Bool {
+        guard isInt8, let o = outputParams, def.residual == nil, case .conv = def.op,
+              head.cin == def.cout, head.inQ.scale == o.scale, head.inQ.zeroPoint == o.zeroPoint else { return false }
+        return head.members.allSatisfy { $0.def.inputs == [def.name] }
+    }
+
+    /// This convolution into `out` and the merged 1x1 float layers `head` on its output in one call
+    /// (em_qconv2d_u8_head_f32: the same bytes and floats as running them one after the other; x86
+    /// runs the head on each chunk of pixels while their outputs are in cache). Returns the
+    /// members' outputs as MergedLayers.run does. bench --layers: the joint time, split by MACs.
+    func runWithHead(_ x: Act, into out: Act, _ head: MergedLayers, _ ws: Workspace) throws -> [Act] {
+        guard let packed, let inQ, let o = outputParams, case .conv(let k, let s, let p) = def.op else {
+            throw EdgeError("\(def.name): not an int8 convolution with uint8 output")
+        }
+        let t0 = ws.layerClock != nil ? monotonicSeconds() : 0
+        let n = out.height * out.width
+        let joint = ws.floats(head.cout * n)
+        let rc = mult.withUnsafeBufferPointer { m in
+            head.mult.withUnsafeBufferPointer { hm in
+                em_qconv2d_u8_head_f32(x.u8, Int32(def.cin), Int32(x.height), Int32(x.width), inQ.zeroPoint, packed,
+                                       Int32(def.cout), Int32(k), Int32(k), Int32(s), Int32(p), m.baseAddress, o.zeroPoint,
+                                       def.relu ? 1 : 0, out.u8, head.packed.pointer, Int32(head.cout), hm.baseAddress,
+                                       joint.pointer)
+            }
+        }
+        if rc != 0 { throw EdgeError("int8 layer \(def.name) with its head rejected its arguments") }
+        var outs: [Act] = [], c0 = 0
+        for l in head.members {
+            let v = FloatBuffer(viewOf: joint, offset: c0 * n, count: l.def.cout * n)
+            outs.append(Act(storage: v, raw: UnsafeMutableRawPointer(v.pointer), l.def.cout, out.height, out.width, q: nil))
+            c0 += l.def.cout
+        }
+        if let clock = ws.layerClock {
+            let dt = monotonicSeconds() - t0
+            let own = Double(def.cout * def.cin * k * k), all = own + Double(head.cout * head.cin)
+            clock.add(def.name, dt * own / all)
+            for l in head.members { clock.add(l.def.name, dt * Double(l.def.cout * l.def.cin) / all) }
         }
         return outs
     }
