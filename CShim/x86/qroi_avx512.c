@@ -136,3 +136,41 @@ EM_AVX512 void em_qroi_grid_bins_avx512(const em_qroi_gsamp_t *S, const int *nb,
     }
 }
 #endif
+
+#if defined(__x86_64__)
+// em_tr16x16_u8_sse2's unpack levels on zmm: 16 rows of 64 bytes (row i at in + i * si) -> 64
+// rows of 16 bytes (row p at out + p * so); each 128-bit lane is one 16 x 16 transpose (pixels
+// 16 L .. 16 L + 15), so a 16-channel x 64-pixel tile of the CHW -> HWC copy takes a quarter of
+// the unpacks and loads of four SSE2 blocks.
+EM_AVX512 void em_tr16x64_u8_avx512(const uint8_t *in, size_t si, uint8_t *out, size_t so) {
+    __m512i r[16], a[16], b[16], c[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_si512((const void *)(in + (size_t)i * si));
+    for (int i = 0; i < 8; i++) {
+        a[i] = _mm512_unpacklo_epi8(r[2 * i], r[2 * i + 1]);
+        a[8 + i] = _mm512_unpackhi_epi8(r[2 * i], r[2 * i + 1]);
+    }
+    for (int h = 0; h < 2; h++)
+        for (int j = 0; j < 4; j++) {
+            b[8 * h + j] = _mm512_unpacklo_epi16(a[8 * h + 2 * j], a[8 * h + 2 * j + 1]);
+            b[8 * h + 4 + j] = _mm512_unpackhi_epi16(a[8 * h + 2 * j], a[8 * h + 2 * j + 1]);
+        }
+    for (int q = 0; q < 4; q++)
+        for (int m = 0; m < 2; m++) {
+            c[4 * q + m] = _mm512_unpacklo_epi32(b[4 * q + 2 * m], b[4 * q + 2 * m + 1]);
+            c[4 * q + 2 + m] = _mm512_unpackhi_epi32(b[4 * q + 2 * m], b[4 * q + 2 * m + 1]);
+        }
+    for (int pp = 0; pp < 8; pp++) {
+        const __m512i lo = _mm512_unpacklo_epi64(c[2 * pp], c[2 * pp + 1]);
+        const __m512i hi = _mm512_unpackhi_epi64(c[2 * pp], c[2 * pp + 1]);
+        uint8_t *o = out + (size_t)(2 * pp) * so;
+        _mm_storeu_si128((__m128i *)o, _mm512_castsi512_si128(lo));
+        _mm_storeu_si128((__m128i *)(o + so), _mm512_castsi512_si128(hi));
+        _mm_storeu_si128((__m128i *)(o + 16 * so), _mm512_extracti32x4_epi32(lo, 1));
+        _mm_storeu_si128((__m128i *)(o + 17 * so), _mm512_extracti32x4_epi32(hi, 1));
+        _mm_storeu_si128((__m128i *)(o + 32 * so), _mm512_extracti32x4_epi32(lo, 2));
+        _mm_storeu_si128((__m128i *)(o + 33 * so), _mm512_extracti32x4_epi32(hi, 2));
+        _mm_storeu_si128((__m128i *)(o + 48 * so), _mm512_extracti32x4_epi32(lo, 3));
+        _mm_storeu_si128((__m128i *)(o + 49 * so), _mm512_extracti32x4_epi32(hi, 3));
+    }
+}
+#endif
