@@ -257,7 +257,11 @@ long em_rle_region(const uint8_t *bits, int width, int height, int x0, int y0, i
         rle_add(&a, 0, H * W);
     } else {
         const long n = cy1 - cy0;
-        uint8_t col[RLE_COLS * RLE_ROWS];
+        // column k at col + k * cs: cs a multiple of 8 but never of 4096 (16 rows 4 KB apart would
+        // share one L1 set)
+        size_t cs = (size_t)((n + 7) & ~7L) + 8;
+        if (cs % 1024 == 0) cs += 8;
+        uint8_t col[RLE_COLS * (RLE_ROWS + 16)];
         rle_add(&a, 0, cx0 * H);
         for (long xb = cx0; xb < cx1; xb += RLE_COLS) {
             const int nb = cx1 - xb < RLE_COLS ? (int)(cx1 - xb) : RLE_COLS;
@@ -266,12 +270,12 @@ long em_rle_region(const uint8_t *bits, int width, int height, int x0, int y0, i
             if (copied)
                 for (long y = 0; y < n; y++) {
                     const uint8_t *r = base + (size_t)y * (size_t)width;
-                    for (int k = 0; k < nb; k++) col[(size_t)k * RLE_ROWS + y] = r[k];
+                    for (int k = 0; k < nb; k++) col[(size_t)k * cs + y] = r[k];
                 }
             for (int k = 0; k < nb; k++) {
                 rle_add(&a, 0, cy0);
                 if (copied) {
-                    const uint8_t *c = col + (size_t)k * RLE_ROWS;
+                    const uint8_t *c = col + (size_t)k * cs;
                     for (long y = 0; y < n;) {
                         const int v = c[y] != 0;
                         const long e = rle_next(c, y + 1, n, v);
