@@ -49,8 +49,6 @@ static inline void transpose16x16_u8(const uint8_t *in, size_t HW, uint8_t *out,
 
 #if defined(__x86_64__)
 #include "x86/em_tr16_sse2.h"
-#include "em_dispatch.h"
-void em_tr16x64_u8_avx512(const uint8_t *in, size_t si, uint8_t *out, size_t so); // x86/qroi_avx512.c
 #endif
 
 typedef struct {
@@ -58,7 +56,6 @@ typedef struct {
     int C;
     size_t HW;
     uint8_t *out;
-    int tr64; // x86 AVX-512 ISAs: whole 64-pixel tiles by em_tr16x64_u8_avx512
 } transpose_ctx;
 
 enum { TP = 64, TC = 64 }; // pixel x channel tiles: rows of 64 bytes in and out
@@ -77,11 +74,6 @@ static void transpose_tiles(void *v, long t0, long t1) {
             continue;
         }
 #elif defined(__x86_64__)
-        if (C % 16 == 0 && j->tr64 && pn == TP) {
-            for (int c0 = 0; c0 < C; c0 += 16)
-                em_tr16x64_u8_avx512(j->in + (size_t)c0 * HW + p0, HW, j->out + p0 * C + c0, (size_t)C);
-            continue;
-        }
         if (C % 16 == 0) { // 16 x 16 blocks, then the tile's last pn % 16 pixels one by one
             const size_t pv = pn / 16 * 16;
             for (int c0 = 0; c0 < C; c0 += 16)
@@ -106,10 +98,7 @@ static void transpose_tiles(void *v, long t0, long t1) {
 // Pixel tiles split over the thread pool (a permutation: the bytes do not depend on the split).
 void em_transpose_chw_hwc_u8(const uint8_t *in, int C, int H, int W, uint8_t *out) {
     if (!in || !out || C <= 0 || H <= 0 || W <= 0) return;
-    transpose_ctx j = {in, C, (size_t)H * W, out, 0};
-#if defined(__x86_64__)
-    j.tr64 = em_isa_current() >= EM_ISA_AVX512 && em_isa_current() <= EM_ISA_AVX512VNNI;
-#endif
+    transpose_ctx j = {in, C, (size_t)H * W, out};
     long tiles = (long)((j.HW + TP - 1) / TP), per = (long)TP * C;
     em_parallel_for(tiles, per >= 32768 ? 1 : 32768 / per, transpose_tiles, &j);
 }

@@ -125,12 +125,6 @@ void em_paste_mask_region(const float box[4], int M, int imgH, int imgW, int *x0
                           int *h);
 void em_paste_mask_f32(const float *mask, int M, const float box[4], int imgH, int imgW,
                        float thresh, uint8_t *region_out);
-// COCO RLE counts (column-major runs, zeros first) of a row-major region bitmap [height, width]
-// (nonzero = set) placed at (x0, y0) in an imgW x imgH image, pixels outside the image ignored:
-// the counts of Output/RLE.swift's RLE(regionBits:...). Writes at most cap counts and returns
-// how many there are (more than cap: call again with that many).
-long em_rle_region(const uint8_t *bits, int width, int height, int x0, int y0, int imgW, int imgH,
-                   long *counts, long cap);
 
 // ---------------------------------------------------------------- detection post-processing
 // (CShim/post.c) The loops of the RPN's proposals, the box head's postprocess_detections and the

@@ -2,7 +2,6 @@
 // (models/detection/roi_heads.py) for one image, in float32 with torchvision's operation order.
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "em_kernels.h"
 #include "em_dispatch.h"
@@ -198,105 +197,4 @@ void em_paste_mask_f32(const float *mask, int M, const float box[4], int imgH, i
 #endif
     // ~4 K pixels per task at least (a pool hand-off costs a few microseconds)
     em_parallel_for(rh, rw >= 4096 ? 1 : 4096 / rw, paste_rows, &j);
-}
-
-// ---------------------------------------------------------------- RLE of a pasted region
-//
-// COCO RLE of a row-major region bitmap placed in the image (Output/RLE.swift
-// RLE(regionBits:...), whose RunBuilder merges equal neighbours the same way): the image is
-// walked column-major, so the region is read in blocks of 16 columns: each block's rows are
-// copied once into 16 contiguous columns (one cache line per row instead of one per pixel), and
-// each column's runs are found 8 bytes at a time.
-enum { RLE_COLS = 16, RLE_ROWS = 4096 };
-
-typedef struct {
-    long *counts;
-    long cap, n, run;
-    int cur;
-} rle_acc;
-
-static inline void rle_add(rle_acc *a, int v, long len) {
-    if (len <= 0) return;
-    if (v != a->cur) {
-        if (a->n < a->cap) a->counts[a->n] = a->run;
-        a->n++;
-        a->cur = v;
-        a->run = 0;
-    }
-    a->run += len;
-}
-
-static inline uint64_t rle_load8(const uint8_t *p) {
-    uint64_t w;
-    memcpy(&w, p, 8);
-    return w;
-}
-
-// The first index in [i, n) whose byte is (nonzero) != v (little-endian words: the lowest
-// flagged byte is the first in memory; the zero-byte test has no false flag below the first
-// zero byte), or n.
-static inline long rle_next(const uint8_t *c, long i, long n, int v) {
-    const uint64_t lo = 0x0101010101010101ull, hi = 0x8080808080808080ull;
-    for (; i + 8 <= n; i += 8) {
-        const uint64_t w = rle_load8(c + i);
-        const uint64_t f = v ? (w - lo) & ~w & hi : w;
-        if (f) return i + (__builtin_ctzll(f) >> 3);
-    }
-    for (; i < n; i++)
-        if ((c[i] != 0) != v) return i;
-    return n;
-}
-
-long em_rle_region(const uint8_t *bits, int width, int height, int x0, int y0, int imgW, int imgH,
-                   long *counts, long cap) {
-    const long H = imgH > 0 ? imgH : 0, W = imgW > 0 ? imgW : 0;
-    rle_acc a = {counts, cap > 0 && counts ? cap : 0, 0, 0, 0};
-    const long cx0 = x0 > 0 ? x0 : 0, cx1 = (long)x0 + width < W ? (long)x0 + width : W;
-    const long cy0 = y0 > 0 ? y0 : 0, cy1 = (long)y0 + height < H ? (long)y0 + height : H;
-    if (cx1 <= cx0 || cy1 <= cy0 || width <= 0 || height <= 0 || !bits) {
-        rle_add(&a, 0, H * W);
-    } else {
-        const long n = cy1 - cy0;
-        // column k at col + k * cs: cs a multiple of 8 but never of 4096 (16 rows 4 KB apart would
-        // share one L1 set)
-        size_t cs = (size_t)((n + 7) & ~7L) + 8;
-        if (cs % 1024 == 0) cs += 8;
-        uint8_t col[RLE_COLS * (RLE_ROWS + 16)];
-        rle_add(&a, 0, cx0 * H);
-        for (long xb = cx0; xb < cx1; xb += RLE_COLS) {
-            const int nb = cx1 - xb < RLE_COLS ? (int)(cx1 - xb) : RLE_COLS;
-            const uint8_t *base = bits + (size_t)(cy0 - y0) * (size_t)width + (size_t)(xb - x0);
-            const int copied = n <= RLE_ROWS;
-            if (copied)
-                for (long y = 0; y < n; y++) {
-                    const uint8_t *r = base + (size_t)y * (size_t)width;
-                    for (int k = 0; k < nb; k++) col[(size_t)k * cs + y] = r[k];
-                }
-            for (int k = 0; k < nb; k++) {
-                rle_add(&a, 0, cy0);
-                if (copied) {
-                    const uint8_t *c = col + (size_t)k * cs;
-                    for (long y = 0; y < n;) {
-                        const int v = c[y] != 0;
-                        const long e = rle_next(c, y + 1, n, v);
-                        rle_add(&a, v, e - y);
-                        y = e;
-                    }
-                } else { // very tall regions: the column read in place
-                    const uint8_t *c = base + k;
-                    for (long y = 0; y < n;) {
-                        const int v = c[(size_t)y * (size_t)width] != 0;
-                        long e = y + 1;
-                        while (e < n && (c[(size_t)e * (size_t)width] != 0) == v) e++;
-                        rle_add(&a, v, e - y);
-                        y = e;
-                    }
-                }
-                rle_add(&a, 0, H - cy1);
-            }
-        }
-        rle_add(&a, 0, (W - cx1) * H);
-    }
-    if (a.n < a.cap) a.counts[a.n] = a.run; // the last run (pycocotools emits it even when empty)
-    return a.n + 1;
 }

@@ -88,9 +88,8 @@ final class RLETests: XCTestCase {
         }
     }
 
-    /// The region encoder (em_rle_region: 16-column blocks, 8-byte run search, in-place columns
-    /// beyond 4096 rows) on regions wider than a block, with long runs, any nonzero byte as set,
-    /// and a region taller than 4096 rows, against the plain full-mask encoder.
+    /// The region encoder on larger regions with long runs, any nonzero byte as set, and a region
+    /// taller than 4096 rows, against the plain full-mask encoder.
     func testRegionEncoderBlocksAndTallRegions() throws {
         var rng = SeededRNG(seed: 0x5EED_0004)
         let values: [UInt8] = [1, 2, 128, 255]

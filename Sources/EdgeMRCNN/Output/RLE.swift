@@ -3,8 +3,6 @@
 // starting with zeros; and the compressed string form ("counts" in results JSON), byte-identical
 // to pycocotools `mask.encode`. See notes/formats.md §5.
 
-import CShim
-
 public struct RLE: Equatable {
     /// Image height and width (COCO "size" is [h, w]).
     public var height: Int
@@ -70,25 +68,38 @@ public struct RLE: Equatable {
     public init(regionBits bits: UnsafeBufferPointer<UInt8>, x0: Int, y0: Int, width: Int, height: Int,
                 imageWidth: Int, imageHeight: Int) {
         let H = max(imageHeight, 0), W = max(imageWidth, 0)
-        // em_rle_region: blocks of 16 columns copied contiguous, runs found 8 bytes at a time
-        // (the walk and merging of RunBuilder; an unusable bitmap encodes an empty mask)
-        let ok = width > 0 && height > 0 && bits.count >= width * height && bits.baseAddress != nil
-        let src = ok ? bits.baseAddress : nil
-        // room for two runs a column (a convex mask) twice over; more: a second pass
-        var cap = 4 * max(min(width, W), 0) + 16
-        while true {
-            var need = 0
-            let counts = [Int](unsafeUninitializedCapacity: cap) { buf, n in
-                need = em_rle_region(src, Int32(clamping: width), Int32(clamping: height), Int32(clamping: x0),
-                                     Int32(clamping: y0), Int32(clamping: W), Int32(clamping: H), buf.baseAddress, cap)
-                n = min(need, cap)
+        var b = RunBuilder()
+        // Clip the region to the image.
+        let cx0 = max(x0, 0), cx1 = min(x0 + width, W)
+        let cy0 = max(y0, 0), cy1 = min(y0 + height, H)
+        if cx1 <= cx0 || cy1 <= cy0 || width <= 0 || height <= 0 || bits.count < width * height
+            || bits.baseAddress == nil {
+            b.add(0, H * W)
+        } else {
+            let base = bits.baseAddress!
+            let n = cy1 - cy0
+            b.add(0, cx0 * H)
+            for x in cx0..<cx1 {
+                b.add(0, cy0)
+                // Walk the column (stride `width`) one run at a time.
+                var p = base + ((cy0 - y0) * width + (x - x0))
+                var y = 0
+                while y < n {
+                    let v = p.pointee != 0
+                    var e = y + 1
+                    p += width
+                    while e < n && (p.pointee != 0) == v {
+                        e += 1
+                        p += width
+                    }
+                    b.add(v ? 1 : 0, e - y)
+                    y = e
+                }
+                b.add(0, H - cy1)
             }
-            if need <= cap {
-                self.init(height: H, width: W, counts: counts)
-                return
-            }
-            cap = need
+            b.add(0, (W - cx1) * H)
         }
+        self.init(height: H, width: W, counts: b.finish())
     }
 
     /// Encodes a full mask given row-major [height][width] (nonzero = set). Straightforward
