@@ -394,6 +394,8 @@ void em_run_tasks(int ntasks, void (*fn)(void *ctx, int t), void *ctx) {
     if (fn) em_parallel(ntasks, fn, ctx);
 }
 
+int em_take_next(int *counter) { return __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED); }
+
 typedef struct {
     void (*fn)(void *, long, long);
     void *ctx;

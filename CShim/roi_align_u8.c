@@ -594,11 +594,12 @@ static int align_roi_grid(const ualign_job *j, const float *b, uint8_t *o, const
     return 1;
 }
 
-static int align_rois(const ualign_job *j, int r0, int r1) {
+// One RoI (box b) of level j pooled to o: the grid path, else the row path. Returns 0, or -1
+// when out of memory.
+static int align_one(const ualign_job *j, const float *b, uint8_t *o, const em_qgemm_params *P) {
     const int C = j->C, H = j->H, W = j->W, PH = j->PH, PW = j->PW;
     const float s_in = j->s_in;
     const int32_t z_in = j->z_in;
-    const em_qgemm_params *P = em_qgemm_params_current();
     em_roi_sample_t stack[14 * 14 * 4];
     float acc[CB];
     uint8_t qb[CB];
@@ -608,9 +609,8 @@ static int align_rois(const ualign_job *j, int r0, int r1) {
     // every ISA: the vector ones (AVX2, AVX-512) with their grid pieces, the others in C
     const int grid = 1;
 #endif
-    for (int r = r0; r < r1; r++) {
-        const float *b = j->rois + (size_t)r * 4;
-        if (grid && align_roi_grid(j, b, j->out + j->out_offset[r], P)) continue;
+    {
+        if (grid && align_roi_grid(j, b, o, P)) return 0;
         float sw = b[0] * j->spatial_scale, sh = b[1] * j->spatial_scale;
         float ew = b[2] * j->spatial_scale, eh = b[3] * j->spatial_scale;
         float rw = ew - sw, rh = eh - sh;
@@ -641,7 +641,6 @@ static int align_rois(const ualign_job *j, int r0, int r1) {
                         pc[i++] = s;
                     }
                 }
-        uint8_t *o = j->out + j->out_offset[r];
         for (int c0 = 0; c0 < C; c0 += CB) {
             const int cn = C - c0 < CB ? C - c0 : CB;
             const uint8_t *f = j->feat + c0;
@@ -671,6 +670,13 @@ static int align_rois(const ualign_job *j, int r0, int r1) {
     return 0;
 }
 
+static int align_rois(const ualign_job *j, int r0, int r1) {
+    const em_qgemm_params *P = em_qgemm_params_current();
+    for (int r = r0; r < r1; r++)
+        if (align_one(j, j->rois + (size_t)r * 4, j->out + j->out_offset[r], P) != 0) return -1;
+    return 0;
+}
+
 static void align_task(void *ctx, int t) {
     ualign_job *j = (ualign_job *)ctx;
     int n = j->ntasks;
@@ -695,4 +701,66 @@ int em_roi_align_u8_hwc(const uint8_t *feat, int C, int H, int W, float s_in, in
     j.ntasks = nth;
     em_parallel(nth, align_task, &j);
     return j.failed ? -1 : 0;
+}
+
+// ---------------------------------------------------------------- every level in one call
+//
+// The RoIs of all levels in one parallel job: the tasks take RoIs one at a time from a shared
+// counter (RoIs differ in cost: grid sizes, levels), so neither thread waits for the other at
+// the end of each level. Each RoI is pooled exactly as em_roi_align_u8_hwc pools it, whatever
+// thread takes it, so the bytes do not depend on the split.
+typedef struct {
+    const ualign_job *lv;
+    const int32_t *level;
+    const float *rois;
+    const size_t *out_offset;
+    uint8_t *out;
+    int R;
+    int next;
+    volatile int failed;
+} umulti_job;
+
+static void multi_task(void *ctx, int t) {
+    umulti_job *m = (umulti_job *)ctx;
+    const em_qgemm_params *P = em_qgemm_params_current();
+    (void)t;
+    for (;;) {
+        const int r = __atomic_fetch_add(&m->next, 1, __ATOMIC_RELAXED);
+        if (r >= m->R) break;
+        if (align_one(&m->lv[m->level[r]], m->rois + (size_t)r * 4, m->out + m->out_offset[r], P) != 0)
+            m->failed = 1;
+    }
+}
+
+int em_roi_align_u8_hwc_levels(int L, const uint8_t *const *feat, const int *C, const int *H,
+                               const int *W, const float *s_in, const int32_t *z_in,
+                               const float *spatial_scale, int sampling_ratio, const float *rois,
+                               const int32_t *level, int R, const size_t *out_offset, int PH, int PW,
+                               size_t cstride, size_t ystride, float s_out, int32_t z_out,
+                               uint8_t *out) {
+    enum { LMAX = 8 };
+    if (L <= 0 || L > LMAX || !feat || !C || !H || !W || !s_in || !z_in || !spatial_scale ||
+        !rois || !level || !out_offset || !out || R < 0 || PH <= 0 || PW <= 0 || !(s_out > 0.0f))
+        return -1;
+    ualign_job lv[LMAX];
+    for (int l = 0; l < L; l++) {
+        if (!feat[l] || C[l] <= 0 || H[l] <= 0 || W[l] <= 0) return -1;
+        ualign_job j = {feat[l], C[l], H[l], W[l], s_in[l], spatial_scale[l], 1.0f / s_out, z_in[l],
+                        z_out, sampling_ratio, rois, R, out_offset, PH, PW, cstride, ystride, out, 1, 0};
+        lv[l] = j;
+    }
+    for (int r = 0; r < R; r++)
+        if (level[r] < 0 || level[r] >= L) return -1;
+    if (R == 0) return 0;
+    umulti_job m = {lv, level, rois, out_offset, out, R, 0, 0};
+    int nth = em_num_threads();
+    if (nth > R) nth = R;
+    if (nth <= 1) {
+        const em_qgemm_params *P = em_qgemm_params_current();
+        for (int r = 0; r < R; r++)
+            if (align_one(&lv[level[r]], rois + (size_t)r * 4, out + out_offset[r], P) != 0) return -1;
+        return 0;
+    }
+    em_parallel(nth, multi_task, &m);
+    return m.failed ? -1 : 0;
 }

@@ -77,6 +77,9 @@ int em_num_threads(void);
 // beyond em_num_threads(), or all of them while the pool is busy, run on the calling thread) and
 // returns when all are done. Kernels called from inside a task run single-threaded.
 void em_run_tasks(int ntasks, void (*fn)(void *ctx, int t), void *ctx);
+// Atomically adds 1 to *counter and returns its previous value (em_run_tasks tasks taking work
+// items one at a time from a shared counter).
+int em_take_next(int *counter);
 
 #ifdef __cplusplus
 }

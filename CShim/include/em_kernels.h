@@ -99,6 +99,12 @@ void em_resize_bilinear_f32(const float *in, int C, int H, int W, float *out, in
 void em_normalize_resize_pad_rgb8_f32(const uint8_t *rgb, int H, int W, const float mean[3],
                                       const float std[3], int OH, int OW, int PH, int PW,
                                       float *out);
+// The same values quantised to uint8 with (scale, z) as em_quantize_f32_u8 quantises them (one
+// pass, no float map): the same bytes as em_normalize_resize_pad_rgb8_f32 then
+// em_quantize_f32_u8. Returns 0, or -1 on bad arguments or OW > 4096 (then take the float path).
+int em_normalize_resize_pad_rgb8_u8(const uint8_t *rgb, int H, int W, const float mean[3],
+                                    const float std[3], int OH, int OW, int PH, int PW,
+                                    float scale, int32_t z, uint8_t *out);
 
 // ---------------------------------------------------------------- RoIAlign
 // torchvision roi_align on one feature map feat [C, H, W]. rois [R, 4] (x1, y1, x2, y2) in image

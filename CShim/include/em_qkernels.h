@@ -222,6 +222,16 @@ int em_roi_align_u8_hwc(const uint8_t *feat, int C, int H, int W, float s_in, in
                         float spatial_scale, int sampling_ratio, const float *rois, int R,
                         const size_t *out_offset, int PH, int PW, size_t cstride, size_t ystride,
                         float s_out, int32_t z_out, uint8_t *out);
+// em_roi_align_u8_hwc over the L levels of a pyramid (MultiScaleRoIAlign) in one call: RoI r is
+// pooled from level level[r] (feat[l] [H[l], W[l], C[l]] with (s_in[l], z_in[l]) and
+// spatial_scale[l]) exactly as em_roi_align_u8_hwc pools it; the RoIs of all levels are shared
+// out over the threads together. L <= 8. Returns 0, or -1 on bad arguments.
+int em_roi_align_u8_hwc_levels(int L, const uint8_t *const *feat, const int *C, const int *H,
+                               const int *W, const float *s_in, const int32_t *z_in,
+                               const float *spatial_scale, int sampling_ratio, const float *rois,
+                               const int32_t *level, int R, const size_t *out_offset, int PH, int PW,
+                               size_t cstride, size_t ystride, float s_out, int32_t z_out,
+                               uint8_t *out);
 
 // ---------------------------------------------------------------- element-wise
 // Rescaled add, n elements: a_mult = s_a / s_out, b_mult = s_b / s_out,

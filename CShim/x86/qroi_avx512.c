@@ -111,6 +111,20 @@ EM_AVX512 void em_qroi_grid_bins_avx512(const em_qroi_gsamp_t *S, const int *nb,
     for (int b0 = 0; b0 < nbp; b0 += 16)
         for (int c0 = 0; c0 < 32; c0 += 16)
             em_tr16x16_u8_sse2(qs + (size_t)b0 * 32 + c0, 32, qt + (size_t)c0 * nbp + b0, (size_t)nbp);
+    // rows of at most 64 bytes (the box head's 7 x 7 = 49 contiguous, the mask head's 14-byte
+    // rows): one masked load and store each instead of a memcpy call
+    const int wide = ystride == (size_t)PW ? nbins : PW, rows = ystride == (size_t)PW ? 1 : PH;
+    if (wide <= 64) {
+        const __mmask64 km = wide == 64 ? ~(__mmask64)0 : (((__mmask64)1 << wide) - 1);
+        const size_t step = ystride == (size_t)PW ? 0 : ystride;
+        for (int c = 0; c < 32; c++) {
+            const uint8_t *src = qt + (size_t)c * nbp;
+            uint8_t *dst = o + (size_t)c * cstride;
+            for (int r = 0; r < rows; r++, src += PW, dst += step)
+                _mm512_mask_storeu_epi8(dst, km, _mm512_maskz_loadu_epi8(km, src));
+        }
+        return;
+    }
     for (int c = 0; c < 32; c++) {
         const uint8_t *src = qt + (size_t)c * nbp;
         uint8_t *dst = o + (size_t)c * cstride;

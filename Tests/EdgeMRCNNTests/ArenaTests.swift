@@ -152,6 +152,15 @@ final class ArenaTests: XCTestCase {
             var got = [Float](repeating: .nan, count: 3 * ph * pw)
             em_normalize_resize_pad_rgb8_f32(rgb, Int32(h), Int32(w), mean, std, Int32(oh), Int32(ow), Int32(ph), Int32(pw), &got)
             XCTAssertEqual(got.map { $0.bitPattern }, want.map { $0.bitPattern }, "\(h)x\(w) -> \(oh)x\(ow)")
+            // quantised in the same pass (the int8 stem's input): the bytes of quantising the float
+            // planes; declined beyond 4096 columns
+            var wantQ = [UInt8](repeating: 0, count: 3 * ph * pw), gotQ = [UInt8](repeating: 7, count: 3 * ph * pw)
+            em_quantize_f32_u8(want, want.count, 0.0173, 114, &wantQ)
+            let rc = em_normalize_resize_pad_rgb8_u8(rgb, Int32(h), Int32(w), mean, std, Int32(oh), Int32(ow),
+                                                     Int32(ph), Int32(pw), 0.0173, 114, &gotQ)
+            if ow > 4096 { XCTAssertEqual(rc, -1); continue }
+            XCTAssertEqual(rc, 0)
+            XCTAssertEqual(gotQ, wantQ, "uint8 \(h)x\(w) -> \(oh)x\(ow)")
         }
     }
 

@@ -88,6 +88,29 @@ final class RLETests: XCTestCase {
         }
     }
 
+    /// The region encoder on larger regions with long runs, any nonzero byte as set, and a region
+    /// taller than 4096 rows, against the plain full-mask encoder.
+    func testRegionEncoderBlocksAndTallRegions() throws {
+        var rng = SeededRNG(seed: 0x5EED_0004)
+        let values: [UInt8] = [1, 2, 128, 255]
+        for (H, W, w, h) in [(90, 70, 50, 60), (33, 100, 90, 33), (4200, 6, 5, 4150)] {
+            for iter in 0..<4 {
+                let x0 = Int.random(in: -3...3, using: &rng), y0 = Int.random(in: -3...3, using: &rng)
+                let p = [0.02, 0.5, 0.97, 1.0][iter]
+                var bits = [UInt8](repeating: 0, count: w * h)
+                var on = false
+                for i in 0..<(w * h) {   // runs of random length, set bytes of any nonzero value
+                    if Double.random(in: 0..<1, using: &rng) < 0.05 { on = Double.random(in: 0..<1, using: &rng) < p }
+                    if on || p == 1.0 { bits[i] = values[Int.random(in: 0..<values.count, using: &rng)] }
+                }
+                let region = MaskRegion(x0: x0, y0: y0, width: w, height: h, imageWidth: W, imageHeight: H, bits: bits)
+                var full = [UInt8](repeating: 0, count: H * W)
+                for y in 0..<H { for x in 0..<W where region.contains(x: x, y: y) { full[y * W + x] = 1 } }
+                XCTAssertEqual(RLE(region: region), RLE(rowMajor: full, height: H, width: W), "\(H)x\(W) region \(w)x\(h) #\(iter)")
+            }
+        }
+    }
+
     /// Large counts and large negative differences survive the codec.
     func testLargeCountsRoundTrip() throws {
         let counts = [123_456_789, 1, 5_000_000, 300_000_000, 2, 0, 7]

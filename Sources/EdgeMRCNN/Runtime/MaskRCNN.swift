@@ -230,7 +230,11 @@ public final class MaskRCNN {
         // the input is released as soon as the stem has read it (unless a trace keeps it)
         var x: Act?
         let sizes: ImageSizes
-        do {
+        // int8 stem, nothing that looks at the float input: normalised and quantised in one pass
+        if hook == nil, !capture, let q = net.inputQParams,
+           let r = Transform.runU8(image, config: config, q: q, ws) {
+            x = r.0; sizes = r.1
+        } else {
             let r = Transform.run(image, config: config, ws)
             x = Act(r.0); sizes = r.1
             hook?.activation(MaskRCNN.inputName, r.0.pointer, r.0.count)

@@ -45,6 +45,7 @@ final class Executor {
             layers[l.name] = Layer(int8: l, packed: packed, weightScales: sc.floats, inQ: inQ, outQ: outQ)
         }
         mergeSiblings()
+        inputQParams = stemInputParams()
     }
 
     func layer(_ n: String) -> Layer { layers[n]! }
@@ -80,6 +81,21 @@ final class Executor {
 
     /// The parameters an activation gets when a uint8 consumer reads it.
     func params(_ activation: String) -> QParams? { qparams[net.paramsKey(activation)] }
+
+    /// The uint8 parameters the network's input can be made in directly (Transform.runU8): those
+    /// every reader of "input" takes when all of them are int8 layers reading it in uint8; nil
+    /// otherwise (float models, a float stem).
+    private(set) var inputQParams: QParams?
+
+    private func stemInputParams() -> QParams? {
+        let readers = net.layers.filter { $0.inputs.contains(MaskRCNN.inputName) || $0.residual == MaskRCNN.inputName }
+        guard let first = readers.first, first.op.hasWeights, let p = layers[first.name]?.inputParams else { return nil }
+        for d in readers {
+            guard d.op.hasWeights, d.residual != MaskRCNN.inputName, let l = layers[d.name], let lp = l.inputParams,
+                  lp.scale == p.scale, lp.zeroPoint == p.zeroPoint else { return nil }
+        }
+        return p
+    }
 
     // ------------------------------------------------------------------ walking the description
 

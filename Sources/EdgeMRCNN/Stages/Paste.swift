@@ -96,9 +96,9 @@ struct MaskPaster {
 extension MaskPaster {
     /// The RLEs of a detect run's masks: `slots[i]` is the row of detection i in `probs` (nil: no
     /// mask), `boxes` the flat original-image boxes of all detections. Pasted and encoded on the
-    /// kernel threads (em_run_tasks): detection i on task i % tasks, each task with its own
-    /// MaskPaster, every detection through the same code as one at a time, so the RLEs do not
-    /// depend on the threads (the paste's row split then stays on the task's thread).
+    /// kernel threads (em_run_tasks): the tasks take detections one at a time (em_take_next),
+    /// each task with its own MaskPaster, every detection through the same code as one at a time,
+    /// so the RLEs do not depend on the threads (the paste's row split then stays on the task's thread).
     static func rles(_ probs: UnsafePointer<Float>, boxes: [Float], slots: [Int?], size m: Int,
                      imageHeight h: Int, imageWidth w: Int) -> [RLE?] {
         var picked: [Float] = []
@@ -122,8 +122,8 @@ extension MaskPaster {
     }
 }
 
-/// One em_run_tasks job of MaskPaster.rles: task t pastes detections t, t + tasks, ... into
-/// its own elements of `out`.
+/// One em_run_tasks job of MaskPaster.rles: each task pastes the detections it takes into their
+/// elements of `out`.
 private final class PasteJob {
     let probs: UnsafePointer<Float>
     let boxes: UnsafePointer<Float>
@@ -136,14 +136,21 @@ private final class PasteJob {
          imageHeight h: Int, imageWidth w: Int, tasks: Int, out: UnsafeMutableBufferPointer<RLE?>) {
         self.probs = probs; self.boxes = boxes; self.slots = slots; self.picked = picked
         self.m = m; self.h = h; self.w = w; self.tasks = tasks; self.out = out
+        next.initialize(to: 0)
     }
+
+    /// The next detection to paste, shared by the tasks (masks differ in size: taken one at a
+    /// time, no task waits for another's larger share).
+    private let next = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+
+    deinit { next.deallocate() }
 
     func run(_ t: Int) {
         var paster = MaskPaster(boxes: picked, size: m, imageHeight: h, imageWidth: w)
-        var i = t
-        while i < slots.count {
+        while true {
+            let i = Int(em_take_next(next))
+            if i >= slots.count { break }
             if let s = slots[i] { out[i] = paster.rle(probs + s * m * m, box: boxes + 4 * i) }
-            i += tasks
         }
     }
 }

@@ -47,25 +47,52 @@ public enum MultiScaleRoIAlign {
                       outQ: QParams, out: UnsafeMutablePointer<UInt8>, cstride: Int, ystride: Int,
                       offset: (Int) -> Int) throws {
         if r == 0 { return }
-        let scales = hwc.map { scale(featureHeight: $0.height, imageHeight: s.resizedHeight) }
-        let lv = levels(boxes, count: r, scales: scales)
-        for (l, f) in hwc.enumerated() {
-            var rois: [Float] = [], offs: [Int] = []
-            for i in 0..<r where lv[i] == l {
-                for c in 0..<4 { rois.append(boxes[4 * i + c]) }
-                offs.append(offset(i))
-            }
-            if offs.isEmpty { continue }
-            let rc = rois.withUnsafeBufferPointer { rb in
-                offs.withUnsafeBufferPointer { ob in
-                    em_roi_align_u8_hwc(f.u8, Int32(f.channels), Int32(f.height), Int32(f.width), f.q!.scale,
-                                        f.q!.zeroPoint, scales[l], Int32(sampling), rb.baseAddress, Int32(ob.count),
-                                        ob.baseAddress, Int32(p), Int32(p), cstride, ystride, outQ.scale,
-                                        outQ.zeroPoint, out)
+        let nl = hwc.count
+        guard nl >= 1, nl <= 8 else { throw EdgeError("RoIAlign (uint8): \(nl) pyramid levels, expected 1 to 8") }
+        // one call over every level (em_roi_align_u8_hwc_levels: the threads share all RoIs);
+        // per-RoI level and output offset in temporary (stack) buffers, per-level fields in tuples
+        var feat: (UnsafePointer<UInt8>?, UnsafePointer<UInt8>?, UnsafePointer<UInt8>?, UnsafePointer<UInt8>?,
+                   UnsafePointer<UInt8>?, UnsafePointer<UInt8>?, UnsafePointer<UInt8>?, UnsafePointer<UInt8>?)
+            = (nil, nil, nil, nil, nil, nil, nil, nil)
+        var cs = (Int32(0), Int32(0), Int32(0), Int32(0), Int32(0), Int32(0), Int32(0), Int32(0))
+        var hs = cs, ws = cs, zs = cs
+        var ss: (Float, Float, Float, Float, Float, Float, Float, Float) = (0, 0, 0, 0, 0, 0, 0, 0)
+        var scs = ss
+        var kMin = 0, kMax = 0
+        withUnsafeMutableBytes(of: &feat) { fb in
+            let fp = fb.bindMemory(to: UnsafePointer<UInt8>?.self)
+            withUnsafeMutableBytes(of: &cs) { cb in withUnsafeMutableBytes(of: &hs) { hb in withUnsafeMutableBytes(of: &ws) { wb in
+            withUnsafeMutableBytes(of: &zs) { zb in withUnsafeMutableBytes(of: &ss) { sb in withUnsafeMutableBytes(of: &scs) { scb in
+                let c = cb.bindMemory(to: Int32.self), h = hb.bindMemory(to: Int32.self), w = wb.bindMemory(to: Int32.self)
+                let z = zb.bindMemory(to: Int32.self), si = sb.bindMemory(to: Float.self), sc = scb.bindMemory(to: Float.self)
+                for (l, f) in hwc.enumerated() {
+                    fp[l] = UnsafePointer(f.u8); c[l] = Int32(f.channels); h[l] = Int32(f.height); w[l] = Int32(f.width)
+                    z[l] = f.q!.zeroPoint; si[l] = f.q!.scale
+                    sc[l] = scale(featureHeight: f.height, imageHeight: s.resizedHeight)
                 }
-            }
-            if rc != 0 { throw EdgeError("RoIAlign (uint8) rejected its arguments or ran out of memory") }
+                kMin = Int(-log2f(sc[0])); kMax = Int(-log2f(sc[nl - 1]))
+            } } } } } }
         }
+        let rc = withUnsafeTemporaryAllocation(of: Int32.self, capacity: r) { lvl in
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: r) { offs in
+                for i in 0..<r {
+                    lvl[i] = Int32(min(max(level(boxes + 4 * i, kMin: kMin, kMax: kMax), 0), nl - 1))
+                    offs[i] = offset(i)
+                }
+                return withUnsafeBytes(of: &feat) { fb in withUnsafeBytes(of: &cs) { cb in withUnsafeBytes(of: &hs) { hb in
+                    withUnsafeBytes(of: &ws) { wb in withUnsafeBytes(of: &zs) { zb in withUnsafeBytes(of: &ss) { sb in
+                    withUnsafeBytes(of: &scs) { scb in
+                        em_roi_align_u8_hwc_levels(Int32(nl), fb.bindMemory(to: UnsafePointer<UInt8>?.self).baseAddress,
+                                                   cb.bindMemory(to: Int32.self).baseAddress, hb.bindMemory(to: Int32.self).baseAddress,
+                                                   wb.bindMemory(to: Int32.self).baseAddress, sb.bindMemory(to: Float.self).baseAddress,
+                                                   zb.bindMemory(to: Int32.self).baseAddress, scb.bindMemory(to: Float.self).baseAddress,
+                                                   Int32(sampling), boxes, lvl.baseAddress, Int32(r),
+                                                   UnsafeRawPointer(offs.baseAddress!).assumingMemoryBound(to: Int.self),
+                                                   Int32(p), Int32(p), cstride, ystride, outQ.scale, outQ.zeroPoint, out)
+                    } } } } } } }
+            }
+        }
+        if rc != 0 { throw EdgeError("RoIAlign (uint8) rejected its arguments or ran out of memory") }
     }
 
     /// Pools every box (resized-image coordinates) to [C, P, P] into out [R, C, P, P].

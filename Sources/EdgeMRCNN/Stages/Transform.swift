@@ -48,4 +48,27 @@ public enum Transform {
         }
         return (out, s)
     }
+
+    /// `run` quantised to uint8 with `q` in the same pass (the int8 stem's input: the same bytes as
+    /// run then quantising the map, without the float map). Nil when the kernel declines (resized
+    /// width above 4096): then `run` and a conversion.
+    static func runU8(_ image: RGBImage, config: ModelConfig, q: QParams, _ ws: Workspace) -> (Act, ImageSizes)? {
+        let s = sizes(height: image.height, width: image.width, minSize: config.minSize, maxSize: config.maxSize)
+        guard s.resizedWidth <= 4096 else { return nil }
+        let h = image.height, w = image.width
+        let mean = config.imageMean.count == 3 ? config.imageMean : [0.485, 0.456, 0.406]
+        let std = config.imageStd.count == 3 ? config.imageStd : [0.229, 0.224, 0.225]
+        let out = Act(3, s.paddedHeight, s.paddedWidth, q: q, ws)
+        let rc = image.pixels.withUnsafeBufferPointer { px in
+            mean.withUnsafeBufferPointer { m in
+                std.withUnsafeBufferPointer { sd in
+                    em_normalize_resize_pad_rgb8_u8(px.baseAddress, Int32(h), Int32(w), m.baseAddress, sd.baseAddress,
+                                                    Int32(s.resizedHeight), Int32(s.resizedWidth),
+                                                    Int32(s.paddedHeight), Int32(s.paddedWidth), q.scale, q.zeroPoint,
+                                                    out.u8)
+                }
+            }
+        }
+        return rc == 0 ? (out, s) : nil
+    }
 }
