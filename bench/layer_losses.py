@@ -12,6 +12,8 @@ Prints, from one bench run (medians over its runs):
 - what the whole run's efficiency would be if every layer ran at exactly `target` of the peak
   (slower layers sped up, faster ones slowed down) with the time outside the layers unchanged, and
   if that time were zero too.
+On x86 avx512vnni rpn.head.cls_logits and bbox_pred run inside rpn.head.conv (on each pixel chunk
+while it is in cache): bench splits the three layers' time by their MACs, so compare their sum.
 Medians of parts do not add up exactly to the median of the whole; the figures are for finding
 where time goes, not for accounting to the millisecond. Standard library only.
 """
