@@ -66,6 +66,16 @@ static inline __attribute__((always_inline)) EM_VNNI void vnni_8x48_loop(int kp,
     }
 }
 
+// The masks of `count` vectors of 16 lanes whose first n lanes are valid (vector j: lanes
+// 16 j .. 16 j + 15; all, some or none).
+static inline __attribute__((always_inline)) void vnni_lane_masks(int n, int count, __mmask16 *km) {
+#pragma clang loop unroll(full)
+    for (int j = 0; j < count; j++) {
+        const int r = n - 16 * j;
+        km[j] = r >= 16 ? (__mmask16)0xFFFF : r <= 0 ? (__mmask16)0 : (__mmask16)((1u << r) - 1);
+    }
+}
+
 // The int32 sums of the requantising 8x48 kernels (rq, rqdc, rqnm): the term is where the
 // accumulators start when there is no acc, else it is added with acc's tile (the earlier K
 // slices); rows past `rows` stay 0 and their terms are not read. int32 additions wrap modulo 2^32
@@ -237,11 +247,7 @@ EM_VNNI void em_qukr_rq_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uin
     __m512i c[8][3];
     vnni_8x48_sums(kp, (const uint8_t *)wblk, panel, acc, rows, terms, c);
     __mmask16 km[3];
-#pragma clang loop unroll(full)
-    for (int j = 0; j < 3; j++) {
-        int n = nv - 16 * j;
-        km[j] = n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
-    }
+    vnni_lane_masks(nv, 3, km);
     if (nocl && z_out >= 0 && z_out <= 255 && (lo == 0 || lo == z_out)) {
         const __mmask64 kst = nv >= 48 ? (__mmask64)0xFFFFFFFFFFFFull : (__mmask64)((1ull << nv) - 1);
         const __m512i vz16 = _mm512_set1_epi16((short)z_out), vz8 = _mm512_set1_epi8((char)z_out);
@@ -373,11 +379,7 @@ EM_VNNI void em_qukr_rqdc_u8s8_avx512vnni_8x48(int kp, const void *wblk, const u
         return;
     }
     __mmask16 km[6];
-#pragma clang loop unroll(full)
-    for (int q = 0; q < 6; q++) {
-        int n = 2 * nv - 16 * q;
-        km[q] = n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
-    }
+    vnni_lane_masks(2 * nv, 6, km);
 #pragma clang loop unroll(full)
     for (int p = 0; p < 4; p++) {
         if (2 * p >= rows) break;
@@ -513,11 +515,7 @@ EM_VNNI void em_qukr_rqf_u8s8_avx512vnni_8x48(int kp, const void *wblk, const ui
     __m512i c[8][3];
     vnni_8x48_sums(kp, (const uint8_t *)wblk, panel, acc, rows, terms, c);
     __mmask16 km[3];
-#pragma clang loop unroll(full)
-    for (int j = 0; j < 3; j++) {
-        int n = nv - 16 * j;
-        km[j] = n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
-    }
+    vnni_lane_masks(nv, 3, km);
 #pragma clang loop unroll(full)
     for (int i = 0; i < 8; i++) {
         if (i >= rows) break;
