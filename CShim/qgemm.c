@@ -1708,16 +1708,22 @@ static void layer_prep(qjob *j, const em_qgemm_params *P) {
 static __thread int32_t *termbuf;
 static __thread size_t termcap;
 
+// The terms a job's micro-kernels start from: the blob's, or on the ISAs that offset the
+// activations to s8 (P->xor_term) term + 128 * rowsum in *buf (the calling thread's, grows only).
+// NULL when out of memory.
+static const int32_t *job_terms(const em_qw *q, const em_qgemm_params *P, int32_t **buf, size_t *cap) {
+    if (!P->xor_term) return q->term;
+    if (grow((uint8_t **)buf, cap, (size_t)q->Mp * 4) != 0) return NULL;
+    for (int m = 0; m < q->Mp; m++) (*buf)[m] = q->term[m] + 128 * q->rowsum[m];
+    return *buf;
+}
+
 static int qgemm_run(const qjob *j0) {
     const em_qgemm_params *P = em_qgemm_params_current();
     qjob jp = *j0;
     const qjob *j = &jp;
-    jp.terms = jp.q.term;
-    if (P->xor_term) {
-        if (grow((uint8_t **)&termbuf, &termcap, (size_t)jp.q.Mp * 4) != 0) return -1;
-        for (int m = 0; m < jp.q.Mp; m++) termbuf[m] = jp.q.term[m] + 128 * jp.q.rowsum[m];
-        jp.terms = termbuf;
-    }
+    jp.terms = job_terms(&jp.q, P, &termbuf, &termcap);
+    if (!jp.terms) return -1;
 #if defined(__x86_64__)
     em_qpsrc ps;
     // (not for the x86 48-pixel panels: their masked loads handle the padding as is, one load per
@@ -1992,12 +1998,8 @@ int em_qconv2d_u8_head_f32(const uint8_t *in, int Cin, int H, int W, int32_t z_i
     h.out_kind = QOUT_CHW_F32;
     h.outf = head_out;
     h.mult = head_deq;
-    h.terms = hq.term;
-    if (P->xor_term) {
-        if (grow((uint8_t **)&headterms, &headtermcap, (size_t)hq.Mp * 4) != 0) goto separate;
-        for (int m = 0; m < hq.Mp; m++) headterms[m] = hq.term[m] + 128 * hq.rowsum[m];
-        h.terms = headterms;
-    }
+    h.terms = job_terms(&hq, P, &headterms, &headtermcap);
+    if (!h.terms) goto separate;
     j.out_kind = QOUT_CHW;
     j.out = out;
     j.z_out = z_out;
