@@ -30,11 +30,16 @@ public enum Transform {
                           paddedHeight: (rh + 31) / 32 * 32, paddedWidth: (rw + 31) / 32 * 32)
     }
 
+    /// The model's per-channel mean and std (ImageNet's when the model gives none).
+    private static func meanStd(_ config: ModelConfig) -> ([Float], [Float]) {
+        (config.imageMean.count == 3 ? config.imageMean : [0.485, 0.456, 0.406],
+         config.imageStd.count == 3 ? config.imageStd : [0.229, 0.224, 0.225])
+    }
+
     static func run(_ image: RGBImage, config: ModelConfig, _ ws: Workspace) -> (FeatureMap, ImageSizes) {
         let s = sizes(height: image.height, width: image.width, minSize: config.minSize, maxSize: config.maxSize)
         let h = image.height, w = image.width
-        let mean = config.imageMean.count == 3 ? config.imageMean : [0.485, 0.456, 0.406]
-        let std = config.imageStd.count == 3 ? config.imageStd : [0.229, 0.224, 0.225]
+        let (mean, std) = meanStd(config)
         // normalise + resize + pad in one pass (no full-size float copy of the image)
         let out = ws.map(3, s.paddedHeight, s.paddedWidth)
         image.pixels.withUnsafeBufferPointer { px in
@@ -56,8 +61,7 @@ public enum Transform {
         let s = sizes(height: image.height, width: image.width, minSize: config.minSize, maxSize: config.maxSize)
         guard s.resizedWidth <= 4096 else { return nil }
         let h = image.height, w = image.width
-        let mean = config.imageMean.count == 3 ? config.imageMean : [0.485, 0.456, 0.406]
-        let std = config.imageStd.count == 3 ? config.imageStd : [0.229, 0.224, 0.225]
+        let (mean, std) = meanStd(config)
         let out = Act(3, s.paddedHeight, s.paddedWidth, q: q, ws)
         let rc = image.pixels.withUnsafeBufferPointer { px in
             mean.withUnsafeBufferPointer { m in
