@@ -2706,7 +2706,7 @@ int em_qukr_rq_call(int K, const int8_t *w, const uint8_t *x, int rows, int nv, 
         goto done;
     int32_t tm[8];
     for (int i = 0; i < rows; i++) tm[i] = terms[i] + (P->xor_term ? 128 * q.rowsum[i] : 0);
-    const int KC = Kp <= 640 ? Kp : 512; // run_range's x86 K slice
+    const int KC = Kp <= 640 ? Kp : 512; // run_range's x86 K slice (its fused layers: K over 2304)
     int k0 = 0;
     for (; k0 + KC < Kp; k0 += KC) // the slices before the last, as run_range
         for (int i0 = 0; i0 < 8; i0 += MR)
