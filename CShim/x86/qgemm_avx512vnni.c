@@ -66,6 +66,26 @@ static inline __attribute__((always_inline)) EM_VNNI void vnni_8x48_loop(int kp,
     }
 }
 
+// vnni_8x48_loop on the first nvec (1 or 2, a constant) of the 3 pixel vectors only: a panel
+// whose pixels past 16 nvec are not stored (a layer's last panel; c[i][nvec..2] keep their
+// starting values). The mask head's side-by-side batches of 14 or 15 RoIs end in a panel of 8
+// or 12 pixels (N 2744, 2940): 1 vector instead of 3 there.
+static inline __attribute__((always_inline)) EM_VNNI void vnni_8x48_loop_part(int kp, const uint8_t *w,
+                                                                             const uint8_t *panel,
+                                                                             __m512i c[8][3], int nvec) {
+    const uint8_t *p = panel, *pend = panel + (size_t)(kp / 4) * 192;
+    for (; p < pend; p += 192, w += 32) {
+        __m512i x0 = _mm512_loadu_si512((const void *)p);
+        __m512i x1 = nvec > 1 ? _mm512_loadu_si512((const void *)(p + 64)) : x0;
+#pragma clang loop unroll(full)
+        for (int i = 0; i < 8; i++) {
+            __m512i wb = _mm512_set1_epi32(*(const int32_t *)(w + i * 4));
+            c[i][0] = _mm512_dpbusd_epi32(c[i][0], x0, wb);
+            if (nvec > 1) c[i][1] = _mm512_dpbusd_epi32(c[i][1], x1, wb);
+        }
+    }
+}
+
 // The masks of `count` vectors of 16 lanes whose first n lanes are valid (vector j: lanes
 // 16 j .. 16 j + 15; all, some or none).
 static inline __attribute__((always_inline)) void vnni_lane_masks(int n, int count, __mmask16 *km) {
@@ -83,12 +103,15 @@ static inline __attribute__((always_inline)) void vnni_lane_masks(int n, int cou
 static inline __attribute__((always_inline)) EM_VNNI void vnni_8x48_sums(int kp, const uint8_t *w,
                                                                         const uint8_t *panel,
                                                                         const int32_t *acc, int rows,
-                                                                        const int32_t *terms,
+                                                                        const int32_t *terms, int nv,
                                                                         __m512i c[8][3]) {
 #pragma clang loop unroll(full)
     for (int i = 0; i < 8; i++)
         c[i][0] = c[i][1] = c[i][2] = acc || i >= rows ? _mm512_setzero_si512() : _mm512_set1_epi32(terms[i]);
-    vnni_8x48_loop(kp, w, panel, c);
+    // lanes past nv are never stored by the callers: a short last panel sums only its vectors
+    if (nv > 32) vnni_8x48_loop(kp, w, panel, c);
+    else if (nv > 16) vnni_8x48_loop_part(kp, w, panel, c, 2);
+    else vnni_8x48_loop_part(kp, w, panel, c, 1);
     if (acc) {
 #pragma clang loop unroll(full)
         for (int i = 0; i < 8; i++) {
@@ -245,7 +268,7 @@ EM_VNNI void em_qukr_rq_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uin
     const __m512i vzr = _mm512_set1_epi32(t->z_res);
     const __m512 vrm = _mm512_set1_ps(t->res_mult);
     __m512i c[8][3];
-    vnni_8x48_sums(kp, (const uint8_t *)wblk, panel, acc, rows, terms, c);
+    vnni_8x48_sums(kp, (const uint8_t *)wblk, panel, acc, rows, terms, nv, c);
     __mmask16 km[3];
     vnni_lane_masks(nv, 3, km);
     if (nocl && z_out >= 0 && z_out <= 255 && (lo == 0 || lo == z_out)) {
@@ -345,7 +368,7 @@ EM_VNNI void em_qukr_rqdc_u8s8_avx512vnni_8x48(int kp, const void *wblk, const u
     const float m0 = t->mults[0], m1 = rows > 4 ? t->mults[1] : 0.0f;
     const int32_t z_out = t->z_out, lo = t->lo;
     __m512i c[8][3];
-    vnni_8x48_sums(kp, (const uint8_t *)wblk, panel, acc, rows, terms, c);
+    vnni_8x48_sums(kp, (const uint8_t *)wblk, panel, acc, rows, terms, nv, c);
     const __m512 flo = _mm512_set1_ps((float)(lo - z_out)), fhi = _mm512_set1_ps((float)(255 - z_out));
     const __m512i vz = _mm512_set1_epi32(z_out);
     const int y = n0 / W, x = n0 - y * W, one = x + nv <= W;
@@ -423,7 +446,7 @@ EM_VNNI void em_qukr_rqnm_u8s8_avx512vnni_8x48(int kp, const void *wblk, const u
     float *outf = t->outf;
     const int32_t z_out = t->z_out, lo = t->lo;
     __m512i c[8][3];
-    vnni_8x48_sums(kp, (const uint8_t *)wblk, panel, acc, rows, terms, c);
+    vnni_8x48_sums(kp, (const uint8_t *)wblk, panel, acc, rows, terms, nv, c);
     float mv[8];
 #pragma clang loop unroll(full)
     for (int i = 0; i < 8; i++) mv[i] = i < rows ? mults[i] : 0.0f;
@@ -513,7 +536,7 @@ EM_VNNI void em_qukr_rqf_u8s8_avx512vnni_8x48(int kp, const void *wblk, const ui
     float *d = t->dst;
     const size_t ld = t->dst_ld;
     __m512i c[8][3];
-    vnni_8x48_sums(kp, (const uint8_t *)wblk, panel, acc, rows, terms, c);
+    vnni_8x48_sums(kp, (const uint8_t *)wblk, panel, acc, rows, terms, nv, c);
     __mmask16 km[3];
     vnni_lane_masks(nv, 3, km);
 #pragma clang loop unroll(full)

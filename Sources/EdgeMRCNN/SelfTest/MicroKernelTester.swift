@@ -87,8 +87,9 @@ public enum MicroKernelTester {
     }
 
     /// K values of the requantising micro-kernel: one to a few k steps, K around one slice of 512
-    /// (the kernel alone; x86 runs K up to 640 in one slice), and two or three slices (the
-    /// earlier slices' tile added in it).
+    /// (the kernel alone; x86 runs K up to 640 in one slice, and up to 2304 when the layer's last
+    /// slice is requantised by this kernel: the same kernel alone on a longer K), and two or three
+    /// slices (the earlier slices' tile added in it: x86 layers with K over 2304).
     public static let rqKs = [4, 8, 12, 60, 64, 68, 508, 512, 516, 640, 644, 1024, 1100]
 
     /// The current ISA's requantising micro-kernel (em_qukr_rq_call; ISAs without one are skipped)
