@@ -1330,6 +1330,16 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
     const int Kpad = (Kp + ks - 1) / ks * ks; // panel rows (the ISA's k granularity)
     int cb = chunk_panels(Kpad, NR);
     if (cb > pb_hi - pb_lo) cb = pb_hi - pb_lo;
+#if !defined(__aarch64__)
+    // x86 ISAs with a requantising micro-kernel: the CHW uint8 outputs are written by it in the
+    // last K slice (the earlier slices' tiles added in its registers), no epilogue pass over the
+    // int32 tiles. (aarch64 keeps its epilogue: not compiled there.)
+    const int fused = P->ukr_rq && !P->prep && j->out_kind == QOUT_CHW;
+#endif
+#if defined(__x86_64__)
+    // (the deconvolution's and the linear layers' tiles likewise: fused_slice_x86)
+    const int fused_x = fused_x86_kind(j, P);
+#endif
     // K is split in slices of KC so that one panel slice (KC x NR bytes) stays in L1 while every
     // weight block of the channel group MG passes over it; the int32 tiles of the chunk x group
     // accumulate across the slices (exact), then are requantised once.
@@ -1352,7 +1362,7 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
     // nearly what the first slice's did besides the int32 tiles' store and reload (single-layer,
     // single-threaded: 3% faster in one slice; the sums are exact in any slicing).
     // Longer K up to 2304 (the 3x3 convolutions of 256 channels, 1x1 layers of 1024 and 2048
-    // channels) in one slice too when the micro-kernel requantises it (fused, fused_x below:
+    // channels) in one slice too when the micro-kernel requantises it (fused, fused_x above:
     // avx512vnni): fused_slice then runs block by block over the chunk's panels, one block's
     // weights (8 x 2304 bytes, 18 KB) staying in L1 while the panels (110 KB each, in L2) stream
     // past, instead of 5 slices of 512 (4.5 for K 2304) each storing and reloading the int32
@@ -1361,9 +1371,7 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
     // four layers on 100 RoIs: ~1.7% faster. The sums are exact in any slicing.
     int KC = Kpad <= 640 ? Kpad : 512;
 #if defined(__x86_64__)
-    if (Kpad <= 2304 && NR == 48 && !P->prep &&
-        ((P->ukr_rq && j->out_kind == QOUT_CHW) || fused_x86_kind(j, P)))
-        KC = Kpad;
+    if (Kpad <= 2304 && NR == 48 && (fused || fused_x)) KC = Kpad;
 #endif
     int MG = (int)((128 * 1024) / ((size_t)cb * 8 * NR * 4));
     if (MG < 1) MG = 1;
@@ -1371,20 +1379,12 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
 #endif
     int kcmax = Kpad < KC ? Kpad : KC;
     size_t pbytes = (size_t)Kpad * NR, tile = (size_t)8 * NR;
-    qbufs *b = thread_qbufs(pbytes * cb + tile * 4 * MG * cb, pbytes * cb + 64,
-                            P->prep && !j->wprep ? P->prep_bytes_per_k * kcmax * MG : 1);
+    // this thread's buffers: panels + int32 tiles, gather rows, prepared weights
+    const size_t np = pbytes * cb + tile * 4 * MG * cb, nt = pbytes * cb + 64,
+                 nw = P->prep && !j->wprep ? P->prep_bytes_per_k * kcmax * MG : 1;
+    qbufs *b = thread_qbufs(np, nt, nw);
     if (!b) return -1;
     int32_t *accs = (int32_t *)(b->panel + pbytes * cb); // [MG][cb] tiles of 8 x NR
-#if !defined(__aarch64__)
-    // x86 ISAs with a requantising micro-kernel: the CHW uint8 outputs are written by it in the
-    // last K slice (the earlier slices' tiles added in its registers), no epilogue pass over the
-    // int32 tiles. (aarch64 keeps its epilogue: not compiled there.)
-    const int fused = P->ukr_rq && !P->prep && j->out_kind == QOUT_CHW;
-#endif
-#if defined(__x86_64__)
-    // (the deconvolution's and the linear layers' tiles likewise: fused_slice_x86)
-    const int fused_x = fused_x86_kind(j, P);
-#endif
 #if defined(__x86_64__)
     em_qpsrc ps;
     const int p48 = panel48_src(j, P, &ps) && P->src_panels_setup(&ps) == 0;
@@ -1533,8 +1533,7 @@ static int run_range(const qjob *j, const em_qgemm_params *P, int pb_lo, int pb_
             // qgemm_run): the head's GEMM on them, its pixel blocks the same NR-wide ones. It may
             // grow this thread's buffers (no state of this chunk is left in them): accs again.
             if (run_range(j->head, P, c0, c0 + cn, 0, j->head->q.Mp / 8) != 0) return -1;
-            b = thread_qbufs(pbytes * cb + tile * 4 * MG * cb, pbytes * cb + 64,
-                             P->prep && !j->wprep ? P->prep_bytes_per_k * kcmax * MG : 1);
+            b = thread_qbufs(np, nt, nw);
             if (!b) return -1;
             accs = (int32_t *)(b->panel + pbytes * cb);
         }
@@ -2198,7 +2197,6 @@ int em_qconv1x1_blocks_u8_f32(const uint8_t *in, int Cin, int H, int W, int32_t 
 // (each thread's own).
 static __thread uint8_t *q1tab, *q1scr;
 static __thread size_t q1tabcap, q1scrcap;
-
 
 typedef struct {
     const em_q1rows *job;

@@ -47,41 +47,24 @@ EM_VNNI void em_qukr_u8s8_avx512vnni_8x32(int kp, const void *wblk, const uint8_
 // from 18/16 to 11/24 and the per-call overhead is spread over 1.5x the work. Panel EM_QP_K4
 // with NR = 48 (192 bytes per group of 4 k).
 // The multiply-accumulate loop of the 8x48 kernels (plain and requantising): c (holding the
-// starting values) += the sums over kp values of k.
+// starting values) += the sums over kp values of k, on the first nvec (1..3, a constant at every
+// call) of the 3 pixel vectors; c[i][nvec..2] keep their starting values. nvec < 3: a panel whose
+// pixels past 16 nvec are not stored (a layer's last panel: the mask head's side-by-side batches
+// of 14 or 15 RoIs end in a panel of 8 or 12 pixels, N 2744, 2940: 1 vector instead of 3 there).
 static inline __attribute__((always_inline)) EM_VNNI void vnni_8x48_loop(int kp, const uint8_t *w,
                                                                         const uint8_t *panel,
-                                                                        __m512i c[8][3]) {
-    const uint8_t *p = panel, *pend = panel + (size_t)(kp / 4) * 192;
-    for (; p < pend; p += 192, w += 32) {
-        __m512i x0 = _mm512_loadu_si512((const void *)p);
-        __m512i x1 = _mm512_loadu_si512((const void *)(p + 64));
-        __m512i x2 = _mm512_loadu_si512((const void *)(p + 128));
-#pragma clang loop unroll(full)
-        for (int i = 0; i < 8; i++) {
-            __m512i wb = _mm512_set1_epi32(*(const int32_t *)(w + i * 4));
-            c[i][0] = _mm512_dpbusd_epi32(c[i][0], x0, wb);
-            c[i][1] = _mm512_dpbusd_epi32(c[i][1], x1, wb);
-            c[i][2] = _mm512_dpbusd_epi32(c[i][2], x2, wb);
-        }
-    }
-}
-
-// vnni_8x48_loop on the first nvec (1 or 2, a constant) of the 3 pixel vectors only: a panel
-// whose pixels past 16 nvec are not stored (a layer's last panel; c[i][nvec..2] keep their
-// starting values). The mask head's side-by-side batches of 14 or 15 RoIs end in a panel of 8
-// or 12 pixels (N 2744, 2940): 1 vector instead of 3 there.
-static inline __attribute__((always_inline)) EM_VNNI void vnni_8x48_loop_part(int kp, const uint8_t *w,
-                                                                             const uint8_t *panel,
-                                                                             __m512i c[8][3], int nvec) {
+                                                                        __m512i c[8][3], int nvec) {
     const uint8_t *p = panel, *pend = panel + (size_t)(kp / 4) * 192;
     for (; p < pend; p += 192, w += 32) {
         __m512i x0 = _mm512_loadu_si512((const void *)p);
         __m512i x1 = nvec > 1 ? _mm512_loadu_si512((const void *)(p + 64)) : x0;
+        __m512i x2 = nvec > 2 ? _mm512_loadu_si512((const void *)(p + 128)) : x0;
 #pragma clang loop unroll(full)
         for (int i = 0; i < 8; i++) {
             __m512i wb = _mm512_set1_epi32(*(const int32_t *)(w + i * 4));
             c[i][0] = _mm512_dpbusd_epi32(c[i][0], x0, wb);
             if (nvec > 1) c[i][1] = _mm512_dpbusd_epi32(c[i][1], x1, wb);
+            if (nvec > 2) c[i][2] = _mm512_dpbusd_epi32(c[i][2], x2, wb);
         }
     }
 }
@@ -109,9 +92,9 @@ static inline __attribute__((always_inline)) EM_VNNI void vnni_8x48_sums(int kp,
     for (int i = 0; i < 8; i++)
         c[i][0] = c[i][1] = c[i][2] = acc || i >= rows ? _mm512_setzero_si512() : _mm512_set1_epi32(terms[i]);
     // lanes past nv are never stored by the callers: a short last panel sums only its vectors
-    if (nv > 32) vnni_8x48_loop(kp, w, panel, c);
-    else if (nv > 16) vnni_8x48_loop_part(kp, w, panel, c, 2);
-    else vnni_8x48_loop_part(kp, w, panel, c, 1);
+    if (nv > 32) vnni_8x48_loop(kp, w, panel, c, 3);
+    else if (nv > 16) vnni_8x48_loop(kp, w, panel, c, 2);
+    else vnni_8x48_loop(kp, w, panel, c, 1);
     if (acc) {
 #pragma clang loop unroll(full)
         for (int i = 0; i < 8; i++) {
@@ -128,7 +111,7 @@ EM_VNNI void em_qukr_u8s8_avx512vnni_8x48(int kp, const void *wblk, const uint8_
     __m512i c[8][3];
 #pragma clang loop unroll(full)
     for (int i = 0; i < 8; i++) c[i][0] = c[i][1] = c[i][2] = _mm512_setzero_si512();
-    vnni_8x48_loop(kp, (const uint8_t *)wblk, panel, c);
+    vnni_8x48_loop(kp, (const uint8_t *)wblk, panel, c, 3);
 #pragma clang loop unroll(full)
     for (int i = 0; i < 8; i++)
 #pragma clang loop unroll(full)
