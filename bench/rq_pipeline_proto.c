@@ -79,18 +79,20 @@ static T void ovl4(int kp,const uint8_t*w,const uint8_t*panels,int np,const uint
      __m512i y=rq1(q[i][j],vm,rq+i*ld+j*16,vzr,vrm,dores);
      __m128i b=_mm512_cvtusepi32_epi8(y);__asm__("":"+v"(b));_mm_storeu_si128((__m128i*)(dq+i*ld+j*16),b);}}
 }
-TN void ovl4_64(const uint8_t*w,const uint8_t*pa,int np,const uint8_t*r,size_t ld,uint8_t*d,int res){if(res)ovl4(64,w,pa,np,r,ld,d,1);else ovl4(64,w,pa,np,r,ld,d,0);}
-TN void ovl4_128(const uint8_t*w,const uint8_t*pa,int np,const uint8_t*r,size_t ld,uint8_t*d,int res){if(res)ovl4(128,w,pa,np,r,ld,d,1);else ovl4(128,w,pa,np,r,ld,d,0);}
-TN void seq64(const uint8_t*w,const uint8_t*pa,int np,const uint8_t*r,size_t ld,uint8_t*d,int res){if(res)seq(64,w,pa,np,r,ld,d,1);else seq(64,w,pa,np,r,ld,d,0);}
-TN void ovl64(const uint8_t*w,const uint8_t*pa,int np,const uint8_t*r,size_t ld,uint8_t*d,int res){if(res)ovl(64,w,pa,np,r,ld,d,1);else ovl(64,w,pa,np,r,ld,d,0);}
-TN void seq128(const uint8_t*w,const uint8_t*pa,int np,const uint8_t*r,size_t ld,uint8_t*d,int res){if(res)seq(128,w,pa,np,r,ld,d,1);else seq(128,w,pa,np,r,ld,d,0);}
-TN void ovl128(const uint8_t*w,const uint8_t*pa,int np,const uint8_t*r,size_t ld,uint8_t*d,int res){if(res)ovl(128,w,pa,np,r,ld,d,1);else ovl(128,w,pa,np,r,ld,d,0);}
-TN void seq_148(const uint8_t*w,const uint8_t*pa,int np,const uint8_t*r,size_t ld,uint8_t*d,int res){if(res)seq(148,w,pa,np,r,ld,d,1);else seq(148,w,pa,np,r,ld,d,0);}
-TN void ovl_148(const uint8_t*w,const uint8_t*pa,int np,const uint8_t*r,size_t ld,uint8_t*d,int res){if(res)ovl(148,w,pa,np,r,ld,d,1);else ovl(148,w,pa,np,r,ld,d,0);}
-TN void ovl4_148(const uint8_t*w,const uint8_t*pa,int np,const uint8_t*r,size_t ld,uint8_t*d,int res){if(res)ovl4(148,w,pa,np,r,ld,d,1);else ovl4(148,w,pa,np,r,ld,d,0);}
-TN void seq_256(const uint8_t*w,const uint8_t*pa,int np,const uint8_t*r,size_t ld,uint8_t*d,int res){if(res)seq(256,w,pa,np,r,ld,d,1);else seq(256,w,pa,np,r,ld,d,0);}
-TN void ovl_256(const uint8_t*w,const uint8_t*pa,int np,const uint8_t*r,size_t ld,uint8_t*d,int res){if(res)ovl(256,w,pa,np,r,ld,d,1);else ovl(256,w,pa,np,r,ld,d,0);}
-TN void ovl4_256(const uint8_t*w,const uint8_t*pa,int np,const uint8_t*r,size_t ld,uint8_t*d,int res){if(res)ovl4(256,w,pa,np,r,ld,d,1);else ovl4(256,w,pa,np,r,ld,d,0);}
+// one entry per (K, scheme): K and the residual flag constants inside each (res: 0 or 1)
+#define ENTRY(name, scheme, K) TN void name(const uint8_t*w,const uint8_t*pa,int np,const uint8_t*r,size_t ld,uint8_t*d,int res){if(res)scheme(K,w,pa,np,r,ld,d,1);else scheme(K,w,pa,np,r,ld,d,0);}
+ENTRY(ovl4_64, ovl4, 64)
+ENTRY(ovl4_128, ovl4, 128)
+ENTRY(seq64, seq, 64)
+ENTRY(ovl64, ovl, 64)
+ENTRY(seq128, seq, 128)
+ENTRY(ovl128, ovl, 128)
+ENTRY(seq_148, seq, 148)
+ENTRY(ovl_148, ovl, 148)
+ENTRY(ovl4_148, ovl4, 148)
+ENTRY(seq_256, seq, 256)
+ENTRY(ovl_256, ovl, 256)
+ENTRY(ovl4_256, ovl4, 256)
 typedef void (*fn)(const uint8_t*,const uint8_t*,int,const uint8_t*,size_t,uint8_t*,int);
 int main(int argc,char**argv){int K=atoi(argv[1]),res=atoi(argv[2]);long it=atol(argv[3]);int NP=16;
   uint8_t*pan=aligned_alloc(64,(size_t)K*48*NP),*w=aligned_alloc(64,K*8);size_t ld=48*NP;
